@@ -1,0 +1,160 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"path/filepath"
+	"runtime"
+	"strings"
+
+	"github.com/alecthomas/kong"
+)
+
+// Exit codes (see the README).
+const (
+	exitOK        = 0
+	exitSomeFail  = 1
+	exitUsage     = 2
+	exitAllFailed = 3
+)
+
+// env is the process environment as the CLI sees it (tests pass their own).
+type env struct {
+	lookup func(string) (string, bool)
+}
+
+// Globals are flags every subcommand takes.
+type Globals struct {
+	Debug     bool   `help:"Log every registry request (method, URL without query, status, duration); credentials are never logged."`
+	LogFormat string `name:"log-format" enum:"text,json" default:"text" help:"Log format on stderr: ${enum}."`
+	Log       string `name:"log" type:"path" placeholder:"FILE" help:"Write logs and per-image lines to FILE (truncated each run) instead of stderr."`
+}
+
+// CLI is the command tree.
+type CLI struct {
+	Globals
+
+	Sync    SyncCmd    `cmd:"" default:"withargs" help:"Copy images as the rule file says (the default command)."`
+	Version VersionCmd `cmd:"" help:"Print the version."`
+}
+
+// VersionCmd prints the version.
+type VersionCmd struct{}
+
+// Run implements the command.
+func (VersionCmd) Run(rc *runContext) error {
+	fmt.Fprintf(rc.stdout, "imagesync %s", version)
+	if commit != "" {
+		fmt.Fprintf(rc.stdout, " (%s)", commit)
+	}
+	fmt.Fprintf(rc.stdout, " %s %s/%s\n", runtime.Version(), runtime.GOOS, runtime.GOARCH)
+	return nil
+}
+
+// runContext is what every command's Run receives.
+type runContext struct {
+	ctx    context.Context
+	env    env
+	stdout io.Writer
+	stderr io.Writer
+	global *Globals
+}
+
+// exitError carries an exit code out of a command.
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e *exitError) Error() string {
+	if e.err == nil {
+		return fmt.Sprintf("exit %d", e.code)
+	}
+	return e.err.Error()
+}
+func (e *exitError) Unwrap() error { return e.err }
+
+func usageError(format string, a ...any) error {
+	return &exitError{code: exitUsage, err: fmt.Errorf(format, a...)}
+}
+
+type kongExit int
+
+const helpText = `Copy container images between registries, many to many, through memory and the network only.
+
+Reads AliyunContainerService/image-syncer's auth and images files unchanged.
+
+Examples:
+  imagesync --auth auth.json --images images.json
+  imagesync sync --auth auth.yaml --images images.yaml --proc 8 --retries 2
+  imagesync --config config.yaml                 # image-syncer's legacy file with auth: and images:
+  imagesync --images images.yaml --arch amd64,arm64 --output-failed-images failed.yaml`
+
+// run parses args and runs the command; it returns the exit code.
+func run(ctx context.Context, args []string, e env, stdout, stderr io.Writer) (code int) {
+	name := "imagesync"
+	if len(args) > 0 {
+		name = strings.TrimSuffix(filepath.Base(args[0]), ".exe")
+		args = args[1:]
+	}
+	_ = name
+	var cli CLI
+	parser, err := kong.New(&cli,
+		kong.Name("imagesync"),
+		kong.Description(helpText),
+		kong.Writers(stdout, stderr),
+		kong.Exit(func(c int) { panic(kongExit(c)) }),
+		kong.UsageOnError(),
+		kong.ConfigureHelp(kong.HelpOptions{Compact: true}),
+		kong.Resolvers(envResolver(e)),
+	)
+	if err != nil {
+		fmt.Fprintf(stderr, "imagesync: %v\n", err)
+		return exitUsage
+	}
+	defer func() {
+		if p := recover(); p != nil {
+			c, ok := p.(kongExit)
+			if !ok {
+				panic(p)
+			}
+			code = int(c)
+			if code != 0 {
+				code = exitUsage
+			}
+		}
+	}()
+	kctx, err := parser.Parse(args)
+	if err != nil {
+		fmt.Fprintf(stderr, "imagesync: %v\n", err)
+		return exitUsage
+	}
+	err = kctx.Run(&runContext{ctx: ctx, env: e, stdout: stdout, stderr: stderr, global: &cli.Globals})
+	if err == nil {
+		return exitOK
+	}
+	var xe *exitError
+	if errors.As(err, &xe) {
+		if xe.err != nil {
+			fmt.Fprintf(stderr, "imagesync: %v\n", xe.err)
+		}
+		return xe.code
+	}
+	fmt.Fprintf(stderr, "imagesync: %v\n", err)
+	return exitAllFailed
+}
+
+// envResolver lets flags with an `env` tag read the environment given to run
+// (os.LookupEnv in main), so tests do not have to change the process's.
+func envResolver(e env) kong.ResolverFunc {
+	return func(_ *kong.Context, _ *kong.Path, flag *kong.Flag) (any, error) {
+		for _, name := range flag.Envs {
+			if v, ok := e.lookup(name); ok && v != "" {
+				return v, nil
+			}
+		}
+		return nil, nil
+	}
+}

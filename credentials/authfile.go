@@ -1,0 +1,199 @@
+// Package credentials owns every credential lookup of a run: image-syncer
+// auth files (longest registry/namespace prefix wins), and — behind the same
+// Keychain interface — docker's config.json, then anonymous access.
+package credentials
+
+import (
+	"fmt"
+	"slices"
+	"sort"
+	"strings"
+
+	"github.com/imagesync/imagesync/internal/cfgfile"
+	"github.com/imagesync/imagesync/internal/envexpand"
+)
+
+// Entry is one key of an auth file.
+type Entry struct {
+	Key      string // normalised: "quay.io", "quay.io/coreos"
+	Raw      string // the key as written
+	Line     int
+	Username string
+	Password string
+	Insecure bool
+}
+
+// HasCredentials reports whether the entry carries a username or password.
+func (e Entry) HasCredentials() bool { return e.Username != "" || e.Password != "" }
+
+// AuthFile is a parsed image-syncer auth file (or the `auth:` part of a legacy config file).
+type AuthFile struct {
+	File    string
+	Entries []Entry // sorted by key length, longest first
+	// Warnings are non-fatal observations (unknown fields) for the caller to log.
+	Warnings []string
+}
+
+// LoadAuthFile reads an auth file (.json, .yaml or .yml).
+func LoadAuthFile(path string, lookup func(string) (string, bool)) (*AuthFile, error) {
+	n, err := cfgfile.Load(path)
+	if err != nil {
+		return nil, err
+	}
+	return AuthFromNode(path, n, lookup)
+}
+
+var knownFields = []string{"username", "password", "insecure"}
+
+// AuthFromNode builds an AuthFile from a decoded map node. Every error names
+// the file, the line and the key; all errors are returned at once.
+func AuthFromNode(file string, n *cfgfile.Node, lookup func(string) (string, bool)) (*AuthFile, error) {
+	af := &AuthFile{File: file}
+	if n == nil || n.Kind == cfgfile.Null {
+		return af, nil
+	}
+	if n.Kind != cfgfile.Map {
+		return nil, &cfgfile.Error{File: file, Line: n.Line, Msg: "auth file must be a map from registry[/namespace] to {username, password, insecure}"}
+	}
+	var errs []error
+	seen := map[string]int{}
+	for _, kv := range n.Map {
+		bad := func(line int, format string, a ...any) {
+			errs = append(errs, &cfgfile.Error{File: file, Line: line, Key: kv.Key, Msg: fmt.Sprintf(format, a...)})
+		}
+		key, err := NormalizeKey(kv.Key)
+		if err != nil {
+			bad(kv.Line, "%v", err)
+			continue
+		}
+		if prev, ok := seen[key]; ok {
+			bad(kv.Line, "same registry/namespace as the key at line %d", prev)
+			continue
+		}
+		seen[key] = kv.Line
+		e := Entry{Key: key, Raw: kv.Key, Line: kv.Line}
+		v := kv.Value
+		if v == nil || v.Kind != cfgfile.Map {
+			bad(kv.Line, "value must be a map with username, password and insecure")
+			continue
+		}
+		for _, f := range v.Map {
+			switch f.Key {
+			case "username", "password":
+				if f.Value.Kind != cfgfile.String && f.Value.Kind != cfgfile.Null {
+					// a number as password would be silently mangled by YAML: insist on quoting
+					bad(f.Line, "%s must be a string (quote it)", f.Key)
+					continue
+				}
+				s, err := envexpand.Expand(f.Value.Str, lookup)
+				if err != nil {
+					bad(f.Line, "%s: %v", f.Key, err)
+					continue
+				}
+				if f.Key == "username" {
+					e.Username = s
+				} else {
+					e.Password = s
+				}
+			case "insecure":
+				if f.Value.Kind != cfgfile.Bool {
+					bad(f.Line, "insecure must be true or false")
+					continue
+				}
+				e.Insecure = f.Value.Bool
+			default:
+				if !slices.Contains(knownFields, f.Key) {
+					af.Warnings = append(af.Warnings, fmt.Sprintf("%s:%d: key %q: unknown field %q ignored", file, f.Line, kv.Key, f.Key))
+				}
+			}
+		}
+		af.Entries = append(af.Entries, e)
+	}
+	if len(errs) > 0 {
+		return nil, joinErrors(errs)
+	}
+	sort.SliceStable(af.Entries, func(i, j int) bool { return len(af.Entries[i].Key) > len(af.Entries[j].Key) })
+	return af, nil
+}
+
+// Match returns the entry whose key is the longest prefix of
+// registry/repository ending at a "/" boundary (or equal to it).
+func (a *AuthFile) Match(registry, repository string) (Entry, bool) {
+	if a == nil {
+		return Entry{}, false
+	}
+	full := NormalizeRegistry(registry) + "/" + repository
+	for _, e := range a.Entries { // longest first
+		if full == e.Key || strings.HasPrefix(full, e.Key+"/") {
+			return e, true
+		}
+	}
+	return Entry{}, false
+}
+
+// Secrets returns every password in the file, for redaction.
+func (a *AuthFile) Secrets() []string {
+	var out []string
+	if a == nil {
+		return nil
+	}
+	for _, e := range a.Entries {
+		if e.Password != "" {
+			out = append(out, e.Password)
+		}
+	}
+	return out
+}
+
+// NormalizeRegistry maps Docker Hub's aliases to "docker.io" and lower-cases the host.
+func NormalizeRegistry(r string) string {
+	r = strings.ToLower(r)
+	switch r {
+	case "index.docker.io", "registry-1.docker.io", "registry.hub.docker.com":
+		return "docker.io"
+	}
+	return r
+}
+
+// NormalizeKey turns an auth-file key into "registry[/namespace…]": a scheme
+// and trailing slashes are dropped and Docker Hub's aliases become docker.io
+// (so docker's "https://index.docker.io/v1/" key means docker.io).
+func NormalizeKey(k string) (string, error) {
+	s := strings.TrimSpace(k)
+	s = strings.TrimPrefix(strings.TrimPrefix(s, "https://"), "http://")
+	s = strings.TrimRight(s, "/")
+	if s == "" {
+		return "", fmt.Errorf("empty registry key")
+	}
+	reg, rest, _ := strings.Cut(s, "/")
+	reg = NormalizeRegistry(reg)
+	if reg == "docker.io" && rest == "v1" { // https://index.docker.io/v1/
+		rest = ""
+	}
+	if strings.ContainsAny(s, " \t") {
+		return "", fmt.Errorf("registry key must not contain spaces")
+	}
+	if rest == "" {
+		return reg, nil
+	}
+	return reg + "/" + rest, nil
+}
+
+type errorList []error
+
+func (l errorList) Error() string {
+	parts := make([]string, len(l))
+	for i, e := range l {
+		parts[i] = e.Error()
+	}
+	return strings.Join(parts, "\n")
+}
+
+func (l errorList) Unwrap() []error { return l }
+
+func joinErrors(errs []error) error {
+	if len(errs) == 1 {
+		return errs[0]
+	}
+	return errorList(errs)
+}

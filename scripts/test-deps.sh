@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# Installs the real registry servers the integration tests run against
+# (internal/registrytest), when missing, and prints their paths as
+#   export IMAGESYNC_REGISTRY_V2=...
+#   export IMAGESYNC_REGISTRY_V3=...
+# on stdout (and nothing else), so that a Makefile/CI can do
+#   eval "$(scripts/test-deps.sh)"
+# Progress goes to stderr. Safe to run repeatedly.
+set -euo pipefail
+
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+V2=/usr/bin/docker-registry
+V3="$REPO/bin/registry"
+V3_VERSION=v3.0.0
+
+log() { printf 'test-deps: %s\n' "$*" >&2; }
+
+# Run as root: directly, via sudo, or fail.
+as_root() {
+	if [ "$(id -u)" -eq 0 ]; then
+		"$@"
+	elif command -v sudo >/dev/null 2>&1; then
+		sudo "$@"
+	else
+		log "need root for: $* (no sudo)"
+		return 1
+	fi
+}
+
+# --- distribution 2.8 (Debian's docker-registry) + htpasswd ----------------
+if [ -x "$V2" ] && command -v htpasswd >/dev/null 2>&1; then
+	log "found $V2 and htpasswd"
+elif command -v apt-get >/dev/null 2>&1; then
+	pkgs=()
+	[ -x "$V2" ] || pkgs+=(docker-registry)
+	command -v htpasswd >/dev/null 2>&1 || pkgs+=(apache2-utils)
+	log "installing ${pkgs[*]} with apt-get"
+	as_root apt-get update -qq >&2
+	as_root env DEBIAN_FRONTEND=noninteractive \
+		apt-get install -y -qq --no-install-recommends "${pkgs[@]}" >&2
+	# The package may start a system registry on :5000; the tests do not want it.
+	if [[ " ${pkgs[*]} " == *" docker-registry "* ]]; then
+		if command -v systemctl >/dev/null 2>&1; then
+			as_root systemctl stop docker-registry >&2 2>/dev/null || true
+		fi
+		if command -v service >/dev/null 2>&1; then
+			as_root service docker-registry stop >&2 2>/dev/null || true
+		fi
+	fi
+	[ -x "$V2" ] || { log "$V2 still missing after apt-get install"; exit 1; }
+else
+	log "no apt-get (macOS?): skipping Debian's docker-registry; distribution-2.8 tests will be skipped" \
+		"unless IMAGESYNC_REGISTRY_V2 points at a 2.8 binary"
+	command -v htpasswd >/dev/null 2>&1 || log "htpasswd not found: tests using Options.Htpasswd will be skipped"
+fi
+
+# --- distribution v3 --------------------------------------------------------
+if [ -x "$V3" ]; then
+	log "found $V3"
+else
+	command -v go >/dev/null 2>&1 || { log "go not found, cannot build distribution $V3_VERSION"; exit 1; }
+	log "building github.com/distribution/distribution/v3/cmd/registry@$V3_VERSION into $REPO/bin"
+	mkdir -p "$REPO/bin"
+	GOFLAGS=-buildvcs=false GOBIN="$REPO/bin" \
+		go install "github.com/distribution/distribution/v3/cmd/registry@$V3_VERSION" >&2
+	[ -x "$V3" ] || { log "$V3 missing after go install"; exit 1; }
+fi
+
+echo "export IMAGESYNC_REGISTRY_V2=$V2"
+echo "export IMAGESYNC_REGISTRY_V3=$V3"

@@ -1,0 +1,294 @@
+package engine
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"strings"
+	"sync"
+
+	"github.com/imagesync/imagesync/sync/engine/registry"
+)
+
+// blobTracker is the run's knowledge of what each destination registry
+// holds, so a blob is uploaded once per registry and mounted everywhere else.
+type blobTracker struct {
+	mu        sync.Mutex
+	present   map[string]map[string]bool // host+digest → repositories that have it
+	manifests map[string]bool            // host/repo@digest known present
+	flights   map[string]*flight         // host+digest → upload in progress
+}
+
+type flight struct {
+	done chan struct{}
+	repo string // where it was uploaded
+	err  error
+}
+
+func newBlobTracker() *blobTracker {
+	return &blobTracker{present: map[string]map[string]bool{}, manifests: map[string]bool{}, flights: map[string]*flight{}}
+}
+
+func blobKey(r *registry.Repo, digest string) string { return r.Host() + "@" + digest }
+
+func (b *blobTracker) has(r *registry.Repo, digest string) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.present[blobKey(r, digest)][r.Name]
+}
+
+func (b *blobTracker) add(r *registry.Repo, digest string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	k := blobKey(r, digest)
+	if b.present[k] == nil {
+		b.present[k] = map[string]bool{}
+	}
+	b.present[k][r.Name] = true
+}
+
+// mountFrom returns a repository of r's registry known to hold the blob.
+func (b *blobTracker) mountFrom(r *registry.Repo, digest string) string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	best := ""
+	for repo := range b.present[blobKey(r, digest)] {
+		if repo != r.Name && (best == "" || repo < best) { // deterministic
+			best = repo
+		}
+	}
+	return best
+}
+
+// claim makes the caller the uploader of digest to r's registry, or returns
+// the flight already under way.
+func (b *blobTracker) claim(r *registry.Repo, digest string) (f *flight, leader bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	k := blobKey(r, digest)
+	if f, ok := b.flights[k]; ok {
+		return f, false
+	}
+	f = &flight{done: make(chan struct{}), repo: r.Name}
+	b.flights[k] = f
+	return f, true
+}
+
+func (b *blobTracker) land(r *registry.Repo, digest string, f *flight, err error) {
+	if err == nil {
+		b.add(r, digest)
+	}
+	b.mu.Lock()
+	delete(b.flights, blobKey(r, digest))
+	b.mu.Unlock()
+	f.err = err
+	close(f.done)
+}
+
+func (b *blobTracker) hasManifest(r *registry.Repo, digest string) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.manifests[r.Host()+"/"+r.Name+"@"+digest]
+}
+
+func (b *blobTracker) manifestPresent(r *registry.Repo, digest string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.manifests[r.Host()+"/"+r.Name+"@"+digest] = true
+}
+
+// copyBlobs puts every blob into every target, blobs in parallel.
+func (e *Engine) copyBlobs(ctx context.Context, src *registry.Repo, blobs []blobDesc, targets []*target) {
+	var wg sync.WaitGroup
+	limit := make(chan struct{}, e.opt.Concurrency)
+	seen := map[string]bool{}
+	for _, b := range blobs {
+		if seen[b.Digest] {
+			continue
+		}
+		seen[b.Digest] = true
+		for _, t := range targets {
+			wg.Add(1)
+			limit <- struct{}{}
+			go func() {
+				defer func() { <-limit; wg.Done() }()
+				if t.failed() || ctx.Err() != nil {
+					return
+				}
+				n, err := e.ensureBlob(ctx, src, b, t.repo)
+				t.addBytes(n)
+				if err != nil {
+					t.fail(fmt.Errorf("blob %s: %w", b.Digest, err))
+				}
+			}()
+		}
+	}
+	wg.Wait()
+}
+
+// ensureBlob makes the blob present in dst: known → HEAD → mount from a
+// repository of the same registry → upload (once per registry; concurrent
+// askers wait for the upload and mount from it). It returns bytes uploaded.
+func (e *Engine) ensureBlob(ctx context.Context, src *registry.Repo, b blobDesc, dst *registry.Repo) (int64, error) {
+	if e.blobs.has(dst, b.Digest) {
+		return 0, nil
+	}
+	ok, err := dst.HeadBlob(ctx, b.Digest)
+	if err != nil {
+		return 0, err
+	}
+	if ok {
+		e.blobs.add(dst, b.Digest)
+		return 0, nil
+	}
+	for round := 0; ; round++ {
+		from := e.blobs.mountFrom(dst, b.Digest)
+		if from == "" && src.Host() == dst.Host() && src.Name != dst.Name {
+			from = src.Name // same registry: mount straight from the source
+		}
+		location := ""
+		if from != "" {
+			loc, mounted, err := dst.StartUpload(ctx, b.Digest, from)
+			if err != nil {
+				return 0, err
+			}
+			if mounted {
+				e.blobs.add(dst, b.Digest)
+				e.mounted.Add(1)
+				e.log.Debug("mounted blob", "digest", b.Digest, "into", dst.String(), "from", from)
+				return 0, nil
+			}
+			location = loc // the registry declined the mount and opened an upload
+		}
+		f, leader := e.blobs.claim(dst, b.Digest)
+		if !leader && round < 3 {
+			select {
+			case <-f.done:
+			case <-ctx.Done():
+				return 0, ctx.Err()
+			}
+			if f.err == nil && f.repo == dst.Name {
+				return 0, nil
+			}
+			continue // mount from the repository it landed in, or take over
+		}
+		n, err := e.upload(ctx, src, b, dst, location)
+		if leader {
+			e.blobs.land(dst, b.Digest, f, err)
+		} else if err == nil {
+			e.blobs.add(dst, b.Digest)
+		}
+		return n, err
+	}
+}
+
+// upload streams the blob from src into dst: no disk, no whole-blob buffer,
+// the digest checked while streaming so a corrupt read never completes a
+// PUT. A transient failure restarts the upload from a fresh read.
+func (e *Engine) upload(ctx context.Context, src *registry.Repo, b blobDesc, dst *registry.Repo, location string) (int64, error) {
+	select {
+	case e.sem <- struct{}{}:
+	case <-ctx.Done():
+		return 0, ctx.Err()
+	}
+	defer func() { <-e.sem }()
+	var lastErr error
+	for attempt := 0; attempt < 3; attempt++ {
+		if attempt > 0 {
+			location = ""
+			e.log.Debug("restarting upload", "digest", b.Digest, "into", dst.String(), "error", lastErr)
+		}
+		n, err := e.uploadOnce(ctx, src, b, dst, location)
+		if err == nil {
+			e.uploaded.Add(1)
+			e.bytes.Add(n)
+			return n, nil
+		}
+		lastErr = err
+		if registry.IsPermanent(err) || ctx.Err() != nil {
+			break
+		}
+	}
+	return 0, lastErr
+}
+
+func (e *Engine) uploadOnce(ctx context.Context, src *registry.Repo, b blobDesc, dst *registry.Repo, location string) (int64, error) {
+	if location == "" {
+		loc, _, err := dst.StartUpload(ctx, b.Digest, "")
+		if err != nil {
+			return 0, err
+		}
+		location = loc
+	}
+	rc, size, err := src.GetBlob(ctx, b.Digest)
+	if err != nil {
+		return 0, fmt.Errorf("reading from %s: %w", src, err)
+	}
+	defer rc.Close()
+	if size >= 0 && b.Size > 0 && size != b.Size {
+		return 0, registry.Permanent(fmt.Errorf("source sent %d bytes, the manifest says %d", size, b.Size))
+	}
+	if size < 0 {
+		size = b.Size
+	}
+	vr, err := newVerifier(rc, b.Digest, size)
+	if err != nil {
+		return 0, err
+	}
+	if err := dst.PutUpload(ctx, location, b.Digest, size, vr); err != nil {
+		if vr.err != nil {
+			return 0, vr.err
+		}
+		return 0, err
+	}
+	return vr.n, nil
+}
+
+// verifier passes a blob through while hashing it; at the end it fails the
+// read (and so the PUT carrying it) when the digest or size is wrong.
+type verifier struct {
+	r      io.Reader
+	h      hash.Hash
+	want   string
+	size   int64
+	n      int64
+	err    error
+	digest string
+}
+
+func newVerifier(r io.Reader, digest string, size int64) (*verifier, error) {
+	if !strings.HasPrefix(digest, "sha256:") {
+		return nil, registry.Permanent(fmt.Errorf("unsupported digest algorithm in %s", digest))
+	}
+	return &verifier{r: r, h: sha256.New(), want: digest, size: size}, nil
+}
+
+var errDigestMismatch = errors.New("digest mismatch")
+
+func (v *verifier) Read(p []byte) (int, error) {
+	n, err := v.r.Read(p)
+	v.h.Write(p[:n])
+	v.n += int64(n)
+	if v.size >= 0 && v.n > v.size {
+		v.err = registry.Permanent(fmt.Errorf("source sent more than %d bytes", v.size))
+		return n, v.err
+	}
+	if err == io.EOF {
+		got := "sha256:" + hex.EncodeToString(v.h.Sum(nil))
+		if got != v.want {
+			v.err = registry.Permanent(fmt.Errorf("%w: source blob hashes to %s", errDigestMismatch, got))
+			return n, v.err
+		}
+		if v.size >= 0 && v.n != v.size {
+			v.err = fmt.Errorf("source blob ended after %d of %d bytes", v.n, v.size)
+			return n, v.err
+		}
+	} else if err != nil {
+		v.err = err
+	}
+	return n, err
+}

@@ -1,0 +1,327 @@
+package engine
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"sync"
+
+	"github.com/imagesync/imagesync/sync/engine/registry"
+	"github.com/imagesync/imagesync/sync/rules"
+)
+
+// target is one destination a manifest is being copied to.
+type target struct {
+	repo  *registry.Repo
+	ref   string // tag or digest the manifest is PUT under
+	mu    sync.Mutex
+	err   error
+	bytes int64
+}
+
+func (t *target) fail(err error) {
+	t.mu.Lock()
+	if t.err == nil {
+		t.err = err
+	}
+	t.mu.Unlock()
+}
+
+func (t *target) failed() bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.err != nil
+}
+
+func (t *target) addBytes(n int64) {
+	t.mu.Lock()
+	t.bytes += n
+	t.mu.Unlock()
+}
+
+func alive(ts []*target) []*target {
+	var out []*target
+	for _, t := range ts {
+		if !t.failed() {
+			out = append(out, t)
+		}
+	}
+	return out
+}
+
+// source is a unit's source manifest, read at most once.
+type source struct {
+	repo *registry.Repo
+	ref  string
+	desc registry.Descriptor
+	raw  []byte
+	made map[string]manifestBytes // indexes written by the platform filter
+}
+
+func (s *source) load(ctx context.Context) error {
+	if s.raw != nil {
+		return nil
+	}
+	raw, d, err := s.repo.GetManifest(ctx, s.ref)
+	if err != nil {
+		return err
+	}
+	s.raw, s.desc = raw, d
+	return nil
+}
+
+// syncUnit decides and copies one source reference to its destinations.
+func (e *Engine) syncUnit(ctx context.Context, u *unit) []JobResult {
+	results := make([]JobResult, len(u.jobs))
+	for i, j := range u.jobs {
+		results[i] = JobResult{Job: j}
+	}
+	failAll := func(err error) []JobResult {
+		for i := range results {
+			results[i].Action, results[i].Err = Failed, err
+		}
+		return results
+	}
+
+	repo, err := e.c.Repo(ctx, u.src.Registry, u.src.Repository, false)
+	if err != nil {
+		return failAll(err)
+	}
+	src := &source{repo: repo, ref: u.src.Tag, made: map[string]manifestBytes{}}
+	if u.src.Digest != "" {
+		src.ref = u.src.Digest
+		src.desc.Digest = u.src.Digest // no HEAD needed: the digest is the answer
+	} else {
+		d, err := repo.HeadManifest(ctx, src.ref)
+		if err != nil {
+			return failAll(e.explain(repo, err))
+		}
+		src.desc = d
+		if isSchema1(d.MediaType) {
+			return failAll(schema1Error())
+		}
+	}
+
+	// The digest the destination must end up with.
+	want := src.desc.Digest
+	if !e.opt.Filter.Empty() {
+		if err := src.load(ctx); err != nil {
+			return failAll(e.explain(repo, err))
+		}
+		switch mt := src.desc.MediaType; {
+		case isSchema1(mt):
+			return failAll(schema1Error())
+		case isIndex(mt):
+			out, kept, err := filterIndex(ctx, repo, src.raw, e.opt.Filter, src.made)
+			if err != nil {
+				return failAll(e.explain(repo, err))
+			}
+			if kept == 0 {
+				for i := range results {
+					results[i].Action = Filtered
+					results[i].Err = fmt.Errorf("no image matches the platform filter %s", e.opt.Filter)
+				}
+				return results
+			}
+			if want = registry.Digest(out); want != src.desc.Digest {
+				src.raw = out
+				e.log.Debug("platform filter rewrote index", "source", u.src.String(), "digest", want)
+			}
+		default:
+			p, err := imagePlatform(ctx, repo, src.raw)
+			if err != nil {
+				return failAll(e.explain(repo, err))
+			}
+			if !e.opt.Filter.Match(p) {
+				for i := range results {
+					results[i].Action = Filtered
+					results[i].Err = fmt.Errorf("image platform %s/%s does not match the filter %s", p.OS, p.Arch, e.opt.Filter)
+				}
+				return results
+			}
+		}
+	}
+
+	// Decide per destination with one HEAD each.
+	var targets []*target
+	owners := map[*target]int{}
+	for i, j := range u.jobs {
+		results[i].Digest = want
+		if j.Destination.Tag == "" {
+			results[i].Job.Destination.Digest = want
+		}
+		if j.Destination.Digest != "" && j.Destination.Digest != want {
+			results[i].Action = Failed
+			results[i].Err = registry.Permanent(fmt.Errorf("destination pins %s but the source is %s", j.Destination.Digest, want))
+			continue
+		}
+		dst, err := e.c.Repo(ctx, j.Destination.Registry, j.Destination.Repository, true)
+		if err != nil {
+			results[i].Action, results[i].Err = Failed, err
+			continue
+		}
+		ref := j.Destination.Tag
+		if ref == "" {
+			ref = want
+		}
+		if !e.opt.Force {
+			d, err := dst.HeadManifest(ctx, ref)
+			switch {
+			case err == nil && d.Digest == want:
+				results[i].Action = Skipped
+				continue
+			case err != nil && !registry.IsNotFound(err):
+				results[i].Action, results[i].Err = Failed, e.explain(dst, err)
+				continue
+			}
+		}
+		t := &target{repo: dst, ref: ref}
+		targets = append(targets, t)
+		owners[t] = i
+	}
+	if len(targets) == 0 {
+		return results
+	}
+
+	if err := src.load(ctx); err != nil {
+		return failAll(e.explain(repo, err))
+	}
+	if isSchema1(src.desc.MediaType) {
+		return failAll(schema1Error())
+	}
+	e.copyManifest(ctx, src, src.raw, src.desc.MediaType, targets)
+	for _, t := range targets {
+		i := owners[t]
+		results[i].Bytes = t.bytes
+		if t.err != nil {
+			results[i].Action, results[i].Err = Failed, e.explain(t.repo, t.err)
+		} else {
+			results[i].Action = Copied
+		}
+	}
+	return results
+}
+
+// copyManifest copies one manifest (an index with its children, or an image
+// with its blobs) to every live target: children before index, blobs before
+// manifest, the manifest bytes untouched.
+func (e *Engine) copyManifest(ctx context.Context, src *source, raw []byte, mediaType string, targets []*target) {
+	switch {
+	case isSchema1(mediaType):
+		for _, t := range targets {
+			t.fail(schema1Error())
+		}
+		return
+	case isIndex(mediaType):
+		children, err := parseIndex(raw)
+		if err != nil {
+			for _, t := range targets {
+				t.fail(err)
+			}
+			return
+		}
+		for _, c := range children {
+			live := alive(targets)
+			if len(live) == 0 {
+				return
+			}
+			e.copyChild(ctx, src, c, live)
+		}
+	default:
+		var m imageManifest
+		if err := json.Unmarshal(raw, &m); err != nil {
+			for _, t := range targets {
+				t.fail(registry.Permanent(fmt.Errorf("parsing manifest: %w", err)))
+			}
+			return
+		}
+		blobs := []blobDesc{m.Config}
+		for _, l := range m.Layers {
+			if len(l.URLs) > 0 { // foreign layer: stays where its URLs point
+				continue
+			}
+			blobs = append(blobs, l)
+		}
+		e.copyBlobs(ctx, src.repo, blobs, targets)
+	}
+	var wg sync.WaitGroup
+	for _, t := range alive(targets) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := t.repo.PutManifest(ctx, t.ref, mediaType, raw); err != nil {
+				t.fail(err)
+				return
+			}
+			e.blobs.manifestPresent(t.repo, registry.Digest(raw))
+		}()
+	}
+	wg.Wait()
+}
+
+// copyChild copies one child of an index to the targets that lack it.
+func (e *Engine) copyChild(ctx context.Context, src *source, c childDesc, parents []*target) {
+	var need []*target
+	var links = map[*target]*target{}
+	for _, p := range parents {
+		if e.blobs.hasManifest(p.repo, c.Digest) {
+			continue
+		}
+		if !e.opt.Force {
+			d, err := p.repo.HeadManifest(ctx, c.Digest)
+			if err == nil && d.Digest == c.Digest {
+				e.blobs.manifestPresent(p.repo, c.Digest)
+				continue
+			}
+			if err != nil && !registry.IsNotFound(err) {
+				p.fail(fmt.Errorf("child %s: %w", c.Digest, err))
+				continue
+			}
+		}
+		t := &target{repo: p.repo, ref: c.Digest}
+		need = append(need, t)
+		links[t] = p
+	}
+	if len(need) == 0 {
+		return
+	}
+	var raw []byte
+	mt := c.MediaType
+	if m, ok := src.made[c.Digest]; ok {
+		raw = m.raw
+	} else {
+		b, d, err := src.repo.GetManifest(ctx, c.Digest)
+		if err != nil {
+			for _, p := range parents {
+				p.fail(fmt.Errorf("child %s: %w", c.Digest, err))
+			}
+			return
+		}
+		raw = b
+		if mt == "" {
+			mt = d.MediaType
+		}
+	}
+	e.copyManifest(ctx, src, raw, mt, need)
+	for _, t := range need {
+		p := links[t]
+		p.addBytes(t.bytes)
+		if t.err != nil {
+			p.fail(fmt.Errorf("child %s: %w", c.Digest, t.err))
+		}
+	}
+}
+
+func schema1Error() error {
+	return registry.Permanent(fmt.Errorf("Docker schema 1 manifests are not supported: rebuild or re-push the image with a current Docker (schema 2)")) //nolint:staticcheck // proper noun
+}
+
+// explain adds what to check to authentication failures.
+func (e *Engine) explain(r *registry.Repo, err error) error {
+	if registry.IsUnauthorized(err) {
+		return fmt.Errorf("%w (access to %s denied using %s: check the auth file entry or docker login)", err, r, r.Access.Source)
+	}
+	return err
+}
+
+var _ = rules.Job{}

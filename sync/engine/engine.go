@@ -1,0 +1,227 @@
+// Package engine is imagesync's copy engine: it expands rules into jobs,
+// decides per job with manifest HEADs, and copies manifests byte for byte
+// with their blobs streamed source → destination, deduplicated and mounted
+// across the run. plan, sync and verify are views of the same engine.
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"runtime/debug"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/imagesync/imagesync/sync/engine/registry"
+	"github.com/imagesync/imagesync/sync/rules"
+)
+
+// Action is what happened to a job.
+type Action string
+
+const (
+	Copied   Action = "copied"
+	Skipped  Action = "skipped"  // destination already had the digest
+	Filtered Action = "filtered" // no platform matched the filter
+	Failed   Action = "failed"
+)
+
+// JobResult is the outcome of one source → destination job.
+type JobResult struct {
+	Job      rules.Job
+	Action   Action
+	Digest   string // digest now at the destination (or that would be)
+	Bytes    int64  // blob bytes uploaded for this destination
+	Attempts int
+	Err      error
+	Duration time.Duration
+}
+
+// Summary counts a run.
+type Summary struct {
+	Copied, Skipped, Filtered, Failed int
+	Bytes                             int64 // blob bytes uploaded
+	BlobsUploaded, BlobsMounted       int64
+	Requests, Retries                 int64
+	Duration                          time.Duration
+}
+
+// Result is a whole run.
+type Result struct {
+	Jobs    []JobResult
+	Summary Summary
+}
+
+// Options configure an Engine.
+type Options struct {
+	Concurrency int  // concurrent images and blob transfers (--proc)
+	Retries     int  // extra attempts for a failed job (--retries)
+	Force       bool // push manifests even when the destination matches
+	Filter      Filter
+	Logger      *slog.Logger
+	// OnResult is called once per finished job, from worker goroutines.
+	OnResult func(JobResult)
+}
+
+// Engine runs jobs against one registry client.
+type Engine struct {
+	c     *registry.Client
+	opt   Options
+	blobs *blobTracker
+	sem   chan struct{} // bounds blob transfers
+	log   *slog.Logger
+
+	uploaded, mounted atomic.Int64
+	bytes             atomic.Int64
+}
+
+// New returns an Engine.
+func New(c *registry.Client, opt Options) *Engine {
+	if opt.Concurrency < 1 {
+		opt.Concurrency = 1
+	}
+	if opt.Retries < 0 {
+		opt.Retries = 0
+	}
+	log := opt.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Engine{c: c, opt: opt, blobs: newBlobTracker(), sem: make(chan struct{}, opt.Concurrency), log: log}
+}
+
+// unit is one source reference with every destination that wants it: the
+// source is read once for all of them.
+type unit struct {
+	src      rules.Ref
+	jobs     []rules.Job
+	attempts int
+}
+
+func groupUnits(jobs []rules.Job) []*unit {
+	var units []*unit
+	byKey := map[string]*unit{}
+	for _, j := range jobs {
+		k := j.Source.String()
+		u, ok := byKey[k]
+		if !ok {
+			u = &unit{src: j.Source}
+			byKey[k] = u
+			units = append(units, u)
+		}
+		u.jobs = append(u.jobs, j)
+	}
+	return units
+}
+
+// Sync copies every job. Results that were already decided (failed tag
+// listings from Expand) are passed in pre and reported as they are.
+func (e *Engine) Sync(ctx context.Context, jobs []rules.Job, pre []JobResult) *Result {
+	start := time.Now()
+	res := &Result{}
+	var mu sync.Mutex
+	record := func(r JobResult) {
+		mu.Lock()
+		res.Jobs = append(res.Jobs, r)
+		mu.Unlock()
+		if e.opt.OnResult != nil {
+			e.opt.OnResult(r)
+		}
+	}
+	for _, r := range pre {
+		record(r)
+	}
+
+	units := groupUnits(jobs)
+	queue := make(chan *unit, len(units))
+	for _, u := range units {
+		queue <- u
+	}
+	var pending sync.WaitGroup
+	pending.Add(len(units))
+	go func() { pending.Wait(); close(queue) }()
+
+	var workers sync.WaitGroup
+	for range min(e.opt.Concurrency, max(len(units), 1)) {
+		workers.Add(1)
+		go func() {
+			defer workers.Done()
+			for u := range queue {
+				if ctx.Err() != nil {
+					for _, j := range u.jobs {
+						record(JobResult{Job: j, Action: Failed, Err: fmt.Errorf("not started: %w", context.Cause(ctx)), Attempts: u.attempts})
+					}
+					pending.Done()
+					continue
+				}
+				u.attempts++
+				var retry []rules.Job
+				for _, r := range e.runUnit(ctx, u) {
+					if r.Action == Failed && !registry.IsPermanent(r.Err) && u.attempts <= e.opt.Retries && ctx.Err() == nil {
+						e.log.Warn("will retry", "source", r.Job.Source.String(), "destination", r.Job.Destination.String(), "attempt", u.attempts, "error", r.Err)
+						retry = append(retry, r.Job)
+						continue
+					}
+					record(r)
+				}
+				if len(retry) > 0 {
+					u.jobs = retry
+					queue <- u // goes to the back; capacity is len(units), one slot per unit
+					continue
+				}
+				pending.Done()
+			}
+		}()
+	}
+	workers.Wait()
+
+	s := &res.Summary
+	for _, r := range res.Jobs {
+		switch r.Action {
+		case Copied:
+			s.Copied++
+		case Skipped:
+			s.Skipped++
+		case Filtered:
+			s.Filtered++
+		case Failed:
+			s.Failed++
+		}
+	}
+	s.Bytes = e.bytes.Load()
+	s.BlobsUploaded = e.uploaded.Load()
+	s.BlobsMounted = e.mounted.Load()
+	s.Requests = e.c.Stats.Requests.Load()
+	s.Retries = e.c.Stats.Retries.Load()
+	s.Duration = time.Since(start)
+	return res
+}
+
+// runUnit runs one unit and turns a panic into failed jobs.
+func (e *Engine) runUnit(ctx context.Context, u *unit) (out []JobResult) {
+	start := time.Now()
+	defer func() {
+		if p := recover(); p != nil {
+			e.log.Error("internal error", "source", u.src.String(), "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+			out = out[:0]
+			for _, j := range u.jobs {
+				out = append(out, JobResult{Job: j, Action: Failed, Attempts: u.attempts, Duration: time.Since(start),
+					Err: registry.Permanent(fmt.Errorf("internal error (please report it): %v", p))})
+			}
+		}
+	}()
+	out = e.syncUnit(ctx, u)
+	for i := range out {
+		out[i].Attempts = u.attempts
+		out[i].Duration = time.Since(start)
+		if out[i].Err != nil {
+			out[i].Err = fmt.Errorf("copy %s → %s: %w", out[i].Job.Source, out[i].Job.Destination, out[i].Err)
+		}
+	}
+	return out
+}
+
+// ErrAllFailed is returned by callers when every job failed.
+var ErrAllFailed = errors.New("every job failed")

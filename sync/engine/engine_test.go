@@ -1,0 +1,164 @@
+package engine
+
+import (
+	"context"
+	"io"
+	"log"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	ggcrregistry "github.com/google/go-containerregistry/pkg/registry"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/random"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+
+	"github.com/imagesync/imagesync/credentials"
+	"github.com/imagesync/imagesync/sync/engine/registry"
+	"github.com/imagesync/imagesync/sync/rules"
+)
+
+// memRegistry is go-containerregistry's in-memory registry with a request
+// counter: fast unit tests only; the integration tests use real servers.
+func memRegistry(t *testing.T) (host string, puts *atomic.Int64) {
+	t.Helper()
+	puts = &atomic.Int64{}
+	h := ggcrregistry.New(ggcrregistry.Logger(log.New(io.Discard, "", 0)))
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPut || r.Method == http.MethodPatch {
+			puts.Add(1)
+		}
+		h.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	return strings.TrimPrefix(srv.URL, "http://"), puts
+}
+
+func pushIndex(t *testing.T, ref string) v1.Hash {
+	t.Helper()
+	idx, err := random.Index(512, 2, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// give the children platforms
+	m, _ := idx.IndexManifest()
+	var adds []mutate.IndexAddendum
+	for i, d := range m.Manifests {
+		img, _ := idx.Image(d.Digest)
+		arch := []string{"amd64", "arm64", "s390x"}[i]
+		adds = append(adds, mutate.IndexAddendum{Add: img, Descriptor: v1.Descriptor{Platform: &v1.Platform{OS: "linux", Architecture: arch}}})
+	}
+	idx2 := mutate.AppendManifests(mutate.IndexMediaType(empty.Index, types.OCIImageIndex), adds...)
+	r, _ := name.ParseReference(ref)
+	if err := remote.WriteIndex(r, idx2); err != nil {
+		t.Fatal(err)
+	}
+	d, _ := idx2.Digest()
+	return d
+}
+
+func newEngine(t *testing.T, opt Options) *Engine {
+	if opt.Logger == nil {
+		opt.Logger = slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	}
+	c := registry.New(&credentials.Chain{}, registry.WithRetryPolicy(registry.RetryPolicy{Attempts: 2}))
+	if opt.Concurrency == 0 {
+		opt.Concurrency = 4
+	}
+	return New(c, opt)
+}
+
+func ruleFor(t *testing.T, src, dst string) rules.Rule {
+	t.Helper()
+	s, err := rules.ParseSource(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := rules.ParseDestination(dst)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rules.Rule{File: "test.yaml", Key: src, Source: s, Destinations: []rules.Destination{d}}
+}
+
+func TestSyncIndexInMemory(t *testing.T) {
+	src, _ := memRegistry(t)
+	dst, dstPuts := memRegistry(t)
+	want := pushIndex(t, src+"/ns/app:v1")
+	ctx := context.Background()
+
+	r := ruleFor(t, src+"/ns/app:v1", dst+"/mirror/app")
+	e := newEngine(t, Options{})
+	jobs, failed, err := e.Expand(ctx, []rules.Rule{r})
+	if err != nil || len(failed) != 0 || len(jobs) != 1 {
+		t.Fatalf("expand: %v %v %v", jobs, failed, err)
+	}
+	res := e.Sync(ctx, jobs, nil)
+	if res.Summary.Copied != 1 || res.Jobs[0].Digest != want.String() {
+		t.Fatalf("first sync: %+v err=%v", res.Summary, res.Jobs[0].Err)
+	}
+	got, err := remote.Head(mustRef(t, dst+"/mirror/app:v1"))
+	if err != nil || got.Digest != want {
+		t.Fatalf("destination digest %v, want %v (%v)", got, want, err)
+	}
+	before := dstPuts.Load()
+	res = newEngine(t, Options{}).Sync(ctx, jobs, nil)
+	if res.Summary.Skipped != 1 || dstPuts.Load() != before {
+		t.Fatalf("second sync: %+v, %d new PUTs", res.Summary, dstPuts.Load()-before)
+	}
+}
+
+func TestSyncPlatformFilterInMemory(t *testing.T) {
+	src, _ := memRegistry(t)
+	dst, _ := memRegistry(t)
+	orig := pushIndex(t, src+"/ns/app:v1")
+	ctx := context.Background()
+	f, _ := ParseFilter(nil, []string{"arm64"})
+	e := newEngine(t, Options{Filter: f})
+	jobs, _, err := e.Expand(ctx, []rules.Rule{ruleFor(t, src+"/ns/app:v1", dst+"/ns/app")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res := e.Sync(ctx, jobs, nil)
+	if res.Summary.Copied != 1 {
+		t.Fatalf("%+v %v", res.Summary, res.Jobs[0].Err)
+	}
+	idx, err := remote.Index(mustRef(t, dst+"/ns/app:v1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, _ := idx.IndexManifest()
+	d, _ := idx.Digest()
+	if len(m.Manifests) != 1 || m.Manifests[0].Platform.Architecture != "arm64" || d == orig || d.String() != res.Jobs[0].Digest {
+		t.Fatalf("filtered index: %d children, digest %v (orig %v, reported %s)", len(m.Manifests), d, orig, res.Jobs[0].Digest)
+	}
+	// nothing matches → filtered
+	f, _ = ParseFilter([]string{"windows"}, nil)
+	res = newEngine(t, Options{Filter: f}).Sync(ctx, jobs, nil)
+	if res.Summary.Filtered != 1 {
+		t.Fatalf("%+v", res.Summary)
+	}
+}
+
+func mustRef(t *testing.T, s string) name.Reference {
+	t.Helper()
+	r, err := name.ParseReference(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimSpace(string(p)))
+	return len(p), nil
+}

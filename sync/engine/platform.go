@@ -1,0 +1,225 @@
+package engine
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/imagesync/imagesync/sync/engine/registry"
+)
+
+// Platform is the platform of one image.
+type Platform struct {
+	OS        string `json:"os"`
+	OSVersion string `json:"os.version,omitempty"`
+	Arch      string `json:"architecture"`
+	Variant   string `json:"variant,omitempty"`
+}
+
+// Filter keeps the images whose platform matches one of the OS specs (when
+// any) and one of the architecture specs (when any).
+type Filter struct {
+	OS   []Platform // OS and optional OSVersion
+	Arch []Platform // Arch and optional Variant
+}
+
+// ParseFilter reads --os and --arch values: repeatable, comma-separated,
+// `os:osversion` and `arch:variant`.
+func ParseFilter(oses, arches []string) (Filter, error) {
+	var f Filter
+	for _, v := range splitList(oses) {
+		name, ver, _ := strings.Cut(v, ":")
+		if name == "" {
+			return f, fmt.Errorf("--os %q: empty operating system", v)
+		}
+		f.OS = append(f.OS, Platform{OS: name, OSVersion: ver})
+	}
+	for _, v := range splitList(arches) {
+		name, variant, _ := strings.Cut(v, ":")
+		if name == "" {
+			return f, fmt.Errorf("--arch %q: empty architecture", v)
+		}
+		f.Arch = append(f.Arch, Platform{Arch: name, Variant: variant})
+	}
+	return f, nil
+}
+
+func splitList(vs []string) []string {
+	var out []string
+	for _, v := range vs {
+		for _, p := range strings.Split(v, ",") {
+			if p = strings.TrimSpace(p); p != "" {
+				out = append(out, p)
+			}
+		}
+	}
+	return out
+}
+
+// Empty reports whether the filter keeps everything.
+func (f Filter) Empty() bool { return len(f.OS) == 0 && len(f.Arch) == 0 }
+
+// Match reports whether p passes the filter. A missing platform never does
+// (unless the filter is empty).
+func (f Filter) Match(p *Platform) bool {
+	if f.Empty() {
+		return true
+	}
+	if p == nil {
+		return false
+	}
+	okOS := len(f.OS) == 0
+	for _, o := range f.OS {
+		if o.OS == p.OS && (o.OSVersion == "" || o.OSVersion == p.OSVersion) {
+			okOS = true
+		}
+	}
+	okArch := len(f.Arch) == 0
+	for _, a := range f.Arch {
+		if a.Arch == p.Arch && (a.Variant == "" || a.Variant == p.Variant) {
+			okArch = true
+		}
+	}
+	return okOS && okArch
+}
+
+func (f Filter) String() string {
+	var parts []string
+	for _, o := range f.OS {
+		parts = append(parts, "os="+strings.TrimSuffix(o.OS+":"+o.OSVersion, ":"))
+	}
+	for _, a := range f.Arch {
+		parts = append(parts, "arch="+strings.TrimSuffix(a.Arch+":"+a.Variant, ":"))
+	}
+	return strings.Join(parts, " ")
+}
+
+// childDesc is the part of an index entry the engine reads; the entry's bytes
+// are kept as they are.
+type childDesc struct {
+	MediaType string    `json:"mediaType"`
+	Digest    string    `json:"digest"`
+	Size      int64     `json:"size"`
+	Platform  *Platform `json:"platform,omitempty"`
+}
+
+func isIndex(mt string) bool { return mt == registry.MediaOCIIndex || mt == registry.MediaDockerList }
+
+func isSchema1(mt string) bool {
+	return mt == registry.MediaDockerSchema1 || mt == registry.MediaDockerSigned
+}
+
+func parseIndex(raw []byte) ([]childDesc, error) {
+	var idx struct {
+		Manifests []childDesc `json:"manifests"`
+	}
+	if err := json.Unmarshal(raw, &idx); err != nil {
+		return nil, registry.Permanent(fmt.Errorf("parsing index: %w", err))
+	}
+	return idx.Manifests, nil
+}
+
+// filterIndex applies f to an index. Unchanged (every child kept) it returns
+// raw itself, so the digest does not change. Otherwise it writes a new index
+// keeping every field it does not understand, and records rewritten nested
+// indexes in made (digest → bytes), since the source does not have them.
+// kept is the number of images left.
+func filterIndex(ctx context.Context, src *registry.Repo, raw []byte, f Filter, made map[string]manifestBytes) (out []byte, kept int, err error) {
+	var top map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &top); err != nil {
+		return nil, 0, registry.Permanent(fmt.Errorf("parsing index: %w", err))
+	}
+	var entries []json.RawMessage
+	if err := json.Unmarshal(top["manifests"], &entries); err != nil {
+		return nil, 0, registry.Permanent(fmt.Errorf("parsing index manifests: %w", err))
+	}
+	changed := false
+	var keep []json.RawMessage
+	for _, e := range entries {
+		var d childDesc
+		if err := json.Unmarshal(e, &d); err != nil {
+			return nil, 0, registry.Permanent(fmt.Errorf("parsing index entry: %w", err))
+		}
+		if isIndex(d.MediaType) && d.Platform == nil {
+			nested, _, err := src.GetManifest(ctx, d.Digest)
+			if err != nil {
+				return nil, 0, fmt.Errorf("nested index %s: %w", d.Digest, err)
+			}
+			nout, n, err := filterIndex(ctx, src, nested, f, made)
+			if err != nil {
+				return nil, 0, err
+			}
+			if n == 0 {
+				changed = true
+				continue
+			}
+			kept += n
+			if dg := registry.Digest(nout); dg != d.Digest {
+				made[dg] = manifestBytes{raw: nout, mediaType: d.MediaType}
+				var m map[string]json.RawMessage
+				_ = json.Unmarshal(e, &m)
+				m["digest"], _ = json.Marshal(dg)
+				m["size"], _ = json.Marshal(len(nout))
+				e, _ = json.Marshal(m)
+				changed = true
+			}
+			keep = append(keep, e)
+			continue
+		}
+		if f.Match(d.Platform) {
+			keep = append(keep, e)
+			kept++
+		} else {
+			changed = true
+		}
+	}
+	if !changed {
+		return raw, kept, nil
+	}
+	if kept == 0 {
+		return nil, 0, nil
+	}
+	top["manifests"], _ = json.Marshal(keep)
+	out, err = json.Marshal(top)
+	return out, kept, err
+}
+
+// imagePlatform reads the platform of a single image from its config blob.
+func imagePlatform(ctx context.Context, src *registry.Repo, raw []byte) (*Platform, error) {
+	var m imageManifest
+	if err := json.Unmarshal(raw, &m); err != nil {
+		return nil, registry.Permanent(fmt.Errorf("parsing manifest: %w", err))
+	}
+	rc, _, err := src.GetBlob(ctx, m.Config.Digest)
+	if err != nil {
+		return nil, fmt.Errorf("config %s: %w", m.Config.Digest, err)
+	}
+	defer rc.Close()
+	var p Platform
+	if err := json.NewDecoder(io.LimitReader(rc, 16<<20)).Decode(&p); err != nil {
+		return nil, nil // not an image config (an artifact): no platform
+	}
+	if p.OS == "" && p.Arch == "" {
+		return nil, nil
+	}
+	return &p, nil
+}
+
+type blobDesc struct {
+	MediaType string   `json:"mediaType"`
+	Digest    string   `json:"digest"`
+	Size      int64    `json:"size"`
+	URLs      []string `json:"urls,omitempty"`
+}
+
+type imageManifest struct {
+	Config blobDesc   `json:"config"`
+	Layers []blobDesc `json:"layers"`
+}
+
+type manifestBytes struct {
+	raw       []byte
+	mediaType string
+}

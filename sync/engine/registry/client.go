@@ -1,0 +1,250 @@
+// Package registry is imagesync's registry client: one place owns each
+// registry host (scheme, ping, auth, transport, retries), and a Repo offers
+// the handful of distribution-API calls the engine needs, with manifests kept
+// as raw bytes so that digests never change.
+//
+// Authentication is go-containerregistry's transport package (Ping, Exchange,
+// FromToken), used so that a registry is pinged once per run and a token is
+// fetched once per repository scope per run — its remote package pings on
+// every new transport. The upload path is ours: POST (with a cross-repository
+// mount when a candidate is known) + one monolithic PUT, instead of
+// HEAD + POST + PATCH + PUT.
+package registry
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
+
+	"github.com/imagesync/imagesync/credentials"
+)
+
+// Client is shared by every job of a run.
+type Client struct {
+	kc        credentials.Keychain
+	log       *slog.Logger
+	userAgent string
+	policy    RetryPolicy
+	Stats     Stats
+
+	secure, insecure http.RoundTripper // retrying, per TLS policy
+
+	maxConns int
+
+	mu     sync.Mutex
+	hosts  map[string]*host
+	scoped map[string]*scopedTransport
+	repos  map[string]*Repo
+}
+
+// Option configures a Client.
+type Option func(*Client)
+
+// WithLogger sets the logger for request debugging (level debug).
+func WithLogger(l *slog.Logger) Option { return func(c *Client) { c.log = l } }
+
+// WithRetryPolicy sets the per-request retry policy.
+func WithRetryPolicy(p RetryPolicy) Option { return func(c *Client) { c.policy = p } }
+
+// WithUserAgent sets the User-Agent header.
+func WithUserAgent(ua string) Option { return func(c *Client) { c.userAgent = ua } }
+
+// WithMaxConnsPerHost bounds the connections to one registry host.
+func WithMaxConnsPerHost(n int) Option { return func(c *Client) { c.maxConns = n } }
+
+// New returns a Client resolving credentials through kc.
+func New(kc credentials.Keychain, opts ...Option) *Client {
+	c := &Client{
+		kc:        kc,
+		policy:    DefaultRetryPolicy,
+		userAgent: "imagesync",
+		hosts:     map[string]*host{},
+		scoped:    map[string]*scopedTransport{},
+		repos:     map[string]*Repo{},
+	}
+	for _, o := range opts {
+		o(c)
+	}
+	if c.policy.Attempts < 1 {
+		c.policy.Attempts = 1
+	}
+	c.secure = c.newTransport(false)
+	c.insecure = c.newTransport(true)
+	return c
+}
+
+func (c *Client) newTransport(skipVerify bool) http.RoundTripper {
+	base := &http.Transport{
+		Proxy: http.ProxyFromEnvironment,
+		DialContext: (&net.Dialer{
+			Timeout:   30 * time.Second,
+			KeepAlive: 30 * time.Second,
+		}).DialContext,
+		ForceAttemptHTTP2:     true,
+		MaxIdleConns:          200,
+		MaxIdleConnsPerHost:   64,
+		MaxConnsPerHost:       c.maxConns,
+		IdleConnTimeout:       90 * time.Second,
+		TLSHandshakeTimeout:   15 * time.Second,
+		ExpectContinueTimeout: time.Second,
+		ResponseHeaderTimeout: 5 * time.Minute,
+		TLSClientConfig:       &tls.Config{MinVersion: tls.VersionTLS12, InsecureSkipVerify: skipVerify}, //nolint:gosec // only for repositories marked insecure
+	}
+	return &userAgent{ua: c.userAgent, inner: &retryTransport{inner: base, policy: c.policy, stats: &c.Stats, log: c.log}}
+}
+
+type userAgent struct {
+	ua    string
+	inner http.RoundTripper
+}
+
+func (u *userAgent) RoundTrip(r *http.Request) (*http.Response, error) {
+	if r.Header.Get("User-Agent") == "" {
+		r = r.Clone(r.Context())
+		r.Header.Set("User-Agent", u.ua)
+	}
+	return u.inner.RoundTrip(r)
+}
+
+// host is one registry endpoint, pinged once per run.
+type host struct {
+	reg      name.Registry
+	base     http.RoundTripper
+	once     sync.Once
+	ch       *transport.Challenge
+	pingErr  error
+	scheme   string
+	insecure bool
+}
+
+func (c *Client) host(registry string, insecure bool) (*host, error) {
+	key := registry
+	if insecure {
+		key += "\x00insecure"
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if h, ok := c.hosts[key]; ok {
+		return h, nil
+	}
+	opts := []name.Option{name.WeakValidation}
+	base := c.secure
+	if insecure {
+		opts = append(opts, name.Insecure)
+		base = c.insecure
+	}
+	reg, err := name.NewRegistry(registry, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("registry %q: %w", registry, err)
+	}
+	h := &host{reg: reg, base: base, insecure: insecure}
+	c.hosts[key] = h
+	return h, nil
+}
+
+func (h *host) ping(ctx context.Context) error {
+	h.once.Do(func() {
+		ch, err := transport.Ping(ctx, h.reg, h.base)
+		if err != nil {
+			h.pingErr = fmt.Errorf("registry %s is not reachable: %w", h.reg.RegistryStr(), err)
+			return
+		}
+		h.ch = ch
+		h.scheme = "https"
+		if ch.Insecure {
+			h.scheme = "http"
+		}
+	})
+	return h.pingErr
+}
+
+// scopedTransport is an authenticated transport for one set of scopes,
+// created once: one token request per scope per run.
+type scopedTransport struct {
+	once sync.Once
+	rt   http.RoundTripper
+	err  error
+}
+
+func (c *Client) transport(ctx context.Context, h *host, access credentials.Access, scopes []string) (http.RoundTripper, error) {
+	if err := h.ping(ctx); err != nil {
+		return nil, err
+	}
+	scopes = slices.Clone(scopes)
+	slices.Sort(scopes)
+	key := h.reg.RegistryStr() + "\x00" + h.scheme + "\x00" + access.ID + "\x00" + strings.Join(scopes, " ")
+	c.mu.Lock()
+	st, ok := c.scoped[key]
+	if !ok {
+		st = &scopedTransport{}
+		c.scoped[key] = st
+	}
+	c.mu.Unlock()
+	st.once.Do(func() {
+		tok := &transport.Token{}
+		if strings.EqualFold(h.ch.Scheme, "bearer") {
+			t, err := transport.Exchange(ctx, h.reg, access.Auth, h.base, scopes, h.ch)
+			if err != nil {
+				st.err = fmt.Errorf("token for %s (%s): %w", h.reg.RegistryStr(), access.Source, err)
+				return
+			}
+			tok = t
+			if tok.Token == "" {
+				tok.Token = tok.AccessToken
+			}
+		}
+		st.rt, st.err = transport.FromToken(h.reg, access.Auth, h.base, h.ch, tok)
+	})
+	if st.err != nil {
+		// A failed token request is not cached for the rest of the run: the
+		// next caller tries again.
+		c.mu.Lock()
+		if c.scoped[key] == st {
+			delete(c.scoped, key)
+		}
+		c.mu.Unlock()
+	}
+	return st.rt, st.err
+}
+
+// Repo returns the repository handle; credentials are resolved once per
+// repository per run. A push handle asks for pull and push in one token, so
+// a destination costs one token request however it is used.
+func (c *Client) Repo(ctx context.Context, registry, repository string, push bool) (*Repo, error) {
+	key := registry + "/" + repository
+	if push {
+		key += "\x00push"
+	}
+	c.mu.Lock()
+	if r, ok := c.repos[key]; ok {
+		c.mu.Unlock()
+		return r, nil
+	}
+	c.mu.Unlock()
+	access, err := c.kc.Resolve(ctx, registry, repository)
+	if err != nil {
+		return nil, fmt.Errorf("credentials for %s/%s: %w", registry, repository, err)
+	}
+	h, err := c.host(registry, access.Insecure)
+	if err != nil {
+		return nil, err
+	}
+	r := &Repo{c: c, h: h, Registry: registry, Name: repository, Access: access, push: push}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if prev, ok := c.repos[key]; ok {
+		return prev, nil
+	}
+	c.repos[key] = r
+	return r, nil
+}

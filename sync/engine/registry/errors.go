@@ -1,0 +1,149 @@
+package registry
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"syscall"
+)
+
+// Error is a registry's answer that was not the expected status.
+type Error struct {
+	Method  string
+	Target  string // host and path; never the query string or a credential
+	Status  int
+	Codes   []string // registry error codes: MANIFEST_UNKNOWN, DENIED, …
+	Message string
+}
+
+func (e *Error) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s %s: %d %s", e.Method, e.Target, e.Status, strings.ToLower(http.StatusText(e.Status)))
+	if len(e.Codes) > 0 {
+		fmt.Fprintf(&b, ": %s", strings.Join(e.Codes, ","))
+	}
+	if e.Message != "" {
+		fmt.Fprintf(&b, ": %s", e.Message)
+	}
+	return b.String()
+}
+
+// HasCode reports whether the registry answered with the error code.
+func (e *Error) HasCode(code string) bool {
+	for _, c := range e.Codes {
+		if c == code {
+			return true
+		}
+	}
+	return false
+}
+
+// newError reads at most 64 KiB of an error body and closes it.
+func newError(resp *http.Response) *Error {
+	e := &Error{Method: resp.Request.Method, Target: resp.Request.URL.Host + resp.Request.URL.Path, Status: resp.StatusCode}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	var parsed struct {
+		Errors []struct {
+			Code    string `json:"code"`
+			Message string `json:"message"`
+		} `json:"errors"`
+	}
+	if json.Unmarshal(body, &parsed) == nil {
+		var msgs []string
+		for _, x := range parsed.Errors {
+			e.Codes = append(e.Codes, x.Code)
+			if x.Message != "" {
+				msgs = append(msgs, x.Message)
+			}
+		}
+		e.Message = strings.Join(msgs, "; ")
+	}
+	return e
+}
+
+// IsNotFound reports a 404 or a *_UNKNOWN answer.
+func IsNotFound(err error) bool {
+	var e *Error
+	if !errors.As(err, &e) {
+		return false
+	}
+	return e.Status == http.StatusNotFound || e.HasCode("MANIFEST_UNKNOWN") || e.HasCode("NAME_UNKNOWN") || e.HasCode("BLOB_UNKNOWN")
+}
+
+// IsUnauthorized reports a 401 or 403.
+func IsUnauthorized(err error) bool {
+	var e *Error
+	return errors.As(err, &e) && (e.Status == http.StatusUnauthorized || e.Status == http.StatusForbidden)
+}
+
+// IsTransientStatus reports a status worth retrying.
+func IsTransientStatus(code int) bool {
+	switch code {
+	case http.StatusRequestTimeout, http.StatusTooManyRequests, http.StatusInternalServerError,
+		http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout:
+		return true
+	}
+	return false
+}
+
+// IsTransientNetwork reports a network failure worth retrying: refused or
+// reset connections, an EOF in the middle of a body, timeouts.
+func IsTransientNetwork(err error) bool {
+	if err == nil {
+		return false
+	}
+	if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) ||
+		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.ECONNREFUSED) ||
+		errors.Is(err, syscall.EPIPE) || errors.Is(err, net.ErrClosed) {
+		return true
+	}
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return true
+	}
+	var oe *net.OpError
+	if errors.As(err, &oe) {
+		return true
+	}
+	s := err.Error()
+	return strings.Contains(s, "connection reset") || strings.Contains(s, "broken pipe") ||
+		strings.Contains(s, "server closed idle connection") || strings.Contains(s, "transport connection broken")
+}
+
+// IsPermanent reports an error that another attempt will not fix: bad
+// credentials, missing images, invalid content. Everything else (network,
+// 429, 5xx) is worth a retry later in the run.
+func IsPermanent(err error) bool {
+	if err == nil {
+		return false
+	}
+	var perm *PermanentError
+	if errors.As(err, &perm) {
+		return true
+	}
+	var e *Error
+	if errors.As(err, &e) {
+		return !IsTransientStatus(e.Status)
+	}
+	return false
+}
+
+// PermanentError marks an error found by imagesync itself (an unsupported
+// manifest, a digest that does not match) as not worth retrying.
+type PermanentError struct{ Err error }
+
+func (p *PermanentError) Error() string { return p.Err.Error() }
+func (p *PermanentError) Unwrap() error { return p.Err }
+
+// Permanent wraps err so that IsPermanent reports true.
+func Permanent(err error) error {
+	if err == nil {
+		return nil
+	}
+	return &PermanentError{Err: err}
+}

@@ -1,0 +1,158 @@
+// Package report turns engine results into what people and scripts read:
+// a line per finished image, a summary, and image-syncer's success/failed
+// image files.
+package report
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/imagesync/imagesync/sync/engine"
+)
+
+// Printer writes one line per finished job. It is safe for concurrent use.
+type Printer struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+// NewPrinter returns a Printer writing to w.
+func NewPrinter(w io.Writer) *Printer { return &Printer{w: w} }
+
+// Result prints one finished job.
+func (p *Printer) Result(r engine.JobResult) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	fmt.Fprintln(p.w, Line(r))
+}
+
+// Line formats one job result.
+func Line(r engine.JobResult) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%-8s %s → %s", r.Action, r.Job.Source, r.Job.Destination)
+	if r.Digest != "" && r.Action != engine.Failed {
+		fmt.Fprintf(&b, " %s", shortDigest(r.Digest))
+	}
+	if r.Bytes > 0 {
+		fmt.Fprintf(&b, " %s", Bytes(r.Bytes))
+	}
+	if r.Attempts > 1 {
+		fmt.Fprintf(&b, " (attempt %d)", r.Attempts)
+	}
+	if r.Err != nil {
+		fmt.Fprintf(&b, ": %v", r.Err)
+	}
+	return b.String()
+}
+
+// Summary prints the totals of a run.
+func Summary(w io.Writer, s engine.Summary) {
+	fmt.Fprintf(w, "%d copied, %d skipped, %d filtered, %d failed; %s uploaded (%d blobs, %d mounted); %d requests, %d retried; %s\n",
+		s.Copied, s.Skipped, s.Filtered, s.Failed, Bytes(s.Bytes), s.BlobsUploaded, s.BlobsMounted, s.Requests, s.Retries, s.Duration.Round(10*time.Millisecond))
+}
+
+func shortDigest(d string) string {
+	if i := strings.IndexByte(d, ':'); i >= 0 && len(d) > i+13 {
+		return d[:i+13]
+	}
+	return d
+}
+
+// Bytes formats a byte count with binary units.
+func Bytes(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}
+
+// SuccessImages maps source → destinations now in sync (copied or already
+// there): the shape of an images file, so it can be fed back in.
+func SuccessImages(results []engine.JobResult) map[string][]string {
+	out := map[string][]string{}
+	for _, r := range results {
+		if r.Action == engine.Copied || r.Action == engine.Skipped {
+			k := r.Job.Source.String()
+			out[k] = append(out[k], r.Job.Destination.String())
+		}
+	}
+	for k := range out {
+		sort.Strings(out[k])
+	}
+	return out
+}
+
+// FailedImages maps source → destination → reason.
+func FailedImages(results []engine.JobResult) map[string]map[string]string {
+	out := map[string]map[string]string{}
+	for _, r := range results {
+		if r.Action != engine.Failed {
+			continue
+		}
+		k := r.Job.Source.String()
+		if out[k] == nil {
+			out[k] = map[string]string{}
+		}
+		reason := "failed"
+		if r.Err != nil {
+			reason = r.Err.Error()
+		}
+		out[k][r.Job.Destination.String()] = reason
+	}
+	return out
+}
+
+// WriteFile writes v as json or yaml to path, replacing it atomically.
+func WriteFile(path, format string, v any) error {
+	var data []byte
+	var err error
+	switch format {
+	case "json":
+		data, err = json.MarshalIndent(v, "", "  ")
+		data = append(data, '\n')
+	case "yaml", "":
+		data, err = yaml.Marshal(v)
+	default:
+		return fmt.Errorf("unknown output format %q (json or yaml)", format)
+	}
+	if err != nil {
+		return err
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".imagesync-*")
+	if err != nil {
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		os.Remove(tmp.Name())
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	if err := tmp.Close(); err != nil {
+		os.Remove(tmp.Name())
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	if err := os.Chmod(tmp.Name(), 0o644); err != nil {
+		os.Remove(tmp.Name())
+		return err
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		os.Remove(tmp.Name())
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	return nil
+}

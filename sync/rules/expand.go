@@ -1,0 +1,194 @@
+package rules
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/imagesync/imagesync/internal/cfgfile"
+)
+
+// NeedsTagList reports whether Expand needs the repository's tag listing
+// (AllTags and TagRegex sources).
+func (r *Rule) NeedsTagList() bool {
+	return r.Source.Kind == AllTags || r.Source.Kind == TagRegex
+}
+
+// Expand returns the jobs of the rule: for each source item (tag or digest),
+// for each destination. listed is the repository's tag list, used only when
+// NeedsTagList (pass nil otherwise); AllTags keeps every listed tag and
+// TagRegex the tags its regexp matches (unanchored), in listing order,
+// deduplicated. A single-tag rename on AllTags/TagRegex is an error unless
+// exactly one tag remains. Errors name the rule's file, line and key.
+func (r *Rule) Expand(listed []string) ([]Job, error) {
+	src := r.Source
+	var items []Ref
+	base := Ref{Registry: src.Registry, Repository: src.Repository}
+	switch src.Kind {
+	case AllTags, TagRegex:
+		seen := map[string]bool{}
+		for _, t := range listed {
+			if t == "" || seen[t] {
+				continue
+			}
+			if src.Kind == TagRegex && (src.Regex == nil || src.Regex.FindStringIndex(t) == nil) {
+				continue
+			}
+			seen[t] = true
+			ref := base
+			ref.Tag = t
+			items = append(items, ref)
+		}
+	case TagList:
+		for _, t := range src.Tags {
+			ref := base
+			ref.Tag = t
+			items = append(items, ref)
+		}
+	case DigestRef:
+		ref := base
+		ref.Digest = src.Digest
+		items = append(items, ref)
+	}
+
+	var errs ErrorList
+	for _, d := range r.Destinations {
+		line := d.Line
+		if line == 0 {
+			line = r.Line
+		}
+		err := checkDestination(src, d)
+		if err == nil && len(d.Tags) > 0 && len(d.Tags) != len(items) {
+			err = fmt.Errorf("destination %q renames to %d tag(s) (%s) but the source %s", d.name(),
+				len(d.Tags), strings.Join(d.Tags, ","), describeItems(src, items))
+		}
+		if err != nil {
+			errs = append(errs, &cfgfile.Error{File: r.File, Line: line, Key: r.Key, Msg: err.Error()})
+		}
+	}
+	if len(errs) > 0 {
+		return nil, errs
+	}
+
+	jobs := make([]Job, 0, len(items)*len(r.Destinations))
+	seen := map[[2]string]bool{}
+	for i, s := range items {
+		for _, d := range r.Destinations {
+			dst := Ref{Registry: d.Registry, Repository: d.Repository}
+			switch {
+			case d.Digest != "":
+				dst.Digest = d.Digest
+			case len(d.Tags) == 1:
+				dst.Tag = d.Tags[0]
+			case len(d.Tags) > 1:
+				dst.Tag = d.Tags[i]
+			default:
+				dst.Tag = s.Tag // empty for a digest source: push by digest
+			}
+			k := [2]string{s.String(), dst.String()}
+			if seen[k] {
+				continue
+			}
+			seen[k] = true
+			jobs = append(jobs, Job{Source: s, Destination: dst, Rule: r})
+		}
+	}
+	return jobs, nil
+}
+
+func describeItems(src Source, items []Ref) string {
+	verb := "has"
+	switch src.Kind {
+	case AllTags:
+		verb = "lists"
+	case TagRegex:
+		verb = "matches"
+	}
+	if len(items) == 0 {
+		return verb + " no tags"
+	}
+	const show = 10
+	names := make([]string, 0, show)
+	for i, it := range items {
+		if i == show {
+			names = append(names, "…")
+			break
+		}
+		if it.Tag != "" {
+			names = append(names, it.Tag)
+		} else {
+			names = append(names, it.Digest)
+		}
+	}
+	return fmt.Sprintf("%s %d (%s)", verb, len(items), strings.Join(names, ", "))
+}
+
+// CheckJobs finds destination conflicts across all jobs: one tagged
+// destination reference written from two different source references is an
+// error naming both rules. Identical (source, destination) pairs are
+// deduplicated, keeping the first. Destinations without a tag (pushed by
+// digest) cannot conflict. It returns the deduplicated jobs in order, or an
+// ErrorList of every conflict.
+func CheckJobs(jobs []Job) ([]Job, error) {
+	out := make([]Job, 0, len(jobs))
+	seen := map[[2]string]bool{}
+	owner := map[string]int{} // destination -> index in out of its first writer
+	var errs ErrorList
+	for _, j := range jobs {
+		s, d := j.Source.String(), j.Destination.String()
+		k := [2]string{s, d}
+		if seen[k] {
+			continue
+		}
+		seen[k] = true
+		if j.Destination.Tag != "" {
+			if i, ok := owner[d]; ok {
+				first := out[i]
+				errs = append(errs, &cfgfile.Error{File: ruleFile(j.Rule), Line: ruleLine(j.Rule), Key: ruleKey(j.Rule),
+					Msg: fmt.Sprintf("destination %q is written from both %q (%s) and %q", d, first.Source.String(), ruleWhere(first.Rule), s)})
+				continue
+			}
+			owner[d] = len(out)
+		}
+		out = append(out, j)
+	}
+	if len(errs) > 0 {
+		return nil, errs
+	}
+	return out, nil
+}
+
+func ruleFile(r *Rule) string {
+	if r == nil {
+		return ""
+	}
+	return r.File
+}
+
+func ruleLine(r *Rule) int {
+	if r == nil {
+		return 0
+	}
+	return r.Line
+}
+
+func ruleKey(r *Rule) string {
+	if r == nil {
+		return ""
+	}
+	return r.Key
+}
+
+// ruleWhere is "FILE:LINE key "KEY"" for messages.
+func ruleWhere(r *Rule) string {
+	if r == nil {
+		return "unknown rule"
+	}
+	where := r.File
+	if r.Line > 0 {
+		where = fmt.Sprintf("%s:%d", where, r.Line)
+	}
+	if where == "" {
+		return fmt.Sprintf("key %q", r.Key)
+	}
+	return fmt.Sprintf("%s key %q", where, r.Key)
+}

@@ -1,0 +1,82 @@
+// Package rules turns image-syncer-compatible rule files into rules and
+// expands rules into copy jobs. It is pure: no network, no engine state.
+package rules
+
+import (
+	"regexp"
+)
+
+// DockerHub is the canonical registry name for Docker Hub references.
+const DockerHub = "docker.io"
+
+// Ref is one concrete image reference: a repository plus a tag or a digest
+// (exactly one of them is set on a job's source; a destination may carry
+// neither, meaning "push by digest, untagged").
+type Ref struct {
+	Registry   string // "docker.io", "quay.io", "127.0.0.1:5000"
+	Repository string // path below the registry: "library/nginx"
+	Tag        string
+	Digest     string // "sha256:…"
+}
+
+// Repo returns "registry/repository".
+func (r Ref) Repo() string { return r.Registry + "/" + r.Repository }
+
+// String returns "registry/repository:tag", "registry/repository@digest",
+// or both forms joined ("…:tag@digest") when both are set.
+func (r Ref) String() string {
+	s := r.Repo()
+	if r.Tag != "" {
+		s += ":" + r.Tag
+	}
+	if r.Digest != "" {
+		s += "@" + r.Digest
+	}
+	return s
+}
+
+// SelectorKind says how a rule's source picks its tags.
+type SelectorKind int
+
+const (
+	AllTags   SelectorKind = iota // reg/ns/repo: every tag (needs a tag listing)
+	TagList                       // reg/ns/repo:t or :t1,t2,t3
+	TagRegex                      // reg/ns/repo:/REGEX/ (needs a tag listing)
+	DigestRef                     // reg/ns/repo@sha256:…
+)
+
+// Source is the key of a rule.
+type Source struct {
+	Registry   string
+	Repository string
+	Kind       SelectorKind
+	Tags       []string       // TagList
+	Regex      *regexp.Regexp // TagRegex
+	Digest     string         // DigestRef
+}
+
+// Destination is one value of a rule.
+type Destination struct {
+	Raw        string // as written in the file, before $VAR expansion
+	Registry   string
+	Repository string
+	Tags       []string // rename: one tag, or a positional list
+	Digest     string   // pin: only valid when it equals the source digest
+	Line       int      // line of the destination in the file, 0 when unknown
+}
+
+// Rule is one key of an images file with its destinations.
+type Rule struct {
+	File         string // path of the file the rule came from
+	Key          string // the key exactly as written
+	Line         int    // line of the key, 0 when unknown
+	Source       Source
+	Destinations []Destination
+}
+
+// Job is one source image to one destination reference.
+type Job struct {
+	Source      Ref // Tag or Digest set
+	Destination Ref // Tag set, or Digest set, or neither (push by digest)
+	Rule        *Rule
+}
