@@ -162,3 +162,76 @@ func (w testWriter) Write(p []byte) (int, error) {
 	w.t.Log(strings.TrimSpace(string(p)))
 	return len(p), nil
 }
+
+type panicKeychain struct{}
+
+func (panicKeychain) Resolve(context.Context, string, string) (credentials.Access, error) {
+	panic("boom")
+}
+
+func TestPanicIsAFailedJob(t *testing.T) {
+	e := New(registry.New(panicKeychain{}), Options{Concurrency: 2, Retries: 3})
+	jobs := []rules.Job{
+		{Source: rules.Ref{Registry: "127.0.0.1:1", Repository: "a/b", Tag: "1"}, Destination: rules.Ref{Registry: "127.0.0.1:2", Repository: "a/b"}},
+		{Source: rules.Ref{Registry: "127.0.0.1:1", Repository: "a/c", Tag: "1"}, Destination: rules.Ref{Registry: "127.0.0.1:2", Repository: "a/c"}},
+	}
+	res := e.Sync(context.Background(), jobs, nil)
+	if res.Summary.Failed != 2 || len(res.Jobs) != 2 {
+		t.Fatalf("%+v", res.Summary)
+	}
+	for _, r := range res.Jobs {
+		if r.Action != Failed || !strings.Contains(r.Err.Error(), "internal error") || !strings.Contains(r.Err.Error(), "boom") || r.Attempts != 1 {
+			t.Fatalf("%+v", r)
+		}
+	}
+}
+
+// flaky is an in-memory registry that answers the next *failNext manifest
+// requests with 503.
+func flaky(t *testing.T) (host string, failNext *atomic.Int64) {
+	t.Helper()
+	failNext = &atomic.Int64{}
+	h := ggcrregistry.New(ggcrregistry.Logger(log.New(io.Discard, "", 0)))
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.Contains(r.URL.Path, "/manifests/") && failNext.Add(-1) >= 0 {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			return
+		}
+		h.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	return strings.TrimPrefix(srv.URL, "http://"), failNext
+}
+
+func TestJobRetryQueue(t *testing.T) {
+	ctx := context.Background()
+	for _, tc := range []struct {
+		retries    int
+		wantAction Action
+	}{{retries: 2, wantAction: Copied}, {retries: 1, wantAction: Failed}} {
+		flakySrc, failNext := flaky(t)
+		dst, _ := memRegistry(t)
+		want := pushIndex(t, flakySrc+"/ns/app:v1")
+		// Fail 4 source HEADs: 2 per attempt (the transport tries twice), so
+		// the job needs its third attempt.
+		failNext.Store(4)
+		e := newEngine(t, Options{Retries: tc.retries})
+		jobs, _, err := e.Expand(ctx, []rules.Rule{ruleFor(t, flakySrc+"/ns/app:v1", dst+"/ns/app")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		res := e.Sync(ctx, jobs, nil)
+		r := res.Jobs[0]
+		if r.Action != tc.wantAction || r.Attempts != tc.retries+1 {
+			t.Fatalf("retries=%d: action %s after %d attempts (%v)", tc.retries, r.Action, r.Attempts, r.Err)
+		}
+		if tc.wantAction == Copied {
+			got, err := remote.Head(mustRef(t, dst+"/ns/app:v1"))
+			if err != nil || got.Digest != want {
+				t.Fatalf("destination %v %v, want %v", got, err, want)
+			}
+		} else if registry.IsPermanent(r.Err) || !strings.Contains(r.Err.Error(), "503") {
+			t.Fatalf("want the last transient error kept, got %v", r.Err)
+		}
+	}
+}

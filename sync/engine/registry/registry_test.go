@@ -1,0 +1,223 @@
+package registry
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/imagesync/imagesync/credentials"
+)
+
+var fastRetries = RetryPolicy{Attempts: 4, Base: time.Millisecond, Max: 5 * time.Millisecond, MaxRetryAfter: 3 * time.Second}
+
+// server is an httptest registry whose handler the test writes.
+func server(t *testing.T, h http.HandlerFunc) (*Client, string) {
+	t.Helper()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/v2/" {
+			w.WriteHeader(http.StatusOK)
+			return
+		}
+		h(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	return New(&credentials.Chain{}, WithRetryPolicy(fastRetries)), strings.TrimPrefix(srv.URL, "http://")
+}
+
+func TestRetryTransientThenSucceed(t *testing.T) {
+	var n atomic.Int32
+	c, host := server(t, func(w http.ResponseWriter, r *http.Request) {
+		switch n.Add(1) {
+		case 1:
+			w.WriteHeader(http.StatusTooManyRequests)
+		case 2:
+			w.WriteHeader(http.StatusServiceUnavailable)
+		default:
+			w.Header().Set("Docker-Content-Digest", "sha256:"+strings.Repeat("a", 64))
+			w.Header().Set("Content-Type", MediaOCIIndex)
+		}
+	})
+	repo, err := c.Repo(context.Background(), host, "ns/app", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := repo.HeadManifest(context.Background(), "v1")
+	if err != nil || d.Digest != "sha256:"+strings.Repeat("a", 64) || d.MediaType != MediaOCIIndex {
+		t.Fatalf("got %+v, %v", d, err)
+	}
+	if got := c.Stats.Retries.Load(); got != 2 {
+		t.Fatalf("retries = %d, want 2", got)
+	}
+}
+
+func TestRetryGivesUpAndClassifies(t *testing.T) {
+	var n atomic.Int32
+	c, host := server(t, func(w http.ResponseWriter, r *http.Request) {
+		n.Add(1)
+		w.WriteHeader(http.StatusBadGateway)
+	})
+	repo, _ := c.Repo(context.Background(), host, "ns/app", false)
+	_, err := repo.HeadManifest(context.Background(), "v1")
+	if err == nil || IsPermanent(err) || IsNotFound(err) {
+		t.Fatalf("502 must be a transient error: %v", err)
+	}
+	if n.Load() != int32(fastRetries.Attempts) {
+		t.Fatalf("%d attempts, want %d", n.Load(), fastRetries.Attempts)
+	}
+}
+
+func TestNoRetryOnPermanent(t *testing.T) {
+	for _, tc := range []struct {
+		status   int
+		body     string
+		notFound bool
+	}{
+		{http.StatusNotFound, `{"errors":[{"code":"MANIFEST_UNKNOWN","message":"manifest unknown"}]}`, true},
+		{http.StatusForbidden, `{"errors":[{"code":"DENIED","message":"requested access to the resource is denied"}]}`, false},
+		{http.StatusUnauthorized, ``, false},
+	} {
+		var n atomic.Int32
+		c, host := server(t, func(w http.ResponseWriter, r *http.Request) {
+			n.Add(1)
+			w.WriteHeader(tc.status)
+			io.WriteString(w, tc.body)
+		})
+		repo, _ := c.Repo(context.Background(), host, "ns/app", false)
+		_, _, err := repo.GetManifest(context.Background(), "v1")
+		if !IsPermanent(err) || IsNotFound(err) != tc.notFound || n.Load() != 1 {
+			t.Errorf("%d: err=%v permanent=%v attempts=%d", tc.status, err, IsPermanent(err), n.Load())
+		}
+		if tc.body != "" && !strings.Contains(err.Error(), "DENIED") && !strings.Contains(err.Error(), "MANIFEST_UNKNOWN") {
+			t.Errorf("error lacks the registry's code: %v", err)
+		}
+	}
+}
+
+func TestRetryAfterHonoured(t *testing.T) {
+	var n atomic.Int32
+	var first, second time.Time
+	c, host := server(t, func(w http.ResponseWriter, r *http.Request) {
+		if n.Add(1) == 1 {
+			first = time.Now()
+			w.Header().Set("Retry-After", "1")
+			w.WriteHeader(http.StatusTooManyRequests)
+			return
+		}
+		second = time.Now()
+		w.Header().Set("Content-Type", MediaDockerV2)
+		io.WriteString(w, `{"schemaVersion":2}`)
+	})
+	repo, _ := c.Repo(context.Background(), host, "ns/app", false)
+	if _, _, err := repo.GetManifest(context.Background(), "v1"); err != nil {
+		t.Fatal(err)
+	}
+	if gap := second.Sub(first); gap < 900*time.Millisecond { // lower bound only
+		t.Fatalf("retried after %v, Retry-After said 1s", gap)
+	}
+}
+
+func TestRetryAfterParse(t *testing.T) {
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	for _, tc := range []struct {
+		h    string
+		want time.Duration
+		ok   bool
+	}{
+		{"2", 2 * time.Second, true},
+		{"0", 0, true},
+		{now.Add(5 * time.Second).Format(http.TimeFormat), 5 * time.Second, true},
+		{now.Add(-5 * time.Second).Format(http.TimeFormat), 0, true},
+		{"soon", 0, false},
+		{"", 0, false},
+	} {
+		got, ok := retryAfter(tc.h, now)
+		if got != tc.want || ok != tc.ok {
+			t.Errorf("retryAfter(%q) = %v %v, want %v %v", tc.h, got, ok, tc.want, tc.ok)
+		}
+	}
+}
+
+func TestBackoffIsCappedAndJittered(t *testing.T) {
+	p := RetryPolicy{Attempts: 10, Base: 100 * time.Millisecond, Max: time.Second}
+	for attempt := 1; attempt < 12; attempt++ {
+		for range 50 {
+			if d := backoff(p, attempt); d < 0 || d > p.Max {
+				t.Fatalf("attempt %d: backoff %v out of [0, %v]", attempt, d, p.Max)
+			}
+		}
+	}
+}
+
+func TestTagsPagination(t *testing.T) {
+	var pages atomic.Int32
+	c, host := server(t, func(w http.ResponseWriter, r *http.Request) {
+		pages.Add(1)
+		switch r.URL.Query().Get("last") {
+		case "":
+			w.Header().Set("Link", `</v2/ns/app/tags/list?last=b&n=2>; rel="next"`)
+			io.WriteString(w, `{"name":"ns/app","tags":["a","b"]}`)
+		case "b":
+			w.Header().Set("Link", fmt.Sprintf(`<http://%s/v2/ns/app/tags/list?last=d&n=2>; rel="next"`, r.Host))
+			io.WriteString(w, `{"name":"ns/app","tags":["c","d"]}`)
+		default:
+			io.WriteString(w, `{"name":"ns/app","tags":["e"]}`)
+		}
+	})
+	repo, _ := c.Repo(context.Background(), host, "ns/app", false)
+	tags, err := repo.Tags(context.Background())
+	if err != nil || strings.Join(tags, ",") != "a,b,c,d,e" || pages.Load() != 3 {
+		t.Fatalf("tags %v, err %v, pages %d", tags, err, pages.Load())
+	}
+}
+
+func TestGetManifestVerifiesDigest(t *testing.T) {
+	c, host := server(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", MediaDockerV2)
+		io.WriteString(w, `{"schemaVersion":2,"tampered":true}`)
+	})
+	repo, _ := c.Repo(context.Background(), host, "ns/app", false)
+	_, _, err := repo.GetManifest(context.Background(), "sha256:"+strings.Repeat("b", 64))
+	if err == nil || !IsPermanent(err) || !strings.Contains(err.Error(), "digest") {
+		t.Fatalf("want a permanent digest error, got %v", err)
+	}
+}
+
+func TestSniffMediaType(t *testing.T) {
+	for raw, want := range map[string]string{
+		`{"schemaVersion":2,"mediaType":"` + MediaDockerList + `","manifests":[]}`: MediaDockerList,
+		`{"schemaVersion":2,"manifests":[]}`:                                       MediaOCIIndex,
+		`{"schemaVersion":2,"config":{},"layers":[]}`:                              MediaOCIManifest,
+		`{"schemaVersion":1,"signatures":[]}`:                                      MediaDockerSigned,
+		`{"schemaVersion":1}`:                                                      MediaDockerSchema1,
+	} {
+		if got := sniffMediaType([]byte(raw)); got != want {
+			t.Errorf("sniff(%s) = %s, want %s", raw, got, want)
+		}
+	}
+}
+
+func TestDebugLogHasNoQueryOrHeaders(t *testing.T) {
+	var b strings.Builder
+	logger := slog.New(slog.NewTextHandler(&b, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	_, host := server(t, func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusNotFound) })
+	c := New(&credentials.Chain{}, WithRetryPolicy(fastRetries), WithLogger(logger))
+	repo, _ := c.Repo(context.Background(), host, "ns/app", false)
+	_, _ = repo.HeadBlob(context.Background(), "sha256:"+strings.Repeat("c", 64))
+	req, _ := repo.newRequest(context.Background(), http.MethodGet, "/blobs/uploads/x?_state=SECRETSTATE&token=abc", nil)
+	req.Header.Set("Authorization", "Bearer SECRETTOKEN")
+	hc, _ := repo.client(context.Background())
+	if resp, err := hc.Do(req); err == nil {
+		resp.Body.Close()
+	}
+	out := b.String()
+	if !strings.Contains(out, "/v2/ns/app/blobs/") || strings.Contains(out, "SECRET") {
+		t.Fatalf("debug log:\n%s", out)
+	}
+}
