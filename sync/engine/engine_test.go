@@ -235,3 +235,26 @@ func TestJobRetryQueue(t *testing.T) {
 		}
 	}
 }
+
+func TestSchema1IsUnsupported(t *testing.T) {
+	src, _ := memRegistry(t)
+	dst, dstPuts := memRegistry(t)
+	raw := `{"schemaVersion":1,"name":"ns/old","tag":"v1","architecture":"amd64","fsLayers":[],"history":[],"signatures":[{"header":{},"signature":"x","protected":"e30"}]}`
+	req, _ := http.NewRequest(http.MethodPut, "http://"+src+"/v2/ns/old/manifests/v1", strings.NewReader(raw))
+	req.Header.Set("Content-Type", "application/vnd.docker.distribution.manifest.v1+prettyjws")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil || resp.StatusCode != http.StatusCreated {
+		t.Fatalf("seeding schema 1: %v %v", resp, err)
+	}
+	resp.Body.Close()
+	e := newEngine(t, Options{Retries: 2})
+	jobs, _, err := e.Expand(context.Background(), []rules.Rule{ruleFor(t, src+"/ns/old:v1", dst+"/ns/old")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res := e.Sync(context.Background(), jobs, nil)
+	r := res.Jobs[0]
+	if r.Action != Failed || !strings.Contains(r.Err.Error(), "schema 1") || r.Attempts != 1 || dstPuts.Load() != 0 {
+		t.Fatalf("%s after %d attempts: %v (%d PUTs)", r.Action, r.Attempts, r.Err, dstPuts.Load())
+	}
+}
