@@ -37,6 +37,8 @@ type CLI struct {
 	Globals
 
 	Sync    SyncCmd    `cmd:"" default:"withargs" help:"Copy images as the rule file says (the default command)."`
+	Plan    PlanCmd    `cmd:"" help:"Show what sync would do, writing nothing: copy, update, skip, filtered or error per image, with bytes."`
+	Verify  VerifyCmd  `cmd:"" help:"Check that every destination holds the source's digest, every child manifest and every blob."`
 	Version VersionCmd `cmd:"" help:"Print the version."`
 }
 

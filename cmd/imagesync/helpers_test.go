@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 )
 
@@ -18,7 +19,15 @@ type result struct {
 func runCLI(t *testing.T, envVars map[string]string, args ...string) result {
 	t.Helper()
 	var out, errb bytes.Buffer
-	lookup := func(k string) (string, bool) { v, ok := envVars[k]; return v, ok }
+	lookup := func(k string) (string, bool) {
+		if v, ok := envVars[k]; ok {
+			return v, ok
+		}
+		if k == "IMAGESYNC_LEDGER" { // never the user's ledger: one per test
+			return testLedger(t), true
+		}
+		return "", false
+	}
 	code := run(context.Background(), append([]string{"imagesync"}, args...), env{lookup: lookup}, &out, &errb)
 	r := result{code: code, stdout: out.String(), stderr: errb.String()}
 	t.Logf("imagesync %s → exit %d\nstdout:\n%s\nstderr:\n%s", strings.Join(args, " "), code, r.stdout, r.stderr)
@@ -42,4 +51,22 @@ func readFile(t *testing.T, p string) string {
 		t.Fatal(err)
 	}
 	return string(b)
+}
+
+var (
+	ledgersMu sync.Mutex
+	ledgers   = map[*testing.T]string{}
+)
+
+// testLedger is the ledger every run of one test shares.
+func testLedger(t *testing.T) string {
+	ledgersMu.Lock()
+	defer ledgersMu.Unlock()
+	if p, ok := ledgers[t]; ok {
+		return p
+	}
+	p := filepath.Join(t.TempDir(), "ledger.jsonl")
+	ledgers[t] = p
+	t.Cleanup(func() { ledgersMu.Lock(); delete(ledgers, t); ledgersMu.Unlock() })
+	return p
 }

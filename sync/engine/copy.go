@@ -7,16 +7,19 @@ import (
 	"sync"
 
 	"github.com/imagesync/imagesync/sync/engine/registry"
+	"github.com/imagesync/imagesync/sync/ledger"
 	"github.com/imagesync/imagesync/sync/rules"
 )
 
 // target is one destination a manifest is being copied to.
 type target struct {
-	repo  *registry.Repo
-	ref   string // tag or digest the manifest is PUT under
-	mu    sync.Mutex
-	err   error
-	bytes int64
+	repo   *registry.Repo
+	ref    string // tag or digest the manifest is PUT under
+	force  bool   // re-push even if present (--force, or verify found it broken)
+	exists bool   // the destination tag holds another digest (plan: update)
+	mu     sync.Mutex
+	err    error
+	bytes  int64
 }
 
 func (t *target) fail(err error) {
@@ -70,7 +73,17 @@ func (s *source) load(ctx context.Context) error {
 	return nil
 }
 
-// syncUnit decides and copies one source reference to its destinations.
+// ledgerKey is the reference a job's destination is recorded under: the
+// destination tag, or (pushed by digest) the source digest it came from.
+func ledgerKey(j rules.Job, srcDigest string) string {
+	if j.Destination.Tag != "" {
+		return j.Destination.Repo() + ":" + j.Destination.Tag
+	}
+	return j.Destination.Repo() + "@" + srcDigest
+}
+
+// syncUnit decides and copies (or, dry, measures) one source reference to
+// its destinations.
 func (e *Engine) syncUnit(ctx context.Context, u *unit) []JobResult {
 	results := make([]JobResult, len(u.jobs))
 	for i, j := range u.jobs {
@@ -78,7 +91,17 @@ func (e *Engine) syncUnit(ctx context.Context, u *unit) []JobResult {
 	}
 	failAll := func(err error) []JobResult {
 		for i := range results {
-			results[i].Action, results[i].Err = Failed, err
+			if results[i].Action == "" {
+				results[i].Action, results[i].Err = Failed, err
+			}
+		}
+		return results
+	}
+	filterAll := func(err error) []JobResult {
+		for i := range results {
+			if results[i].Action == "" {
+				results[i].Action, results[i].Err = Filtered, err
+			}
 		}
 		return results
 	}
@@ -101,9 +124,34 @@ func (e *Engine) syncUnit(ctx context.Context, u *unit) []JobResult {
 			return failAll(schema1Error())
 		}
 	}
+	srcDigest := src.desc.Digest
+	filterKey := e.opt.Filter.String()
+
+	// The ledger answers for destinations it saw at this source digest (and
+	// platform filter): no request to the destination at all.
+	pending := 0
+	for i, j := range u.jobs {
+		if e.opt.Ledger == nil || e.opt.Refresh || e.opt.Force {
+			pending++
+			continue
+		}
+		key := ledgerKey(j, srcDigest)
+		if ent, ok := e.opt.Ledger.Manifest(key); ok && ent.SrcDigest == srcDigest && ent.Filter == filterKey && !e.opt.Ledger.NeedsRepair(key) &&
+			(j.Destination.Digest == "" || j.Destination.Digest == ent.Digest) {
+			results[i].Action, results[i].Digest = Skipped, ent.Digest
+			if j.Destination.Tag == "" {
+				results[i].Job.Destination.Digest = ent.Digest
+			}
+			continue
+		}
+		pending++
+	}
+	if pending == 0 {
+		return results
+	}
 
 	// The digest the destination must end up with.
-	want := src.desc.Digest
+	want := srcDigest
 	if !e.opt.Filter.Empty() {
 		if err := src.load(ctx); err != nil {
 			return failAll(e.explain(repo, err))
@@ -117,13 +165,9 @@ func (e *Engine) syncUnit(ctx context.Context, u *unit) []JobResult {
 				return failAll(e.explain(repo, err))
 			}
 			if kept == 0 {
-				for i := range results {
-					results[i].Action = Filtered
-					results[i].Err = fmt.Errorf("no image matches the platform filter %s", e.opt.Filter)
-				}
-				return results
+				return filterAll(fmt.Errorf("no image matches the platform filter %s", e.opt.Filter))
 			}
-			if want = registry.Digest(out); want != src.desc.Digest {
+			if want = registry.Digest(out); want != srcDigest {
 				src.raw = out
 				e.log.Debug("platform filter rewrote index", "source", u.src.String(), "digest", want)
 			}
@@ -133,19 +177,25 @@ func (e *Engine) syncUnit(ctx context.Context, u *unit) []JobResult {
 				return failAll(e.explain(repo, err))
 			}
 			if !e.opt.Filter.Match(p) {
-				for i := range results {
-					results[i].Action = Filtered
-					results[i].Err = fmt.Errorf("image platform %s/%s does not match the filter %s", p.OS, p.Arch, e.opt.Filter)
+				desc := "no platform"
+				if p != nil {
+					desc = p.OS + "/" + p.Arch
 				}
-				return results
+				return filterAll(fmt.Errorf("image platform %s does not match the filter %s", desc, e.opt.Filter))
 			}
 		}
+	}
+	entry := func(j rules.Job) ledger.Entry {
+		return ledger.Entry{Digest: want, Src: u.src.String(), SrcDigest: srcDigest, Filter: filterKey}
 	}
 
 	// Decide per destination with one HEAD each.
 	var targets []*target
 	owners := map[*target]int{}
 	for i, j := range u.jobs {
+		if results[i].Action != "" {
+			continue
+		}
 		results[i].Digest = want
 		if j.Destination.Tag == "" {
 			results[i].Job.Destination.Digest = want
@@ -155,7 +205,7 @@ func (e *Engine) syncUnit(ctx context.Context, u *unit) []JobResult {
 			results[i].Err = registry.Permanent(fmt.Errorf("destination pins %s but the source is %s", j.Destination.Digest, want))
 			continue
 		}
-		dst, err := e.c.Repo(ctx, j.Destination.Registry, j.Destination.Repository, true)
+		dst, err := e.c.Repo(ctx, j.Destination.Registry, j.Destination.Repository, !e.opt.DryRun)
 		if err != nil {
 			results[i].Action, results[i].Err = Failed, err
 			continue
@@ -164,18 +214,24 @@ func (e *Engine) syncUnit(ctx context.Context, u *unit) []JobResult {
 		if ref == "" {
 			ref = want
 		}
-		if !e.opt.Force {
+		key := ledgerKey(j, srcDigest)
+		t := &target{repo: dst, ref: ref, force: e.opt.Force || (!e.opt.Refresh && e.opt.Ledger.NeedsRepair(key))}
+		if !t.force {
 			d, err := dst.HeadManifest(ctx, ref)
 			switch {
 			case err == nil && d.Digest == want:
 				results[i].Action = Skipped
+				if !e.opt.DryRun {
+					_ = e.opt.Ledger.RecordManifest(key, entry(j))
+				}
 				continue
-			case err != nil && !registry.IsNotFound(err):
+			case err == nil:
+				t.exists = true
+			case !registry.IsNotFound(err):
 				results[i].Action, results[i].Err = Failed, e.explain(dst, err)
 				continue
 			}
 		}
-		t := &target{repo: dst, ref: ref}
 		targets = append(targets, t)
 		owners[t] = i
 	}
@@ -193,10 +249,16 @@ func (e *Engine) syncUnit(ctx context.Context, u *unit) []JobResult {
 	for _, t := range targets {
 		i := owners[t]
 		results[i].Bytes = t.bytes
-		if t.err != nil {
+		switch {
+		case t.err != nil:
 			results[i].Action, results[i].Err = Failed, e.explain(t.repo, t.err)
-		} else {
+		case e.opt.DryRun && t.exists:
+			results[i].Action = WouldUpdate
+		case e.opt.DryRun:
+			results[i].Action = WouldCopy
+		default:
 			results[i].Action = Copied
+			_ = e.opt.Ledger.RecordManifest(ledgerKey(u.jobs[i], srcDigest), entry(u.jobs[i]))
 		}
 	}
 	return results
@@ -204,7 +266,8 @@ func (e *Engine) syncUnit(ctx context.Context, u *unit) []JobResult {
 
 // copyManifest copies one manifest (an index with its children, or an image
 // with its blobs) to every live target: children before index, blobs before
-// manifest, the manifest bytes untouched.
+// manifest, the manifest bytes untouched. Dry (plan), it walks the same tree
+// and counts the bytes that would move instead.
 func (e *Engine) copyManifest(ctx context.Context, src *source, raw []byte, mediaType string, targets []*target) {
 	switch {
 	case isSchema1(mediaType):
@@ -242,7 +305,14 @@ func (e *Engine) copyManifest(ctx context.Context, src *source, raw []byte, medi
 			}
 			blobs = append(blobs, l)
 		}
+		if e.opt.DryRun {
+			e.planBlobs(ctx, src.repo, blobs, targets)
+			return
+		}
 		e.copyBlobs(ctx, src.repo, blobs, targets)
+	}
+	if e.opt.DryRun {
+		return
 	}
 	var wg sync.WaitGroup
 	for _, t := range alive(targets) {
@@ -264,10 +334,10 @@ func (e *Engine) copyChild(ctx context.Context, src *source, c childDesc, parent
 	var need []*target
 	var links = map[*target]*target{}
 	for _, p := range parents {
-		if e.blobs.hasManifest(p.repo, c.Digest) {
+		if !p.force && e.blobs.hasManifest(p.repo, c.Digest) {
 			continue
 		}
-		if !e.opt.Force {
+		if !p.force {
 			d, err := p.repo.HeadManifest(ctx, c.Digest)
 			if err == nil && d.Digest == c.Digest {
 				e.blobs.manifestPresent(p.repo, c.Digest)
@@ -278,7 +348,7 @@ func (e *Engine) copyChild(ctx context.Context, src *source, c childDesc, parent
 				continue
 			}
 		}
-		t := &target{repo: p.repo, ref: c.Digest}
+		t := &target{repo: p.repo, ref: c.Digest, force: p.force}
 		need = append(need, t)
 		links[t] = p
 	}
@@ -323,5 +393,3 @@ func (e *Engine) explain(r *registry.Repo, err error) error {
 	}
 	return err
 }
-
-var _ = rules.Job{}

@@ -10,11 +10,13 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime/debug"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/imagesync/imagesync/sync/engine/registry"
+	"github.com/imagesync/imagesync/sync/ledger"
 	"github.com/imagesync/imagesync/sync/rules"
 )
 
@@ -26,6 +28,9 @@ const (
 	Skipped  Action = "skipped"  // destination already had the digest
 	Filtered Action = "filtered" // no platform matched the filter
 	Failed   Action = "failed"
+
+	WouldCopy   Action = "copy"   // plan: the destination lacks the reference
+	WouldUpdate Action = "update" // plan: the destination tag holds another digest
 )
 
 // JobResult is the outcome of one source → destination job.
@@ -42,6 +47,7 @@ type JobResult struct {
 // Summary counts a run.
 type Summary struct {
 	Copied, Skipped, Filtered, Failed int
+	WouldCopy, WouldUpdate            int   // plan
 	Bytes                             int64 // blob bytes uploaded
 	BlobsUploaded, BlobsMounted       int64
 	Requests, Retries                 int64
@@ -60,7 +66,15 @@ type Options struct {
 	Retries     int  // extra attempts for a failed job (--retries)
 	Force       bool // push manifests even when the destination matches
 	Filter      Filter
-	Logger      *slog.Logger
+	// Ledger, when set, lets a job whose destination is known to hold the
+	// source's digest skip without any request to the destination; every
+	// finished manifest and blob is recorded in it.
+	Ledger  *ledger.Ledger
+	Refresh bool // write the ledger but do not believe it
+	// DryRun decides and measures without writing anything (plan): jobs end
+	// as WouldCopy, WouldUpdate, Skipped, Filtered or Failed.
+	DryRun bool
+	Logger *slog.Logger
 	// OnResult is called once per finished job, from worker goroutines.
 	OnResult func(JobResult)
 }
@@ -89,7 +103,7 @@ func New(c *registry.Client, opt Options) *Engine {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Engine{c: c, opt: opt, blobs: newBlobTracker(), sem: make(chan struct{}, opt.Concurrency), log: log}
+	return &Engine{c: c, opt: opt, blobs: newBlobTracker(opt.Ledger, !opt.Refresh, !opt.DryRun), sem: make(chan struct{}, opt.Concurrency), log: log}
 }
 
 // unit is one source reference with every destination that wants it: the
@@ -98,6 +112,7 @@ type unit struct {
 	src      rules.Ref
 	jobs     []rules.Job
 	attempts int
+	healed   bool // stale ledger entries were dropped once already
 }
 
 func groupUnits(jobs []rules.Job) []*unit {
@@ -188,9 +203,18 @@ func (e *Engine) Sync(ctx context.Context, jobs []rules.Job, pre []JobResult) *R
 			s.Filtered++
 		case Failed:
 			s.Failed++
+		case WouldCopy:
+			s.WouldCopy++
+		case WouldUpdate:
+			s.WouldUpdate++
+		}
+		if e.opt.DryRun {
+			s.Bytes += r.Bytes
 		}
 	}
-	s.Bytes = e.bytes.Load()
+	if !e.opt.DryRun {
+		s.Bytes = e.bytes.Load()
+	}
 	s.BlobsUploaded = e.uploaded.Load()
 	s.BlobsMounted = e.mounted.Load()
 	s.Requests = e.c.Stats.Requests.Load()
@@ -213,6 +237,24 @@ func (e *Engine) runUnit(ctx context.Context, u *unit) (out []JobResult) {
 		}
 	}()
 	out = e.syncUnit(ctx, u)
+	if stale := e.staleDestinations(out); len(stale) > 0 && !u.healed {
+		// The destination lacks blobs or children that the ledger (or this
+		// run) believed present: forget them and redo those jobs at once.
+		u.healed = true
+		var redo []rules.Job
+		keep := out[:0]
+		for _, r := range out {
+			if stale[r.Job.Destination.Repo()] {
+				redo = append(redo, r.Job)
+				continue
+			}
+			keep = append(keep, r)
+		}
+		for repo := range stale {
+			e.log.Warn("destination contradicts the ledger: forgetting it and redoing the copy", "repository", repo)
+		}
+		out = append(keep, e.syncUnit(ctx, &unit{src: u.src, jobs: redo, attempts: u.attempts, healed: true})...)
+	}
 	for i := range out {
 		out[i].Attempts = u.attempts
 		out[i].Duration = time.Since(start)
@@ -221,6 +263,25 @@ func (e *Engine) runUnit(ctx context.Context, u *unit) (out []JobResult) {
 		}
 	}
 	return out
+}
+
+// staleDestinations returns the destination repositories whose manifest
+// PUT was refused for a missing blob or child, after forgetting them.
+func (e *Engine) staleDestinations(out []JobResult) map[string]bool {
+	stale := map[string]bool{}
+	for _, r := range out {
+		var re *registry.Error
+		if r.Action == Failed && errors.As(r.Err, &re) && (re.HasCode("MANIFEST_BLOB_UNKNOWN") || re.HasCode("BLOB_UNKNOWN") || (re.Method == "PUT" && re.HasCode("MANIFEST_UNKNOWN"))) {
+			stale[r.Job.Destination.Repo()] = true
+		}
+	}
+	for repo := range stale {
+		reg, name, _ := strings.Cut(repo, "/")
+		if dst, err := e.c.Repo(context.Background(), reg, name, true); err == nil {
+			e.blobs.forget(dst)
+		}
+	}
+	return stale
 }
 
 // ErrAllFailed is returned by callers when every job failed.

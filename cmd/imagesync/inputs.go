@@ -1,0 +1,200 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+
+	"github.com/imagesync/imagesync/credentials"
+	"github.com/imagesync/imagesync/internal/cfgfile"
+	"github.com/imagesync/imagesync/sync/engine"
+	"github.com/imagesync/imagesync/sync/engine/registry"
+	"github.com/imagesync/imagesync/sync/ledger"
+	"github.com/imagesync/imagesync/sync/rules"
+)
+
+// Inputs are the flags sync, plan and verify share: what to copy, with which
+// credentials, how hard, and the ledger.
+type Inputs struct {
+	Auth    string   `type:"path" placeholder:"FILE" help:"Auth file (.json, .yaml, .yml): registry[/namespace] → {username, password, insecure}."`
+	Images  string   `type:"path" placeholder:"FILE" help:"Rule file (.json, .yaml, .yml): source → destination(s). Required unless --config."`
+	Config  string   `type:"path" placeholder:"FILE" help:"image-syncer's legacy file with top-level auth: and images:; --auth and --images are then ignored."`
+	Proc    int      `short:"p" default:"5" help:"Images and blob transfers in flight at once."`
+	Retries int      `short:"r" default:"2" help:"Extra attempts for a job that failed transiently."`
+	OS      []string `name:"os" placeholder:"OS[:VERSION]" help:"Only images for these operating systems (repeatable or comma-separated)."`
+	Arch    []string `placeholder:"ARCH[:VARIANT]" help:"Only images for these architectures (repeatable or comma-separated)."`
+
+	Registry  string `env:"DEFAULT_REGISTRY" help:"Registry for empty destinations (\"\")."`
+	Namespace string `env:"DEFAULT_NAMESPACE" help:"Namespace for empty destinations (\"\")."`
+
+	Ledger   string `type:"path" placeholder:"FILE" env:"IMAGESYNC_LEDGER" help:"Digest ledger file (default: imagesync/ledger.jsonl in the user cache directory)."`
+	NoLedger bool   `help:"Run without a ledger: every decision asks the destination."`
+}
+
+// session is a loaded run: rules, credentials, logger, ledger, engine.
+type session struct {
+	rules    []rules.Rule
+	keychain *credentials.Chain
+	log      *slog.Logger
+	out      io.Writer // redacted log output
+	ledger   *ledger.Ledger
+	client   *registry.Client
+	filter   engine.Filter
+	closers  []func()
+}
+
+func (s *session) Close() {
+	for i := len(s.closers) - 1; i >= 0; i-- {
+		s.closers[i]()
+	}
+}
+
+// open loads files, opens the log and the ledger. Every problem is a usage
+// error (exit 2), and all file problems are reported at once.
+func (in *Inputs) open(rc *runContext) (*session, error) {
+	s := &session{keychain: &credentials.Chain{}}
+	logOut, closeLog, err := openLog(rc)
+	if err != nil {
+		return nil, err
+	}
+	s.closers = append(s.closers, closeLog)
+	warnings, err := in.load(rc, s)
+	if err != nil {
+		s.Close()
+		return nil, err
+	}
+	s.out = credentials.NewRedactor(logOut, s.keychain.Secrets())
+	s.log = newLogger(s.out, rc.global)
+	for _, w := range warnings {
+		s.log.Warn(w)
+	}
+	if s.filter, err = engine.ParseFilter(in.OS, in.Arch); err != nil {
+		s.Close()
+		return nil, usageError("%v", err)
+	}
+	if !in.NoLedger {
+		path := in.Ledger
+		if path == "" {
+			if path, err = ledger.DefaultPath(); err != nil {
+				s.Close()
+				return nil, usageError("%v", err)
+			}
+		}
+		l, err := ledger.Open(path)
+		if err != nil {
+			s.Close()
+			return nil, usageError("%v", err)
+		}
+		s.ledger = l
+		s.closers = append(s.closers, func() {
+			if err := l.Close(); err != nil {
+				s.log.Error("closing the ledger", "error", err)
+			}
+		})
+		for _, w := range l.Warnings() {
+			s.log.Warn(w)
+		}
+		s.log.Debug("ledger", "path", path)
+	}
+	s.client = registry.New(s.keychain, registry.WithLogger(s.log), registry.WithUserAgent("imagesync/"+version))
+	return s, nil
+}
+
+// engine builds the engine for this session.
+func (s *session) engine(in *Inputs, opt engine.Options) *engine.Engine {
+	opt.Concurrency = in.Proc
+	opt.Retries = in.Retries
+	opt.Filter = s.filter
+	opt.Logger = s.log
+	opt.Ledger = s.ledger
+	return engine.New(s.client, opt)
+}
+
+func (in *Inputs) load(rc *runContext, s *session) (warnings []string, err error) {
+	ropt := rules.Options{DefaultRegistry: in.Registry, DefaultNamespace: in.Namespace, LookupEnv: rc.env.lookup}
+	var errs []error
+	addAuth := func(af *credentials.AuthFile, err error) {
+		if err != nil {
+			errs = append(errs, err)
+			return
+		}
+		s.keychain.Files = append(s.keychain.Files, af)
+		warnings = append(warnings, af.Warnings...)
+	}
+	switch {
+	case in.Config != "":
+		if in.Auth != "" || in.Images != "" {
+			warnings = append(warnings, "--config is given: --auth and --images are ignored")
+		}
+		n, err := cfgfile.Load(in.Config)
+		if err != nil {
+			return nil, &exitError{code: exitUsage, err: err}
+		}
+		if n.Kind != cfgfile.Map {
+			return nil, usageError("%s: the config file must be a map with auth: and images:", in.Config)
+		}
+		for _, kv := range n.Map {
+			if kv.Key != "auth" && kv.Key != "images" {
+				warnings = append(warnings, fmt.Sprintf("%s:%d: unknown top-level key %q ignored", in.Config, kv.Line, kv.Key))
+			}
+		}
+		authNode, _ := n.Get("auth")
+		addAuth(credentials.AuthFromNode(in.Config, authNode, rc.env.lookup))
+		imagesNode, ok := n.Get("images")
+		if !ok {
+			errs = append(errs, fmt.Errorf("%s: no images: key", in.Config))
+		} else if s.rules, err = rules.FromNode(in.Config, imagesNode, ropt); err != nil {
+			errs = append(errs, err)
+		}
+	case in.Images == "":
+		return nil, usageError("no rules: give --images FILE (or --config FILE)")
+	default:
+		if in.Auth != "" {
+			addAuth(credentials.LoadAuthFile(in.Auth, rc.env.lookup))
+		}
+		if s.rules, err = rules.LoadFile(in.Images, ropt); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if len(errs) > 0 {
+		return nil, &exitError{code: exitUsage, err: errors.Join(errs...)}
+	}
+	return warnings, nil
+}
+
+func openLog(rc *runContext) (io.Writer, func(), error) {
+	if rc.global.Log == "" {
+		return rc.stderr, func() {}, nil
+	}
+	f, err := os.OpenFile(rc.global.Log, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
+	if err != nil {
+		return nil, nil, usageError("--log: %v", err)
+	}
+	return f, func() { f.Close() }, nil
+}
+
+func newLogger(w io.Writer, g *Globals) *slog.Logger {
+	level := slog.LevelInfo
+	if g.Debug {
+		level = slog.LevelDebug
+	}
+	opts := &slog.HandlerOptions{Level: level}
+	if g.LogFormat == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// exitFor maps finished jobs to DESIGN.md's exit codes.
+func exitFor(failed, total int) error {
+	switch {
+	case failed == 0:
+		return nil
+	case failed == total:
+		return &exitError{code: exitAllFailed, err: fmt.Errorf("every one of %d jobs failed", failed)}
+	default:
+		return &exitError{code: exitSomeFail, err: fmt.Errorf("%d of %d jobs failed", failed, total)}
+	}
+}

@@ -1,0 +1,437 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/imagesync/imagesync/internal/registrytest"
+)
+
+// TestMain lets the test binary act as imagesync itself, for the tests that
+// need a separate process (to kill it).
+func TestMain(m *testing.M) {
+	if os.Getenv("IMAGESYNC_TEST_AS_MAIN") == "1" {
+		main()
+		return
+	}
+	os.Exit(m.Run())
+}
+
+var linuxAmd64 = registrytest.Platform{OS: "linux", Arch: "amd64"}
+
+// seedMany pushes n small images as tags of two repositories plus one index,
+// and returns the rule file text and the expected destination digests.
+func seedMany(t *testing.T, src *registrytest.Registry, dstHost string, n int) (rulesText string, want map[string]string) {
+	t.Helper()
+	want = map[string]string{}
+	var b strings.Builder
+	for i := range n - 1 {
+		repo := fmt.Sprintf("lib/r%d", i%2)
+		tag := fmt.Sprintf("v%d", i)
+		d, _ := src.PushRandomImage(t, repo, tag, linuxAmd64, 1, 256, i%3 == 0, int64(1000+i))
+		want[repo+":"+tag] = d
+	}
+	idx, _, _ := src.PushIndex(t, "lib/multi", "v1", []registrytest.Platform{linuxAmd64, {OS: "linux", Arch: "arm64"}}, true, 999)
+	want["lib/multi:v1"] = idx
+	fmt.Fprintf(&b, "%s/lib/r0: %s/lib/r0\n", src.Host, dstHost) // all tags: one listing
+	var r1 []string
+	for i := 1; i < n-1; i += 2 {
+		r1 = append(r1, fmt.Sprintf("v%d", i))
+	}
+	fmt.Fprintf(&b, "%s/lib/r1:%s: %s/lib/r1\n", src.Host, strings.Join(r1, ","), dstHost)
+	fmt.Fprintf(&b, "%s/lib/multi:v1: %s/lib/multi\n", src.Host, dstHost)
+	return b.String(), want
+}
+
+func TestLedgerNoopResync(t *testing.T) {
+	forEachKind(t, func(t *testing.T, kind registrytest.Kind) {
+		src, dst := pair(t, kind, registrytest.Options{})
+		const images = 60
+		text, want := seedMany(t, src, dst.Host, images)
+		dir := t.TempDir()
+		rulesFile := writeFile(t, dir, "images.yaml", text)
+		ledger := filepath.Join(dir, "ledger.jsonl")
+		if r := runCLI(t, nil, "--images", rulesFile, "--ledger", ledger, "--proc", "8"); r.code != 0 {
+			t.Fatalf("first sync: exit %d", r.code)
+		}
+		for ref, d := range want {
+			repo, tag, _ := strings.Cut(ref, ":")
+			assertDigest(t, dst, repo, tag, d)
+		}
+
+		// With the ledger: nothing at all to the destination; one manifest
+		// HEAD per source reference, the tag listing of the all-tags rule,
+		// and the ping.
+		src.Log.Reset()
+		dst.Log.Reset()
+		start := time.Now()
+		r := runCLI(t, nil, "--images", rulesFile, "--ledger", ledger, "--proc", "8")
+		withLedger := time.Since(start)
+		if r.code != 0 || !strings.Contains(r.stderr, fmt.Sprintf("0 copied, %d skipped", images)) {
+			t.Fatalf("no-op sync: exit %d", r.code)
+		}
+		if n := len(dst.Log.All()); n != 0 {
+			t.Errorf("no-op sync with the ledger sent %d requests to the destination: %v", n, dst.Log.All())
+		}
+		heads := src.Log.Count("HEAD", "/manifests/")
+		lists := src.Log.Count("GET", "/tags/list")
+		pings := src.Log.Count("GET", `^/v2/$`)
+		if heads != images || lists != 1 || pings != 1 || len(src.Log.All()) != heads+lists+pings {
+			t.Errorf("source requests: %d HEAD, %d tag lists, %d pings, %d in all; want %d, 1, 1", heads, lists, pings, len(src.Log.All()), images)
+		}
+		srcWith := len(src.Log.All())
+
+		// Without it: one HEAD per destination too, and still no write.
+		src.Log.Reset()
+		dst.Log.Reset()
+		start = time.Now()
+		r = runCLI(t, nil, "--images", rulesFile, "--no-ledger", "--proc", "8")
+		without := time.Since(start)
+		if r.code != 0 {
+			t.Fatalf("no-op sync without ledger: exit %d", r.code)
+		}
+		if n := dst.Log.Count("HEAD", "/manifests/"); n != images {
+			t.Errorf("%d destination HEADs without the ledger, want %d", n, images)
+		}
+		if n := dst.Log.Count("PUT", "") + dst.Log.Count("POST", ""); n != 0 {
+			t.Errorf("%d writes on a no-op run", n)
+		}
+		t.Logf("no-op re-sync of %d images on %s: with ledger %d requests (%d to the destination) in %v; without %d requests (%d to the destination) in %v",
+			images, kind, srcWith, 0, withLedger.Round(time.Millisecond), len(src.Log.All())+len(dst.Log.All()), len(dst.Log.All()), without.Round(time.Millisecond))
+	})
+}
+
+type planDoc struct {
+	Jobs []struct {
+		Source, Destination, Action, Digest, Reason string
+		Bytes                                       int64
+	}
+	Summary map[string]int64
+}
+
+func planJSON(t *testing.T, args ...string) (planDoc, result) {
+	t.Helper()
+	r := runCLI(t, nil, append([]string{"plan", "-o", "json"}, args...)...)
+	var p planDoc
+	if err := json.Unmarshal([]byte(r.stdout), &p); err != nil {
+		t.Fatalf("plan -o json is not JSON: %v", err)
+	}
+	return p, r
+}
+
+// blobBytes sums the config and layer sizes of an image manifest.
+func blobBytes(t *testing.T, raw []byte) int64 {
+	var m struct {
+		Config struct{ Size int64 }
+		Layers []struct{ Size int64 }
+	}
+	if err := json.Unmarshal(raw, &m); err != nil {
+		t.Fatal(err)
+	}
+	n := m.Config.Size
+	for _, l := range m.Layers {
+		n += l.Size
+	}
+	return n
+}
+
+func TestPlan(t *testing.T) {
+	forEachKind(t, func(t *testing.T, kind registrytest.Kind) {
+		src, dst := pair(t, kind, registrytest.Options{})
+		_, rawA := src.PushRandomImage(t, "lib/a", "1", linuxAmd64, 2, 3000, false, 1)
+		_, rawB := src.PushRandomImage(t, "lib/b", "1", linuxAmd64, 3, 5000, true, 2)
+		_, _, children := src.PushIndex(t, "lib/m", "1", []registrytest.Platform{linuxAmd64, {OS: "linux", Arch: "arm64"}}, true, 3)
+		var idxBytes int64
+		for _, c := range children {
+			raw, _, _ := src.Manifest(t, "lib/m", c)
+			idxBytes += blobBytes(t, raw)
+		}
+		dir := t.TempDir()
+		rulesFile := writeFile(t, dir, "images.yaml", fmt.Sprintf(
+			"%[1]s/lib/a:1: %[2]s/lib/a\n%[1]s/lib/b:1: %[2]s/lib/b\n%[1]s/lib/m:1: %[2]s/lib/m\n%[1]s/lib/gone:1: %[2]s/lib/gone\n", src.Host, dst.Host))
+		ledger := filepath.Join(dir, "ledger.jsonl")
+		writes := func() int {
+			return dst.Log.Count("PUT", "") + dst.Log.Count("POST", "") + dst.Log.Count("PATCH", "") + dst.Log.Count("DELETE", "")
+		}
+
+		// Empty destination: everything to copy, with the bytes of its blobs.
+		p, r := planJSON(t, "--images", rulesFile, "--ledger", ledger)
+		if r.code != exitSomeFail { // lib/gone does not exist
+			t.Fatalf("plan exit %d, want 1 (one error)", r.code)
+		}
+		wantBytes := map[string]int64{"lib/a": blobBytes(t, rawA), "lib/b": blobBytes(t, rawB), "lib/m": idxBytes}
+		for _, j := range p.Jobs {
+			repo := strings.TrimPrefix(strings.SplitN(j.Destination, ":", 3)[1][len(strings.Split(dst.Host, ":")[1]):], "/")
+			repo = strings.TrimSuffix(repo, ":1")
+			switch {
+			case strings.Contains(j.Source, "lib/gone"):
+				if j.Action != "error" || !strings.Contains(j.Reason, "404") {
+					t.Errorf("missing source: %+v", j)
+				}
+			case j.Action != "copy" || j.Bytes != wantBytes[repo] || j.Digest == "":
+				t.Errorf("%s: action %s, %d bytes; want copy, %d bytes", j.Destination, j.Action, j.Bytes, wantBytes[repo])
+			}
+		}
+		if p.Summary["copy"] != 3 || p.Summary["error"] != 1 || p.Summary["bytes"] != wantBytes["lib/a"]+wantBytes["lib/b"]+wantBytes["lib/m"] {
+			t.Errorf("summary %v", p.Summary)
+		}
+		// --detailed-exitcode with work pending and no error: 4.
+		okRules := writeFile(t, dir, "ok.yaml", fmt.Sprintf("%[1]s/lib/a:1: %[2]s/lib/a\n%[1]s/lib/b:1: %[2]s/lib/b\n%[1]s/lib/m:1: %[2]s/lib/m\n", src.Host, dst.Host))
+		if r := runCLI(t, nil, "plan", "--images", okRules, "--ledger", ledger, "--detailed-exitcode"); r.code != exitPending || !strings.Contains(r.stdout, "ACTION") {
+			t.Errorf("detailed exit code %d, want %d", r.code, exitPending)
+		}
+		if n := writes(); n != 0 {
+			t.Fatalf("plan wrote to the destination: %d requests", n)
+		}
+
+		// After a sync: everything skips, with and without the ledger.
+		if r := runCLI(t, nil, "--images", okRules, "--ledger", ledger); r.code != 0 {
+			t.Fatal("sync failed")
+		}
+		for _, args := range [][]string{{"--ledger", ledger}, {"--no-ledger"}} {
+			p, r = planJSON(t, append([]string{"--images", okRules, "--detailed-exitcode"}, args...)...)
+			if r.code != 0 || p.Summary["skip"] != 3 || p.Summary["bytes"] != 0 {
+				t.Errorf("plan %v after sync: exit %d, summary %v", args, r.code, p.Summary)
+			}
+		}
+
+		// A source tag moves: that job alone is an update.
+		dst.Log.Reset()
+		moved, rawMoved := src.PushRandomImage(t, "lib/b", "1", linuxAmd64, 1, 700, true, 77)
+		p, r = planJSON(t, "--images", okRules, "--ledger", ledger, "--detailed-exitcode")
+		if r.code != exitPending {
+			t.Errorf("exit %d, want %d", r.code, exitPending)
+		}
+		for _, j := range p.Jobs {
+			wantAction := "skip"
+			if strings.Contains(j.Source, "lib/b") {
+				wantAction = "update"
+				if j.Digest != moved || j.Bytes != blobBytes(t, rawMoved) {
+					t.Errorf("update: digest %s bytes %d, want %s %d", j.Digest, j.Bytes, moved, blobBytes(t, rawMoved))
+				}
+			}
+			if j.Action != wantAction {
+				t.Errorf("%s: %s, want %s", j.Source, j.Action, wantAction)
+			}
+		}
+		if n := writes(); n != 0 {
+			t.Fatalf("plan wrote to the destination: %d requests", n)
+		}
+	})
+}
+
+func verifyJSON(t *testing.T, args ...string) (map[string][]string, result) {
+	t.Helper()
+	r := runCLI(t, nil, append([]string{"verify", "-o", "json"}, args...)...)
+	var v struct {
+		Jobs []struct {
+			Destination string
+			OK          bool
+			Problems    []struct{ Kind, Ref string }
+		}
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &v); err != nil {
+		t.Fatalf("verify -o json is not JSON: %v\n%s", err, r.stdout)
+	}
+	out := map[string][]string{}
+	for _, j := range v.Jobs {
+		for _, p := range j.Problems {
+			out[j.Destination] = append(out[j.Destination], p.Kind)
+		}
+	}
+	return out, r
+}
+
+func TestVerifyFindsAndSyncRepairs(t *testing.T) {
+	forEachKind(t, func(t *testing.T, kind registrytest.Kind) {
+		src, dst := pair(t, kind, registrytest.Options{})
+		a, rawA := src.PushRandomImage(t, "lib/a", "1", linuxAmd64, 2, 2000, false, 11)
+		b, _ := src.PushRandomImage(t, "lib/b", "1", linuxAmd64, 1, 2000, true, 12)
+		c, _ := src.PushRandomImage(t, "lib/c", "1", linuxAmd64, 1, 2000, true, 13)
+		m, _, children := src.PushIndex(t, "lib/m", "1", []registrytest.Platform{linuxAmd64, {OS: "linux", Arch: "arm64"}}, false, 14)
+		dir := t.TempDir()
+		rulesFile := writeFile(t, dir, "images.yaml", fmt.Sprintf("%[1]s/lib/a:1: %[2]s/lib/a\n%[1]s/lib/b:1: %[2]s/lib/b\n%[1]s/lib/c:1: %[2]s/lib/c\n%[1]s/lib/m:1: %[2]s/lib/m\n", src.Host, dst.Host))
+		ledger := filepath.Join(dir, "ledger.jsonl")
+		if r := runCLI(t, nil, "--images", rulesFile, "--ledger", ledger); r.code != 0 {
+			t.Fatal("sync failed")
+		}
+		if probs, r := verifyJSON(t, "--images", rulesFile, "--ledger", ledger, "--deep"); r.code != 0 || len(probs) != 0 {
+			t.Fatalf("fresh mirror: verify exit %d, problems %v", r.code, probs)
+		}
+
+		// Behind the ledger's back: a layer of a, the manifest of b, a child
+		// of m deleted; c overwritten with another image.
+		var ma struct{ Layers []struct{ Digest string } }
+		_ = json.Unmarshal(rawA, &ma)
+		dst.DeleteBlob(t, "lib/a", ma.Layers[1].Digest)
+		dst.DeleteManifest(t, "lib/b", b)
+		dst.DeleteManifest(t, "lib/m", children[1])
+		dst.PushRandomImage(t, "lib/c", "1", linuxAmd64, 1, 100, true, 99)
+
+		probs, r := verifyJSON(t, "--images", rulesFile, "--ledger", ledger)
+		if r.code != exitSomeFail {
+			t.Fatalf("verify exit %d, want %d", r.code, exitSomeFail)
+		}
+		for dstRef, want := range map[string]string{"/lib/a:1": "missing-blob", "/lib/b:1": "missing", "/lib/c:1": "different-digest", "/lib/m:1": "missing-child"} {
+			if got := probs[dst.Host+dstRef]; len(got) != 1 || got[0] != want {
+				t.Errorf("%s: problems %v, want [%s]", dstRef, got, want)
+			}
+		}
+		// Offline (ledger only) sees the overwritten tag and the missing manifest too.
+		probs, r = verifyJSON(t, "--images", rulesFile, "--ledger", ledger, "--offline")
+		if r.code != exitSomeFail || len(probs[dst.Host+"/lib/c:1"]) == 0 {
+			t.Errorf("offline verify: exit %d, problems %v", r.code, probs)
+		}
+
+		// The next sync repairs everything, and verify agrees.
+		if r := runCLI(t, nil, "--images", rulesFile, "--ledger", ledger); r.code != 0 {
+			t.Fatal("repair sync failed")
+		}
+		assertDigest(t, dst, "lib/a", "1", a)
+		assertDigest(t, dst, "lib/b", "1", b)
+		assertDigest(t, dst, "lib/c", "1", c)
+		assertDigest(t, dst, "lib/m", "1", m)
+		assertDigest(t, dst, "lib/m", children[1], children[1])
+		if !dst.HasBlob(t, "lib/a", ma.Layers[1].Digest) {
+			t.Error("the deleted layer was not restored")
+		}
+		if probs, r := verifyJSON(t, "--images", rulesFile, "--ledger", ledger, "--deep"); r.code != 0 || len(probs) != 0 {
+			t.Errorf("after repair: verify exit %d, problems %v", r.code, probs)
+		}
+	})
+}
+
+func TestVerifyOfflineTouchesNoSource(t *testing.T) {
+	src, dst := pair(t, registrytest.Distribution3, registrytest.Options{})
+	d, _ := src.PushRandomImage(t, "lib/a", "1", linuxAmd64, 1, 500, true, 5)
+	src.PushRandomImage(t, "lib/a", "2", linuxAmd64, 1, 500, true, 6)
+	dir := t.TempDir()
+	rulesFile := writeFile(t, dir, "images.yaml", fmt.Sprintf("%s/lib/a: %s/mirror/a\n", src.Host, dst.Host))
+	ledger := filepath.Join(dir, "ledger.jsonl")
+	if r := runCLI(t, nil, "--images", rulesFile, "--ledger", ledger); r.code != 0 {
+		t.Fatal("sync failed")
+	}
+	src.Log.Reset()
+	probs, r := verifyJSON(t, "--images", rulesFile, "--ledger", ledger, "--offline")
+	if r.code != 0 || len(probs) != 0 || !strings.Contains(r.stdout, d) {
+		t.Fatalf("offline verify: exit %d, problems %v", r.code, probs)
+	}
+	if n := len(src.Log.All()); n != 0 {
+		t.Errorf("offline verify sent %d requests to the source", n)
+	}
+	if r := runCLI(t, nil, "verify", "--images", rulesFile, "--no-ledger", "--offline"); r.code != exitUsage {
+		t.Errorf("--offline --no-ledger: exit %d, want %d", r.code, exitUsage)
+	}
+}
+
+func TestSyncSurvivesSIGKILL(t *testing.T) {
+	src, dst := pair(t, registrytest.Distribution3, registrytest.Options{})
+	want := map[string]string{}
+	var rules strings.Builder
+	for i := range 16 {
+		repo := fmt.Sprintf("lib/big%d", i)
+		want[repo], _ = src.PushRandomImage(t, repo, "1", linuxAmd64, 2, 1<<20, i%2 == 0, int64(500+i))
+		fmt.Fprintf(&rules, "%s/%s:1: %s/%s\n", src.Host, repo, dst.Host, repo)
+	}
+	dir := t.TempDir()
+	rulesFile := writeFile(t, dir, "images.yaml", rules.String())
+	ledger := filepath.Join(dir, "ledger.jsonl")
+
+	cmd := exec.Command(os.Args[0], "--images", rulesFile, "--ledger", ledger, "--proc", "1")
+	cmd.Env = append(os.Environ(), "IMAGESYNC_TEST_AS_MAIN=1")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	killed := false
+	deadline := time.After(2 * time.Minute)
+poll:
+	for {
+		select {
+		case err := <-done:
+			t.Fatalf("sync finished before it could be killed (%v): make the workload bigger", err)
+		case <-deadline:
+			t.Fatal("no progress in the ledger")
+		case <-time.After(2 * time.Millisecond):
+			// a few images done (each writes two manifest records), more under way
+			if b, _ := os.ReadFile(ledger); strings.Count(string(b), `"t":"m"`) >= 5 {
+				_ = cmd.Process.Kill() // SIGKILL: no cleanup of any kind
+				killed = true
+				break poll
+			}
+		}
+	}
+	<-done
+	if !killed {
+		t.Fatal("not killed")
+	}
+	copied := 0
+	for repo := range want {
+		if tags := dst.Tags(t, repo); len(tags) > 0 {
+			copied++
+		}
+	}
+	if copied == 0 || copied == len(want) {
+		t.Fatalf("%d of %d images copied when the process was killed: not a mid-run kill", copied, len(want))
+	}
+	t.Logf("killed with %d of %d images copied", copied, len(want))
+
+	r := runCLI(t, nil, "--images", rulesFile, "--ledger", ledger)
+	if r.code != 0 {
+		t.Fatalf("second run: exit %d", r.code)
+	}
+	for repo, d := range want {
+		assertDigest(t, dst, repo, "1", d)
+	}
+	if probs, r := verifyJSON(t, "--images", rulesFile, "--ledger", ledger, "--deep"); r.code != 0 || len(probs) != 0 {
+		t.Fatalf("verify after the interrupted run: exit %d, problems %v", r.code, probs)
+	}
+}
+
+// A blob the ledger believes present is gone: the manifest PUT is refused,
+// the stale entries are dropped and the job is redone in the same run.
+func TestStaleLedgerHeals(t *testing.T) {
+	forEachKind(t, func(t *testing.T, kind registrytest.Kind) {
+		src, dst := pair(t, kind, registrytest.Options{})
+		_, rawA := src.PushRandomImage(t, "lib/a", "1", linuxAmd64, 1, 4000, true, 21)
+		// lib/a:2 shares the layer of lib/a:1 with a config of its own.
+		var m map[string]any
+		_ = json.Unmarshal(rawA, &m)
+		config := []byte(`{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]},"config":{"Labels":{"v":"2"}}}`)
+		m["config"] = map[string]any{"mediaType": "application/vnd.oci.image.config.v1+json", "digest": src.PushBlob(t, "lib/a", config), "size": len(config)}
+		rawA2, _ := json.Marshal(m)
+		a2 := src.PushManifest(t, "lib/a", "2", "application/vnd.oci.image.manifest.v1+json", rawA2)
+		layer := m["layers"].([]any)[0].(map[string]any)["digest"].(string)
+
+		dir := t.TempDir()
+		ledger := filepath.Join(dir, "ledger.jsonl")
+		first := writeFile(t, dir, "first.yaml", fmt.Sprintf("%s/lib/a:1: %s/lib/a\n", src.Host, dst.Host))
+		if r := runCLI(t, nil, "--images", first, "--ledger", ledger); r.code != 0 {
+			t.Fatal("sync failed")
+		}
+		dst.DeleteBlob(t, "lib/a", layer) // behind the ledger's back
+
+		dst.Log.Reset()
+		second := writeFile(t, dir, "second.yaml", fmt.Sprintf("%s/lib/a:2: %s/lib/a\n", src.Host, dst.Host))
+		r := runCLI(t, nil, "--images", second, "--ledger", ledger, "--retries", "0")
+		if r.code != 0 || !strings.Contains(r.stderr, "contradicts the ledger") {
+			t.Fatalf("exit %d; want 0 after healing", r.code)
+		}
+		assertDigest(t, dst, "lib/a", "2", a2)
+		if !dst.HasBlob(t, "lib/a", layer) {
+			t.Fatal("layer not restored")
+		}
+		// First the ledger was believed (no HEAD of the layer), then the
+		// copy was redone without it.
+		if dst.Log.Count("PUT", "/manifests/2$") != 2 || uploadsPerDigest(dst)[layer] != 1 {
+			t.Errorf("manifest PUTs %d, layer uploads %d; want 2 and 1", dst.Log.Count("PUT", "/manifests/2$"), uploadsPerDigest(dst)[layer])
+		}
+	})
+}

@@ -1,0 +1,46 @@
+package main
+
+import (
+	"github.com/imagesync/imagesync/sync/engine"
+	"github.com/imagesync/imagesync/sync/report"
+)
+
+// PlanCmd is `imagesync plan`: the engine stopped after its decisions.
+type PlanCmd struct {
+	Inputs
+	Output           string `short:"o" enum:"table,json" default:"table" help:"Output: ${enum}."`
+	DetailedExitcode bool   `name:"detailed-exitcode" help:"Exit 0 when nothing is to do, 4 when a sync would copy or update something."`
+}
+
+const exitPending = 4
+
+// Run implements `imagesync plan`.
+func (c *PlanCmd) Run(rc *runContext) error {
+	s, err := c.open(rc)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	eng := s.engine(&c.Inputs, engine.Options{DryRun: true})
+	jobs, failed, err := eng.Expand(rc.ctx, s.rules)
+	if err != nil {
+		return &exitError{code: exitUsage, err: err}
+	}
+	res := eng.Sync(rc.ctx, jobs, failed)
+	p := report.NewPlan(res)
+	if c.Output == "json" {
+		err = p.WriteJSON(rc.stdout)
+	} else {
+		err = p.WriteTable(rc.stdout)
+	}
+	if err != nil {
+		return err
+	}
+	if err := exitFor(p.Summary.Error, len(p.Jobs)); err != nil {
+		return err
+	}
+	if c.DetailedExitcode && p.Pending() {
+		return &exitError{code: exitPending}
+	}
+	return nil
+}

@@ -1,0 +1,83 @@
+package main
+
+import (
+	"fmt"
+
+	"github.com/imagesync/imagesync/sync/engine"
+	"github.com/imagesync/imagesync/sync/report"
+	"github.com/imagesync/imagesync/sync/rules"
+)
+
+// VerifyCmd is `imagesync verify`: does every destination hold what it should?
+type VerifyCmd struct {
+	Inputs
+	Output  string `short:"o" enum:"table,json" default:"table" help:"Output: ${enum}."`
+	Deep    bool   `help:"Download and re-hash every destination blob instead of checking it exists."`
+	Offline bool   `help:"Compare the destinations with the ledger; do not contact the source (air-gapped mirrors)."`
+}
+
+// Run implements `imagesync verify`.
+func (c *VerifyCmd) Run(rc *runContext) error {
+	if c.Offline && c.NoLedger {
+		return usageError("--offline compares with the ledger: it cannot go with --no-ledger")
+	}
+	s, err := c.open(rc)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	eng := s.engine(&c.Inputs, engine.Options{})
+	var jobs []rules.Job
+	if c.Offline {
+		jobs, err = offlineJobs(s)
+	} else {
+		var failed []engine.JobResult
+		jobs, failed, err = eng.Expand(rc.ctx, s.rules)
+		for _, f := range failed {
+			s.log.Error("cannot verify", "source", f.Job.Source.String(), "error", f.Err)
+		}
+		if err == nil && len(failed) > 0 && len(jobs) == 0 {
+			return &exitError{code: exitAllFailed, err: fmt.Errorf("no source could be listed")}
+		}
+	}
+	if err != nil {
+		return &exitError{code: exitUsage, err: err}
+	}
+	v := report.NewVerification(eng.Verify(rc.ctx, jobs, engine.VerifyOptions{Deep: c.Deep, Offline: c.Offline}))
+	if c.Output == "json" {
+		err = v.WriteJSON(rc.stdout)
+	} else {
+		err = v.WriteTable(rc.stdout)
+	}
+	if err != nil {
+		return err
+	}
+	if v.Summary.Mismatch > 0 {
+		return &exitError{code: exitSomeFail, err: fmt.Errorf("%d of %d destinations differ", v.Summary.Mismatch, len(v.Jobs))}
+	}
+	return nil
+}
+
+// offlineJobs expands the rules without the source: a rule that needs a tag
+// listing takes the tags the ledger saw copied from that source repository.
+func offlineJobs(s *session) ([]rules.Job, error) {
+	var jobs []rules.Job
+	var errs rules.ErrorList
+	for i := range s.rules {
+		r := &s.rules[i]
+		var tags []string
+		if r.NeedsTagList() {
+			tags = s.ledger.SourceTags(r.Source.Registry + "/" + r.Source.Repository)
+		}
+		js, err := r.Expand(tags)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		jobs = append(jobs, js...)
+	}
+	if len(errs) > 0 {
+		return nil, errs
+	}
+	return rules.CheckJobs(jobs)
+}

@@ -1,0 +1,252 @@
+package engine
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"sync"
+
+	"github.com/imagesync/imagesync/sync/engine/registry"
+	"github.com/imagesync/imagesync/sync/rules"
+)
+
+// Problem kinds verify reports.
+const (
+	ProblemMissing      = "missing"          // the destination reference does not exist
+	ProblemDigest       = "different-digest" // it holds another digest
+	ProblemMissingChild = "missing-child"    // an index child manifest is absent
+	ProblemMissingBlob  = "missing-blob"     // a config or layer is absent
+	ProblemCorruptBlob  = "corrupt-blob"     // --deep: the blob's bytes do not hash to its digest
+	ProblemUnknown      = "unknown"          // nothing to compare with (--offline and not in the ledger)
+	ProblemError        = "error"            // the check itself failed (network, auth)
+)
+
+// Problem is one thing verify found wrong with a destination.
+type Problem struct {
+	Kind   string `json:"kind"`
+	Ref    string `json:"ref,omitempty"` // the manifest or blob concerned
+	Detail string `json:"detail,omitempty"`
+}
+
+// VerifyResult is the check of one job.
+type VerifyResult struct {
+	Job      rules.Job
+	Want     string // the digest the destination should hold
+	Got      string // the digest it holds
+	Problems []Problem
+}
+
+// OK reports whether the destination matched.
+func (v VerifyResult) OK() bool { return len(v.Problems) == 0 }
+
+// VerifyOptions tune Verify.
+type VerifyOptions struct {
+	Deep    bool // download and re-hash every destination blob
+	Offline bool // compare with the ledger instead of the source
+}
+
+// Verify checks every job's destination: the digest, every child manifest
+// and every blob. A broken destination is marked in the ledger so that the
+// next sync repairs it.
+func (e *Engine) Verify(ctx context.Context, jobs []rules.Job, opt VerifyOptions) []VerifyResult {
+	out := make([]VerifyResult, len(jobs))
+	var wg sync.WaitGroup
+	limit := make(chan struct{}, e.opt.Concurrency)
+	for i, j := range jobs {
+		wg.Add(1)
+		limit <- struct{}{}
+		go func() {
+			defer func() { <-limit; wg.Done() }()
+			defer func() {
+				if p := recover(); p != nil {
+					out[i] = VerifyResult{Job: j, Problems: []Problem{{Kind: ProblemError, Detail: fmt.Sprintf("internal error (please report it): %v", p)}}}
+				}
+			}()
+			out[i] = e.verifyJob(ctx, j, opt)
+			if !out[i].OK() && e.opt.Ledger != nil {
+				key := ledgerKey(j, out[i].Want)
+				if j.Source.Digest != "" {
+					key = ledgerKey(j, j.Source.Digest)
+				}
+				_ = e.opt.Ledger.Invalidate(j.Destination.Repo(), key)
+			}
+		}()
+	}
+	wg.Wait()
+	return out
+}
+
+func (e *Engine) verifyJob(ctx context.Context, j rules.Job, opt VerifyOptions) VerifyResult {
+	res := VerifyResult{Job: j}
+	problem := func(kind, ref, detail string) VerifyResult {
+		res.Problems = append(res.Problems, Problem{Kind: kind, Ref: ref, Detail: detail})
+		return res
+	}
+
+	// What the destination should hold.
+	if opt.Offline {
+		srcDigest := j.Source.Digest
+		key := j.Destination.Repo() + ":" + j.Destination.Tag
+		if j.Destination.Tag == "" {
+			key = j.Destination.Repo() + "@" + srcDigest
+		}
+		ent, ok := e.opt.Ledger.Manifest(key)
+		if !ok {
+			return problem(ProblemUnknown, key, "not in the ledger: sync it first, or verify against the source")
+		}
+		res.Want = ent.Digest
+	} else {
+		u := &unit{src: j.Source, jobs: []rules.Job{j}}
+		want, err := e.sourceDigest(ctx, u)
+		if err != nil {
+			return problem(ProblemError, j.Source.String(), err.Error())
+		}
+		if want == "" {
+			return res // filtered: nothing should be there
+		}
+		res.Want = want
+	}
+	if j.Destination.Tag == "" {
+		res.Job.Destination.Digest = res.Want
+	}
+
+	dst, err := e.c.Repo(ctx, j.Destination.Registry, j.Destination.Repository, false)
+	if err != nil {
+		return problem(ProblemError, j.Destination.Repo(), err.Error())
+	}
+	ref := j.Destination.Tag
+	if ref == "" {
+		ref = res.Want
+	}
+	d, err := dst.HeadManifest(ctx, ref)
+	switch {
+	case registry.IsNotFound(err):
+		return problem(ProblemMissing, j.Destination.Repo()+refSep(ref)+ref, "")
+	case err != nil:
+		return problem(ProblemError, j.Destination.Repo()+refSep(ref)+ref, e.explain(dst, err).Error())
+	}
+	res.Got = d.Digest
+	if d.Digest != res.Want {
+		return problem(ProblemDigest, j.Destination.Repo()+refSep(ref)+ref, fmt.Sprintf("holds %s, want %s", d.Digest, res.Want))
+	}
+	res.Problems = append(res.Problems, e.verifyTree(ctx, dst, res.Want, opt.Deep, map[string]bool{})...)
+	return res
+}
+
+// sourceDigest returns the digest a unit's destinations must hold ("" when
+// the platform filter removes everything).
+func (e *Engine) sourceDigest(ctx context.Context, u *unit) (string, error) {
+	repo, err := e.c.Repo(ctx, u.src.Registry, u.src.Repository, false)
+	if err != nil {
+		return "", err
+	}
+	src := &source{repo: repo, ref: u.src.Tag, made: map[string]manifestBytes{}}
+	if u.src.Digest != "" {
+		src.ref = u.src.Digest
+		src.desc.Digest = u.src.Digest
+	} else if src.desc, err = repo.HeadManifest(ctx, src.ref); err != nil {
+		return "", e.explain(repo, err)
+	}
+	if e.opt.Filter.Empty() {
+		return src.desc.Digest, nil
+	}
+	if err := src.load(ctx); err != nil {
+		return "", e.explain(repo, err)
+	}
+	if isIndex(src.desc.MediaType) {
+		out, kept, err := filterIndex(ctx, repo, src.raw, e.opt.Filter, src.made)
+		if err != nil || kept == 0 {
+			return "", err
+		}
+		return registry.Digest(out), nil
+	}
+	p, err := imagePlatform(ctx, repo, src.raw)
+	if err != nil || !e.opt.Filter.Match(p) {
+		return "", err
+	}
+	return src.desc.Digest, nil
+}
+
+func refSep(ref string) string {
+	if len(ref) > 7 && ref[:7] == "sha256:" {
+		return "@"
+	}
+	return ":"
+}
+
+// verifyTree checks that every child manifest and blob under digest exists
+// at dst (and, deep, that every blob hashes right).
+func (e *Engine) verifyTree(ctx context.Context, dst *registry.Repo, digest string, deep bool, seen map[string]bool) []Problem {
+	if seen[digest] {
+		return nil
+	}
+	seen[digest] = true
+	raw, desc, err := dst.GetManifest(ctx, digest)
+	if registry.IsNotFound(err) {
+		return []Problem{{Kind: ProblemMissingChild, Ref: dst.String() + "@" + digest}}
+	}
+	if err != nil {
+		return []Problem{{Kind: ProblemError, Ref: dst.String() + "@" + digest, Detail: err.Error()}}
+	}
+	var problems []Problem
+	if isIndex(desc.MediaType) {
+		children, err := parseIndex(raw)
+		if err != nil {
+			return []Problem{{Kind: ProblemError, Ref: dst.String() + "@" + digest, Detail: err.Error()}}
+		}
+		for _, c := range children {
+			problems = append(problems, e.verifyTree(ctx, dst, c.Digest, deep, seen)...)
+		}
+		return problems
+	}
+	var m imageManifest
+	if err := json.Unmarshal(raw, &m); err != nil {
+		return []Problem{{Kind: ProblemError, Ref: dst.String() + "@" + digest, Detail: err.Error()}}
+	}
+	for _, b := range append([]blobDesc{m.Config}, m.Layers...) {
+		if len(b.URLs) > 0 || seen[b.Digest] {
+			continue
+		}
+		seen[b.Digest] = true
+		ref := dst.String() + "@" + b.Digest
+		if deep {
+			if p := verifyBlobBytes(ctx, dst, b); p != nil {
+				problems = append(problems, *p)
+			}
+			continue
+		}
+		ok, err := dst.HeadBlob(ctx, b.Digest)
+		switch {
+		case err != nil:
+			problems = append(problems, Problem{Kind: ProblemError, Ref: ref, Detail: err.Error()})
+		case !ok:
+			problems = append(problems, Problem{Kind: ProblemMissingBlob, Ref: ref})
+		}
+	}
+	return problems
+}
+
+func verifyBlobBytes(ctx context.Context, dst *registry.Repo, b blobDesc) *Problem {
+	ref := dst.String() + "@" + b.Digest
+	rc, _, err := dst.GetBlob(ctx, b.Digest)
+	if registry.IsNotFound(err) {
+		return &Problem{Kind: ProblemMissingBlob, Ref: ref}
+	}
+	if err != nil {
+		return &Problem{Kind: ProblemError, Ref: ref, Detail: err.Error()}
+	}
+	defer rc.Close()
+	h := sha256.New()
+	n, err := io.Copy(h, rc)
+	if err != nil {
+		return &Problem{Kind: ProblemError, Ref: ref, Detail: err.Error()}
+	}
+	got := "sha256:" + hex.EncodeToString(h.Sum(nil))
+	if got != b.Digest || (b.Size > 0 && n != b.Size) {
+		return &Problem{Kind: ProblemCorruptBlob, Ref: ref, Detail: fmt.Sprintf("%d bytes hashing to %s", n, got)}
+	}
+	return nil
+}

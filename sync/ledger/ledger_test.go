@@ -1,0 +1,206 @@
+package ledger
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
+	"testing"
+)
+
+const (
+	d1 = "sha256:1111111111111111111111111111111111111111111111111111111111111111"
+	d2 = "sha256:2222222222222222222222222222222222222222222222222222222222222222"
+)
+
+func open(t *testing.T, path string) *Ledger {
+	t.Helper()
+	l, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l
+}
+
+func TestRoundTrip(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "sub", "ledger.jsonl")
+	l := open(t, path)
+	if err := l.RecordBlobs("r.io/ns/a", []string{d1, d2}); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.RecordManifest("r.io/ns/a:v1", Entry{Digest: d1, Src: "s.io/x/a:v1", SrcDigest: d1}); err != nil {
+		t.Fatal(err)
+	}
+	_ = l.RecordBlobs("r.io/ns/a", []string{d1}) // nothing new: no line
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if runtime.GOOS != "windows" {
+		if fi, _ := os.Stat(path); fi.Mode().Perm() != 0o600 {
+			t.Errorf("mode %v, want 0600", fi.Mode().Perm())
+		}
+	}
+	b, _ := os.ReadFile(path)
+	if n := strings.Count(string(b), "\n"); n != 3 {
+		t.Errorf("%d lines, want 3 (header, blobs, manifest):\n%s", n, b)
+	}
+	if !strings.HasPrefix(string(b), `{"t":"h","v":1,`) {
+		t.Errorf("no version header: %s", b)
+	}
+
+	l = open(t, path)
+	defer l.Close()
+	e, ok := l.Manifest("r.io/ns/a:v1")
+	if !ok || e.Digest != d1 || e.Src != "s.io/x/a:v1" || e.Time.IsZero() {
+		t.Fatalf("manifest entry %+v %v", e, ok)
+	}
+	if !l.HasBlob("r.io/ns/a", d2) || l.HasBlob("r.io/ns/b", d2) {
+		t.Fatal("blob knowledge wrong")
+	}
+	if got := l.ReposWithBlob("r.io", d1); !slices.Equal(got, []string{"r.io/ns/a"}) {
+		t.Fatalf("ReposWithBlob = %v", got)
+	}
+}
+
+func TestTornLastLine(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "ledger.jsonl")
+	l := open(t, path)
+	_ = l.RecordManifest("r.io/ns/a:v1", Entry{Digest: d1})
+	l.Close()
+	f, _ := os.OpenFile(path, os.O_APPEND|os.O_WRONLY, 0o600)
+	f.WriteString(`{"t":"m","dst":"r.io/ns/a:v2","dig`) // killed mid-write
+	f.Close()
+
+	l = open(t, path)
+	if len(l.Warnings()) != 1 || !strings.Contains(l.Warnings()[0], "torn last line 3") {
+		t.Fatalf("warnings %v", l.Warnings())
+	}
+	if _, ok := l.Manifest("r.io/ns/a:v1"); !ok {
+		t.Fatal("lost the complete record")
+	}
+	_ = l.RecordManifest("r.io/ns/a:v3", Entry{Digest: d2})
+	l.Close()
+	l = open(t, path) // the new record landed on a line of its own
+	defer l.Close()
+	if len(l.Warnings()) != 0 {
+		t.Fatalf("warnings after repair: %v", l.Warnings())
+	}
+	if e, ok := l.Manifest("r.io/ns/a:v3"); !ok || e.Digest != d2 {
+		t.Fatal("record after the torn line lost")
+	}
+}
+
+func TestUnreadableMiddleLineAndMissingNewline(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "ledger.jsonl")
+	content := `{"t":"h","v":1}
+garbage
+{"t":"m","dst":"r.io/a/b:1","digest":"` + d1 + `"}`
+	os.WriteFile(path, []byte(content), 0o600)
+	l := open(t, path)
+	if len(l.Warnings()) != 1 || !strings.Contains(l.Warnings()[0], ":2: ignoring") {
+		t.Fatalf("warnings %v", l.Warnings())
+	}
+	if _, ok := l.Manifest("r.io/a/b:1"); !ok {
+		t.Fatal("complete last record without newline was dropped")
+	}
+	_ = l.RecordManifest("r.io/a/b:2", Entry{Digest: d2})
+	l.Close()
+	l = open(t, path)
+	defer l.Close()
+	if _, ok := l.Manifest("r.io/a/b:2"); !ok {
+		t.Fatal("append after a line without newline was corrupted")
+	}
+}
+
+func TestLockRefusesSecondRun(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "ledger.jsonl")
+	l := open(t, path)
+	_, err := Open(path)
+	if !errors.Is(err, ErrLocked) || !strings.Contains(err.Error(), path) {
+		t.Fatalf("second open: %v", err)
+	}
+	l.Close()
+	l2 := open(t, path)
+	l2.Close()
+}
+
+func TestInvalidateAndRepair(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "ledger.jsonl")
+	l := open(t, path)
+	_ = l.RecordBlobs("r.io/ns/a", []string{d1})
+	_ = l.RecordBlobs("r.io/ns/b", []string{d1})
+	_ = l.RecordManifest("r.io/ns/a:v1", Entry{Digest: d1})
+	_ = l.RecordManifest("r.io/ns/a@"+d2, Entry{Digest: d2})
+	_ = l.RecordManifest("r.io/ns/ab:v1", Entry{Digest: d1})
+	_ = l.Invalidate("r.io/ns/a", "r.io/ns/a:v1")
+	check := func(l *Ledger) {
+		t.Helper()
+		if _, ok := l.Manifest("r.io/ns/a:v1"); ok {
+			t.Error("manifest of the invalidated repository kept")
+		}
+		if _, ok := l.Manifest("r.io/ns/a@" + d2); ok {
+			t.Error("digest manifest of the invalidated repository kept")
+		}
+		if _, ok := l.Manifest("r.io/ns/ab:v1"); !ok {
+			t.Error("a repository with the same prefix was invalidated too")
+		}
+		if l.HasBlob("r.io/ns/a", d1) || !l.HasBlob("r.io/ns/b", d1) {
+			t.Error("blob invalidation wrong")
+		}
+		if !l.NeedsRepair("r.io/ns/a:v1") {
+			t.Error("repair mark lost")
+		}
+	}
+	check(l)
+	l.Close()
+	l = open(t, path)
+	check(l)
+	// compaction keeps the same facts
+	if err := l.compact(); err != nil {
+		t.Fatal(err)
+	}
+	l.Close()
+	l = open(t, path)
+	check(l)
+	_ = l.RecordManifest("r.io/ns/a:v1", Entry{Digest: d1})
+	if l.NeedsRepair("r.io/ns/a:v1") {
+		t.Error("a new record must clear the repair mark")
+	}
+	l.Close()
+}
+
+func TestCompactionOnOpen(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "ledger.jsonl")
+	l := open(t, path)
+	for range 1500 { // the same tag moving back and forth
+		_ = l.RecordManifest("r.io/ns/a:latest", Entry{Digest: d1})
+		_ = l.RecordManifest("r.io/ns/a:latest", Entry{Digest: d2})
+	}
+	l.Close()
+	l = open(t, path)
+	defer l.Close()
+	b, _ := os.ReadFile(path)
+	if n := strings.Count(string(b), "\n"); n > 5 {
+		t.Fatalf("not compacted: %d lines", n)
+	}
+	if e, _ := l.Manifest("r.io/ns/a:latest"); e.Digest != d2 {
+		t.Fatalf("compaction lost the latest digest: %v", e.Digest)
+	}
+}
+
+func TestNewerFormatRefused(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "ledger.jsonl")
+	os.WriteFile(path, []byte(`{"t":"h","v":99}`+"\n"), 0o600)
+	if _, err := Open(path); err == nil || !strings.Contains(err.Error(), "newer imagesync") {
+		t.Fatalf("got %v", err)
+	}
+}
+
+func TestNilLedger(t *testing.T) {
+	var l *Ledger
+	if _, ok := l.Manifest("x"); ok || l.HasBlob("a", "b") || l.RecordManifest("x", Entry{}) != nil || l.Close() != nil {
+		t.Fatal("nil ledger must be inert")
+	}
+}

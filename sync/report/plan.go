@@ -1,0 +1,173 @@
+package report
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"sort"
+	"text/tabwriter"
+
+	"github.com/imagesync/imagesync/sync/engine"
+)
+
+// PlanJob is one row of `imagesync plan -o json`.
+type PlanJob struct {
+	Source      string `json:"source"`
+	Destination string `json:"destination"`
+	Action      string `json:"action"`           // copy, update, skip, filtered, error
+	Digest      string `json:"digest,omitempty"` // the digest the destination would hold
+	Bytes       int64  `json:"bytes"`            // blob bytes a sync would upload (after mounts)
+	Reason      string `json:"reason,omitempty"` // why filtered or error
+}
+
+// PlanSummary counts a plan.
+type PlanSummary struct {
+	Copy     int   `json:"copy"`
+	Update   int   `json:"update"`
+	Skip     int   `json:"skip"`
+	Filtered int   `json:"filtered"`
+	Error    int   `json:"error"`
+	Bytes    int64 `json:"bytes"`
+}
+
+// Plan is the document `imagesync plan -o json` prints.
+type Plan struct {
+	Jobs    []PlanJob   `json:"jobs"`
+	Summary PlanSummary `json:"summary"`
+}
+
+// NewPlan turns dry-run results into a plan, sorted by source then destination.
+func NewPlan(res *engine.Result) Plan {
+	p := Plan{Jobs: []PlanJob{}}
+	for _, r := range res.Jobs {
+		j := PlanJob{Source: r.Job.Source.String(), Destination: r.Job.Destination.String(), Digest: r.Digest, Bytes: r.Bytes}
+		switch r.Action {
+		case engine.WouldCopy:
+			j.Action = "copy"
+			p.Summary.Copy++
+		case engine.WouldUpdate:
+			j.Action = "update"
+			p.Summary.Update++
+		case engine.Skipped:
+			j.Action = "skip"
+			p.Summary.Skip++
+		case engine.Filtered:
+			j.Action = "filtered"
+			p.Summary.Filtered++
+		default:
+			j.Action = "error"
+			p.Summary.Error++
+		}
+		if r.Err != nil {
+			j.Reason = r.Err.Error()
+		}
+		if j.Action == "error" || j.Action == "filtered" {
+			j.Digest = ""
+		}
+		p.Summary.Bytes += j.Bytes
+		p.Jobs = append(p.Jobs, j)
+	}
+	sort.SliceStable(p.Jobs, func(a, b int) bool {
+		if p.Jobs[a].Source != p.Jobs[b].Source {
+			return p.Jobs[a].Source < p.Jobs[b].Source
+		}
+		return p.Jobs[a].Destination < p.Jobs[b].Destination
+	})
+	return p
+}
+
+// Pending reports whether a sync would change anything.
+func (p Plan) Pending() bool { return p.Summary.Copy+p.Summary.Update > 0 }
+
+// WriteJSON prints the plan as one JSON document.
+func (p Plan) WriteJSON(w io.Writer) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(p)
+}
+
+// WriteTable prints the plan for people.
+func (p Plan) WriteTable(w io.Writer) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ACTION\tSOURCE\tDESTINATION\tDIGEST\tBYTES")
+	for _, j := range p.Jobs {
+		size := ""
+		if j.Action == "copy" || j.Action == "update" {
+			size = Bytes(j.Bytes)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", j.Action, j.Source, j.Destination, shortDigest(j.Digest), size)
+		if j.Reason != "" {
+			fmt.Fprintf(tw, "\t  %s\t\t\t\n", j.Reason)
+		}
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	s := p.Summary
+	_, err := fmt.Fprintf(w, "\n%d to copy, %d to update, %d in sync, %d filtered, %d errors; %s to upload\n",
+		s.Copy, s.Update, s.Skip, s.Filtered, s.Error, Bytes(s.Bytes))
+	return err
+}
+
+// VerifyJob is one row of `imagesync verify -o json`.
+type VerifyJob struct {
+	Source      string           `json:"source"`
+	Destination string           `json:"destination"`
+	OK          bool             `json:"ok"`
+	Want        string           `json:"want,omitempty"`
+	Got         string           `json:"got,omitempty"`
+	Problems    []engine.Problem `json:"problems,omitempty"`
+}
+
+// Verification is the document `imagesync verify -o json` prints.
+type Verification struct {
+	Jobs    []VerifyJob `json:"jobs"`
+	Summary struct {
+		OK       int `json:"ok"`
+		Mismatch int `json:"mismatch"`
+	} `json:"summary"`
+}
+
+// NewVerification collects verify results.
+func NewVerification(rs []engine.VerifyResult) Verification {
+	v := Verification{Jobs: []VerifyJob{}}
+	for _, r := range rs {
+		j := VerifyJob{Source: r.Job.Source.String(), Destination: r.Job.Destination.String(), OK: r.OK(), Want: r.Want, Got: r.Got, Problems: r.Problems}
+		if j.OK {
+			v.Summary.OK++
+		} else {
+			v.Summary.Mismatch++
+		}
+		v.Jobs = append(v.Jobs, j)
+	}
+	sort.SliceStable(v.Jobs, func(a, b int) bool { return v.Jobs[a].Destination < v.Jobs[b].Destination })
+	return v
+}
+
+// WriteJSON prints the verification as one JSON document.
+func (v Verification) WriteJSON(w io.Writer) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+// WriteTable prints the verification for people: one line per destination,
+// one more per problem.
+func (v Verification) WriteTable(w io.Writer) error {
+	for _, j := range v.Jobs {
+		status := "ok"
+		if !j.OK {
+			status = "MISMATCH"
+		}
+		fmt.Fprintf(w, "%-8s %s ← %s %s\n", status, j.Destination, j.Source, shortDigest(j.Want))
+		for _, p := range j.Problems {
+			fmt.Fprintf(w, "         %s %s", p.Kind, p.Ref)
+			if p.Detail != "" {
+				fmt.Fprintf(w, ": %s", p.Detail)
+			}
+			fmt.Fprintln(w)
+		}
+	}
+	_, err := fmt.Fprintf(w, "\n%d match, %d differ\n", v.Summary.OK, v.Summary.Mismatch)
+	return err
+}
