@@ -5,6 +5,8 @@ package credentials
 
 import (
 	"fmt"
+	"os"
+	"path/filepath"
 	"slices"
 	"sort"
 	"strings"
@@ -21,6 +23,8 @@ type Entry struct {
 	Username string
 	Password string
 	Insecure bool
+	// TLS files for this prefix (paths resolved against the auth file's folder).
+	CA, Cert, KeyFile string
 }
 
 // HasCredentials reports whether the entry carries a username or password.
@@ -43,7 +47,7 @@ func LoadAuthFile(path string, lookup func(string) (string, bool)) (*AuthFile, e
 	return AuthFromNode(path, n, lookup)
 }
 
-var knownFields = []string{"username", "password", "insecure"}
+var knownFields = []string{"username", "password", "insecure", "ca", "cert", "key"}
 
 // AuthFromNode builds an AuthFile from a decoded map node. Every error names
 // the file, the line and the key; all errors are returned at once.
@@ -95,6 +99,31 @@ func AuthFromNode(file string, n *cfgfile.Node, lookup func(string) (string, boo
 				} else {
 					e.Password = s
 				}
+			case "ca", "cert", "key":
+				if f.Value.Kind != cfgfile.String || f.Value.Str == "" {
+					bad(f.Line, "%s must be a file path", f.Key)
+					continue
+				}
+				p, err := envexpand.Expand(f.Value.Str, lookup)
+				if err != nil {
+					bad(f.Line, "%s: %v", f.Key, err)
+					continue
+				}
+				if !filepath.IsAbs(p) {
+					p = filepath.Join(filepath.Dir(file), p)
+				}
+				if _, err := os.Stat(p); err != nil {
+					bad(f.Line, "%s: %v", f.Key, err)
+					continue
+				}
+				switch f.Key {
+				case "ca":
+					e.CA = p
+				case "cert":
+					e.Cert = p
+				default:
+					e.KeyFile = p
+				}
 			case "insecure":
 				if f.Value.Kind != cfgfile.Bool {
 					bad(f.Line, "insecure must be true or false")
@@ -106,6 +135,10 @@ func AuthFromNode(file string, n *cfgfile.Node, lookup func(string) (string, boo
 					af.Warnings = append(af.Warnings, fmt.Sprintf("%s:%d: key %q: unknown field %q ignored", file, f.Line, kv.Key, f.Key))
 				}
 			}
+		}
+		if (e.Cert == "") != (e.KeyFile == "") {
+			bad(kv.Line, "cert and key go together: give both or neither")
+			continue
 		}
 		af.Entries = append(af.Entries, e)
 	}

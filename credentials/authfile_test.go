@@ -122,11 +122,19 @@ func TestAuthFileEnvAndWarnings(t *testing.T) {
 
 func TestRedactor(t *testing.T) {
 	var b strings.Builder
-	r := NewRedactor(&b, []string{"hunter22", "pw"})
+	set := &SecretSet{}
+	set.Add("hunter22", "pw")
+	r := NewRedactor(&b, set)
 	if _, err := r.Write([]byte("login with hunter22 failed; pw stays\n")); err != nil {
 		t.Fatal(err)
 	}
 	if got := b.String(); got != "login with *** failed; pw stays\n" {
 		t.Fatalf("got %q", got)
+	}
+	set.Add("learnt-later")
+	b.Reset()
+	r.Write([]byte("token learnt-later\n"))
+	if got := b.String(); got != "token ***\n" {
+		t.Fatalf("a secret learnt after the redactor was made is not scrubbed: %q", got)
 	}
 }

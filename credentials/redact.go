@@ -12,30 +12,25 @@ import (
 type Redactor struct {
 	mu      sync.Mutex
 	w       io.Writer
-	secrets []string
+	secrets *SecretSet
 }
 
-// NewRedactor wraps w. Secrets shorter than 4 characters are ignored: they
-// would mangle ordinary text and protect nothing.
-func NewRedactor(w io.Writer, secrets []string) *Redactor {
-	r := &Redactor{w: w}
-	for _, s := range secrets {
-		if len(s) >= 4 {
-			r.secrets = append(r.secrets, s)
-		}
-	}
-	return r
+// NewRedactor wraps w; it scrubs whatever the set holds at the time of each
+// write.
+func NewRedactor(w io.Writer, secrets *SecretSet) *Redactor {
+	return &Redactor{w: w, secrets: secrets}
 }
 
 // Write implements io.Writer. It reports len(p) written on success.
 func (r *Redactor) Write(p []byte) (int, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if len(r.secrets) == 0 {
+	secrets := r.secrets.List()
+	if len(secrets) == 0 {
 		return r.w.Write(p)
 	}
 	s := string(p)
-	for _, sec := range r.secrets {
+	for _, sec := range secrets {
 		s = strings.ReplaceAll(s, sec, "***")
 	}
 	if _, err := io.WriteString(r.w, s); err != nil {

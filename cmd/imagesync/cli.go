@@ -62,6 +62,9 @@ type runContext struct {
 	stdout io.Writer
 	stderr io.Writer
 	global *Globals
+	// dockerConfigDir is the Docker CLI's global --config, when imagesync
+	// runs as the `docker sync` plugin.
+	dockerConfigDir string
 }
 
 // exitError carries an exit code out of a command.

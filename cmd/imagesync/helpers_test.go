@@ -23,8 +23,11 @@ func runCLI(t *testing.T, envVars map[string]string, args ...string) result {
 		if v, ok := envVars[k]; ok {
 			return v, ok
 		}
-		if k == "IMAGESYNC_LEDGER" { // never the user's ledger: one per test
+		switch k {
+		case "IMAGESYNC_LEDGER": // never the user's ledger: one per test
 			return testLedger(t), true
+		case "HOME": // never the user's ~/.docker
+			return filepath.Dir(testLedger(t)), true
 		}
 		return "", false
 	}

@@ -29,6 +29,9 @@ type Inputs struct {
 	Registry  string `env:"DEFAULT_REGISTRY" help:"Registry for empty destinations (\"\")."`
 	Namespace string `env:"DEFAULT_NAMESPACE" help:"Namespace for empty destinations (\"\")."`
 
+	DockerConfig string   `name:"docker-config" type:"path" placeholder:"DIR" help:"Folder of docker's config.json (default: $DOCKER_CONFIG, else ~/.docker): credentials from docker login, credsStore and credHelpers."`
+	CAFile       []string `name:"ca-file" type:"path" placeholder:"FILE" help:"Trust this CA (PEM) for every registry, on top of the system's and docker's certs.d (repeatable)."`
+
 	Ledger   string `type:"path" placeholder:"FILE" env:"IMAGESYNC_LEDGER" help:"Digest ledger file (default: imagesync/ledger.jsonl in the user cache directory)."`
 	NoLedger bool   `help:"Run without a ledger: every decision asks the destination."`
 }
@@ -54,7 +57,22 @@ func (s *session) Close() {
 // open loads files, opens the log and the ledger. Every problem is a usage
 // error (exit 2), and all file problems are reported at once.
 func (in *Inputs) open(rc *runContext) (*session, error) {
-	s := &session{keychain: &credentials.Chain{}}
+	home := homeDir(rc.env)
+	secrets := &credentials.SecretSet{}
+	dockerDir := in.DockerConfig
+	if dockerDir == "" && rc.dockerConfigDir != "" {
+		dockerDir = rc.dockerConfigDir // docker's own --config, when run as `docker sync`
+	}
+	if dockerDir == "" {
+		dockerDir = credentials.DockerConfigDir(rc.env.lookup, home)
+	}
+	docker := &credentials.DockerConfig{Dir: dockerDir, Secrets: secrets}
+	s := &session{keychain: &credentials.Chain{
+		Fallback: docker,
+		CertDirs: credentials.DefaultCertDirs(home),
+		CAFiles:  in.CAFile,
+		Secrets:  secrets,
+	}}
 	logOut, closeLog, err := openLog(rc)
 	if err != nil {
 		return nil, err
@@ -65,8 +83,9 @@ func (in *Inputs) open(rc *runContext) (*session, error) {
 		s.Close()
 		return nil, err
 	}
-	s.out = credentials.NewRedactor(logOut, s.keychain.Secrets())
+	s.out = credentials.NewRedactor(logOut, secrets)
 	s.log = newLogger(s.out, rc.global)
+	docker.Warn = func(msg string) { s.log.Warn(msg) }
 	for _, w := range warnings {
 		s.log.Warn(w)
 	}
@@ -120,7 +139,7 @@ func (in *Inputs) load(rc *runContext, s *session) (warnings []string, err error
 			errs = append(errs, err)
 			return
 		}
-		s.keychain.Files = append(s.keychain.Files, af)
+		s.keychain.AddFile(af)
 		warnings = append(warnings, af.Warnings...)
 	}
 	switch {
@@ -197,4 +216,15 @@ func exitFor(failed, total int) error {
 	default:
 		return &exitError{code: exitSomeFail, err: fmt.Errorf("%d of %d jobs failed", failed, total)}
 	}
+}
+
+// homeDir is the user's home folder as the given environment says.
+func homeDir(e env) string {
+	for _, k := range []string{"HOME", "USERPROFILE"} {
+		if v, ok := e.lookup(k); ok && v != "" {
+			return v
+		}
+	}
+	h, _ := os.UserHomeDir()
+	return h
 }

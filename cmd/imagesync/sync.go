@@ -38,7 +38,7 @@ func (c *SyncCmd) Run(rc *runContext) error {
 	if rc.global.Log != "" {
 		summaryOut = io.MultiWriter(rc.stderr, s.out)
 	}
-	report.Summary(credentials.NewRedactor(summaryOut, s.keychain.Secrets()), res.Summary)
+	report.Summary(credentials.NewRedactor(summaryOut, s.keychain.Secrets), res.Summary)
 
 	if c.OutputSuccessImages != "" {
 		if err := report.WriteFile(c.OutputSuccessImages, c.OutputImagesFormat, report.SuccessImages(res.Jobs)); err != nil {

@@ -96,6 +96,10 @@ func newProxy(r *Registry, errLog *log.Logger) http.Handler {
 		ErrorLog:      errLog,
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		if r.tokens != nil && req.URL.Path == "/token" {
+			r.tokens.ServeHTTP(w, req) // the token server: recorded in r.Tokens, not in r.Log
+			return
+		}
 		rw := &recordingWriter{ResponseWriter: w, log: r.Log,
 			req: Request{Method: req.Method, Path: req.URL.Path, RawQuery: req.URL.RawQuery}}
 		rp.ServeHTTP(rw, req)

@@ -168,6 +168,9 @@ type Options struct {
 	// TLS serves HTTPS (server and proxy) with a freshly generated CA and a
 	// leaf certificate for 127.0.0.1, ::1 and localhost. See Registry.CAPEM.
 	TLS bool
+	// Token makes the server demand bearer tokens from a token server the
+	// harness runs at /token on Host (see TokenAuth). Not with Htpasswd.
+	Token *TokenAuth
 }
 
 // Registry is a running real registry server plus counting proxy.
@@ -185,8 +188,11 @@ type Registry struct {
 	Dir string
 	// Log records every request that went through the proxy.
 	Log *RequestLog
+	// Tokens records the token server's requests (with Options.Token).
+	Tokens *TokenLog
 
 	opt    Options
+	tokens *tokenServer
 	user   string // credentials used by the seeding helpers
 	pass   string
 	client *http.Client // talks to Direct
@@ -284,6 +290,23 @@ func Start(t testing.TB, kind Kind, opt Options) *Registry {
 		fmt.Fprintf(&cfg, "auth:\n  htpasswd:\n    realm: test\n    path: %q\n", path)
 	}
 
+	// The proxy's listener comes first: a token realm names its address.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("registrytest: proxy listen: %v", err)
+	}
+	r.Host = ln.Addr().String()
+	if opt.Token != nil {
+		r.Tokens = &TokenLog{}
+		ts, bundle, err := newTokenServer(*opt.Token, dir, r.Tokens)
+		if err != nil {
+			t.Fatalf("registrytest: token server: %v", err)
+		}
+		r.tokens = ts
+		fmt.Fprintf(&cfg, "auth:\n  token:\n    realm: %q\n    service: %q\n    issuer: %q\n    rootcertbundle: %q\n",
+			r.Scheme()+"://"+r.Host+"/token", tokenService, tokenIssuer, bundle)
+	}
+
 	var serverTLS *tls.Config
 	if opt.TLS {
 		ca, certPEM, keyPEM, leaf, err := generateCerts()
@@ -338,11 +361,6 @@ func Start(t testing.TB, kind Kind, opt Options) *Registry {
 	t.Cleanup(proc.stop)
 
 	// Counting proxy.
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("registrytest: proxy listen: %v", err)
-	}
-	r.Host = ln.Addr().String()
 	proxyLog, err := os.Create(filepath.Join(dir, "proxy.log"))
 	if err != nil {
 		t.Fatal(err)
@@ -433,6 +451,9 @@ func startServer(bin, cfgPath, logPath string, r *Registry) (p *serverProcess, p
 		req, _ := http.NewRequestWithContext(ctx, method, base+path, nil)
 		if r.user != "" && method == http.MethodHead {
 			req.SetBasicAuth(r.user, r.pass)
+		}
+		if r.tokens != nil && method == http.MethodHead {
+			req.Header.Set("Authorization", "Bearer "+r.tokens.seedToken(path))
 		}
 		resp, err := r.client.Do(req)
 		if err != nil {

@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 )
@@ -286,4 +287,52 @@ func TestProxyPassThrough(t *testing.T) {
 	if got := r.Log.All(); !slices.Equal(got, want) {
 		t.Errorf("log = %v, want %v", got, want)
 	}
+}
+
+func TestTokenAuth(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts real registries")
+	}
+	ForEachKind(t, Options{Token: &TokenAuth{Users: map[string]string{"robot": "pw-123456"}}}, func(t *testing.T, r *Registry) {
+		d, _ := r.PushRandomImage(t, "ns/app", "1", Platform{OS: "linux", Arch: "amd64"}, 1, 100, true, 1)
+		c := r.Client()
+		resp, err := c.Get(r.URL("/v2/ns/app/manifests/1"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusUnauthorized || !strings.Contains(resp.Header.Get("WWW-Authenticate"), r.Host+"/token") {
+			t.Fatalf("anonymous: %d %q", resp.StatusCode, resp.Header.Get("WWW-Authenticate"))
+		}
+		req, _ := http.NewRequest(http.MethodGet, r.URL("/token?service=registrytest&scope=repository:ns/app:pull"), nil)
+		req.SetBasicAuth("robot", "pw-123456")
+		resp, err = c.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var tok struct{ Token string }
+		_ = json.NewDecoder(resp.Body).Decode(&tok)
+		resp.Body.Close()
+		req, _ = http.NewRequest(http.MethodHead, r.URL("/v2/ns/app/manifests/1"), nil)
+		req.Header.Set("Authorization", "Bearer "+tok.Token)
+		req.Header.Set("Accept", AcceptManifests)
+		resp, err = c.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK || resp.Header.Get("Docker-Content-Digest") != d {
+			t.Fatalf("with a token: %d %s", resp.StatusCode, resp.Header.Get("Docker-Content-Digest"))
+		}
+		req, _ = http.NewRequest(http.MethodGet, r.URL("/token?service=registrytest&scope=repository:ns/app:pull"), nil)
+		req.SetBasicAuth("robot", "wrong")
+		resp, _ = c.Do(req)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusUnauthorized {
+			t.Fatalf("wrong password: %d", resp.StatusCode)
+		}
+		if got := r.Tokens.All(); len(got) != 2 || got[0].User != "robot" || got[0].Scopes[0] != "repository:ns/app:pull" || got[1].Status != 401 {
+			t.Fatalf("token log %+v", got)
+		}
+	})
 }

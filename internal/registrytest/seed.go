@@ -79,6 +79,9 @@ func (r *Registry) do(t testing.TB, method, target string, hdr http.Header, body
 	if r.user != "" {
 		req.SetBasicAuth(r.user, r.pass)
 	}
+	if r.tokens != nil {
+		req.Header.Set("Authorization", "Bearer "+r.tokens.seedToken(req.URL.Path))
+	}
 	resp, err := r.client.Do(req)
 	if err != nil {
 		t.Fatalf("registrytest: %s %s: %v", method, u, err)

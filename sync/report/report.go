@@ -49,7 +49,10 @@ func Line(r engine.JobResult) string {
 		fmt.Fprintf(&b, " (attempt %d)", r.Attempts)
 	}
 	if r.Err != nil {
-		fmt.Fprintf(&b, ": %v", r.Err)
+		// The engine wraps errors with the job ("copy SRC → DST: …"); the
+		// line already says that much.
+		msg := strings.TrimPrefix(r.Err.Error(), fmt.Sprintf("copy %s → %s: ", r.Job.Source, r.Job.Destination))
+		fmt.Fprintf(&b, ": %s", msg)
 	}
 	return b.String()
 }

@@ -14,10 +14,13 @@ package registry
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -78,12 +81,38 @@ func New(kc credentials.Keychain, opts ...Option) *Client {
 	if c.policy.Attempts < 1 {
 		c.policy.Attempts = 1
 	}
-	c.secure = c.newTransport(false)
-	c.insecure = c.newTransport(true)
+	c.secure, _ = c.newTransport(false, credentials.TLS{})
+	c.insecure, _ = c.newTransport(true, credentials.TLS{})
 	return c
 }
 
-func (c *Client) newTransport(skipVerify bool) http.RoundTripper {
+// newTransport builds a retrying transport. Extra CA files are trusted on
+// top of the system's roots; a client certificate is presented when given.
+func (c *Client) newTransport(skipVerify bool, files credentials.TLS) (http.RoundTripper, error) {
+	tlsConfig := &tls.Config{MinVersion: tls.VersionTLS12, InsecureSkipVerify: skipVerify} //nolint:gosec // only for repositories marked insecure
+	if len(files.CAFiles) > 0 {
+		pool, err := x509.SystemCertPool()
+		if err != nil || pool == nil {
+			pool = x509.NewCertPool()
+		}
+		for _, f := range files.CAFiles {
+			pem, err := os.ReadFile(f)
+			if err != nil {
+				return nil, fmt.Errorf("CA file: %w", err)
+			}
+			if !pool.AppendCertsFromPEM(pem) {
+				return nil, fmt.Errorf("CA file %s: no PEM certificate in it", f)
+			}
+		}
+		tlsConfig.RootCAs = pool
+	}
+	if files.CertFile != "" {
+		cert, err := tls.LoadX509KeyPair(files.CertFile, files.KeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("client certificate %s: %w", files.CertFile, err)
+		}
+		tlsConfig.Certificates = []tls.Certificate{cert}
+	}
 	base := &http.Transport{
 		Proxy: http.ProxyFromEnvironment,
 		DialContext: (&net.Dialer{
@@ -98,9 +127,9 @@ func (c *Client) newTransport(skipVerify bool) http.RoundTripper {
 		TLSHandshakeTimeout:   15 * time.Second,
 		ExpectContinueTimeout: time.Second,
 		ResponseHeaderTimeout: 5 * time.Minute,
-		TLSClientConfig:       &tls.Config{MinVersion: tls.VersionTLS12, InsecureSkipVerify: skipVerify}, //nolint:gosec // only for repositories marked insecure
+		TLSClientConfig:       tlsConfig,
 	}
-	return &userAgent{ua: c.userAgent, inner: &retryTransport{inner: base, policy: c.policy, stats: &c.Stats, log: c.log}}
+	return &userAgent{ua: c.userAgent, inner: &retryTransport{inner: base, policy: c.policy, stats: &c.Stats, log: c.log}}, nil
 }
 
 type userAgent struct {
@@ -127,8 +156,8 @@ type host struct {
 	insecure bool
 }
 
-func (c *Client) host(registry string, insecure bool) (*host, error) {
-	key := registry
+func (c *Client) host(registry string, insecure bool, files credentials.TLS) (*host, error) {
+	key := registry + "\x00" + files.ID()
 	if insecure {
 		key += "\x00insecure"
 	}
@@ -147,6 +176,11 @@ func (c *Client) host(registry string, insecure bool) (*host, error) {
 	if err != nil {
 		return nil, fmt.Errorf("registry %q: %w", registry, err)
 	}
+	if files.ID() != (credentials.TLS{}).ID() {
+		if base, err = c.newTransport(insecure, files); err != nil {
+			return nil, fmt.Errorf("registry %s: %w", registry, err)
+		}
+	}
 	h := &host{reg: reg, base: base, insecure: insecure}
 	c.hosts[key] = h
 	return h, nil
@@ -156,7 +190,7 @@ func (h *host) ping(ctx context.Context) error {
 	h.once.Do(func() {
 		ch, err := transport.Ping(ctx, h.reg, h.base)
 		if err != nil {
-			h.pingErr = fmt.Errorf("registry %s is not reachable: %w", h.reg.RegistryStr(), err)
+			h.pingErr = fmt.Errorf("registry %s is not reachable: %w%s", h.reg.RegistryStr(), err, tlsHint(err, h.reg.RegistryStr()))
 			return
 		}
 		h.ch = ch
@@ -235,7 +269,7 @@ func (c *Client) Repo(ctx context.Context, registry, repository string, push boo
 	if err != nil {
 		return nil, fmt.Errorf("credentials for %s/%s: %w", registry, repository, err)
 	}
-	h, err := c.host(registry, access.Insecure)
+	h, err := c.host(registry, access.Insecure, access.TLS)
 	if err != nil {
 		return nil, err
 	}
@@ -247,4 +281,20 @@ func (c *Client) Repo(ctx context.Context, registry, repository string, push boo
 	}
 	c.repos[key] = r
 	return r, nil
+}
+
+// tlsHint says what to do about a certificate the client does not trust.
+func tlsHint(err error, host string) string {
+	var unknown x509.UnknownAuthorityError
+	var invalid x509.CertificateInvalidError
+	var hostErr x509.HostnameError
+	switch {
+	case errors.As(err, &unknown) || strings.Contains(err.Error(), "certificate signed by unknown authority"):
+		return fmt.Sprintf(" (the registry's TLS certificate is signed by an unknown authority: put its CA in /etc/docker/certs.d/%s/ca.crt or ~/.docker/certs.d/%s/ca.crt, give --ca-file, or mark the auth entry insecure: true)", host, host)
+	case errors.As(err, &hostErr):
+		return " (the registry's TLS certificate does not name this host)"
+	case errors.As(err, &invalid):
+		return " (the registry's TLS certificate is not valid)"
+	}
+	return ""
 }

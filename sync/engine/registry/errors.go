@@ -9,6 +9,8 @@ import (
 	"net/http"
 	"strings"
 	"syscall"
+
+	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 )
 
 // Error is a registry's answer that was not the expected status.
@@ -75,10 +77,23 @@ func IsNotFound(err error) bool {
 	return e.Status == http.StatusNotFound || e.HasCode("MANIFEST_UNKNOWN") || e.HasCode("NAME_UNKNOWN") || e.HasCode("BLOB_UNKNOWN")
 }
 
-// IsUnauthorized reports a 401 or 403.
-func IsUnauthorized(err error) bool {
+// status returns the HTTP status of a registry or token-server error, or 0.
+func status(err error) int {
 	var e *Error
-	return errors.As(err, &e) && (e.Status == http.StatusUnauthorized || e.Status == http.StatusForbidden)
+	if errors.As(err, &e) {
+		return e.Status
+	}
+	var te *transport.Error
+	if errors.As(err, &te) {
+		return te.StatusCode
+	}
+	return 0
+}
+
+// IsUnauthorized reports a 401 or 403, from the registry or its token server.
+func IsUnauthorized(err error) bool {
+	s := status(err)
+	return s == http.StatusUnauthorized || s == http.StatusForbidden
 }
 
 // IsTransientStatus reports a status worth retrying.
@@ -126,9 +141,8 @@ func IsPermanent(err error) bool {
 	if errors.As(err, &perm) {
 		return true
 	}
-	var e *Error
-	if errors.As(err, &e) {
-		return !IsTransientStatus(e.Status)
+	if s := status(err); s != 0 {
+		return !IsTransientStatus(s)
 	}
 	return false
 }

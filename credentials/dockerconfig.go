@@ -1,0 +1,126 @@
+package credentials
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"sync"
+
+	"github.com/docker/cli/cli/config"
+	"github.com/docker/cli/cli/config/configfile"
+	"github.com/google/go-containerregistry/pkg/authn"
+)
+
+// DockerConfig reads the credentials `docker login` stored: the `auths` of
+// config.json, its credsStore and credHelpers (docker-credential-* programs
+// on PATH), identity tokens, and Docker Hub's "https://index.docker.io/v1/"
+// key for docker.io. Each registry is looked up once per run.
+type DockerConfig struct {
+	Dir     string     // the folder holding config.json
+	Secrets *SecretSet // every secret found is added here, for redaction
+	Warn    func(msg string)
+
+	once    sync.Once
+	cf      *configfile.ConfigFile
+	loadErr error
+
+	mu    sync.Mutex
+	cache map[string]Access
+}
+
+// DockerConfigDir is the folder docker uses: $DOCKER_CONFIG, else ~/.docker.
+func DockerConfigDir(lookup func(string) (string, bool), home string) string {
+	if v, ok := lookup("DOCKER_CONFIG"); ok && v != "" {
+		return v
+	}
+	return filepath.Join(home, ".docker")
+}
+
+func (d *DockerConfig) load() error {
+	d.once.Do(func() {
+		d.cf, d.loadErr = config.Load(d.Dir)
+		if d.loadErr != nil {
+			d.loadErr = fmt.Errorf("docker config %s: %w", filepath.Join(d.Dir, config.ConfigFileName), d.loadErr)
+		}
+	})
+	return d.loadErr
+}
+
+// Resolve implements Keychain.
+func (d *DockerConfig) Resolve(_ context.Context, registry, _ string) (Access, error) {
+	if err := d.load(); err != nil {
+		return Access{}, err
+	}
+	registry = NormalizeRegistry(registry)
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if a, ok := d.cache[registry]; ok {
+		return a, nil
+	}
+	if d.cache == nil {
+		d.cache = map[string]Access{}
+	}
+	file := d.cf.Filename
+	source := fmt.Sprintf("docker config %s", file)
+	helper := d.helperFor(registry)
+	if helper != "" {
+		source = fmt.Sprintf("docker config %s (credential helper docker-credential-%s)", file, helper)
+	}
+	anonymous := Access{Auth: authn.Anonymous, Source: "anonymous access (nothing for " + registry + " in " + source + ")", ID: "anonymous"}
+	ac, err := d.cf.GetAuthConfig(registry)
+	if err != nil {
+		// A missing or failing helper must not stop public pulls; the error
+		// text of a helper can echo what it printed, so only its gist is kept.
+		if d.Warn != nil {
+			d.Warn(fmt.Sprintf("%s: no credentials for %s: %s; continuing anonymously", source, registry, helperGist(err)))
+		}
+		d.cache[registry] = anonymous
+		return anonymous, nil
+	}
+	d.Secrets.Add(ac.Password, ac.IdentityToken, ac.RegistryToken, ac.Auth)
+	if ac.Username == "" && ac.Password == "" && ac.IdentityToken == "" && ac.RegistryToken == "" {
+		d.cache[registry] = anonymous
+		return anonymous, nil
+	}
+	a := Access{
+		Auth: authn.FromConfig(authn.AuthConfig{
+			Username:      ac.Username,
+			Password:      ac.Password,
+			IdentityToken: ac.IdentityToken,
+			RegistryToken: ac.RegistryToken,
+		}),
+		Source: source,
+		ID:     "docker\x00" + file + "\x00" + registry,
+	}
+	d.cache[registry] = a
+	return a, nil
+}
+
+// helperFor names the credential helper docker would run for registry.
+func (d *DockerConfig) helperFor(registry string) string {
+	key := registry
+	if registry == "docker.io" {
+		key = "https://index.docker.io/v1/"
+	}
+	if h, ok := d.cf.CredentialHelpers[key]; ok {
+		return h
+	}
+	if h, ok := d.cf.CredentialHelpers[registry]; ok {
+		return h
+	}
+	return d.cf.CredentialsStore
+}
+
+// helperGist keeps the first clause of a credential-helper error: docker/cli
+// appends the helper's output ("out: `…`"), which must never be printed.
+func helperGist(err error) string {
+	s := err.Error()
+	if i := strings.Index(s, "out:"); i >= 0 {
+		s = strings.TrimRight(s[:i], " ,-")
+	}
+	if i := strings.Index(s, "\n"); i >= 0 {
+		s = s[:i]
+	}
+	return s
+}
