@@ -202,13 +202,17 @@ func (h *host) ping(ctx context.Context) error {
 	return h.pingErr
 }
 
-// scopedTransport is an authenticated transport for one set of scopes,
-// created once: one token request per scope per run.
+// scopedTransport is an authenticated transport for one set of scopes: one
+// token request per scope per run, renewed shortly before the token expires
+// (so that no request, least of all a streamed upload, meets an expired one).
 type scopedTransport struct {
-	once sync.Once
-	rt   http.RoundTripper
-	err  error
+	mu      sync.Mutex
+	rt      http.RoundTripper
+	expires time.Time // zero: never (basic auth, anonymous)
 }
+
+// tokenMargin renews a token this long before it expires.
+const tokenMargin = 10 * time.Second
 
 func (c *Client) transport(ctx context.Context, h *host, access credentials.Access, scopes []string) (http.RoundTripper, error) {
 	if err := h.ping(ctx); err != nil {
@@ -224,31 +228,37 @@ func (c *Client) transport(ctx context.Context, h *host, access credentials.Acce
 		c.scoped[key] = st
 	}
 	c.mu.Unlock()
-	st.once.Do(func() {
-		tok := &transport.Token{}
-		if strings.EqualFold(h.ch.Scheme, "bearer") {
-			t, err := transport.Exchange(ctx, h.reg, access.Auth, h.base, scopes, h.ch)
-			if err != nil {
-				st.err = fmt.Errorf("token for %s (%s): %w", h.reg.RegistryStr(), access.Source, err)
-				return
-			}
-			tok = t
-			if tok.Token == "" {
-				tok.Token = tok.AccessToken
-			}
-		}
-		st.rt, st.err = transport.FromToken(h.reg, access.Auth, h.base, h.ch, tok)
-	})
-	if st.err != nil {
-		// A failed token request is not cached for the rest of the run: the
-		// next caller tries again.
-		c.mu.Lock()
-		if c.scoped[key] == st {
-			delete(c.scoped, key)
-		}
-		c.mu.Unlock()
+
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if st.rt != nil && (st.expires.IsZero() || time.Now().Before(st.expires)) {
+		return st.rt, nil
 	}
-	return st.rt, st.err
+	tok := &transport.Token{}
+	var expires time.Time
+	if strings.EqualFold(h.ch.Scheme, "bearer") {
+		t, err := transport.Exchange(ctx, h.reg, access.Auth, h.base, scopes, h.ch)
+		if err != nil {
+			// not cached: the next caller tries again
+			return nil, fmt.Errorf("token for %s (%s): %w", h.reg.RegistryStr(), access.Source, err)
+		}
+		tok = t
+		if tok.Token == "" {
+			tok.Token = tok.AccessToken
+		}
+		ttl := time.Duration(tok.ExpiresIn) * time.Second
+		if ttl <= 0 {
+			ttl = 60 * time.Second // the token spec's default
+		}
+		expires = time.Now().Add(max(ttl-tokenMargin, ttl/2))
+		c.Stats.Tokens.Add(1)
+	}
+	rt, err := transport.FromToken(h.reg, access.Auth, h.base, h.ch, tok)
+	if err != nil {
+		return nil, err
+	}
+	st.rt, st.expires = rt, expires
+	return rt, nil
 }
 
 // Repo returns the repository handle; credentials are resolved once per

@@ -221,3 +221,40 @@ func TestDebugLogHasNoQueryOrHeaders(t *testing.T) {
 		t.Fatalf("debug log:\n%s", out)
 	}
 }
+
+// A bearer token is fetched once per scope and renewed before it expires.
+func TestTokenOncePerScopeAndRenewed(t *testing.T) {
+	var tokens atomic.Int32
+	var srv *httptest.Server
+	srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch {
+		case r.URL.Path == "/token":
+			n := tokens.Add(1)
+			fmt.Fprintf(w, `{"token":"tok-%d","expires_in":1}`, n)
+		case r.Header.Get("Authorization") == "":
+			w.Header().Set("WWW-Authenticate", fmt.Sprintf(`Bearer realm="%s/token",service="test"`, srv.URL))
+			w.WriteHeader(http.StatusUnauthorized)
+		default:
+			w.Header().Set("Docker-Content-Digest", "sha256:"+strings.Repeat("d", 64))
+			w.Header().Set("Content-Type", MediaOCIManifest)
+		}
+	}))
+	t.Cleanup(srv.Close)
+	c := New(&credentials.Chain{}, WithRetryPolicy(fastRetries))
+	repo, _ := c.Repo(context.Background(), strings.TrimPrefix(srv.URL, "http://"), "ns/app", false)
+	for range 5 {
+		if _, err := repo.HeadManifest(context.Background(), "v1"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := tokens.Load(); n != 1 {
+		t.Fatalf("%d token requests for 5 requests in one scope, want 1", n)
+	}
+	time.Sleep(1100 * time.Millisecond) // past expires_in: lower bound only
+	if _, err := repo.HeadManifest(context.Background(), "v1"); err != nil {
+		t.Fatal(err)
+	}
+	if n := tokens.Load(); n != 2 {
+		t.Fatalf("%d token requests after expiry, want 2 (renewed once)", n)
+	}
+}

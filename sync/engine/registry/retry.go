@@ -26,6 +26,7 @@ var DefaultRetryPolicy = RetryPolicy{Attempts: 5, Base: 200 * time.Millisecond, 
 type Stats struct {
 	Requests atomic.Int64
 	Retries  atomic.Int64
+	Tokens   atomic.Int64 // bearer tokens fetched
 }
 
 // retryTransport retries transient failures of requests it can replay (no
