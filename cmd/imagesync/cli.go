@@ -14,15 +14,27 @@ import (
 
 // Exit codes (see the README).
 const (
-	exitOK        = 0
-	exitSomeFail  = 1
-	exitUsage     = 2
-	exitAllFailed = 3
+	exitOK          = 0
+	exitSomeFail    = 1
+	exitUsage       = 2
+	exitAllFailed   = 3
+	exitPending     = 4   // plan --detailed-exitcode: work to do
+	exitInterrupted = 130 // SIGINT/SIGTERM: 128 + 2
 )
 
 // env is the process environment as the CLI sees it (tests pass their own).
 type env struct {
-	lookup func(string) (string, bool)
+	lookup    func(string) (string, bool)
+	interrupt <-chan struct{} // closed on the first SIGINT/SIGTERM; nil: never
+}
+
+func (e env) interrupted() bool {
+	select {
+	case <-e.interrupt:
+		return true
+	default:
+		return false
+	}
 }
 
 // Globals are flags every subcommand takes.
@@ -137,6 +149,12 @@ func run(ctx context.Context, args []string, e env, stdout, stderr io.Writer) (c
 		return exitUsage
 	}
 	err = kctx.Run(&runContext{ctx: ctx, env: e, stdout: stdout, stderr: stderr, global: &cli.Globals})
+	if e.interrupted() {
+		if err != nil {
+			fmt.Fprintf(stderr, "imagesync: %v\n", err)
+		}
+		return exitInterrupted
+	}
 	if err == nil {
 		return exitOK
 	}

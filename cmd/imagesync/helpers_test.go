@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -73,3 +74,5 @@ func testLedger(t *testing.T) string {
 	t.Cleanup(func() { ledgersMu.Lock(); delete(ledgers, t); ledgersMu.Unlock() })
 	return p
 }
+
+func netListen() (net.Listener, error) { return net.Listen("tcp", "127.0.0.1:0") }

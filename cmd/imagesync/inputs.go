@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"time"
 
 	"github.com/imagesync/imagesync/credentials"
 	"github.com/imagesync/imagesync/internal/cfgfile"
@@ -18,13 +19,18 @@ import (
 // Inputs are the flags sync, plan and verify share: what to copy, with which
 // credentials, how hard, and the ledger.
 type Inputs struct {
-	Auth    string   `type:"path" placeholder:"FILE" help:"Auth file (.json, .yaml, .yml): registry[/namespace] → {username, password, insecure}."`
-	Images  string   `type:"path" placeholder:"FILE" help:"Rule file (.json, .yaml, .yml): source → destination(s). Required unless --config."`
-	Config  string   `type:"path" placeholder:"FILE" help:"image-syncer's legacy file with top-level auth: and images:; --auth and --images are then ignored."`
-	Proc    int      `short:"p" default:"5" help:"Images and blob transfers in flight at once."`
-	Retries int      `short:"r" default:"2" help:"Extra attempts for a job that failed transiently."`
-	OS      []string `name:"os" placeholder:"OS[:VERSION]" help:"Only images for these operating systems (repeatable or comma-separated)."`
-	Arch    []string `placeholder:"ARCH[:VARIANT]" help:"Only images for these architectures (repeatable or comma-separated)."`
+	Auth    string `type:"path" placeholder:"FILE" help:"Auth file (.json, .yaml, .yml): registry[/namespace] → {username, password, insecure}."`
+	Images  string `type:"path" placeholder:"FILE" help:"Rule file (.json, .yaml, .yml): source → destination(s). Required unless --config."`
+	Config  string `type:"path" placeholder:"FILE" help:"image-syncer's legacy file with top-level auth: and images:; --auth and --images are then ignored."`
+	Proc    int    `short:"p" default:"5" help:"Images and blob transfers in flight at once."`
+	Retries int    `short:"r" default:"2" help:"Extra attempts for a job that failed transiently."`
+
+	MaxConns    int           `name:"max-conns" default:"32" help:"Requests in flight at once per registry host; halved on each 429, recovered gradually."`
+	Rate        float64       `placeholder:"N" help:"At most N requests per second per registry host (default: no limit)."`
+	PullReserve int           `name:"pull-reserve" default:"2" help:"Stop fetching manifests from a registry that reports (Docker Hub's ratelimit-remaining) this many pulls left or fewer."`
+	Timeout     time.Duration `default:"2m" help:"Give up on a connection attempt, or on a request that makes no progress, after this long (no overall deadline)."`
+	OS          []string      `name:"os" placeholder:"OS[:VERSION]" help:"Only images for these operating systems (repeatable or comma-separated)."`
+	Arch        []string      `placeholder:"ARCH[:VARIANT]" help:"Only images for these architectures (repeatable or comma-separated)."`
 
 	Registry  string `env:"DEFAULT_REGISTRY" help:"Registry for empty destinations (\"\")."`
 	Namespace string `env:"DEFAULT_NAMESPACE" help:"Namespace for empty destinations (\"\")."`
@@ -38,14 +44,15 @@ type Inputs struct {
 
 // session is a loaded run: rules, credentials, logger, ledger, engine.
 type session struct {
-	rules    []rules.Rule
-	keychain *credentials.Chain
-	log      *slog.Logger
-	out      io.Writer // redacted log output
-	ledger   *ledger.Ledger
-	client   *registry.Client
-	filter   engine.Filter
-	closers  []func()
+	rules     []rules.Rule
+	keychain  *credentials.Chain
+	log       *slog.Logger
+	out       io.Writer // redacted log output
+	ledger    *ledger.Ledger
+	client    *registry.Client
+	filter    engine.Filter
+	interrupt <-chan struct{}
+	closers   []func()
 }
 
 func (s *session) Close() {
@@ -117,7 +124,12 @@ func (in *Inputs) open(rc *runContext) (*session, error) {
 		}
 		s.log.Debug("ledger", "path", path)
 	}
-	s.client = registry.New(s.keychain, registry.WithLogger(s.log), registry.WithUserAgent("imagesync/"+version))
+	s.interrupt = rc.env.interrupt
+	s.client = registry.New(s.keychain,
+		registry.WithLogger(s.log),
+		registry.WithUserAgent("imagesync/"+version),
+		registry.WithTimeout(in.Timeout),
+		registry.WithHostPolicy(registry.HostPolicy{MaxConns: in.MaxConns, Rate: in.Rate, PullReserve: in.PullReserve}))
 	return s, nil
 }
 
@@ -128,6 +140,7 @@ func (s *session) engine(in *Inputs, opt engine.Options) *engine.Engine {
 	opt.Filter = s.filter
 	opt.Logger = s.log
 	opt.Ledger = s.ledger
+	opt.Stop = s.interrupt
 	return engine.New(s.client, opt)
 }
 

@@ -5,6 +5,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"os/signal"
 	"syscall"
@@ -17,8 +18,19 @@ var (
 )
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	code := run(ctx, os.Args, env{lookup: os.LookupEnv}, os.Stdout, os.Stderr)
-	stop()
-	os.Exit(code)
+	// The first Ctrl-C (or SIGTERM) stops starting new images: those in
+	// flight finish, the ledger and the report are written, and the exit
+	// code is 130. A second one exits at once.
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	interrupt := make(chan struct{})
+	go func() {
+		<-sigs
+		close(interrupt)
+		fmt.Fprintln(os.Stderr, "imagesync: interrupted: finishing the images in flight (press Ctrl-C again to quit at once)")
+		<-sigs
+		fmt.Fprintln(os.Stderr, "imagesync: interrupted again: quitting")
+		os.Exit(exitInterrupted)
+	}()
+	os.Exit(run(context.Background(), os.Args, env{lookup: os.LookupEnv, interrupt: interrupt}, os.Stdout, os.Stderr))
 }

@@ -12,8 +12,6 @@ type PlanCmd struct {
 	DetailedExitcode bool   `name:"detailed-exitcode" help:"Exit 0 when nothing is to do, 4 when a sync would copy or update something."`
 }
 
-const exitPending = 4
-
 // Run implements `imagesync plan`.
 func (c *PlanCmd) Run(rc *runContext) error {
 	s, err := c.open(rc)

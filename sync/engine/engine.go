@@ -77,6 +77,23 @@ type Options struct {
 	Logger *slog.Logger
 	// OnResult is called once per finished job, from worker goroutines.
 	OnResult func(JobResult)
+	// Stop, when closed, stops starting new images; those in flight finish
+	// (their tags are written last, so nothing is left half-pushed under a
+	// tag). The jobs not started are reported as failed: interrupted.
+	Stop <-chan struct{}
+}
+
+// ErrInterrupted is the error of jobs that were not started because the run
+// was interrupted.
+var ErrInterrupted = errors.New("interrupted before it started")
+
+func closed(c <-chan struct{}) bool {
+	select {
+	case <-c:
+		return true
+	default:
+		return false
+	}
 }
 
 // Engine runs jobs against one registry client.
@@ -164,9 +181,13 @@ func (e *Engine) Sync(ctx context.Context, jobs []rules.Job, pre []JobResult) *R
 		go func() {
 			defer workers.Done()
 			for u := range queue {
-				if ctx.Err() != nil {
+				if ctx.Err() != nil || closed(e.opt.Stop) {
+					err := ErrInterrupted
+					if ctx.Err() != nil {
+						err = fmt.Errorf("not started: %w", context.Cause(ctx))
+					}
 					for _, j := range u.jobs {
-						record(JobResult{Job: j, Action: Failed, Err: fmt.Errorf("not started: %w", context.Cause(ctx)), Attempts: u.attempts})
+						record(JobResult{Job: j, Action: Failed, Err: err, Attempts: u.attempts})
 					}
 					pending.Done()
 					continue
@@ -174,7 +195,7 @@ func (e *Engine) Sync(ctx context.Context, jobs []rules.Job, pre []JobResult) *R
 				u.attempts++
 				var retry []rules.Job
 				for _, r := range e.runUnit(ctx, u) {
-					if r.Action == Failed && !registry.IsPermanent(r.Err) && u.attempts <= e.opt.Retries && ctx.Err() == nil {
+					if r.Action == Failed && !registry.IsPermanent(r.Err) && u.attempts <= e.opt.Retries && ctx.Err() == nil && !closed(e.opt.Stop) {
 						e.log.Warn("will retry", "source", r.Job.Source.String(), "destination", r.Job.Destination.String(), "attempt", u.attempts, "error", r.Err)
 						retry = append(retry, r.Job)
 						continue

@@ -229,24 +229,37 @@ func (e *Engine) verifyTree(ctx context.Context, dst *registry.Repo, digest stri
 	return problems
 }
 
+// verifyBlobBytes downloads a blob and re-hashes it; a download that breaks
+// is tried again (three times in all) before it counts as an error.
 func verifyBlobBytes(ctx context.Context, dst *registry.Repo, b blobDesc) *Problem {
+	var p *Problem
+	for range 3 {
+		var transient bool
+		if p, transient = hashBlob(ctx, dst, b); p == nil || !transient || ctx.Err() != nil {
+			return p
+		}
+	}
+	return p
+}
+
+func hashBlob(ctx context.Context, dst *registry.Repo, b blobDesc) (*Problem, bool) {
 	ref := dst.String() + "@" + b.Digest
 	rc, _, err := dst.GetBlob(ctx, b.Digest)
 	if registry.IsNotFound(err) {
-		return &Problem{Kind: ProblemMissingBlob, Ref: ref}
+		return &Problem{Kind: ProblemMissingBlob, Ref: ref}, false
 	}
 	if err != nil {
-		return &Problem{Kind: ProblemError, Ref: ref, Detail: err.Error()}
+		return &Problem{Kind: ProblemError, Ref: ref, Detail: err.Error()}, !registry.IsPermanent(err)
 	}
 	defer rc.Close()
 	h := sha256.New()
 	n, err := io.Copy(h, rc)
 	if err != nil {
-		return &Problem{Kind: ProblemError, Ref: ref, Detail: err.Error()}
+		return &Problem{Kind: ProblemError, Ref: ref, Detail: err.Error()}, registry.IsTransientNetwork(err)
 	}
 	got := "sha256:" + hex.EncodeToString(h.Sum(nil))
 	if got != b.Digest || (b.Size > 0 && n != b.Size) {
-		return &Problem{Kind: ProblemCorruptBlob, Ref: ref, Detail: fmt.Sprintf("%d bytes hashing to %s", n, got)}
+		return &Problem{Kind: ProblemCorruptBlob, Ref: ref, Detail: fmt.Sprintf("%d bytes hashing to %s", n, got)}, false
 	}
-	return nil
+	return nil, false
 }

@@ -18,7 +18,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"os"
 	"slices"
@@ -42,7 +41,9 @@ type Client struct {
 
 	secure, insecure http.RoundTripper // retrying, per TLS policy
 
-	maxConns int
+	hostPolicy HostPolicy
+	timeout    time.Duration
+	limits     *hostTable // per URL host: concurrency, rate, quota
 
 	mu     sync.Mutex
 	hosts  map[string]*host
@@ -62,8 +63,13 @@ func WithRetryPolicy(p RetryPolicy) Option { return func(c *Client) { c.policy =
 // WithUserAgent sets the User-Agent header.
 func WithUserAgent(ua string) Option { return func(c *Client) { c.userAgent = ua } }
 
-// WithMaxConnsPerHost bounds the connections to one registry host.
-func WithMaxConnsPerHost(n int) Option { return func(c *Client) { c.maxConns = n } }
+// WithHostPolicy bounds the requests to each registry host.
+func WithHostPolicy(p HostPolicy) Option { return func(c *Client) { c.hostPolicy = p } }
+
+// WithTimeout fails a connection attempt, or a request that makes no
+// progress (nothing read or written), after d. There is no overall deadline:
+// a large blob takes as long as it takes.
+func WithTimeout(d time.Duration) Option { return func(c *Client) { c.timeout = d } }
 
 // New returns a Client resolving credentials through kc.
 func New(kc credentials.Keychain, opts ...Option) *Client {
@@ -74,10 +80,12 @@ func New(kc credentials.Keychain, opts ...Option) *Client {
 		hosts:     map[string]*host{},
 		scoped:    map[string]*scopedTransport{},
 		repos:     map[string]*Repo{},
+		timeout:   2 * time.Minute,
 	}
 	for _, o := range opts {
 		o(c)
 	}
+	c.limits = &hostTable{policy: c.hostPolicy}
 	if c.policy.Attempts < 1 {
 		c.policy.Attempts = 1
 	}
@@ -114,22 +122,18 @@ func (c *Client) newTransport(skipVerify bool, files credentials.TLS) (http.Roun
 		tlsConfig.Certificates = []tls.Certificate{cert}
 	}
 	base := &http.Transport{
-		Proxy: http.ProxyFromEnvironment,
-		DialContext: (&net.Dialer{
-			Timeout:   30 * time.Second,
-			KeepAlive: 30 * time.Second,
-		}).DialContext,
+		Proxy:                 http.ProxyFromEnvironment,
+		DialContext:           idleDialer(c.timeout),
 		ForceAttemptHTTP2:     true,
 		MaxIdleConns:          200,
 		MaxIdleConnsPerHost:   64,
-		MaxConnsPerHost:       c.maxConns,
 		IdleConnTimeout:       90 * time.Second,
 		TLSHandshakeTimeout:   15 * time.Second,
 		ExpectContinueTimeout: time.Second,
-		ResponseHeaderTimeout: 5 * time.Minute,
+		ResponseHeaderTimeout: c.timeout,
 		TLSClientConfig:       tlsConfig,
 	}
-	return &userAgent{ua: c.userAgent, inner: &retryTransport{inner: base, policy: c.policy, stats: &c.Stats, log: c.log}}, nil
+	return &userAgent{ua: c.userAgent, inner: &retryTransport{inner: base, policy: c.policy, stats: &c.Stats, log: c.log, hosts: c.limits}}, nil
 }
 
 type userAgent struct {

@@ -121,27 +121,14 @@ func (r *Repo) HeadManifest(ctx context.Context, ref string) (Descriptor, error)
 // GetManifest returns the manifest bytes exactly as the registry holds them.
 // A digest reference is verified against the bytes.
 func (r *Repo) GetManifest(ctx context.Context, ref string) ([]byte, Descriptor, error) {
-	req, err := r.newRequest(ctx, http.MethodGet, "/manifests/"+ref, nil)
+	raw, hdr, err := r.getSmall(ctx, "/manifests/"+ref, acceptManifests, maxManifestSize+1)
 	if err != nil {
 		return nil, Descriptor{}, err
-	}
-	req.Header.Set("Accept", acceptManifests)
-	resp, err := r.do(ctx, req)
-	if err != nil {
-		return nil, Descriptor{}, err
-	}
-	if resp.StatusCode != http.StatusOK {
-		return nil, Descriptor{}, newError(resp)
-	}
-	defer resp.Body.Close()
-	raw, err := io.ReadAll(io.LimitReader(resp.Body, maxManifestSize+1))
-	if err != nil {
-		return nil, Descriptor{}, fmt.Errorf("reading manifest %s:%s: %w", r, ref, err)
 	}
 	if len(raw) > maxManifestSize {
 		return nil, Descriptor{}, Permanent(fmt.Errorf("manifest %s:%s is larger than %d bytes", r, ref, maxManifestSize))
 	}
-	d := Descriptor{MediaType: mediaType(resp.Header), Digest: Digest(raw), Size: int64(len(raw))}
+	d := Descriptor{MediaType: mediaType(hdr), Digest: Digest(raw), Size: int64(len(raw))}
 	if strings.HasPrefix(ref, "sha256:") && d.Digest != ref {
 		return nil, Descriptor{}, Permanent(fmt.Errorf("manifest %s@%s: registry sent bytes with digest %s", r, ref, d.Digest))
 	}
@@ -149,6 +136,45 @@ func (r *Repo) GetManifest(ctx context.Context, ref string) ([]byte, Descriptor,
 		d.MediaType = sniffMediaType(raw)
 	}
 	return raw, d, nil
+}
+
+// getSmall GETs a small document (a manifest, a page of tags) whole. A
+// connection that breaks while the body is read is retried like one that
+// breaks before the headers: the transport cannot see that far.
+func (r *Repo) getSmall(ctx context.Context, path, accept string, limit int64) ([]byte, http.Header, error) {
+	var lastErr error
+	for attempt := 1; attempt <= max(1, r.c.policy.Attempts); attempt++ {
+		if attempt > 1 {
+			r.c.Stats.Retries.Add(1)
+			if err := sleep(ctx, backoff(r.c.policy, attempt-1)); err != nil {
+				return nil, nil, err
+			}
+		}
+		req, err := r.newRequest(ctx, http.MethodGet, path, nil)
+		if err != nil {
+			return nil, nil, err
+		}
+		if accept != "" {
+			req.Header.Set("Accept", accept)
+		}
+		resp, err := r.do(ctx, req)
+		if err != nil {
+			return nil, nil, err
+		}
+		if resp.StatusCode != http.StatusOK {
+			return nil, nil, newError(resp)
+		}
+		body, err := io.ReadAll(io.LimitReader(resp.Body, limit))
+		resp.Body.Close()
+		if err == nil {
+			return body, resp.Header, nil
+		}
+		lastErr = fmt.Errorf("reading %s%s: %w", r, path, err)
+		if !IsTransientNetwork(err) || ctx.Err() != nil {
+			break
+		}
+	}
+	return nil, nil, lastErr
 }
 
 // PutManifest stores raw under ref (a tag or its digest) with the media type.
@@ -177,28 +203,22 @@ func (r *Repo) Tags(ctx context.Context) ([]string, error) {
 	next := "/tags/list?n=1000"
 	var all []string
 	for next != "" {
-		req, err := r.newRequest(ctx, http.MethodGet, next, nil)
+		body, hdr, err := r.getSmall(ctx, next, "", 64<<20)
 		if err != nil {
 			return nil, err
-		}
-		resp, err := r.do(ctx, req)
-		if err != nil {
-			return nil, err
-		}
-		if resp.StatusCode != http.StatusOK {
-			return nil, newError(resp)
 		}
 		var page struct {
 			Tags []string `json:"tags"`
 		}
-		err = json.NewDecoder(io.LimitReader(resp.Body, 64<<20)).Decode(&page)
-		resp.Body.Close()
-		if err != nil {
+		if err := json.Unmarshal(body, &page); err != nil {
 			return nil, fmt.Errorf("tag list of %s: %w", r, err)
 		}
 		all = append(all, page.Tags...)
-		next, err = nextLink(resp.Request.URL, resp.Header.Get("Link"))
-		if err != nil {
+		base, _ := url.Parse(r.h.scheme + "://" + r.h.reg.RegistryStr() + "/v2/" + r.Name + next)
+		if strings.HasPrefix(next, "http") {
+			base, _ = url.Parse(next)
+		}
+		if next, err = nextLink(base, hdr.Get("Link")); err != nil {
 			return nil, fmt.Errorf("tag list of %s: %w", r, err)
 		}
 	}

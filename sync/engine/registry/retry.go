@@ -38,6 +38,7 @@ type retryTransport struct {
 	policy RetryPolicy
 	stats  *Stats
 	log    *slog.Logger
+	hosts  *hostTable
 }
 
 func (rt *retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
@@ -53,24 +54,43 @@ func (rt *retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 			r = req.Clone(ctx)
 			r.Body = body
 		}
+		h := rt.hosts.get(r.URL.Host)
+		if err := h.quotaExhausted(r.URL.Host, r); err != nil {
+			return nil, err
+		}
+		if err := h.acquire(ctx); err != nil {
+			return nil, err
+		}
 		start := time.Now()
 		rt.stats.Requests.Add(1)
 		resp, err := rt.inner.RoundTrip(r)
 		rt.logRequest(r, resp, err, time.Since(start), attempt)
-		transient := false
-		if err != nil {
-			transient = ctx.Err() == nil && IsTransientNetwork(err)
-		} else {
-			transient = IsTransientStatus(resp.StatusCode)
-		}
-		if !transient || !replayable || attempt >= rt.policy.Attempts {
-			return resp, err
-		}
 		wait := backoff(rt.policy, attempt)
 		if resp != nil {
 			if ra, ok := retryAfter(resp.Header.Get("Retry-After"), time.Now()); ok {
 				wait = min(ra, rt.policy.MaxRetryAfter)
 			}
+		}
+		// The slot is freed when the answer's headers arrive, not when its
+		// body is consumed: a copy within one registry holds a GET body
+		// open while it PUTs, and must not wait for itself.
+		h.release(resp, wait)
+		transient := false
+		if err != nil {
+			transient = ctx.Err() == nil && IsTransientNetwork(err)
+		} else {
+			transient = IsTransientStatus(resp.StatusCode)
+			if resp.StatusCode == http.StatusTooManyRequests {
+				if qerr := h.quotaExhausted(r.URL.Host, r); qerr != nil {
+					resp.Body.Close()
+					return nil, qerr // Docker Hub's quota: hours away, not worth a retry
+				}
+			}
+		}
+		if !transient || !replayable || attempt >= rt.policy.Attempts {
+			return resp, err
+		}
+		if resp != nil {
 			_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 			resp.Body.Close()
 		}

@@ -1,0 +1,209 @@
+package main
+
+import (
+	"fmt"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/imagesync/imagesync/internal/faultproxy"
+	"github.com/imagesync/imagesync/internal/registrytest"
+	"github.com/imagesync/imagesync/sync/ledger"
+)
+
+// A sync of 30 images, indexes included, through 10% 429s, 5% 5xx and 3%
+// connection resets on both sides ends with every digest right.
+func TestHostileNetwork(t *testing.T) {
+	src, dst := pair(t, registrytest.Distribution3, registrytest.Options{})
+	plan := func(seed int64) faultproxy.Plan {
+		return faultproxy.Plan{Seed: seed, Rate429: 0.10, Rate5xx: 0.05, RateReset: 0.03}
+	}
+	srcFaults := faultproxy.Start(t, src.Host, plan(1))
+	dstFaults := faultproxy.Start(t, dst.Host, plan(2))
+
+	want := map[string]string{}
+	var rules strings.Builder
+	for i := range 30 {
+		repo := fmt.Sprintf("lib/app%d", i)
+		if i%5 == 0 {
+			want[repo], _, _ = src.PushIndex(t, repo, "1", []registrytest.Platform{linuxAmd64, {OS: "linux", Arch: "arm64"}}, i%2 == 0, int64(700+i))
+		} else {
+			want[repo], _ = src.PushRandomImage(t, repo, "1", linuxAmd64, 2, 20<<10, i%2 == 0, int64(700+i))
+		}
+		fmt.Fprintf(&rules, "%s/%s:1: %s/mirror/app%d\n", srcFaults.Host, repo, dstFaults.Host, i)
+	}
+	dir := t.TempDir()
+	images := writeFile(t, dir, "images.yaml", rules.String())
+	r := runCLI(t, nil, "--images", images, "--proc", "4", "--retries", "5")
+	if r.code != 0 {
+		t.Fatalf("exit %d", r.code)
+	}
+	for i := range 30 {
+		assertDigest(t, dst, fmt.Sprintf("mirror/app%d", i), "1", want[fmt.Sprintf("lib/app%d", i)])
+	}
+	for _, p := range []*faultproxy.Proxy{srcFaults, dstFaults} {
+		c := p.Counts()
+		t.Logf("faults injected: %+v", c)
+		if c.TooMany == 0 || c.ServerErrors == 0 || c.ResetsResponse+c.ResetsRequest == 0 {
+			t.Errorf("the plan injected too little to prove anything: %+v", c)
+		}
+	}
+	m := regexp.MustCompile(`(\d+) retried`).FindStringSubmatch(r.stderr)
+	if m == nil {
+		t.Fatal("the summary does not count retries")
+	}
+	if n, _ := strconv.Atoi(m[1]); n == 0 {
+		t.Error("the summary counts no retries")
+	}
+	srcFaults.SetPlan(faultproxy.Plan{}) // check the mirror, not the network
+	dstFaults.SetPlan(faultproxy.Plan{})
+	if probs, r := verifyJSON(t, "--images", images, "--deep"); r.code != 0 || len(probs) != 0 {
+		t.Errorf("verify --deep after the hostile run: exit %d, problems %v", r.code, probs)
+	}
+}
+
+// With Retry-After: 2 on a 429, the run waits at least that long.
+func TestRetryAfterWaits(t *testing.T) {
+	src, dst := pair(t, registrytest.Distribution3, registrytest.Options{})
+	d, _ := src.PushRandomImage(t, "lib/app", "1", linuxAmd64, 1, 300, true, 81)
+	var once atomic.Bool
+	faults := faultproxy.Start(t, src.Host, faultproxy.Plan{Seed: 1, Rate429: 1, RetryAfter: "2",
+		Only: func(r *http.Request) bool {
+			return strings.Contains(r.URL.Path, "/manifests/") && once.CompareAndSwap(false, true)
+		}})
+	images := writeFile(t, t.TempDir(), "images.yaml", fmt.Sprintf("%s/lib/app:1: %s/lib/app\n", faults.Host, dst.Host))
+	start := time.Now()
+	if r := runCLI(t, nil, "--images", images); r.code != 0 {
+		t.Fatalf("exit %d", r.code)
+	}
+	if took := time.Since(start); took < 2*time.Second { // a lower bound only
+		t.Errorf("the run took %v, less than the 2s Retry-After", took)
+	}
+	if c := faults.Counts(); c.TooMany != 1 {
+		t.Fatalf("%d 429s injected, want 1", c.TooMany)
+	}
+	assertDigest(t, dst, "lib/app", "1", d)
+}
+
+// A 403 on one repository fails that job at once; the others succeed.
+func TestPermanentDenialFailsAtOnce(t *testing.T) {
+	src, dst := pair(t, registrytest.Distribution3, registrytest.Options{})
+	a, _ := src.PushRandomImage(t, "lib/a", "1", linuxAmd64, 1, 300, true, 91)
+	src.PushRandomImage(t, "lib/b", "1", linuxAmd64, 1, 300, true, 92)
+	target, _ := url.Parse("http://" + dst.Host)
+	rp := httputil.NewSingleHostReverseProxy(target)
+	var denied atomic.Int32
+	front := httpServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasPrefix(r.URL.Path, "/v2/team/denied/") {
+			denied.Add(1)
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusForbidden)
+			fmt.Fprint(w, `{"errors":[{"code":"DENIED","message":"requested access to the resource is denied"}]}`)
+			return
+		}
+		rp.ServeHTTP(w, r)
+	}))
+	dir := t.TempDir()
+	images := writeFile(t, dir, "images.yaml", fmt.Sprintf("%[1]s/lib/a:1: %[2]s/team/ok\n%[1]s/lib/b:1: %[2]s/team/denied\n", src.Host, front))
+	failed := filepath.Join(dir, "failed.yaml")
+	r := runCLI(t, nil, "--images", images, "--retries", "3", "--output-failed-images", failed)
+	if r.code != exitSomeFail {
+		t.Fatalf("exit %d, want %d", r.code, exitSomeFail)
+	}
+	if n := denied.Load(); n != 1 {
+		t.Errorf("the denied repository was asked %d times, want 1 (no retry)", n)
+	}
+	assertDigest(t, dst, "team/ok", "1", a)
+	if f := readFile(t, failed); !strings.Contains(f, front+"/team/denied:1") || !strings.Contains(f, "403") || !strings.Contains(f, "denied") {
+		t.Errorf("failed file:\n%s", f)
+	}
+}
+
+// SIGINT mid-run: exit 130 once the images in flight are done, a loadable
+// ledger, and a second run that completes everything.
+func TestSIGINTStopsCleanly(t *testing.T) {
+	src, dst := pair(t, registrytest.Distribution3, registrytest.Options{})
+	want := map[string]string{}
+	var rules strings.Builder
+	for i := range 16 {
+		repo := fmt.Sprintf("lib/big%d", i)
+		want[repo], _ = src.PushRandomImage(t, repo, "1", linuxAmd64, 2, 1<<20, i%2 == 0, int64(600+i))
+		fmt.Fprintf(&rules, "%s/%s:1: %s/%s\n", src.Host, repo, dst.Host, repo)
+	}
+	dir := t.TempDir()
+	images := writeFile(t, dir, "images.yaml", rules.String())
+	ledgerPath := filepath.Join(dir, "ledger.jsonl")
+	cmd := exec.Command(os.Args[0], "--images", images, "--ledger", ledgerPath, "--proc", "1")
+	cmd.Env = append(os.Environ(), "IMAGESYNC_TEST_AS_MAIN=1", "HOME="+dir)
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(time.Minute)
+	for {
+		if b, _ := os.ReadFile(ledgerPath); strings.Count(string(b), `"t":"m"`) >= 3 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no progress")
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	if err := cmd.Process.Signal(syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	err := cmd.Wait()
+	t.Logf("stderr of the interrupted run:\n%s", stderr.String())
+	if code := cmd.ProcessState.ExitCode(); code != exitInterrupted {
+		t.Fatalf("exit %d (%v), want %d", code, err, exitInterrupted)
+	}
+	if !strings.Contains(stderr.String(), "interrupted before it started") {
+		t.Error("the report does not say which images were not started")
+	}
+	l, err := ledger.Open(ledgerPath)
+	if err != nil {
+		t.Fatalf("ledger after SIGINT: %v", err)
+	}
+	if len(l.Warnings()) != 0 {
+		t.Errorf("a clean stop left a torn ledger: %v", l.Warnings())
+	}
+	l.Close()
+	copied := 0
+	for repo := range want {
+		if len(dst.Tags(t, repo)) > 0 {
+			copied++
+		}
+	}
+	if copied == 0 || copied == len(want) {
+		t.Fatalf("%d of %d copied: the interrupt did not land mid-run", copied, len(want))
+	}
+	if r := runCLI(t, nil, "--images", images, "--ledger", ledgerPath); r.code != 0 {
+		t.Fatalf("second run: exit %d", r.code)
+	}
+	for repo, d := range want {
+		assertDigest(t, dst, repo, "1", d)
+	}
+}
+
+func httpServer(t *testing.T, h http.Handler) string {
+	t.Helper()
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	ln, err := netListen()
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	return ln.Addr().String()
+}
