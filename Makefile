@@ -5,7 +5,7 @@ GO      ?= go
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)
 
-.PHONY: build install test test-short demo clean
+.PHONY: build install test test-short demo clean release-check
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/imagesync ./cmd/imagesync
@@ -24,3 +24,7 @@ demo: build
 
 clean:
 	rm -rf bin
+
+# goreleaser check (v2.15.1) and the krew manifest validator; slow to install, so not part of `make test`
+release-check:
+	./scripts/release-check.sh
