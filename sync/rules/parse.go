@@ -179,6 +179,12 @@ func parseName(name string) (registry, repository string, err error) {
 	// ':', is "localhost", or has upper-case letters (repositories cannot).
 	if found && (strings.ContainsAny(first, ".:") || first == "localhost" || strings.ToLower(first) != first) {
 		registry, repository = strings.ToLower(first), rest
+		if !strings.ContainsAny(registry, ".:") && registry != "localhost" {
+			// "MyReg/x" is a registry only because of its capitals; once
+			// lower-cased ("myreg/x") it would read as a Docker Hub
+			// namespace, so every reference written back would change meaning.
+			return "", "", fmt.Errorf("registry %q is ambiguous: write it as a host name with a dot or a port (e.g. %s.local or %s:443), or in lower case for a Docker Hub namespace", first, registry, registry)
+		}
 		if !domainRE.MatchString(registry) {
 			return "", "", fmt.Errorf("invalid registry %q", first)
 		}

@@ -482,6 +482,7 @@ func TestParseSource(t *testing.T) {
 		{in: "Quay.IO/a/b:1, 2 ,3", want: "quay.io/a/b:1,2,3"},
 		{in: "quay.io/etcd", want: "quay.io/etcd"},
 		{in: "localhost/a", want: "localhost/a"},
+		{in: "MyReg/app:1", err: `registry "MyReg" is ambiguous`},
 		{in: "localhost:5000/ns/repo:tag", want: "localhost:5000/ns/repo:tag"},
 		{in: "localhost:5000/ns/repo", want: "localhost:5000/ns/repo"},
 		{in: "127.0.0.1:5000/a__b/c-d.e:T_1.x-y", want: "127.0.0.1:5000/a__b/c-d.e:T_1.x-y"},
