@@ -10,8 +10,19 @@ LDFLAGS := -s -w -X main.version=$(VERSION)
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/imagesync ./cmd/imagesync
 
+# Where `make install` puts imagesync and kubectl-imagesync (a folder on PATH), and the docker plugin.
+BINDIR         ?= $(or $(shell $(GO) env GOBIN),$(shell $(GO) env GOPATH)/bin)
+DOCKER_PLUGINS ?= $(HOME)/.docker/cli-plugins
+
+# All three names for the current user: imagesync, kubectl-imagesync (+ its
+# completion helper) next to it, and docker-sync in docker's plugin folder.
 install:
-	CGO_ENABLED=0 $(GO) install -trimpath -ldflags '$(LDFLAGS)' ./cmd/imagesync
+	mkdir -p '$(BINDIR)' '$(DOCKER_PLUGINS)'
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o '$(BINDIR)/imagesync' ./cmd/imagesync
+	cp '$(BINDIR)/imagesync' '$(BINDIR)/kubectl-imagesync'
+	cp '$(BINDIR)/imagesync' '$(BINDIR)/kubectl_complete-imagesync'
+	cp '$(BINDIR)/imagesync' '$(DOCKER_PLUGINS)/docker-sync'
+	@echo "installed: $(BINDIR)/imagesync, $(BINDIR)/kubectl-imagesync, $(DOCKER_PLUGINS)/docker-sync"
 
 test:
 	./scripts/test.sh

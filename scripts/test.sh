@@ -8,6 +8,12 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 eval "$(scripts/test-deps.sh)"
 export IMAGESYNC_REQUIRE_REGISTRIES=1   # a missing registry is a failure, not a skip
+# The plugin tests run the real docker and kubectl clients: required where present on this kind of machine.
+if command -v docker >/dev/null 2>&1 && command -v kubectl >/dev/null 2>&1; then
+	export IMAGESYNC_REQUIRE_CLIENTS=1
+else
+	echo "test: docker or kubectl client not found: the plugin tests will be skipped" >&2
+fi
 export CGO_ENABLED="${CGO_ENABLED:-1}"  # -race needs cgo; the shipped binary is built with CGO_ENABLED=0
 
 echo "== go vet" >&2

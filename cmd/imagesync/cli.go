@@ -5,11 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"path/filepath"
 	"runtime"
 	"strings"
 
 	"github.com/alecthomas/kong"
+
+	"github.com/imagesync/imagesync/plugin"
 )
 
 // Exit codes (see the README).
@@ -39,19 +40,22 @@ func (e env) interrupted() bool {
 
 // Globals are flags every subcommand takes.
 type Globals struct {
-	Debug     bool   `help:"Log every registry request (method, URL without query, status, duration); credentials are never logged."`
-	LogFormat string `name:"log-format" enum:"text,json" default:"text" help:"Log format on stderr: ${enum}."`
-	Log       string `name:"log" type:"path" placeholder:"FILE" help:"Write logs and per-image lines to FILE (truncated each run) instead of stderr."`
+	Debug      bool   `help:"Log every registry request (method, URL without query, status, duration); credentials are never logged."`
+	LogFormat  string `name:"log-format" enum:"text,json" default:"text" help:"Log format on stderr: ${enum}."`
+	Log        string `name:"log" type:"path" placeholder:"FILE" help:"Write logs and per-image lines to FILE (truncated each run) instead of stderr."`
+	Quiet      bool   `short:"q" help:"Print errors and the summary only."`
+	NoProgress bool   `name:"no-progress" help:"No progress bar, even on a terminal: periodic plain lines instead."`
 }
 
 // CLI is the command tree.
 type CLI struct {
 	Globals
 
-	Sync    SyncCmd    `cmd:"" default:"withargs" help:"Copy images as the rule file says (the default command)."`
-	Plan    PlanCmd    `cmd:"" help:"Show what sync would do, writing nothing: copy, update, skip, filtered or error per image, with bytes."`
-	Verify  VerifyCmd  `cmd:"" help:"Check that every destination holds the source's digest, every child manifest and every blob."`
-	Version VersionCmd `cmd:"" help:"Print the version."`
+	Sync       SyncCmd       `cmd:"" default:"withargs" help:"Copy images as the rule file says (the default command)."`
+	Plan       PlanCmd       `cmd:"" help:"Show what sync would do, writing nothing: copy, update, skip, filtered or error per image, with bytes."`
+	Verify     VerifyCmd     `cmd:"" help:"Check that every destination holds the source's digest, every child manifest and every blob."`
+	Version    VersionCmd    `cmd:"" help:"Print the version."`
+	Completion CompletionCmd `cmd:"" help:"Print a shell completion script: bash, zsh, fish or powershell."`
 }
 
 // VersionCmd prints the version.
@@ -59,7 +63,7 @@ type VersionCmd struct{}
 
 // Run implements the command.
 func (VersionCmd) Run(rc *runContext) error {
-	fmt.Fprintf(rc.stdout, "imagesync %s", version)
+	fmt.Fprintf(rc.stdout, "%s %s", rc.personality.Name, version)
 	if commit != "" {
 		fmt.Fprintf(rc.stdout, " (%s)", commit)
 	}
@@ -77,6 +81,7 @@ type runContext struct {
 	// dockerConfigDir is the Docker CLI's global --config, when imagesync
 	// runs as the `docker sync` plugin.
 	dockerConfigDir string
+	personality     plugin.Personality
 }
 
 // exitError carries an exit code out of a command.
@@ -109,33 +114,66 @@ Examples:
   imagesync --config config.yaml                 # image-syncer's legacy file with auth: and images:
   imagesync --images images.yaml --arch amd64,arm64 --output-failed-images failed.yaml`
 
-// run parses args and runs the command; it returns the exit code.
+// run parses args and runs the command; it returns the exit code. args[0]
+// decides the personality: imagesync, docker-sync (`docker sync`) or
+// kubectl-imagesync (`kubectl imagesync`).
 func run(ctx context.Context, args []string, e env, stdout, stderr io.Writer) (code int) {
-	name := "imagesync"
+	p := plugin.Personality{Kind: plugin.Standalone, Name: "imagesync"}
 	if len(args) > 0 {
-		name = strings.TrimSuffix(filepath.Base(args[0]), ".exe")
+		p = plugin.Detect(args[0])
 		args = args[1:]
 	}
-	_ = name
+	dockerConfigDir := ""
+	switch p.Kind {
+	case plugin.Docker:
+		if len(args) > 0 && args[0] == plugin.MetadataCommand {
+			_, _ = stdout.Write(plugin.DockerMetadata(version))
+			return exitOK
+		}
+		if len(args) > 1 && args[0] == plugin.CompleteCommand && args[1] == "sync" {
+			args = append([]string{plugin.CompleteCommand}, args[2:]...)
+			break
+		}
+		d, err := plugin.SplitDockerArgs(args, "sync")
+		if err != nil {
+			fmt.Fprintf(stderr, "docker sync: %v\n", err)
+			return exitUsage
+		}
+		args, dockerConfigDir = d.Args, d.ConfigDir
+		if d.Help {
+			args = append(args, "--help")
+		}
+		if d.Debug {
+			args = append([]string{"--debug"}, args...)
+		}
+	case plugin.KubectlComplete:
+		args = append([]string{plugin.CompleteCommand}, args...)
+	}
+
 	var cli CLI
 	parser, err := kong.New(&cli,
-		kong.Name("imagesync"),
-		kong.Description(helpText),
+		kong.Name(p.Name),
+		kong.Description(strings.ReplaceAll(helpText, "imagesync ", p.Name+" ")),
 		kong.Writers(stdout, stderr),
 		kong.Exit(func(c int) { panic(kongExit(c)) }),
 		kong.UsageOnError(),
 		kong.ConfigureHelp(kong.HelpOptions{Compact: true}),
 		kong.Resolvers(envResolver(e)),
+		kong.Vars{"name": p.Name},
 	)
 	if err != nil {
-		fmt.Fprintf(stderr, "imagesync: %v\n", err)
+		fmt.Fprintf(stderr, "%s: %v\n", p.Name, err)
 		return exitUsage
 	}
+	if len(args) > 0 && args[0] == plugin.CompleteCommand {
+		writeCompletions(stdout, parser.Model, args[1:])
+		return exitOK
+	}
 	defer func() {
-		if p := recover(); p != nil {
-			c, ok := p.(kongExit)
+		if r := recover(); r != nil {
+			c, ok := r.(kongExit)
 			if !ok {
-				panic(p)
+				panic(r)
 			}
 			code = int(c)
 			if code != 0 {
@@ -145,13 +183,13 @@ func run(ctx context.Context, args []string, e env, stdout, stderr io.Writer) (c
 	}()
 	kctx, err := parser.Parse(args)
 	if err != nil {
-		fmt.Fprintf(stderr, "imagesync: %v\n", err)
+		fmt.Fprintf(stderr, "%s: %v\n", p.Name, err)
 		return exitUsage
 	}
-	err = kctx.Run(&runContext{ctx: ctx, env: e, stdout: stdout, stderr: stderr, global: &cli.Globals})
+	err = kctx.Run(&runContext{ctx: ctx, env: e, stdout: stdout, stderr: stderr, global: &cli.Globals, dockerConfigDir: dockerConfigDir, personality: p})
 	if e.interrupted() {
 		if err != nil {
-			fmt.Fprintf(stderr, "imagesync: %v\n", err)
+			fmt.Fprintf(stderr, "%s: %v\n", p.Name, err)
 		}
 		return exitInterrupted
 	}
@@ -161,11 +199,11 @@ func run(ctx context.Context, args []string, e env, stdout, stderr io.Writer) (c
 	var xe *exitError
 	if errors.As(err, &xe) {
 		if xe.err != nil {
-			fmt.Fprintf(stderr, "imagesync: %v\n", xe.err)
+			fmt.Fprintf(stderr, "%s: %v\n", p.Name, xe.err)
 		}
 		return xe.code
 	}
-	fmt.Fprintf(stderr, "imagesync: %v\n", err)
+	fmt.Fprintf(stderr, "%s: %v\n", p.Name, err)
 	return exitAllFailed
 }
 

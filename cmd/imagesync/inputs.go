@@ -13,7 +13,9 @@ import (
 	"github.com/imagesync/imagesync/sync/engine"
 	"github.com/imagesync/imagesync/sync/engine/registry"
 	"github.com/imagesync/imagesync/sync/ledger"
+	"github.com/imagesync/imagesync/sync/report"
 	"github.com/imagesync/imagesync/sync/rules"
+	"golang.org/x/term"
 )
 
 // Inputs are the flags sync, plan and verify share: what to copy, with which
@@ -209,8 +211,11 @@ func openLog(rc *runContext) (io.Writer, func(), error) {
 
 func newLogger(w io.Writer, g *Globals) *slog.Logger {
 	level := slog.LevelInfo
-	if g.Debug {
+	switch {
+	case g.Debug:
 		level = slog.LevelDebug
+	case g.Quiet:
+		level = slog.LevelError
 	}
 	opts := &slog.HandlerOptions{Level: level}
 	if g.LogFormat == "json" {
@@ -240,4 +245,21 @@ func homeDir(e env) string {
 	}
 	h, _ := os.UserHomeDir()
 	return h
+}
+
+// progressOptions decide between a live bar and plain lines: a bar only
+// when the log goes to a terminal.
+func progressOptions(rc *runContext) report.ProgressOptions {
+	tty := rc.global.Log == "" && isTerminal(rc.stderr)
+	_, noColor := rc.env.lookup("NO_COLOR")
+	return report.ProgressOptions{
+		Bar:   tty && !rc.global.NoProgress,
+		Color: tty && !noColor,
+		Quiet: rc.global.Quiet,
+	}
+}
+
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	return ok && term.IsTerminal(int(f.Fd()))
 }

@@ -17,6 +17,7 @@ type SyncCmd struct {
 	OutputSuccessImages string `type:"path" placeholder:"FILE" help:"Write the images now in sync (copied or already there), in the images-file shape."`
 	OutputFailedImages  string `type:"path" placeholder:"FILE" help:"Write the failed images: source → destination → reason."`
 	OutputImagesFormat  string `enum:"json,yaml" default:"yaml" help:"Format of the output image files: ${enum}."`
+	Output              string `short:"o" enum:"text,json" default:"text" help:"Final report on stdout: ${enum} (json: one document with every job; logs stay on stderr)."`
 }
 
 // Run implements `imagesync sync`.
@@ -26,13 +27,15 @@ func (c *SyncCmd) Run(rc *runContext) error {
 		return err
 	}
 	defer s.Close()
-	printer := report.NewPrinter(s.out)
-	eng := s.engine(&c.Inputs, engine.Options{Force: c.Force, Refresh: c.Refresh, OnResult: printer.Result})
+	eng := s.engine(&c.Inputs, engine.Options{Force: c.Force, Refresh: c.Refresh})
 	jobs, failed, err := eng.Expand(rc.ctx, s.rules)
 	if err != nil {
 		return &exitError{code: exitUsage, err: err}
 	}
+	progress := report.NewProgress(s.out, len(jobs)+len(failed), progressOptions(rc))
+	eng.Observe(progress.Result, progress.Planned, progress.Transferred)
 	res := eng.Sync(rc.ctx, jobs, failed)
+	progress.Finish()
 
 	summaryOut := io.Writer(rc.stderr)
 	if rc.global.Log != "" {
@@ -40,6 +43,11 @@ func (c *SyncCmd) Run(rc *runContext) error {
 	}
 	report.Summary(credentials.NewRedactor(summaryOut, s.keychain.Secrets), res.Summary)
 
+	if c.Output == "json" {
+		if err := report.NewSyncReport(res).WriteJSON(rc.stdout); err != nil {
+			return err
+		}
+	}
 	if c.OutputSuccessImages != "" {
 		if err := report.WriteFile(c.OutputSuccessImages, c.OutputImagesFormat, report.SuccessImages(res.Jobs)); err != nil {
 			s.log.Error("writing success images", "error", err)

@@ -309,6 +309,9 @@ func (e *Engine) uploadOnce(ctx context.Context, src *registry.Repo, b blobDesc,
 		return 0, fmt.Errorf("reading from %s: %w", src, err)
 	}
 	defer rc.Close()
+	if e.opt.OnPlanned != nil {
+		e.opt.OnPlanned(b.Size)
+	}
 	if size >= 0 && b.Size > 0 && size != b.Size {
 		return 0, registry.Permanent(fmt.Errorf("source sent %d bytes, the manifest says %d", size, b.Size))
 	}
@@ -319,6 +322,7 @@ func (e *Engine) uploadOnce(ctx context.Context, src *registry.Repo, b blobDesc,
 	if err != nil {
 		return 0, err
 	}
+	vr.progress = e.opt.OnBytes
 	if err := dst.PutUpload(ctx, location, b.Digest, size, vr); err != nil {
 		if vr.err != nil {
 			return 0, vr.err
@@ -336,8 +340,8 @@ type verifier struct {
 	want   string
 	size   int64
 	n      int64
-	err    error
-	digest string
+	err      error
+	progress func(int64)
 }
 
 func newVerifier(r io.Reader, digest string, size int64) (*verifier, error) {
@@ -353,6 +357,9 @@ func (v *verifier) Read(p []byte) (int, error) {
 	n, err := v.r.Read(p)
 	v.h.Write(p[:n])
 	v.n += int64(n)
+	if v.progress != nil && n > 0 {
+		v.progress(int64(n))
+	}
 	if v.size >= 0 && v.n > v.size {
 		v.err = registry.Permanent(fmt.Errorf("source sent more than %d bytes", v.size))
 		return n, v.err

@@ -77,6 +77,9 @@ type Options struct {
 	Logger *slog.Logger
 	// OnResult is called once per finished job, from worker goroutines.
 	OnResult func(JobResult)
+	// OnPlanned is called with the size of each blob about to be uploaded
+	// (again if the upload restarts), OnBytes as its bytes go: progress.
+	OnPlanned, OnBytes func(n int64)
 	// Stop, when closed, stops starting new images; those in flight finish
 	// (their tags are written last, so nothing is left half-pushed under a
 	// tag). The jobs not started are reported as failed: interrupted.
@@ -121,6 +124,11 @@ func New(c *registry.Client, opt Options) *Engine {
 		log = slog.New(slog.DiscardHandler)
 	}
 	return &Engine{c: c, opt: opt, blobs: newBlobTracker(opt.Ledger, !opt.Refresh, !opt.DryRun), sem: make(chan struct{}, opt.Concurrency), log: log}
+}
+
+// Observe sets the progress callbacks (see Options) before Sync.
+func (e *Engine) Observe(onResult func(JobResult), onPlanned, onBytes func(int64)) {
+	e.opt.OnResult, e.opt.OnPlanned, e.opt.OnBytes = onResult, onPlanned, onBytes
 }
 
 // unit is one source reference with every destination that wants it: the

@@ -159,3 +159,65 @@ func WriteFile(path, format string, v any) error {
 	}
 	return nil
 }
+
+// SyncJob is one row of `imagesync sync -o json`.
+type SyncJob struct {
+	Source      string `json:"source"`
+	Destination string `json:"destination"`
+	Action      string `json:"action"` // copied, skipped, filtered, failed
+	Digest      string `json:"digest,omitempty"`
+	Bytes       int64  `json:"bytes"`   // blob bytes uploaded for this destination
+	Retries     int    `json:"retries"` // attempts after the first
+	Error       string `json:"error,omitempty"`
+}
+
+// SyncReport is the document `imagesync sync -o json` prints on stdout.
+type SyncReport struct {
+	Jobs    []SyncJob `json:"jobs"`
+	Summary struct {
+		Copied        int     `json:"copied"`
+		Skipped       int     `json:"skipped"`
+		Filtered      int     `json:"filtered"`
+		Failed        int     `json:"failed"`
+		Bytes         int64   `json:"bytes"`
+		BlobsUploaded int64   `json:"blobsUploaded"`
+		BlobsMounted  int64   `json:"blobsMounted"`
+		Requests      int64   `json:"requests"`
+		Retries       int64   `json:"retries"`
+		Seconds       float64 `json:"seconds"`
+	} `json:"summary"`
+}
+
+// NewSyncReport collects a finished sync, sorted by source then destination.
+func NewSyncReport(res *engine.Result) SyncReport {
+	rep := SyncReport{Jobs: []SyncJob{}}
+	for _, r := range res.Jobs {
+		j := SyncJob{Source: r.Job.Source.String(), Destination: r.Job.Destination.String(), Action: string(r.Action), Digest: r.Digest, Bytes: r.Bytes, Retries: max(0, r.Attempts-1)}
+		if r.Err != nil {
+			j.Error = strings.TrimPrefix(r.Err.Error(), fmt.Sprintf("copy %s → %s: ", r.Job.Source, r.Job.Destination))
+		}
+		if r.Action == engine.Failed {
+			j.Digest = ""
+		}
+		rep.Jobs = append(rep.Jobs, j)
+	}
+	sort.SliceStable(rep.Jobs, func(a, b int) bool {
+		if rep.Jobs[a].Source != rep.Jobs[b].Source {
+			return rep.Jobs[a].Source < rep.Jobs[b].Source
+		}
+		return rep.Jobs[a].Destination < rep.Jobs[b].Destination
+	})
+	s := res.Summary
+	rs := &rep.Summary
+	rs.Copied, rs.Skipped, rs.Filtered, rs.Failed = s.Copied, s.Skipped, s.Filtered, s.Failed
+	rs.Bytes, rs.BlobsUploaded, rs.BlobsMounted, rs.Requests, rs.Retries = s.Bytes, s.BlobsUploaded, s.BlobsMounted, s.Requests, s.Retries
+	rs.Seconds = s.Duration.Seconds()
+	return rep
+}
+
+// WriteJSON prints the report as one JSON document.
+func (r SyncReport) WriteJSON(w io.Writer) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(r)
+}

@@ -1,0 +1,212 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+
+	"github.com/alecthomas/kong"
+)
+
+// Cobra's completion directives, which the Docker CLI and kubectl expect
+// from a plugin's `__complete` answer (and our own shell scripts read).
+const (
+	directiveDefault   = 0 // let the shell complete file names
+	directiveNoFile    = 4 // no file names
+	directiveNoSpace   = 2
+	directiveFilterDir = 16
+)
+
+// Values offered for flags whose values are well known.
+var knownValues = map[string][]string{
+	"os":   {"linux", "windows", "darwin", "freebsd"},
+	"arch": {"amd64", "arm64", "arm", "arm:v7", "arm:v6", "386", "ppc64le", "s390x", "riscv64"},
+}
+
+// writeCompletions answers a completion request in cobra's format: one
+// candidate per line, then ":<directive>". words are the arguments after
+// the program name, the last one being the word under the cursor.
+func writeCompletions(w io.Writer, app *kong.Application, words []string) {
+	cands, directive := complete(app, words)
+	for _, c := range cands {
+		fmt.Fprintln(w, c)
+	}
+	fmt.Fprintf(w, ":%d\n", directive)
+}
+
+func complete(app *kong.Application, words []string) ([]string, int) {
+	if len(words) == 0 {
+		words = []string{""}
+	}
+	partial, prior := words[len(words)-1], words[:len(words)-1]
+	node := app.Node
+	chosen := false
+	for i := 0; i < len(prior); i++ {
+		w := prior[i]
+		if strings.HasPrefix(w, "-") {
+			if f := findFlag(node, chosen, w); f != nil && takesValue(f, w) {
+				i++ // its value
+			}
+			continue
+		}
+		for _, c := range node.Children {
+			if c.Name == w && !c.Hidden {
+				node, chosen = c, true
+				break
+			}
+		}
+	}
+	if n := len(prior); n > 0 {
+		if f := findFlag(node, chosen, prior[n-1]); f != nil && takesValue(f, prior[n-1]) {
+			return flagValues(f, partial)
+		}
+	}
+	if name, value, ok := strings.Cut(partial, "="); ok && strings.HasPrefix(name, "--") {
+		if f := findFlag(node, chosen, name); f != nil && !f.IsBool() {
+			vals, d := flagValues(f, value)
+			for i := range vals {
+				vals[i] = name + "=" + vals[i]
+			}
+			return vals, d
+		}
+	}
+	var out []string
+	if strings.HasPrefix(partial, "-") {
+		for _, f := range flagsOf(node, chosen) {
+			if n := "--" + f.Name; strings.HasPrefix(n, partial) {
+				out = append(out, n)
+			}
+		}
+		sort.Strings(out)
+		return out, directiveNoFile
+	}
+	if !chosen {
+		for _, c := range node.Children {
+			if !c.Hidden && strings.HasPrefix(c.Name, partial) {
+				out = append(out, c.Name)
+			}
+		}
+	}
+	return out, directiveNoFile
+}
+
+// flagsOf returns the flags usable at node: its own and its parents'; at
+// the root, those of the default command too.
+func flagsOf(node *kong.Node, chosen bool) []*kong.Flag {
+	var out []*kong.Flag
+	for n := node; n != nil; n = n.Parent {
+		for _, f := range n.Flags {
+			if !f.Hidden {
+				out = append(out, f)
+			}
+		}
+	}
+	if !chosen && node.DefaultCmd != nil {
+		for _, f := range node.DefaultCmd.Flags {
+			if !f.Hidden {
+				out = append(out, f)
+			}
+		}
+	}
+	return out
+}
+
+func findFlag(node *kong.Node, chosen bool, word string) *kong.Flag {
+	name, _, _ := strings.Cut(word, "=")
+	for _, f := range flagsOf(node, chosen) {
+		if name == "--"+f.Name || (f.Short != 0 && name == "-"+string(f.Short)) {
+			return f
+		}
+	}
+	return nil
+}
+
+func takesValue(f *kong.Flag, word string) bool { return !f.IsBool() && !strings.Contains(word, "=") }
+
+func flagValues(f *kong.Flag, partial string) ([]string, int) {
+	var vals []string
+	switch {
+	case f.Enum != "":
+		vals = f.EnumSlice()
+	case knownValues[f.Name] != nil:
+		vals = knownValues[f.Name]
+	case f.Tag != nil && f.Tag.Type == "path":
+		return nil, directiveDefault // file names
+	default:
+		return nil, directiveNoFile
+	}
+	var out []string
+	for _, v := range vals {
+		if strings.HasPrefix(v, partial) {
+			out = append(out, v)
+		}
+	}
+	return out, directiveNoFile
+}
+
+// CompletionCmd prints a completion script that asks the binary itself.
+type CompletionCmd struct {
+	Shell string `arg:"" enum:"bash,zsh,fish,powershell" help:"Shell: ${enum}."`
+}
+
+// Help implements kong's detailed help.
+func (CompletionCmd) Help() string {
+	return `Examples:
+  source <(imagesync completion bash)                 # bash, this shell
+  imagesync completion zsh > "${fpath[1]}/_imagesync"  # zsh
+  imagesync completion fish > ~/.config/fish/completions/imagesync.fish
+  imagesync completion powershell | Out-String | Invoke-Expression
+
+docker sync and kubectl imagesync complete through the Docker CLI's and
+kubectl's own completion (kubectl needs kubectl_complete-imagesync on PATH,
+which make install puts there).`
+}
+
+// Run implements the command.
+func (c CompletionCmd) Run(rc *runContext) error {
+	script := map[string]string{"bash": bashCompletion, "zsh": zshCompletion, "fish": fishCompletion, "powershell": powershellCompletion}[c.Shell]
+	_, err := io.WriteString(rc.stdout, strings.ReplaceAll(script, "@PROG@", "imagesync"))
+	return err
+}
+
+const bashCompletion = `# bash completion for @PROG@ (asks @PROG@ __complete)
+_@PROG@_complete() {
+    local cur="${COMP_WORDS[COMP_CWORD]}" out directive line
+    out=$("${COMP_WORDS[0]}" __complete "${COMP_WORDS[@]:1:COMP_CWORD}" 2>/dev/null) || return
+    directive=${out##*:}
+    COMPREPLY=()
+    while IFS= read -r line; do
+        case "$line" in :*|"") ;; *) COMPREPLY+=("${line%%$'\t'*}") ;; esac
+    done <<< "$out"
+    if [ ${#COMPREPLY[@]} -eq 0 ] && [ $((directive & 4)) -eq 0 ]; then
+        COMPREPLY=($(compgen -f -- "$cur"))
+    fi
+}
+complete -o default -F _@PROG@_complete @PROG@
+`
+
+const zshCompletion = `#compdef @PROG@
+# zsh completion for @PROG@ (through bash completion)
+autoload -U +X bashcompinit && bashcompinit
+` + bashCompletion
+
+const fishCompletion = `# fish completion for @PROG@ (asks @PROG@ __complete)
+function __@PROG@_complete
+    set -l args (commandline -opc)[2..-1] (commandline -ct)
+    @PROG@ __complete $args 2>/dev/null | string match -v -r '^:[0-9]+$'
+end
+complete -c @PROG@ -f -a '(__@PROG@_complete)'
+`
+
+const powershellCompletion = `# PowerShell completion for @PROG@ (asks @PROG@ __complete)
+Register-ArgumentCompleter -Native -CommandName @PROG@ -ScriptBlock {
+    param($wordToComplete, $commandAst, $cursorPosition)
+    $words = @($commandAst.CommandElements | Select-Object -Skip 1 | ForEach-Object { $_.ToString() })
+    if ($wordToComplete -eq '') { $words += '' }
+    & @PROG@ __complete @words 2>$null | Where-Object { $_ -notmatch '^:\d+$' } | ForEach-Object {
+        $c = ($_ -split "` + "`" + `t")[0]
+        [System.Management.Automation.CompletionResult]::new($c, $c, 'ParameterValue', $c)
+    }
+}
+`

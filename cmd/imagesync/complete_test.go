@@ -1,0 +1,87 @@
+package main
+
+import (
+	"os"
+	"os/exec"
+	"slices"
+	"strings"
+	"testing"
+)
+
+func completions(t *testing.T, argv0 string, words ...string) []string {
+	t.Helper()
+	r := runCLI(t, nil, append([]string{"__complete"}, words...)...)
+	if argv0 != "imagesync" {
+		var out, errb strings.Builder
+		code := run(t.Context(), append([]string{argv0, "__complete"}, words...), env{lookup: func(string) (string, bool) { return "", false }}, &out, &errb)
+		r = result{code: code, stdout: out.String()}
+	}
+	if r.code != 0 {
+		t.Fatalf("exit %d", r.code)
+	}
+	return strings.Split(strings.TrimSpace(r.stdout), "\n")
+}
+
+func TestComplete(t *testing.T) {
+	tests := []struct {
+		words []string
+		want  []string
+	}{
+		{[]string{""}, []string{"sync", "plan", "verify", "version", "completion", ":4"}},
+		{[]string{"v"}, []string{"verify", "version", ":4"}},
+		{[]string{"--ima"}, []string{"--images", ":4"}},                         // the default command's flags at the root
+		{[]string{"plan", "--detailed"}, []string{"--detailed-exitcode", ":4"}}, // plan's own
+		{[]string{"plan", "-o", ""}, []string{"table", "json", ":4"}},
+		{[]string{"--output-images-format", "y"}, []string{"yaml", ":4"}},
+		{[]string{"--arch", "arm"}, []string{"arm64", "arm", "arm:v7", "arm:v6", ":4"}},
+		{[]string{"--os=l"}, []string{"--os=linux", ":4"}},
+		{[]string{"--images", ""}, []string{":0"}},                   // a file name: the shell's own completion
+		{[]string{"sync", "--images", "x.yaml", ""}, []string{":4"}}, // nothing positional
+		{[]string{"completion", "--h"}, []string{"--help", ":4"}},
+		{[]string{"verify", "--d"}, []string{"--debug", "--deep", "--docker-config", ":4"}},
+	}
+	for _, tc := range tests {
+		got := completions(t, "imagesync", tc.words...)
+		if !slices.Equal(got, tc.want) {
+			t.Errorf("complete %q = %q, want %q", tc.words, got, tc.want)
+		}
+	}
+	// The kubectl completion helper takes the words without __complete.
+	var out, errb strings.Builder
+	if code := run(t.Context(), []string{"/x/kubectl_complete-imagesync", "pl"}, env{lookup: func(string) (string, bool) { return "", false }}, &out, &errb); code != 0 || out.String() != "plan\n:4\n" {
+		t.Errorf("kubectl_complete-imagesync pl: %d %q", code, out.String())
+	}
+	// The Docker CLI sends `__complete sync …`.
+	if got := completions(t, "/p/docker-sync", "sync", "ver"); !slices.Equal(got, []string{"verify", "version", ":4"}) {
+		t.Errorf("docker completion: %q", got)
+	}
+}
+
+// The bash script really completes, asking the binary.
+func TestBashCompletionScript(t *testing.T) {
+	bash, err := exec.LookPath("bash")
+	if err != nil {
+		t.Skip("no bash")
+	}
+	dir := t.TempDir()
+	bin := installAs(t, dir, "imagesync")
+	script := runCLI(t, nil, "completion", "bash").stdout
+	f := writeFile(t, dir, "imagesync.bash", script)
+	for words, want := range map[string]string{
+		"imagesync pl":             "plan",
+		"imagesync plan --detaile": "--detailed-exitcode",
+		"imagesync --arch arm6":    "arm64",
+	} {
+		cmd := exec.Command(bash, "-c", `source "$1"; COMP_WORDS=($2); COMP_CWORD=$((${#COMP_WORDS[@]}-1)); _imagesync_complete; printf '%s\n' "${COMPREPLY[@]}"`, "_", f, strings.Replace(words, "imagesync", bin, 1))
+		cmd.Env = append(os.Environ(), "IMAGESYNC_TEST_AS_MAIN=1")
+		out, err := cmd.CombinedOutput()
+		if err != nil || strings.TrimSpace(string(out)) != want {
+			t.Errorf("%q completes to %q (%v), want %q", words, out, err, want)
+		}
+	}
+	for _, sh := range []string{"zsh", "fish", "powershell"} {
+		if s := runCLI(t, nil, "completion", sh).stdout; !strings.Contains(s, "__complete") || strings.Contains(s, "@PROG@") {
+			t.Errorf("%s script: %q", sh, s)
+		}
+	}
+}

@@ -1,0 +1,50 @@
+package main
+
+// Detailed help of the commands: real invocations for each of the three names.
+
+// Help implements kong's detailed help.
+func (SyncCmd) Help() string {
+	return `Reads image-syncer's files unchanged. Examples:
+
+  imagesync --auth auth.json --images images.json --proc 8 --retries 2
+  imagesync sync --images images.yaml --arch amd64,arm64 --output-failed-images failed.yaml
+  imagesync --config config.yaml                     # legacy file with auth: and images:
+  imagesync --images images.yaml -o json > report.json
+  docker sync --images images.yaml                   # credentials from docker login
+  docker --config ~/.docker-ci sync --images images.yaml
+  kubectl imagesync sync --images images.yaml
+
+Exit codes: 0 all done, 1 some jobs failed, 2 bad usage or configuration,
+3 every job failed, 130 interrupted.`
+}
+
+// Help implements kong's detailed help.
+func (PlanCmd) Help() string {
+	return `Decides every job as sync would — copy, update, skip, filtered or error,
+with the bytes a sync would upload — and writes nothing anywhere. Examples:
+
+  imagesync plan --auth auth.json --images images.json
+  imagesync plan --images images.yaml -o json | jq '.summary'
+  imagesync plan --images images.yaml --detailed-exitcode || echo "work to do"
+  docker sync plan --images images.yaml
+  kubectl imagesync plan --images images.yaml
+
+Exit codes: 0 (4 with --detailed-exitcode when something is to copy or
+update), 1 some jobs could not be decided, 2 bad usage, 3 none could.`
+}
+
+// Help implements kong's detailed help.
+func (VerifyCmd) Help() string {
+	return `Checks that every destination holds the source's digest, every child
+manifest and every blob; --deep downloads and re-hashes the blobs; --offline
+compares with the ledger instead of the source. Examples:
+
+  imagesync verify --images images.yaml
+  imagesync verify --images images.yaml --deep -o json
+  imagesync verify --images images.yaml --offline    # air-gapped mirror
+  docker sync verify --images images.yaml
+  kubectl imagesync verify --images images.yaml
+
+Exit codes: 0 everything matches, 1 something differs, 2 bad usage.
+A destination found broken is marked in the ledger; the next sync repairs it.`
+}
