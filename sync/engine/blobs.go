@@ -335,11 +335,11 @@ func (e *Engine) uploadOnce(ctx context.Context, src *registry.Repo, b blobDesc,
 // verifier passes a blob through while hashing it; at the end it fails the
 // read (and so the PUT carrying it) when the digest or size is wrong.
 type verifier struct {
-	r      io.Reader
-	h      hash.Hash
-	want   string
-	size   int64
-	n      int64
+	r        io.Reader
+	h        hash.Hash
+	want     string
+	size     int64
+	n        int64
 	err      error
 	progress func(int64)
 }
