@@ -138,3 +138,10 @@ func TestRedactor(t *testing.T) {
 		t.Fatalf("a secret learnt after the redactor was made is not scrubbed: %q", got)
 	}
 }
+
+func writeFileIn(t *testing.T, dir, name, content string) {
+	t.Helper()
+	if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -268,3 +268,57 @@ func TestWrongPasswordLeaksNothing(t *testing.T) {
 		}
 	})
 }
+
+// docker login against a token registry stores an identity token: the
+// OAuth2 refresh-token grant must work, and the token never be printed.
+func TestIdentityToken(t *testing.T) {
+	forEachKind(t, func(t *testing.T, kind registrytest.Kind) {
+		const idt = "identity-Token-9f8e7d"
+		src, _ := pair(t, kind, registrytest.Options{})
+		dst := registrytest.Start(t, kind, registrytest.Options{Token: &registrytest.TokenAuth{IdentityTokens: map[string]string{idt: "robot"}}})
+		d, _ := src.PushRandomImage(t, "lib/app", "1", linuxAmd64, 1, 400, true, 141)
+		dir := t.TempDir()
+		images := writeFile(t, dir, "images.yaml", fmt.Sprintf("%s/lib/app:1: %s/team/app\n", src.Host, dst.Host))
+		cfg := dockerConfig(t, fmt.Sprintf(`{"auths": {"%s": {"identitytoken": "%s"}}}`, dst.Host, idt))
+		r := runCLI(t, map[string]string{"DOCKER_CONFIG": cfg}, "--images", images, "--no-ledger", "--debug")
+		if r.code != 0 {
+			t.Fatalf("exit %d", r.code)
+		}
+		assertDigest(t, dst, "team/app", "1", d)
+		users := map[string]bool{}
+		for _, tr := range dst.Tokens.All() {
+			users[tr.User] = true
+			if tr.Token != "" && strings.Contains(r.stdout+r.stderr, tr.Token) {
+				t.Fatal("a bearer token appears in the output")
+			}
+		}
+		if !users["robot"] {
+			t.Errorf("no token was issued through the identity token: %v", dst.Tokens.All())
+		}
+		if strings.Contains(r.stdout+r.stderr, idt) {
+			t.Fatal("the identity token appears in the output")
+		}
+	})
+}
+
+// A registry that requires a client certificate: docker's certs.d
+// convention (client.cert + client.key next to ca.crt) supplies it.
+func TestClientCertificate(t *testing.T) {
+	src, dst := pair(t, registrytest.Distribution3, registrytest.Options{TLS: true, ClientCert: true})
+	d, _ := src.PushRandomImage(t, "lib/app", "1", linuxAmd64, 1, 400, true, 151)
+	dir := t.TempDir()
+	images := writeFile(t, dir, "images.yaml", fmt.Sprintf("%s/lib/app:1: %s/team/app\n", src.Host, dst.Host))
+	home := t.TempDir()
+	trustCA(t, home, dst)
+	r := runCLI(t, map[string]string{"HOME": home}, "--images", images, "--no-ledger")
+	if r.code != exitAllFailed || !strings.Contains(r.stderr, "certificate") {
+		t.Fatalf("without a client certificate: exit %d", r.code)
+	}
+	certs := filepath.Join(home, ".docker", "certs.d", dst.Host)
+	writeFile(t, certs, "client.cert", string(dst.ClientCertPEM))
+	writeFile(t, certs, "client.key", string(dst.ClientKeyPEM))
+	if r := runCLI(t, map[string]string{"HOME": home}, "--images", images, "--no-ledger"); r.code != 0 {
+		t.Fatalf("with the client certificate: exit %d", r.code)
+	}
+	assertDigest(t, dst, "team/app", "1", d)
+}

@@ -435,3 +435,53 @@ func TestStaleLedgerHeals(t *testing.T) {
 		}
 	})
 }
+
+// What one run uploaded, the next run mounts into another repository from
+// the ledger's knowledge, and --refresh asks the destination again.
+func TestLedgerAcrossRuns(t *testing.T) {
+	src, dst := pair(t, registrytest.Distribution3, registrytest.Options{})
+	d, raw := src.PushRandomImage(t, "lib/app", "1", linuxAmd64, 3, 2000, true, 161)
+	dir := t.TempDir()
+	ledger := filepath.Join(dir, "ledger.jsonl")
+	first := writeFile(t, dir, "first.yaml", fmt.Sprintf("%s/lib/app:1: %s/team-a/app\n", src.Host, dst.Host))
+	if r := runCLI(t, nil, "--images", first, "--ledger", ledger); r.code != 0 {
+		t.Fatal("first sync failed")
+	}
+	dst.Log.Reset()
+	second := writeFile(t, dir, "second.yaml", fmt.Sprintf("%s/lib/app:1: %s/team-b/app\n", src.Host, dst.Host))
+	if r := runCLI(t, nil, "--images", second, "--ledger", ledger); r.code != 0 {
+		t.Fatal("second sync failed")
+	}
+	assertDigest(t, dst, "team-b/app", "1", d)
+	if ups := uploadsPerDigest(dst); len(ups) != 0 {
+		t.Errorf("blobs uploaded again instead of mounted: %v", ups)
+	}
+	var m struct{ Layers []struct{ Digest string } }
+	_ = json.Unmarshal(raw, &m)
+	mounts := 0
+	for _, q := range dst.Log.All() {
+		if q.Method == "POST" && strings.Contains(q.RawQuery, "from=team-a") && q.Status == 201 {
+			mounts++
+		}
+	}
+	if mounts != len(m.Layers)+1 {
+		t.Errorf("%d mounts from team-a, want %d (config and layers)", mounts, len(m.Layers)+1)
+	}
+
+	// --refresh: every destination asked, the ledger rewritten.
+	dst.Log.Reset()
+	if r := runCLI(t, nil, "--images", second, "--ledger", ledger); r.code != 0 || len(dst.Log.All()) != 0 {
+		t.Fatalf("no-op with the ledger: exit %d, %d destination requests", r.code, len(dst.Log.All()))
+	}
+	before, _ := os.ReadFile(ledger)
+	if r := runCLI(t, nil, "--images", second, "--ledger", ledger, "--refresh"); r.code != 0 {
+		t.Fatal("refresh failed")
+	}
+	if n := dst.Log.Count("HEAD", "/manifests/1$"); n != 1 {
+		t.Errorf("--refresh sent %d manifest HEADs to the destination, want 1", n)
+	}
+	after, _ := os.ReadFile(ledger)
+	if len(after) <= len(before) {
+		t.Error("--refresh did not record what it found")
+	}
+}

@@ -168,6 +168,10 @@ type Options struct {
 	// TLS serves HTTPS (server and proxy) with a freshly generated CA and a
 	// leaf certificate for 127.0.0.1, ::1 and localhost. See Registry.CAPEM.
 	TLS bool
+	// ClientCert (with TLS) makes the proxy — the TLS endpoint the code under
+	// test talks to — require a client certificate signed by the test CA;
+	// see Registry.ClientCertPEM and ClientKeyPEM.
+	ClientCert bool
 	// Token makes the server demand bearer tokens from a token server the
 	// harness runs at /token on Host (see TokenAuth). Not with Htpasswd.
 	Token *TokenAuth
@@ -184,6 +188,9 @@ type Registry struct {
 	Direct string
 	// CAPEM is the PEM encoded CA certificate when Options.TLS is set.
 	CAPEM []byte
+	// ClientCertPEM and ClientKeyPEM are a client certificate the proxy
+	// accepts (Options.ClientCert).
+	ClientCertPEM, ClientKeyPEM []byte
 	// Dir is the filesystem storage root.
 	Dir string
 	// Log records every request that went through the proxy.
@@ -309,10 +316,11 @@ func Start(t testing.TB, kind Kind, opt Options) *Registry {
 
 	var serverTLS *tls.Config
 	if opt.TLS {
-		ca, certPEM, keyPEM, leaf, err := generateCerts()
+		ca, certPEM, keyPEM, leaf, client, err := generateCertsWithClient(opt.ClientCert)
 		if err != nil {
 			t.Fatalf("registrytest: generate certificates: %v", err)
 		}
+		r.ClientCertPEM, r.ClientKeyPEM = client[0], client[1]
 		r.CAPEM = ca
 		certFile, keyFile := filepath.Join(dir, "tls.crt"), filepath.Join(dir, "tls.key")
 		if err := os.WriteFile(certFile, certPEM, 0o644); err != nil {
@@ -322,6 +330,11 @@ func Start(t testing.TB, kind Kind, opt Options) *Registry {
 			t.Fatal(err)
 		}
 		serverTLS = &tls.Config{Certificates: []tls.Certificate{leaf}, MinVersion: tls.VersionTLS12}
+		if opt.ClientCert {
+			pool := x509.NewCertPool()
+			pool.AppendCertsFromPEM(ca)
+			serverTLS.ClientAuth, serverTLS.ClientCAs = tls.RequireAndVerifyClientCert, pool
+		}
 		fmt.Fprintf(&cfg, "http:\n  tls:\n    certificate: %q\n    key: %q\n", certFile, keyFile)
 	} else {
 		cfg.WriteString("http:\n")

@@ -29,6 +29,9 @@ import (
 type TokenAuth struct {
 	Users         map[string]string // user → password
 	AnonymousPull bool              // anonymous token requests get pull access
+	// IdentityTokens maps OAuth2 refresh tokens (docker's "identitytoken")
+	// to users: POST /token with grant_type=refresh_token.
+	IdentityTokens map[string]string
 	TTL           time.Duration     // token lifetime; default 5 minutes
 }
 
@@ -149,10 +152,21 @@ func (s *tokenServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	sort.Strings(scopes)
 	rec := TokenRequest{Scopes: scopes}
 	user, pass, hasAuth := r.BasicAuth()
+	identity := false
 	if r.Method == http.MethodPost { // OAuth2 password or refresh-token grant
 		_ = r.ParseForm()
 		if u := r.PostForm.Get("username"); u != "" {
 			user, pass, hasAuth = u, r.PostForm.Get("password"), true
+		}
+		if r.PostForm.Get("grant_type") == "refresh_token" {
+			u, ok := s.opt.IdentityTokens[r.PostForm.Get("refresh_token")]
+			if !ok {
+				rec.Status = http.StatusUnauthorized
+				s.log.add(rec)
+				http.Error(w, `{"details":"invalid refresh token"}`, http.StatusUnauthorized)
+				return
+			}
+			user, hasAuth, identity = u, true, true
 		}
 		scopes = strings.Fields(r.PostForm.Get("scope"))
 		sort.Strings(scopes)
@@ -165,11 +179,13 @@ func (s *tokenServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(code)
 		fmt.Fprintf(w, `{"details":%q}`, msg)
 	}
-	if hasAuth {
+	if hasAuth && !identity {
 		if want, ok := s.opt.Users[user]; !ok || want != pass {
 			fail(http.StatusUnauthorized, "incorrect username or password")
 			return
 		}
+	}
+	if hasAuth {
 		rec.User = user
 	}
 	var acc []access

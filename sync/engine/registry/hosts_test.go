@@ -114,3 +114,23 @@ func TestIdleTimeout(t *testing.T) {
 		t.Fatalf("a stalled body must fail with a transient network error, got %v after %v", err, time.Since(start))
 	}
 }
+
+func TestRateLimit(t *testing.T) {
+	var n atomic.Int32
+	_, host := server(t, func(w http.ResponseWriter, r *http.Request) {
+		n.Add(1)
+		w.Header().Set("Docker-Content-Digest", "sha256:"+strings.Repeat("a", 64))
+		w.Header().Set("Content-Type", MediaOCIManifest)
+	})
+	c := New(&credentials.Chain{}, WithRetryPolicy(fastRetries), WithHostPolicy(HostPolicy{Rate: 10}))
+	repo, _ := c.Repo(context.Background(), host, "ns/app", false)
+	start := time.Now()
+	for range 15 { // 10 in the first burst, then 10 per second
+		if _, err := repo.HeadManifest(context.Background(), "a"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if took := time.Since(start); took < 400*time.Millisecond { // lower bound only
+		t.Fatalf("16 requests at 10/s took %v", took)
+	}
+}
