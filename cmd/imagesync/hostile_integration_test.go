@@ -5,8 +5,6 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"net/url"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -132,46 +130,19 @@ func TestPermanentDenialFailsAtOnce(t *testing.T) {
 // SIGINT mid-run: exit 130 once the images in flight are done, a loadable
 // ledger, and a second run that completes everything.
 func TestSIGINTStopsCleanly(t *testing.T) {
-	src, dst := pair(t, registrytest.Distribution3, registrytest.Options{})
-	want := map[string]string{}
-	var rules strings.Builder
-	for i := range 16 {
-		repo := fmt.Sprintf("lib/big%d", i)
-		want[repo], _ = src.PushRandomImage(t, repo, "1", linuxAmd64, 2, 1<<20, i%2 == 0, int64(600+i))
-		fmt.Fprintf(&rules, "%s/%s:1: %s/%s\n", src.Host, repo, dst.Host, repo)
-	}
-	dir := t.TempDir()
-	images := writeFile(t, dir, "images.yaml", rules.String())
-	ledgerPath := filepath.Join(dir, "ledger.jsonl")
-	cmd := exec.Command(os.Args[0], "--images", images, "--ledger", ledgerPath, "--proc", "1")
-	cmd.Env = append(os.Environ(), "IMAGESYNC_TEST_AS_MAIN=1", "HOME="+dir)
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
+	b := startBigSync(t, 600)
+	if err := b.cmd.Process.Signal(syscall.SIGINT); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(time.Minute)
-	for {
-		if b, _ := os.ReadFile(ledgerPath); strings.Count(string(b), `"t":"m"`) >= 3 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("no progress")
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
-	if err := cmd.Process.Signal(syscall.SIGINT); err != nil {
-		t.Fatal(err)
-	}
-	err := cmd.Wait()
-	t.Logf("stderr of the interrupted run:\n%s", stderr.String())
-	if code := cmd.ProcessState.ExitCode(); code != exitInterrupted {
+	err := b.cmd.Wait()
+	t.Logf("stderr of the interrupted run:\n%s", b.stderr.String())
+	if code := b.cmd.ProcessState.ExitCode(); code != exitInterrupted {
 		t.Fatalf("exit %d (%v), want %d", code, err, exitInterrupted)
 	}
-	if !strings.Contains(stderr.String(), "interrupted before it started") {
+	if !strings.Contains(b.stderr.String(), "interrupted before it started") {
 		t.Error("the report does not say which images were not started")
 	}
-	l, err := ledger.Open(ledgerPath)
+	l, err := ledger.Open(b.ledger)
 	if err != nil {
 		t.Fatalf("ledger after SIGINT: %v", err)
 	}
@@ -179,21 +150,8 @@ func TestSIGINTStopsCleanly(t *testing.T) {
 		t.Errorf("a clean stop left a torn ledger: %v", l.Warnings())
 	}
 	l.Close()
-	copied := 0
-	for repo := range want {
-		if len(dst.Tags(t, repo)) > 0 {
-			copied++
-		}
-	}
-	if copied == 0 || copied == len(want) {
-		t.Fatalf("%d of %d copied: the interrupt did not land mid-run", copied, len(want))
-	}
-	if r := runCLI(t, nil, "--images", images, "--ledger", ledgerPath); r.code != 0 {
-		t.Fatalf("second run: exit %d", r.code)
-	}
-	for repo, d := range want {
-		assertDigest(t, dst, repo, "1", d)
-	}
+	b.checkMidRun(t)
+	b.finish(t)
 }
 
 func httpServer(t *testing.T, h http.Handler) string {

@@ -330,67 +330,81 @@ func TestVerifyOfflineTouchesNoSource(t *testing.T) {
 	}
 }
 
-func TestSyncSurvivesSIGKILL(t *testing.T) {
-	src, dst := pair(t, registrytest.Distribution3, registrytest.Options{})
-	want := map[string]string{}
+// bigSync is a sync of 16 images of 2 MiB, run as a separate process (the
+// test binary acting as imagesync) so that it can be killed mid-run.
+type bigSync struct {
+	src, dst       *registrytest.Registry
+	want           map[string]string // repository → digest
+	images, ledger string
+	cmd            *exec.Cmd
+	stderr         strings.Builder
+}
+
+func startBigSync(t *testing.T, seed int64) *bigSync {
+	t.Helper()
+	b := &bigSync{want: map[string]string{}}
+	b.src, b.dst = pair(t, registrytest.Distribution3, registrytest.Options{})
 	var rules strings.Builder
 	for i := range 16 {
 		repo := fmt.Sprintf("lib/big%d", i)
-		want[repo], _ = src.PushRandomImage(t, repo, "1", linuxAmd64, 2, 1<<20, i%2 == 0, int64(500+i))
-		fmt.Fprintf(&rules, "%s/%s:1: %s/%s\n", src.Host, repo, dst.Host, repo)
+		b.want[repo], _ = b.src.PushRandomImage(t, repo, "1", linuxAmd64, 2, 1<<20, i%2 == 0, seed+int64(i))
+		fmt.Fprintf(&rules, "%s/%s:1: %s/%s\n", b.src.Host, repo, b.dst.Host, repo)
 	}
 	dir := t.TempDir()
-	rulesFile := writeFile(t, dir, "images.yaml", rules.String())
-	ledger := filepath.Join(dir, "ledger.jsonl")
-
-	cmd := exec.Command(os.Args[0], "--images", rulesFile, "--ledger", ledger, "--proc", "1")
-	cmd.Env = append(os.Environ(), "IMAGESYNC_TEST_AS_MAIN=1")
-	if err := cmd.Start(); err != nil {
+	b.images = writeFile(t, dir, "images.yaml", rules.String())
+	b.ledger = filepath.Join(dir, "ledger.jsonl")
+	b.cmd = exec.Command(os.Args[0], "--images", b.images, "--ledger", b.ledger, "--proc", "1")
+	b.cmd.Env = append(os.Environ(), "IMAGESYNC_TEST_AS_MAIN=1", "HOME="+dir)
+	b.cmd.Stderr = &b.stderr
+	if err := b.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	killed := false
-	deadline := time.After(2 * time.Minute)
-poll:
+	// A few images done (each writes two manifest records), more under way.
+	deadline := time.Now().Add(time.Minute)
 	for {
-		select {
-		case err := <-done:
-			t.Fatalf("sync finished before it could be killed (%v): make the workload bigger", err)
-		case <-deadline:
-			t.Fatal("no progress in the ledger")
-		case <-time.After(2 * time.Millisecond):
-			// a few images done (each writes two manifest records), more under way
-			if b, _ := os.ReadFile(ledger); strings.Count(string(b), `"t":"m"`) >= 5 {
-				_ = cmd.Process.Kill() // SIGKILL: no cleanup of any kind
-				killed = true
-				break poll
-			}
+		if data, _ := os.ReadFile(b.ledger); strings.Count(string(data), `"t":"m"`) >= 5 {
+			return b
 		}
+		if b.cmd.ProcessState != nil || time.Now().After(deadline) {
+			t.Fatal("no progress in the ledger")
+		}
+		time.Sleep(2 * time.Millisecond)
 	}
-	<-done
-	if !killed {
-		t.Fatal("not killed")
-	}
+}
+
+// checkMidRun fails unless some, but not all, images were copied.
+func (b *bigSync) checkMidRun(t *testing.T) {
+	t.Helper()
 	copied := 0
-	for repo := range want {
-		if tags := dst.Tags(t, repo); len(tags) > 0 {
+	for repo := range b.want {
+		if len(b.dst.Tags(t, repo)) > 0 {
 			copied++
 		}
 	}
-	if copied == 0 || copied == len(want) {
-		t.Fatalf("%d of %d images copied when the process was killed: not a mid-run kill", copied, len(want))
+	if copied == 0 || copied == len(b.want) {
+		t.Fatalf("%d of %d images copied when the process stopped: not mid-run", copied, len(b.want))
 	}
-	t.Logf("killed with %d of %d images copied", copied, len(want))
+	t.Logf("stopped with %d of %d images copied", copied, len(b.want))
+}
 
-	r := runCLI(t, nil, "--images", rulesFile, "--ledger", ledger)
-	if r.code != 0 {
+// finish runs the sync again in-process and checks every digest.
+func (b *bigSync) finish(t *testing.T) {
+	t.Helper()
+	if r := runCLI(t, nil, "--images", b.images, "--ledger", b.ledger); r.code != 0 {
 		t.Fatalf("second run: exit %d", r.code)
 	}
-	for repo, d := range want {
-		assertDigest(t, dst, repo, "1", d)
+	for repo, d := range b.want {
+		assertDigest(t, b.dst, repo, "1", d)
 	}
-	if probs, r := verifyJSON(t, "--images", rulesFile, "--ledger", ledger, "--deep"); r.code != 0 || len(probs) != 0 {
+}
+
+func TestSyncSurvivesSIGKILL(t *testing.T) {
+	b := startBigSync(t, 500)
+	_ = b.cmd.Process.Kill() // SIGKILL: no cleanup of any kind
+	_ = b.cmd.Wait()
+	b.checkMidRun(t)
+	b.finish(t)
+	if probs, r := verifyJSON(t, "--images", b.images, "--ledger", b.ledger, "--deep"); r.code != 0 || len(probs) != 0 {
 		t.Fatalf("verify after the interrupted run: exit %d, problems %v", r.code, probs)
 	}
 }
