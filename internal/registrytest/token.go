@@ -32,7 +32,7 @@ type TokenAuth struct {
 	// IdentityTokens maps OAuth2 refresh tokens (docker's "identitytoken")
 	// to users: POST /token with grant_type=refresh_token.
 	IdentityTokens map[string]string
-	TTL           time.Duration     // token lifetime; default 5 minutes
+	TTL            time.Duration // token lifetime; default 5 minutes
 }
 
 // TokenRequest is one request the token server answered.
