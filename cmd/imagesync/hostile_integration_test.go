@@ -165,3 +165,29 @@ func httpServer(t *testing.T, h http.Handler) string {
 	t.Cleanup(func() { srv.Close() })
 	return ln.Addr().String()
 }
+
+// One destination of a shared read breaking its uploads does not stop the
+// other; the broken one is redone from a fresh read.
+func TestFanOutSurvivesOneBrokenDestination(t *testing.T) {
+	src, good := pair(t, registrytest.Distribution3, registrytest.Options{})
+	bad := registrytest.Start(t, registrytest.Distribution3, registrytest.Options{})
+	faults := faultproxy.Start(t, bad.Host, faultproxy.Plan{Seed: 3, RateReset: 0.5,
+		Only: func(r *http.Request) bool {
+			return r.Method == http.MethodPut && strings.Contains(r.URL.Path, "/blobs/uploads/")
+		}})
+	d, _ := src.PushRandomImage(t, "lib/app", "1", linuxAmd64, 4, 256<<10, true, 181)
+	images := writeFile(t, t.TempDir(), "images.yaml", fmt.Sprintf("%s/lib/app:1: [%s/a/app, %s/b/app]\n", src.Host, good.Host, faults.Host))
+	if r := runCLI(t, nil, "--images", images, "--no-ledger", "--retries", "4"); r.code != 0 {
+		t.Fatalf("exit %d", r.code)
+	}
+	assertDigest(t, good, "a/app", "1", d)
+	assertDigest(t, bad, "b/app", "1", d)
+	if c := faults.Counts(); c.ResetsRequest+c.ResetsResponse == 0 {
+		t.Fatalf("no upload was broken: %+v", c)
+	}
+	for dg, n := range uploadsPerDigest(good) {
+		if n != 1 {
+			t.Errorf("the healthy destination got blob %s %d times", dg, n)
+		}
+	}
+}

@@ -335,3 +335,48 @@ func TestSyncLegacyConfig(t *testing.T) {
 		}
 	})
 }
+
+// A blob going to destinations on two registries is read from the source
+// once: one GET feeds both PUTs.
+func TestOneReadForManyRegistries(t *testing.T) {
+	forEachKind(t, func(t *testing.T, kind registrytest.Kind) {
+		src, dst1 := pair(t, kind, registrytest.Options{})
+		dst2 := registrytest.Start(t, kind, registrytest.Options{})
+		idx, _, children := src.PushIndex(t, "lib/multi", "1", []registrytest.Platform{linuxAmd64, {OS: "linux", Arch: "arm64"}}, true, 171)
+		img, raw := src.PushRandomImage(t, "lib/app", "1", linuxAmd64, 3, 64<<10, false, 172)
+		images := writeFile(t, t.TempDir(), "images.yaml", fmt.Sprintf(`%[1]s/lib/multi:1: [%[2]s/a/multi, %[3]s/b/multi]
+%[1]s/lib/app:1: [%[2]s/a/app, %[3]s/b/app, %[3]s/c/app]
+`, src.Host, dst1.Host, dst2.Host))
+		if r := runCLI(t, nil, "--images", images, "--no-ledger"); r.code != 0 {
+			t.Fatalf("exit %d", r.code)
+		}
+		for _, d := range []*registrytest.Registry{dst1, dst2} {
+			assertDigest(t, d, map[*registrytest.Registry]string{dst1: "a", dst2: "b"}[d]+"/multi", "1", idx)
+			assertDigest(t, d, map[*registrytest.Registry]string{dst1: "a", dst2: "b"}[d]+"/app", "1", img)
+		}
+		assertDigest(t, dst2, "c/app", "1", img)
+		for _, c := range children {
+			assertDigest(t, dst2, "b/multi", c, c)
+		}
+		gets := map[string]int{}
+		for _, q := range src.Log.All() {
+			if q.Method == "GET" && strings.Contains(q.Path, "/blobs/") {
+				gets[q.Path[strings.LastIndex(q.Path, "/")+1:]]++
+			}
+		}
+		if blobBytes(t, raw) == 0 || len(gets) < 4 {
+			t.Fatalf("too few blobs read (%d) to prove anything", len(gets))
+		}
+		for d, n := range gets {
+			if n != 1 {
+				t.Errorf("blob %s read %d times from the source, want 1", d, n)
+			}
+		}
+		// dst2's second repository mounted, never uploaded twice.
+		for d, n := range uploadsPerDigest(dst2) {
+			if n != 1 {
+				t.Errorf("blob %s uploaded %d times to one registry", d, n)
+			}
+		}
+	})
+}

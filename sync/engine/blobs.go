@@ -154,7 +154,10 @@ func (b *blobTracker) manifestPresent(r *registry.Repo, digest string) {
 	}
 }
 
-// copyBlobs puts every blob into every target, blobs in parallel.
+// copyBlobs puts every blob into every target, blobs in parallel. For one
+// blob, the targets that need an upload (not known, not present, not
+// mountable) on different registries share one read of the source: the
+// blob is fetched once however many registries receive it.
 func (e *Engine) copyBlobs(ctx context.Context, src *registry.Repo, blobs []blobDesc, targets []*target) {
 	var wg sync.WaitGroup
 	limit := make(chan struct{}, e.opt.Concurrency)
@@ -164,23 +167,54 @@ func (e *Engine) copyBlobs(ctx context.Context, src *registry.Repo, blobs []blob
 			continue
 		}
 		seen[b.Digest] = true
-		for _, t := range targets {
-			wg.Add(1)
-			limit <- struct{}{}
-			go func() {
-				defer func() { <-limit; wg.Done() }()
-				if t.failed() || ctx.Err() != nil {
-					return
-				}
-				n, err := e.ensureBlob(ctx, src, b, t.repo)
-				t.addBytes(n)
-				if err != nil {
-					t.fail(fmt.Errorf("blob %s: %w", b.Digest, err))
-				}
-			}()
-		}
+		wg.Add(1)
+		limit <- struct{}{}
+		go func() {
+			defer func() { <-limit; wg.Done() }()
+			e.copyBlob(ctx, src, b, targets)
+		}()
 	}
 	wg.Wait()
+}
+
+func (e *Engine) copyBlob(ctx context.Context, src *registry.Repo, b blobDesc, targets []*target) {
+	var slots []*uploadSlot
+	var owners, waiters []*target
+	var flights []*flight
+	for _, t := range targets {
+		if t.failed() || ctx.Err() != nil {
+			continue
+		}
+		p, err := e.prepareBlob(ctx, src, b, t.repo, true)
+		switch {
+		case err != nil:
+			t.fail(fmt.Errorf("blob %s: %w", b.Digest, err))
+		case p.done:
+		case p.leader:
+			slots = append(slots, &uploadSlot{dst: t.repo, location: p.location})
+			owners = append(owners, t)
+			flights = append(flights, p.flight)
+		default: // another job is uploading it to this registry
+			waiters = append(waiters, t)
+		}
+	}
+	if len(slots) > 0 {
+		e.upload(ctx, src, b, slots)
+		for i, s := range slots {
+			e.blobs.land(s.dst, b.Digest, flights[i], s.err)
+			owners[i].addBytes(s.n)
+			if s.err != nil {
+				owners[i].fail(fmt.Errorf("blob %s: %w", b.Digest, s.err))
+			}
+		}
+	}
+	for _, t := range waiters {
+		n, err := e.ensureBlob(ctx, src, b, t.repo)
+		t.addBytes(n)
+		if err != nil {
+			t.fail(fmt.Errorf("blob %s: %w", b.Digest, err))
+		}
+	}
 }
 
 // planBlobs counts, per target, the bytes a sync would upload: blobs the
@@ -210,126 +244,254 @@ func (e *Engine) planBlobs(ctx context.Context, src *registry.Repo, blobs []blob
 	}
 }
 
-// ensureBlob makes the blob present in dst: known → HEAD → mount from a
-// repository of the same registry → upload (once per registry; concurrent
-// askers wait for the upload and mount from it). It returns bytes uploaded.
-func (e *Engine) ensureBlob(ctx context.Context, src *registry.Repo, b blobDesc, dst *registry.Repo) (int64, error) {
+// blobPrep is where a blob stands for one destination before any upload.
+type blobPrep struct {
+	done     bool    // known, present or mounted: nothing to upload
+	location string  // an upload session the registry already opened (a declined mount)
+	flight   *flight // the registry-wide upload this destination leads or waits for
+	leader   bool
+}
+
+// prepareBlob checks what the run and the ledger know, then (first only)
+// asks the destination, then tries a mount from a repository of the same
+// registry, and finally claims the registry-wide upload.
+func (e *Engine) prepareBlob(ctx context.Context, src *registry.Repo, b blobDesc, dst *registry.Repo, first bool) (blobPrep, error) {
 	if e.blobs.has(dst, b.Digest) {
-		return 0, nil
+		return blobPrep{done: true}, nil
 	}
-	ok, err := dst.HeadBlob(ctx, b.Digest)
-	if err != nil {
-		return 0, err
+	if first {
+		ok, err := dst.HeadBlob(ctx, b.Digest)
+		if err != nil {
+			return blobPrep{}, err
+		}
+		if ok {
+			e.blobs.add(dst, b.Digest)
+			return blobPrep{done: true}, nil
+		}
 	}
-	if ok {
-		e.blobs.add(dst, b.Digest)
-		return 0, nil
+	from := e.blobs.mountFrom(dst, b.Digest)
+	if from == "" && src.Host() == dst.Host() && src.Name != dst.Name {
+		from = src.Name // same registry: mount straight from the source
 	}
+	var p blobPrep
+	if from != "" {
+		loc, mounted, err := dst.StartUpload(ctx, b.Digest, from)
+		if err != nil {
+			return blobPrep{}, err
+		}
+		if mounted {
+			e.blobs.add(dst, b.Digest)
+			e.mounted.Add(1)
+			e.log.Debug("mounted blob", "digest", b.Digest, "into", dst.String(), "from", from)
+			return blobPrep{done: true}, nil
+		}
+		p.location = loc // the registry declined the mount and opened an upload
+	}
+	p.flight, p.leader = e.blobs.claim(dst, b.Digest)
+	return p, nil
+}
+
+// ensureBlob makes the blob present in one destination: see prepareBlob;
+// when another job is uploading it to the same registry, it waits and then
+// mounts from where it landed. It returns the bytes it uploaded.
+func (e *Engine) ensureBlob(ctx context.Context, src *registry.Repo, b blobDesc, dst *registry.Repo) (int64, error) {
 	for round := 0; ; round++ {
-		from := e.blobs.mountFrom(dst, b.Digest)
-		if from == "" && src.Host() == dst.Host() && src.Name != dst.Name {
-			from = src.Name // same registry: mount straight from the source
+		p, err := e.prepareBlob(ctx, src, b, dst, round == 0)
+		if err != nil || p.done {
+			return 0, err
 		}
-		location := ""
-		if from != "" {
-			loc, mounted, err := dst.StartUpload(ctx, b.Digest, from)
-			if err != nil {
-				return 0, err
-			}
-			if mounted {
-				e.blobs.add(dst, b.Digest)
-				e.mounted.Add(1)
-				e.log.Debug("mounted blob", "digest", b.Digest, "into", dst.String(), "from", from)
-				return 0, nil
-			}
-			location = loc // the registry declined the mount and opened an upload
-		}
-		f, leader := e.blobs.claim(dst, b.Digest)
-		if !leader && round < 3 {
+		if !p.leader && round < 3 {
 			select {
-			case <-f.done:
+			case <-p.flight.done:
 			case <-ctx.Done():
 				return 0, ctx.Err()
 			}
-			if f.err == nil && f.repo == dst.Name {
+			if p.flight.err == nil && p.flight.repo == dst.Name {
 				return 0, nil
 			}
 			continue // mount from the repository it landed in, or take over
 		}
-		n, err := e.upload(ctx, src, b, dst, location)
-		if leader {
-			e.blobs.land(dst, b.Digest, f, err)
-		} else if err == nil {
+		slot := &uploadSlot{dst: dst, location: p.location}
+		e.upload(ctx, src, b, []*uploadSlot{slot})
+		if p.leader {
+			e.blobs.land(dst, b.Digest, p.flight, slot.err)
+		} else if slot.err == nil {
 			e.blobs.add(dst, b.Digest)
 		}
-		return n, err
+		return slot.n, slot.err
 	}
 }
 
-// upload streams the blob from src into dst: no disk, no whole-blob buffer,
-// the digest checked while streaming so a corrupt read never completes a
-// PUT. A transient failure restarts the upload from a fresh read.
-func (e *Engine) upload(ctx context.Context, src *registry.Repo, b blobDesc, dst *registry.Repo, location string) (int64, error) {
+// uploadSlot is one destination of an upload.
+type uploadSlot struct {
+	dst      *registry.Repo
+	location string // an open upload session, or "" to open one
+	n        int64  // bytes uploaded
+	err      error
+}
+
+// upload streams the blob from src into every slot's destination with one
+// read of the source: no disk, no whole-blob buffer, the digest checked as it
+// streams so a corrupt read never completes a PUT. Slots that fail
+// transiently restart together from a fresh read (three attempts in all).
+func (e *Engine) upload(ctx context.Context, src *registry.Repo, b blobDesc, slots []*uploadSlot) {
 	select {
 	case e.sem <- struct{}{}:
 	case <-ctx.Done():
-		return 0, ctx.Err()
+		for _, s := range slots {
+			s.err = ctx.Err()
+		}
+		return
 	}
 	defer func() { <-e.sem }()
-	var lastErr error
-	for attempt := 0; attempt < 3; attempt++ {
+	pending := slots
+	for attempt := 0; attempt < 3 && len(pending) > 0; attempt++ {
 		if attempt > 0 {
-			location = ""
-			e.log.Debug("restarting upload", "digest", b.Digest, "into", dst.String(), "error", lastErr)
+			for _, s := range pending {
+				e.log.Debug("restarting upload", "digest", b.Digest, "into", s.dst.String(), "error", s.err)
+				s.location = ""
+			}
 		}
-		n, err := e.uploadOnce(ctx, src, b, dst, location)
-		if err == nil {
-			e.uploaded.Add(1)
-			e.bytes.Add(n)
-			return n, nil
+		e.uploadOnce(ctx, src, b, pending)
+		var again []*uploadSlot
+		for _, s := range pending {
+			switch {
+			case s.err == nil:
+				e.uploaded.Add(1)
+				e.bytes.Add(s.n)
+			case !registry.IsPermanent(s.err) && ctx.Err() == nil:
+				again = append(again, s)
+			}
 		}
-		lastErr = err
-		if registry.IsPermanent(err) || ctx.Err() != nil {
-			break
-		}
+		pending = again
 	}
-	return 0, lastErr
 }
 
-func (e *Engine) uploadOnce(ctx context.Context, src *registry.Repo, b blobDesc, dst *registry.Repo, location string) (int64, error) {
-	if location == "" {
-		loc, _, err := dst.StartUpload(ctx, b.Digest, "")
-		if err != nil {
-			return 0, err
+// uploadOnce is one attempt: open the sessions, one GET, and one PUT per
+// destination fed from it (through a pipe each when there are several).
+func (e *Engine) uploadOnce(ctx context.Context, src *registry.Repo, b blobDesc, slots []*uploadSlot) {
+	var live []*uploadSlot
+	for _, s := range slots {
+		s.err, s.n = nil, 0
+		if s.location == "" {
+			loc, _, err := s.dst.StartUpload(ctx, b.Digest, "")
+			if err != nil {
+				s.err = err
+				continue
+			}
+			s.location = loc
 		}
-		location = loc
+		live = append(live, s)
+	}
+	if len(live) == 0 {
+		return
+	}
+	failAll := func(err error) {
+		for _, s := range live {
+			s.err = err
+		}
 	}
 	rc, size, err := src.GetBlob(ctx, b.Digest)
 	if err != nil {
-		return 0, fmt.Errorf("reading from %s: %w", src, err)
+		failAll(fmt.Errorf("reading from %s: %w", src, err))
+		return
 	}
 	defer rc.Close()
-	if e.opt.OnPlanned != nil {
-		e.opt.OnPlanned(b.Size)
-	}
 	if size >= 0 && b.Size > 0 && size != b.Size {
-		return 0, registry.Permanent(fmt.Errorf("source sent %d bytes, the manifest says %d", size, b.Size))
+		failAll(registry.Permanent(fmt.Errorf("source sent %d bytes, the manifest says %d", size, b.Size)))
+		return
 	}
 	if size < 0 {
 		size = b.Size
 	}
 	vr, err := newVerifier(rc, b.Digest, size)
 	if err != nil {
-		return 0, err
+		failAll(err)
+		return
 	}
-	vr.progress = e.opt.OnBytes
-	if err := dst.PutUpload(ctx, location, b.Digest, size, vr); err != nil {
-		if vr.err != nil {
-			return 0, vr.err
+	if e.opt.OnPlanned != nil {
+		e.opt.OnPlanned(b.Size * int64(len(live)))
+	}
+	if e.opt.OnBytes != nil {
+		copies := int64(len(live))
+		vr.progress = func(n int64) { e.opt.OnBytes(n * copies) }
+	}
+	if len(live) == 1 {
+		s := live[0]
+		if s.err = s.dst.PutUpload(ctx, s.location, b.Digest, size, vr); s.err == nil {
+			s.n = vr.n
+		} else if vr.err != nil {
+			s.err = vr.err
 		}
-		return 0, err
+		return
 	}
-	return vr.n, nil
+	fanOut(ctx, vr, b.Digest, size, live)
+}
+
+// fanOut feeds one verified source stream to several PUTs in lockstep; a
+// destination that fails drops out without stopping the others.
+func fanOut(ctx context.Context, vr *verifier, digest string, size int64, slots []*uploadSlot) {
+	writers := make([]*io.PipeWriter, len(slots))
+	var wg sync.WaitGroup
+	for i, s := range slots {
+		pr, pw := io.Pipe()
+		writers[i] = pw
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s.err = s.dst.PutUpload(ctx, s.location, digest, size, pr)
+			pr.CloseWithError(cmpErr(s.err, io.ErrClosedPipe)) // unblocks a writer the PUT no longer reads
+		}()
+	}
+	buf := make([]byte, 256<<10)
+	alive := len(writers)
+	var readErr error
+	for alive > 0 {
+		n, err := vr.Read(buf)
+		if n > 0 {
+			for i, w := range writers {
+				if w == nil {
+					continue
+				}
+				if _, werr := w.Write(buf[:n]); werr != nil {
+					writers[i], alive = nil, alive-1
+				}
+			}
+		}
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			readErr = err
+			break
+		}
+	}
+	for _, w := range writers {
+		if w == nil {
+			continue
+		}
+		if readErr != nil {
+			w.CloseWithError(readErr) // the PUT fails: the registry never commits a short or corrupt blob
+		} else {
+			w.Close()
+		}
+	}
+	wg.Wait()
+	for _, s := range slots {
+		switch {
+		case s.err == nil:
+			s.n = vr.n
+		case readErr != nil:
+			s.err = readErr
+		}
+	}
+}
+
+func cmpErr(err, otherwise error) error {
+	if err != nil {
+		return err
+	}
+	return otherwise
 }
 
 // verifier passes a blob through while hashing it; at the end it fails the
