@@ -47,10 +47,10 @@ echo "== seeding the source"
 go run ./examples/demoseed seed "$SRC"
 
 echo "== imagesync --images examples/images.yaml"
-bin/imagesync --images examples/images.yaml --proc 8
+bin/imagesync --images examples/images.yaml --proc 8 --ledger "$WORK/ledger.jsonl"
 
 echo "== again: nothing to copy"
-bin/imagesync --images examples/images.yaml
+bin/imagesync --images examples/images.yaml --ledger "$WORK/ledger.jsonl"
 
 echo "== what arrived"
 go run ./examples/demoseed list "$DST" mirror/alpine mirror/alpine-stable mirror/multi team/multi
