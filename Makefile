@@ -5,7 +5,7 @@ GO      ?= go
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)
 
-.PHONY: build install test test-short demo clean release-check
+.PHONY: build install test test-short demo clean release-check bench
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/imagesync ./cmd/imagesync
@@ -39,3 +39,11 @@ clean:
 # goreleaser check (v2.15.1) and the krew manifest validator; slow to install, so not part of `make test`
 release-check:
 	./scripts/release-check.sh
+
+# imagesync vs crane, regsync, skopeo and image-syncer on loopback registries: prints a
+# table of times and request counts (measured, never asserted). Installs the peers
+# (bench/install-peers.sh) and the distribution v3 registry when missing. Not part of `make test`.
+bench: build
+	./scripts/test-deps.sh >/dev/null
+	./bench/install-peers.sh
+	IMAGESYNC_REQUIRE_REGISTRIES=1 $(GO) test -tags bench -run TestBench -v -timeout 30m -count=1 ./bench/
