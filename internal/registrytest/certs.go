@@ -13,16 +13,11 @@ import (
 	"time"
 )
 
-// generateCerts creates a throw-away CA and a leaf certificate signed by it
-// for 127.0.0.1, ::1 and localhost. It returns the CA PEM, the leaf
-// certificate PEM, the leaf PKCS#8 key PEM and the leaf as tls.Certificate.
-func generateCerts() (caPEM, certPEM, keyPEM []byte, leaf tls.Certificate, err error) {
-	caPEM, certPEM, keyPEM, leaf, _, err = generateCertsWithClient(false)
-	return
-}
-
-// generateCertsWithClient is generateCerts plus, when client is set, a
-// client certificate (PEM cert and key) signed by the same CA.
+// generateCertsWithClient creates a throw-away CA and a leaf certificate
+// signed by it for 127.0.0.1, ::1 and localhost: the CA PEM, the leaf
+// certificate PEM, the leaf PKCS#8 key PEM, the leaf as tls.Certificate,
+// and, when client is set, a client certificate (PEM cert and key) signed
+// by the same CA.
 func generateCertsWithClient(client bool) (caPEM, certPEM, keyPEM []byte, leaf tls.Certificate, clientPEM [2][]byte, err error) {
 	now := time.Now()
 	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)

@@ -312,6 +312,3 @@ func (e *Engine) staleDestinations(out []JobResult) map[string]bool {
 	}
 	return stale
 }
-
-// ErrAllFailed is returned by callers when every job failed.
-var ErrAllFailed = errors.New("every job failed")

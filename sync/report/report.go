@@ -11,29 +11,12 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
-	"sync"
 	"time"
 
 	"gopkg.in/yaml.v3"
 
 	"github.com/imagesync/imagesync/sync/engine"
 )
-
-// Printer writes one line per finished job. It is safe for concurrent use.
-type Printer struct {
-	mu sync.Mutex
-	w  io.Writer
-}
-
-// NewPrinter returns a Printer writing to w.
-func NewPrinter(w io.Writer) *Printer { return &Printer{w: w} }
-
-// Result prints one finished job.
-func (p *Printer) Result(r engine.JobResult) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	fmt.Fprintln(p.w, Line(r))
-}
 
 // Line formats one job result.
 func Line(r engine.JobResult) string {
