@@ -33,6 +33,7 @@ type Progress struct {
 	done        int
 	planned     int64
 	transferred int64
+	lastDraw    time.Time
 	stop        chan struct{}
 	stopped     sync.WaitGroup
 }
@@ -50,13 +51,17 @@ func NewProgress(w io.Writer, images int, opt ProgressOptions) *Progress {
 		if opt.Color {
 			theme = progressbar.Theme{Saucer: "[green]=[reset]", SaucerHead: "[green]>[reset]", SaucerPadding: " ", BarStart: "[", BarEnd: "]"}
 		}
-		p.bar = progressbar.NewOptions64(0,
+		// The total grows as blobs are found, so the bar must never look
+		// finished (current ≥ max) before Finish: it stays one byte ahead.
+		p.bar = progressbar.NewOptions64(1,
 			progressbar.OptionSetWriter(w),
 			progressbar.OptionShowBytes(true),
+			progressbar.OptionShowTotalBytes(true),
 			progressbar.OptionUseIECUnits(true),
 			progressbar.OptionSetPredictTime(true),
 			progressbar.OptionSetWidth(30),
-			progressbar.OptionThrottle(100*time.Millisecond),
+			// no throttle here: Transferred throttles itself, and a bar
+			// cleared for a result line must come back at once
 			progressbar.OptionEnableColorCodes(opt.Color),
 			progressbar.OptionSetTheme(theme),
 			progressbar.OptionSetDescription(p.describe()),
@@ -106,7 +111,7 @@ func (p *Progress) Result(r engine.JobResult) {
 	fmt.Fprintln(p.w, line)
 	if p.bar != nil {
 		p.bar.Describe(p.describe())
-		_ = p.bar.RenderBlank()
+		p.draw()
 	}
 }
 
@@ -116,7 +121,7 @@ func (p *Progress) Planned(n int64) {
 	defer p.mu.Unlock()
 	p.planned += n
 	if p.bar != nil {
-		p.bar.ChangeMax64(p.planned)
+		p.bar.ChangeMax64(p.planned + 1)
 	}
 }
 
@@ -125,9 +130,15 @@ func (p *Progress) Transferred(n int64) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.transferred += n
-	if p.bar != nil {
-		_ = p.bar.Add64(n)
+	if p.bar != nil && time.Since(p.lastDraw) >= 100*time.Millisecond {
+		p.draw()
 	}
+}
+
+// draw renders the bar now (the caller holds p.mu).
+func (p *Progress) draw() {
+	_ = p.bar.Set64(p.transferred)
+	p.lastDraw = time.Now()
 }
 
 // Finish removes the bar (or stops the plain lines) before the summary.
