@@ -185,9 +185,7 @@ func (e *Engine) syncUnit(ctx context.Context, u *unit) []JobResult {
 			}
 		}
 	}
-	entry := func(j rules.Job) ledger.Entry {
-		return ledger.Entry{Digest: want, Src: u.src.String(), SrcDigest: srcDigest, Filter: filterKey}
-	}
+	entry := ledger.Entry{Digest: want, Src: u.src.String(), SrcDigest: srcDigest, Filter: filterKey}
 
 	// Decide per destination with one HEAD each.
 	var targets []*target
@@ -222,7 +220,7 @@ func (e *Engine) syncUnit(ctx context.Context, u *unit) []JobResult {
 			case err == nil && d.Digest == want:
 				results[i].Action = Skipped
 				if !e.opt.DryRun {
-					_ = e.opt.Ledger.RecordManifest(key, entry(j))
+					_ = e.opt.Ledger.RecordManifest(key, entry)
 				}
 				continue
 			case err == nil:
@@ -258,7 +256,7 @@ func (e *Engine) syncUnit(ctx context.Context, u *unit) []JobResult {
 			results[i].Action = WouldCopy
 		default:
 			results[i].Action = Copied
-			_ = e.opt.Ledger.RecordManifest(ledgerKey(u.jobs[i], srcDigest), entry(u.jobs[i]))
+			_ = e.opt.Ledger.RecordManifest(ledgerKey(u.jobs[i], srcDigest), entry)
 		}
 	}
 	return results

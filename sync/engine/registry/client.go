@@ -151,13 +151,12 @@ func (u *userAgent) RoundTrip(r *http.Request) (*http.Response, error) {
 
 // host is one registry endpoint, pinged once per run.
 type host struct {
-	reg      name.Registry
-	base     http.RoundTripper
-	once     sync.Once
-	ch       *transport.Challenge
-	pingErr  error
-	scheme   string
-	insecure bool
+	reg     name.Registry
+	base    http.RoundTripper
+	once    sync.Once
+	ch      *transport.Challenge
+	pingErr error
+	scheme  string
 }
 
 func (c *Client) host(registry string, insecure bool, files credentials.TLS) (*host, error) {
@@ -185,7 +184,7 @@ func (c *Client) host(registry string, insecure bool, files credentials.TLS) (*h
 			return nil, fmt.Errorf("registry %s: %w", registry, err)
 		}
 	}
-	h := &host{reg: reg, base: base, insecure: insecure}
+	h := &host{reg: reg, base: base}
 	c.hosts[key] = h
 	return h, nil
 }
