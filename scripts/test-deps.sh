@@ -10,8 +10,10 @@ set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 V2=/usr/bin/docker-registry
-V3="$REPO/bin/registry"
 V3_VERSION=v3.0.0
+# Built once per machine, outside the clone (CI runs in a fresh clone on the same machine).
+CACHE="${IMAGESYNC_TOOLS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/imagesync-tools}"
+V3="$CACHE/distribution-$V3_VERSION/registry"
 
 log() { printf 'test-deps: %s\n' "$*" >&2; }
 
@@ -59,9 +61,9 @@ if [ -x "$V3" ]; then
 	log "found $V3"
 else
 	command -v go >/dev/null 2>&1 || { log "go not found, cannot build distribution $V3_VERSION"; exit 1; }
-	log "building github.com/distribution/distribution/v3/cmd/registry@$V3_VERSION into $REPO/bin"
-	mkdir -p "$REPO/bin"
-	GOFLAGS=-buildvcs=false GOBIN="$REPO/bin" \
+	log "building github.com/distribution/distribution/v3/cmd/registry@$V3_VERSION into $(dirname "$V3")"
+	mkdir -p "$(dirname "$V3")"
+	GOFLAGS=-buildvcs=false GOBIN="$(dirname "$V3")" \
 		go install "github.com/distribution/distribution/v3/cmd/registry@$V3_VERSION" >&2
 	[ -x "$V3" ] || { log "$V3 missing after go install"; exit 1; }
 fi

@@ -16,6 +16,19 @@ else
 fi
 export CGO_ENABLED="${CGO_ENABLED:-1}"  # -race needs cgo; the shipped binary is built with CGO_ENABLED=0
 
+echo "== tracked build outputs" >&2
+# Nothing built is committed: a tracked executable or archive fails the run.
+built=""
+while IFS= read -r -d '' f; do
+	[ -f "$f" ] || continue
+	magic=$(head -c 4 "$f" | od -An -tx1 | tr -d ' \n')
+	case "$magic" in
+	7f454c46 | 4d5a* | cffaedfe | cefaedfe | feedfacf | 1f8b* | 504b0304) built="$built $f" ;;
+	esac
+done < <(git ls-files -z 2>/dev/null)
+if [ -n "$built" ]; then echo "build outputs are tracked by git (remove them, extend .gitignore):" >&2; echo "$built" >&2; exit 1; fi
+echo "== go mod tidy" >&2
+if ! go mod tidy -diff >/dev/null; then echo "go.mod/go.sum are not tidy: run go mod tidy" >&2; go mod tidy -diff >&2 || true; exit 1; fi
 echo "== go vet" >&2
 go vet ./...
 echo "== gofmt" >&2
