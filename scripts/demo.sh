@@ -5,10 +5,12 @@
 set -euo pipefail
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$REPO"
-REGISTRY="$REPO/bin/registry"
+# The same per-machine build of distribution v3 that `make test` uses.
+REGISTRY="${XDG_CACHE_HOME:-$HOME/.cache}/imagesync-tools/distribution-v3.0.0/registry"
 if [ ! -x "$REGISTRY" ]; then
-	echo "building distribution/v3 registry into bin/ (once)" >&2
-	GOFLAGS=-buildvcs=false GOBIN="$REPO/bin" go install github.com/distribution/distribution/v3/cmd/registry@v3.0.0
+	echo "building distribution/v3 registry into $(dirname "$REGISTRY") (once)" >&2
+	mkdir -p "$(dirname "$REGISTRY")"
+	GOFLAGS=-buildvcs=false GOBIN="$(dirname "$REGISTRY")" go install github.com/distribution/distribution/v3/cmd/registry@v3.0.0
 fi
 [ -x bin/imagesync ] || CGO_ENABLED=0 go build -o bin/imagesync ./cmd/imagesync
 

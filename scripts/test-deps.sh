@@ -68,5 +68,19 @@ else
 	[ -x "$V3" ] || { log "$V3 missing after go install"; exit 1; }
 fi
 
+# --- staticcheck (make test runs it) ----------------------------------------
+STATICCHECK_VERSION=v0.8.2
+STATICCHECK="$CACHE/staticcheck-$STATICCHECK_VERSION/staticcheck"
+if [ -x "$STATICCHECK" ]; then
+	log "found $STATICCHECK"
+else
+	log "building honnef.co/go/tools/cmd/staticcheck@$STATICCHECK_VERSION into $(dirname "$STATICCHECK")"
+	mkdir -p "$(dirname "$STATICCHECK")"
+	GOFLAGS=-buildvcs=false GOBIN="$(dirname "$STATICCHECK")" \
+		go install "honnef.co/go/tools/cmd/staticcheck@$STATICCHECK_VERSION" >&2
+	[ -x "$STATICCHECK" ] || { log "$STATICCHECK missing after go install"; exit 1; }
+fi
+
+echo "export IMAGESYNC_STATICCHECK=$STATICCHECK"
 echo "export IMAGESYNC_REGISTRY_V2=$V2"
 echo "export IMAGESYNC_REGISTRY_V3=$V3"

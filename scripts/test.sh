@@ -31,6 +31,8 @@ echo "== go mod tidy" >&2
 if ! go mod tidy -diff >/dev/null; then echo "go.mod/go.sum are not tidy: run go mod tidy" >&2; go mod tidy -diff >&2 || true; exit 1; fi
 echo "== go vet" >&2
 go vet ./...
+echo "== staticcheck" >&2
+"$IMAGESYNC_STATICCHECK" ./...
 echo "== gofmt" >&2
 unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './bin/*'))
 if [ -n "$unformatted" ]; then echo "gofmt would change: $unformatted" >&2; exit 1; fi

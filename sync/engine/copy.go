@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"sync"
 
@@ -381,7 +382,7 @@ func (e *Engine) copyChild(ctx context.Context, src *source, c childDesc, parent
 }
 
 func schema1Error() error {
-	return registry.Permanent(fmt.Errorf("Docker schema 1 manifests are not supported: rebuild or re-push the image with a current Docker (schema 2)")) //nolint:staticcheck // proper noun
+	return registry.Permanent(errors.New("schema 1 manifests (Docker before 1.10) are not supported: rebuild or re-push the image with a current Docker (schema 2)"))
 }
 
 // explain adds what to check to authentication failures.
