@@ -91,7 +91,14 @@ func AuthFromNode(file string, n *cfgfile.Node, lookup func(string) (string, boo
 				}
 				s, err := envexpand.Expand(f.Value.Str, lookup)
 				if err != nil {
-					bad(f.Line, "%s: %v", f.Key, err)
+					if f.Key == "password" && !wholeReference(f.Value.Str) {
+						// A "$" inside a password: the error would quote the
+						// text after it, a part of the password. Say where
+						// and what to do, never what.
+						bad(f.Line, `field "password": a "$" in it starts an environment variable reference that is not set; for a literal "$" write "$$"`)
+					} else {
+						bad(f.Line, `field %q: %v (for a literal "$" write "$$")`, f.Key, err)
+					}
 					continue
 				}
 				if f.Key == "username" {
@@ -229,4 +236,28 @@ func joinErrors(errs []error) error {
 		return errs[0]
 	}
 	return errorList(errs)
+}
+
+// wholeReference reports whether v is exactly one variable reference
+// ($NAME or ${NAME}): then naming the variable prints nothing secret.
+func wholeReference(v string) bool {
+	name, ok := strings.CutPrefix(v, "$")
+	if !ok {
+		return false
+	}
+	if inner, ok := strings.CutPrefix(name, "{"); ok {
+		name, ok = strings.CutSuffix(inner, "}")
+		if !ok {
+			return false
+		}
+	}
+	if name == "" || name[0] >= '0' && name[0] <= '9' {
+		return false
+	}
+	for _, c := range name {
+		if !(c == '_' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9') {
+			return false
+		}
+	}
+	return true
 }

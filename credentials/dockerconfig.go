@@ -3,12 +3,18 @@ package credentials
 import (
 	"context"
 	"fmt"
+	"io"
+	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
 
 	"github.com/docker/cli/cli/config"
 	"github.com/docker/cli/cli/config/configfile"
+	"github.com/docker/cli/cli/config/types"
+	"github.com/docker/docker-credential-helpers/client"
+	helpercreds "github.com/docker/docker-credential-helpers/credentials"
 	"github.com/google/go-containerregistry/pkg/authn"
 )
 
@@ -68,7 +74,7 @@ func (d *DockerConfig) Resolve(_ context.Context, registry, _ string) (Access, e
 		source = fmt.Sprintf("docker config %s (credential helper docker-credential-%s)", file, helper)
 	}
 	anonymous := Access{Auth: authn.Anonymous, Source: "anonymous access (nothing for " + registry + " in " + source + ")", ID: "anonymous"}
-	ac, err := d.cf.GetAuthConfig(registry)
+	ac, err := d.authConfig(registry, helper)
 	if err != nil {
 		// A missing or failing helper must not stop public pulls; the error
 		// text of a helper can echo what it printed, so only its gist is kept.
@@ -79,6 +85,7 @@ func (d *DockerConfig) Resolve(_ context.Context, registry, _ string) (Access, e
 		return anonymous, nil
 	}
 	d.Secrets.Add(ac.Password, ac.IdentityToken, ac.RegistryToken, ac.Auth)
+	d.Secrets.AddCredentials(ac.Username, ac.Password)
 	if ac.Username == "" && ac.Password == "" && ac.IdentityToken == "" && ac.RegistryToken == "" {
 		d.cache[registry] = anonymous
 		return anonymous, nil
@@ -124,3 +131,46 @@ func helperGist(err error) string {
 	}
 	return s
 }
+
+// authConfig asks the credential helper (or the config file) for registry.
+// A helper runs with its stderr captured and dropped: whatever it prints
+// (it may echo a secret) never reaches the terminal.
+func (d *DockerConfig) authConfig(registry, helper string) (types.AuthConfig, error) {
+	key := registry
+	if registry == "docker.io" {
+		key = "https://index.docker.io/v1/"
+	}
+	if helper == "" || os.Getenv("DOCKER_AUTH_CONFIG") != "" {
+		return d.cf.GetAuthConfig(key)
+	}
+	var ac types.AuthConfig
+	creds, err := client.Get(quietProgram("docker-credential-"+helper), key)
+	if err != nil {
+		if helpercreds.IsErrCredentialsNotFound(err) {
+			return ac, nil
+		}
+		return ac, err
+	}
+	if creds.Username == "<token>" {
+		ac.IdentityToken = creds.Secret
+	} else {
+		ac.Username, ac.Password = creds.Username, creds.Secret
+	}
+	ac.ServerAddress = key
+	return ac, nil
+}
+
+// quietProgram runs a credential helper with its stderr kept from the
+// terminal.
+func quietProgram(name string) client.ProgramFunc {
+	return func(args ...string) client.Program {
+		cmd := exec.Command(name, args...)
+		cmd.Stderr = io.Discard
+		return &program{cmd: cmd}
+	}
+}
+
+type program struct{ cmd *exec.Cmd }
+
+func (p *program) Output() ([]byte, error) { return p.cmd.Output() }
+func (p *program) Input(in io.Reader)      { p.cmd.Stdin = in }

@@ -61,7 +61,34 @@ func (c *Chain) AddFile(af *AuthFile) {
 	if c.Secrets == nil {
 		c.Secrets = &SecretSet{}
 	}
-	c.Secrets.Add(af.Secrets()...)
+	for _, e := range af.Entries {
+		c.Secrets.AddCredentials(e.Username, e.Password)
+	}
+}
+
+// HostTLS returns the TLS settings of a bare host, for a request to a host
+// that is not the registry being used (a token realm, a storage redirect):
+// --ca-file, the host's certs.d folder, and an auth-file entry for exactly
+// that host (its ca, cert, key and insecure). Nothing is inherited from the
+// registry that sent the request there.
+func (c *Chain) HostTLS(host string) (TLS, bool) {
+	host = NormalizeRegistry(host)
+	tls := c.certsFor(host)
+	for _, f := range c.Files {
+		for _, e := range f.Entries {
+			if e.Key != host {
+				continue
+			}
+			if e.CA != "" {
+				tls.CAFiles = append(tls.CAFiles, e.CA)
+			}
+			if e.Cert != "" {
+				tls.CertFile, tls.KeyFile = e.Cert, e.KeyFile
+			}
+			return tls, e.Insecure
+		}
+	}
+	return tls, false
 }
 
 // DefaultCertDirs are docker's certs.d folders: the system's and the user's.

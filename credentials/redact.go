@@ -2,13 +2,13 @@ package credentials
 
 import (
 	"io"
-	"strings"
 	"sync"
 )
 
-// Redactor is an io.Writer that replaces every known secret with "***"
-// before it reaches the underlying writer: a last line of defence for logs
-// and reports, on top of never formatting a secret in the first place.
+// Redactor is an io.Writer that replaces every known secret (and its base64
+// forms) with "***" and strips the query string of every URL before it
+// reaches the underlying writer: a last line of defence for every output,
+// on top of never formatting a secret in the first place.
 type Redactor struct {
 	mu      sync.Mutex
 	w       io.Writer
@@ -25,15 +25,7 @@ func NewRedactor(w io.Writer, secrets *SecretSet) *Redactor {
 func (r *Redactor) Write(p []byte) (int, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	secrets := r.secrets.List()
-	if len(secrets) == 0 {
-		return r.w.Write(p)
-	}
-	s := string(p)
-	for _, sec := range secrets {
-		s = strings.ReplaceAll(s, sec, "***")
-	}
-	if _, err := io.WriteString(r.w, s); err != nil {
+	if _, err := io.WriteString(r.w, r.secrets.Redact(string(p))); err != nil {
 		return 0, err
 	}
 	return len(p), nil

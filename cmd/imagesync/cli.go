@@ -10,6 +10,7 @@ import (
 
 	"github.com/alecthomas/kong"
 
+	"github.com/imagesync/imagesync/credentials"
 	"github.com/imagesync/imagesync/plugin"
 )
 
@@ -78,6 +79,12 @@ type runContext struct {
 	stdout io.Writer
 	stderr io.Writer
 	global *Globals
+	// secrets holds every secret the run learns; stdout, stderr, --log and
+	// report files are written through one redactor fed by it.
+	secrets *credentials.SecretSet
+	// terminal is the real stderr, for the terminal check (stderr itself is
+	// wrapped in the redactor).
+	terminal io.Writer
 	// dockerConfigDir is the Docker CLI's global --config, when imagesync
 	// runs as the `docker sync` plugin.
 	dockerConfigDir string
@@ -118,6 +125,12 @@ Examples:
 // decides the personality: imagesync, docker-sync (`docker sync`) or
 // kubectl-imagesync (`kubectl imagesync`).
 func run(ctx context.Context, args []string, e env, stdout, stderr io.Writer) (code int) {
+	// One redactor over every output: whatever secret the run learns later
+	// (auth files, docker config, helpers, tokens) is scrubbed from all of
+	// it, and no URL is printed with its query string.
+	secrets := &credentials.SecretSet{}
+	terminal := stderr
+	stdout, stderr = credentials.NewRedactor(stdout, secrets), credentials.NewRedactor(stderr, secrets)
 	p := plugin.Personality{Kind: plugin.Standalone, Name: "imagesync"}
 	if len(args) > 0 {
 		p = plugin.Detect(args[0])
@@ -186,7 +199,7 @@ func run(ctx context.Context, args []string, e env, stdout, stderr io.Writer) (c
 		fmt.Fprintf(stderr, "%s: %v\n", p.Name, err)
 		return exitUsage
 	}
-	err = kctx.Run(&runContext{ctx: ctx, env: e, stdout: stdout, stderr: stderr, global: &cli.Globals, dockerConfigDir: dockerConfigDir, personality: p})
+	err = kctx.Run(&runContext{ctx: ctx, env: e, stdout: stdout, stderr: stderr, secrets: secrets, terminal: terminal, global: &cli.Globals, dockerConfigDir: dockerConfigDir, personality: p})
 	if e.interrupted() {
 		if err != nil {
 			fmt.Fprintf(stderr, "%s: %v\n", p.Name, err)

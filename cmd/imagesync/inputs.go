@@ -67,7 +67,10 @@ func (s *session) Close() {
 // error (exit 2), and all file problems are reported at once.
 func (in *Inputs) open(rc *runContext) (*session, error) {
 	home := homeDir(rc.env)
-	secrets := &credentials.SecretSet{}
+	secrets := rc.secrets
+	if secrets == nil {
+		secrets = &credentials.SecretSet{}
+	}
 	dockerDir := in.DockerConfig
 	if dockerDir == "" && rc.dockerConfigDir != "" {
 		dockerDir = rc.dockerConfigDir // docker's own --config, when run as `docker sync`
@@ -82,6 +85,18 @@ func (in *Inputs) open(rc *runContext) (*session, error) {
 		CAFiles:  in.CAFile,
 		Secrets:  secrets,
 	}}
+	ledgerPath := ""
+	if !in.NoLedger {
+		var err error
+		if ledgerPath = in.Ledger; ledgerPath == "" {
+			if ledgerPath, err = ledger.DefaultPath(); err != nil {
+				return nil, usageError("%v", err)
+			}
+		}
+		if rc.global.Log != "" && samePath(rc.global.Log, ledgerPath) {
+			return nil, usageError("--log %s is the ledger: give the log another file", rc.global.Log)
+		}
+	}
 	logOut, closeLog, err := openLog(rc)
 	if err != nil {
 		return nil, err
@@ -102,14 +117,17 @@ func (in *Inputs) open(rc *runContext) (*session, error) {
 		s.Close()
 		return nil, usageError("%v", err)
 	}
-	if !in.NoLedger {
-		path := in.Ledger
-		if path == "" {
-			if path, err = ledger.DefaultPath(); err != nil {
-				s.Close()
-				return nil, usageError("%v", err)
-			}
+	if len(s.rules) == 0 {
+		file := in.Images
+		if in.Config != "" {
+			file = in.Config
 		}
+		s.log.Warn("the rule file holds no rules", "file", file)
+		s.Close()
+		return nil, usageError("%s: no rules: nothing to do (is it the right file?)", file)
+	}
+	if !in.NoLedger {
+		path := ledgerPath
 		l, err := ledger.Open(path)
 		if err != nil {
 			s.Close()
@@ -129,6 +147,7 @@ func (in *Inputs) open(rc *runContext) (*session, error) {
 	s.interrupt = rc.env.interrupt
 	s.client = registry.New(s.keychain,
 		registry.WithLogger(s.log),
+		registry.WithSecrets(secrets),
 		registry.WithUserAgent("imagesync/"+version),
 		registry.WithTimeout(in.Timeout),
 		registry.WithHostPolicy(registry.HostPolicy{MaxConns: in.MaxConns, Rate: in.Rate, PullReserve: in.PullReserve}))
@@ -250,7 +269,7 @@ func homeDir(e env) string {
 // progressOptions decide between a live bar and plain lines: a bar only
 // when the log goes to a terminal.
 func progressOptions(rc *runContext) report.ProgressOptions {
-	tty := rc.global.Log == "" && isTerminal(rc.stderr)
+	tty := rc.global.Log == "" && isTerminal(rc.terminal)
 	_, noColor := rc.env.lookup("NO_COLOR")
 	return report.ProgressOptions{
 		Bar:   tty && !rc.global.NoProgress,
@@ -262,4 +281,17 @@ func progressOptions(rc *runContext) report.ProgressOptions {
 func isTerminal(w io.Writer) bool {
 	f, ok := w.(*os.File)
 	return ok && term.IsTerminal(int(f.Fd()))
+}
+
+// samePath reports whether two paths name the same file (symlinks resolved),
+// whether or not it exists yet.
+func samePath(a, b string) bool {
+	ra, errA := ledger.ResolvePath(a)
+	rb, errB := ledger.ResolvePath(b)
+	if errA == nil && errB == nil && ra == rb {
+		return true
+	}
+	fa, errA := os.Stat(a)
+	fb, errB := os.Stat(b)
+	return errA == nil && errB == nil && os.SameFile(fa, fb)
 }

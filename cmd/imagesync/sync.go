@@ -49,12 +49,12 @@ func (c *SyncCmd) Run(rc *runContext) error {
 		}
 	}
 	if c.OutputSuccessImages != "" {
-		if err := report.WriteFile(c.OutputSuccessImages, c.OutputImagesFormat, report.SuccessImages(res.Jobs)); err != nil {
+		if err := report.WriteFileRedacted(c.OutputSuccessImages, c.OutputImagesFormat, report.SuccessImages(res.Jobs), s.keychain.Secrets.Redact); err != nil {
 			s.log.Error("writing success images", "error", err)
 		}
 	}
 	if c.OutputFailedImages != "" {
-		if err := report.WriteFile(c.OutputFailedImages, c.OutputImagesFormat, report.FailedImages(res.Jobs)); err != nil {
+		if err := report.WriteFileRedacted(c.OutputFailedImages, c.OutputImagesFormat, report.FailedImages(res.Jobs), s.keychain.Secrets.Redact); err != nil {
 			s.log.Error("writing failed images", "error", err)
 		}
 	}

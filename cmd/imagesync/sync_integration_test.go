@@ -126,9 +126,13 @@ func TestSyncEveryRuleForm(t *testing.T) {
 			t.Fatal("the seeded index lacks the unusual fields this test is about")
 		}
 
-		// The source of a list destination is read once, not once per destination.
-		if n := src.Log.Count("GET", `/v2/lib/multi/manifests/v1$`); n != 1 {
-			t.Errorf("source index read %d times, want 1", n)
+		// The source of a list destination is read once, not once per
+		// destination, and by the digest its HEAD decided (never by tag).
+		if n := src.Log.Count("GET", `/v2/lib/multi/manifests/`+regexp.QuoteMeta(ociIdx)+`$`); n != 1 {
+			t.Errorf("source index read %d times by digest, want 1", n)
+		}
+		if n := src.Log.Count("GET", `/v2/lib/multi/manifests/v1$`); n != 0 {
+			t.Errorf("source index read %d times by tag, want 0", n)
 		}
 		// A blob goes up once per registry; the second repository mounts it.
 		for d, n := range uploadsPerDigest(dst) {

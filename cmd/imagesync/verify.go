@@ -28,22 +28,23 @@ func (c *VerifyCmd) Run(rc *runContext) error {
 	defer s.Close()
 	eng := s.engine(&c.Inputs, engine.Options{})
 	var jobs []rules.Job
+	var unchecked []engine.VerifyResult
 	if c.Offline {
 		jobs, err = offlineJobs(s)
 	} else {
 		var failed []engine.JobResult
 		jobs, failed, err = eng.Expand(rc.ctx, s.rules)
+		// A rule whose source could not be listed is not "nothing to
+		// check": each of its destinations is a job with an error problem.
 		for _, f := range failed {
 			s.log.Error("cannot verify", "source", f.Job.Source.String(), "error", f.Err)
-		}
-		if err == nil && len(failed) > 0 && len(jobs) == 0 {
-			return &exitError{code: exitAllFailed, err: fmt.Errorf("no source could be listed")}
+			unchecked = append(unchecked, engine.VerifyResult{Job: f.Job, Problems: []engine.Problem{{Kind: engine.ProblemError, Ref: f.Job.Source.String(), Detail: f.Err.Error()}}})
 		}
 	}
 	if err != nil {
 		return &exitError{code: exitUsage, err: err}
 	}
-	v := report.NewVerification(eng.Verify(rc.ctx, jobs, engine.VerifyOptions{Deep: c.Deep, Offline: c.Offline}))
+	v := report.NewVerification(append(unchecked, eng.Verify(rc.ctx, jobs, engine.VerifyOptions{Deep: c.Deep, Offline: c.Offline})...))
 	if c.Output == "json" {
 		err = v.WriteJSON(rc.stdout)
 	} else {
@@ -51,6 +52,9 @@ func (c *VerifyCmd) Run(rc *runContext) error {
 	}
 	if err != nil {
 		return err
+	}
+	if len(jobs) == 0 && len(unchecked) > 0 {
+		return &exitError{code: exitAllFailed, err: fmt.Errorf("no source could be listed: nothing was verified")}
 	}
 	if v.Summary.Mismatch > 0 {
 		return &exitError{code: exitSomeFail, err: fmt.Errorf("%d of %d destinations differ", v.Summary.Mismatch, len(v.Jobs))}

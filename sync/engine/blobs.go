@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"crypto/sha256"
+	"crypto/sha512"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -195,6 +196,7 @@ func (e *Engine) copyBlob(ctx context.Context, src *registry.Repo, b blobDesc, t
 			owners = append(owners, t)
 			flights = append(flights, p.flight)
 		default: // another job is uploading it to this registry
+			t.repo.CancelUpload(ctx, p.location) // a declined mount's session: not used
 			waiters = append(waiters, t)
 		}
 	}
@@ -301,6 +303,7 @@ func (e *Engine) ensureBlob(ctx context.Context, src *registry.Repo, b blobDesc,
 			return 0, err
 		}
 		if !p.leader && round < 3 {
+			dst.CancelUpload(ctx, p.location) // a declined mount's session: not used
 			select {
 			case <-p.flight.done:
 			case <-ctx.Done():
@@ -340,6 +343,7 @@ func (e *Engine) upload(ctx context.Context, src *registry.Repo, b blobDesc, slo
 	case <-ctx.Done():
 		for _, s := range slots {
 			s.err = ctx.Err()
+			s.dst.CancelUpload(ctx, s.location)
 		}
 		return
 	}
@@ -389,6 +393,8 @@ func (e *Engine) uploadOnce(ctx context.Context, src *registry.Repo, b blobDesc,
 	failAll := func(err error) {
 		for _, s := range live {
 			s.err = err
+			s.dst.CancelUpload(ctx, s.location) // abandoned: nothing will be sent to it
+			s.location = ""
 		}
 	}
 	rc, size, err := src.GetBlob(ctx, b.Digest)
@@ -499,6 +505,7 @@ func cmpErr(err, otherwise error) error {
 type verifier struct {
 	r        io.Reader
 	h        hash.Hash
+	alg      string
 	want     string
 	size     int64
 	n        int64
@@ -507,10 +514,15 @@ type verifier struct {
 }
 
 func newVerifier(r io.Reader, digest string, size int64) (*verifier, error) {
-	if !strings.HasPrefix(digest, "sha256:") {
-		return nil, registry.Permanent(fmt.Errorf("unsupported digest algorithm in %s", digest))
+	if !registry.ValidDigest(digest) {
+		return nil, registry.Permanent(fmt.Errorf("unsupported or malformed digest %q", clip(digest)))
 	}
-	return &verifier{r: r, h: sha256.New(), want: digest, size: size}, nil
+	alg, _, _ := strings.Cut(digest, ":")
+	h := sha256.New()
+	if alg == "sha512" {
+		h = sha512.New()
+	}
+	return &verifier{r: r, h: h, alg: alg, want: digest, size: size}, nil
 }
 
 var errDigestMismatch = errors.New("digest mismatch")
@@ -527,7 +539,7 @@ func (v *verifier) Read(p []byte) (int, error) {
 		return n, v.err
 	}
 	if err == io.EOF {
-		got := "sha256:" + hex.EncodeToString(v.h.Sum(nil))
+		got := v.alg + ":" + hex.EncodeToString(v.h.Sum(nil))
 		if got != v.want {
 			v.err = registry.Permanent(fmt.Errorf("%w: source blob hashes to %s", errDigestMismatch, got))
 			return n, v.err

@@ -2,7 +2,6 @@ package engine
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"sync"
@@ -121,6 +120,10 @@ func (e *Engine) syncUnit(ctx context.Context, u *unit) []JobResult {
 			return failAll(e.explain(repo, err))
 		}
 		src.desc = d
+		// Everything after this reads the manifest by the digest decided
+		// here, so report, ledger and destination agree even when the tag
+		// moves meanwhile.
+		src.ref = d.Digest
 		if isSchema1(d.MediaType) {
 			return failAll(schema1Error())
 		}
@@ -290,10 +293,10 @@ func (e *Engine) copyManifest(ctx context.Context, src *source, raw []byte, medi
 			e.copyChild(ctx, src, c, live)
 		}
 	default:
-		var m imageManifest
-		if err := json.Unmarshal(raw, &m); err != nil {
+		m, err := parseImage(raw)
+		if err != nil {
 			for _, t := range targets {
-				t.fail(registry.Permanent(fmt.Errorf("parsing manifest: %w", err)))
+				t.fail(err)
 			}
 			return
 		}

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"runtime/debug"
 	"strings"
 	"sync"
@@ -201,10 +202,11 @@ func (e *Engine) Sync(ctx context.Context, jobs []rules.Job, pre []JobResult) *R
 					continue
 				}
 				u.attempts++
+				wait := JobBackoff(u.attempts)
 				var retry []rules.Job
 				for _, r := range e.runUnit(ctx, u) {
 					if r.Action == Failed && !registry.IsPermanent(r.Err) && u.attempts <= e.opt.Retries && ctx.Err() == nil && !closed(e.opt.Stop) {
-						e.log.Warn("will retry", "source", r.Job.Source.String(), "destination", r.Job.Destination.String(), "attempt", u.attempts, "error", r.Err)
+						e.log.Warn("will retry", "source", r.Job.Source.String(), "destination", r.Job.Destination.String(), "attempt", u.attempts, "after", wait.Round(time.Millisecond).String(), "error", r.Err)
 						retry = append(retry, r.Job)
 						continue
 					}
@@ -212,7 +214,19 @@ func (e *Engine) Sync(ctx context.Context, jobs []rules.Job, pre []JobResult) *R
 				}
 				if len(retry) > 0 {
 					u.jobs = retry
-					queue <- u // goes to the back; capacity is len(units), one slot per unit
+					// Back on the queue after an exponential, jittered wait
+					// (capacity is len(units), one slot per unit); an
+					// interrupted run puts it back at once to report it.
+					go func(wait time.Duration) {
+						t := time.NewTimer(wait)
+						defer t.Stop()
+						select {
+						case <-t.C:
+						case <-ctx.Done():
+						case <-e.opt.Stop:
+						}
+						queue <- u
+					}(wait)
 					continue
 				}
 				pending.Done()
@@ -311,4 +325,21 @@ func (e *Engine) staleDestinations(out []JobResult) map[string]bool {
 		}
 	}
 	return stale
+}
+
+// Job retry backoff: a job that failed transiently waits before it goes
+// back on the queue, exponentially longer each attempt with "equal jitter":
+// attempt n waits between d/2 and d, d = min(JobBackoffMax, JobBackoffBase·2^(n-1)).
+var (
+	JobBackoffBase = time.Second
+	JobBackoffMax  = 30 * time.Second
+)
+
+// JobBackoff returns the wait before attempt n+1 of a job (n ≥ 1).
+func JobBackoff(n int) time.Duration {
+	d := JobBackoffBase << max(0, n-1)
+	if d <= 0 || d > JobBackoffMax {
+		d = JobBackoffMax
+	}
+	return d/2 + time.Duration(rand.Int64N(int64(d/2)+1))
 }

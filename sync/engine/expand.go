@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sync"
 
+	"github.com/imagesync/imagesync/sync/engine/registry"
 	"github.com/imagesync/imagesync/sync/rules"
 )
 
@@ -15,10 +16,22 @@ import (
 // matched two tags) are returned together as a configuration error.
 func (e *Engine) Expand(ctx context.Context, rs []rules.Rule) ([]rules.Job, []JobResult, error) {
 	type listing struct {
-		tags []string
-		err  error
+		tags, invalid []string
+		err           error
 	}
 	listed := make([]listing, len(rs))
+	// The first Ctrl-C stops the listings too, not only the copies.
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	if e.opt.Stop != nil {
+		go func() {
+			select {
+			case <-e.opt.Stop:
+				cancel(ErrInterrupted)
+			case <-ctx.Done():
+			}
+		}()
+	}
 	var wg sync.WaitGroup
 	limit := make(chan struct{}, e.opt.Concurrency)
 	for i := range rs {
@@ -29,12 +42,20 @@ func (e *Engine) Expand(ctx context.Context, rs []rules.Rule) ([]rules.Job, []Jo
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			limit <- struct{}{}
+			select {
+			case limit <- struct{}{}:
+			case <-ctx.Done():
+				listed[i].err = context.Cause(ctx)
+				return
+			}
 			defer func() { <-limit }()
 			repo, err := e.c.Repo(ctx, r.Source.Registry, r.Source.Repository, false)
 			if err == nil {
-				listed[i].tags, err = repo.Tags(ctx)
+				listed[i].tags, listed[i].invalid, err = repo.Tags(ctx)
 				if err != nil {
+					if ctx.Err() != nil {
+						err = context.Cause(ctx)
+					}
 					err = e.explain(repo, err)
 				}
 			}
@@ -63,6 +84,7 @@ func (e *Engine) Expand(ctx context.Context, rs []rules.Rule) ([]rules.Job, []Jo
 			errs = append(errs, err)
 			continue
 		}
+		failed = append(failed, e.invalidTags(r, listed[i].invalid)...)
 		if len(js) == 0 {
 			e.log.Warn("rule matched no tag", "file", r.File, "key", r.Key)
 		}
@@ -76,4 +98,33 @@ func (e *Engine) Expand(ctx context.Context, rs []rules.Rule) ([]rules.Job, []Jo
 		return nil, nil, errs
 	}
 	return jobs, failed, nil
+}
+
+// invalidTags reports the tags a registry listed that break the tag grammar:
+// a warning each, naming the registry and the tag, and a failed job per
+// destination when the rule selects the tag (all tags, or a regex that
+// matches it). They are never copied; the rest of the rule goes on.
+func (e *Engine) invalidTags(r *rules.Rule, invalid []string) []JobResult {
+	var failed []JobResult
+	seen := map[string]bool{}
+	for _, t := range invalid {
+		if seen[t] {
+			continue
+		}
+		seen[t] = true
+		e.log.Warn("registry listed an invalid tag: not copied", "registry", r.Source.Registry, "repository", r.Source.Repository, "tag", fmt.Sprintf("%q", t))
+		if r.Source.Kind == rules.TagRegex && (r.Source.Regex == nil || r.Source.Regex.FindStringIndex(t) == nil) {
+			continue
+		}
+		for _, d := range r.Destinations {
+			failed = append(failed, JobResult{
+				// The tag is not put into the job's references: it would be
+				// printed as if it named an image.
+				Job:    rules.Job{Source: rules.Ref{Registry: r.Source.Registry, Repository: r.Source.Repository}, Destination: rules.Ref{Registry: d.Registry, Repository: d.Repository}, Rule: r},
+				Action: Failed,
+				Err:    registry.Permanent(fmt.Errorf("%s/%s lists the tag %q, which is not a valid tag ([A-Za-z0-9_][A-Za-z0-9._-]{0,127}): not copied", r.Source.Registry, r.Source.Repository, t)),
+			})
+		}
+	}
+	return failed
 }

@@ -118,7 +118,41 @@ func parseIndex(raw []byte) ([]childDesc, error) {
 	if err := json.Unmarshal(raw, &idx); err != nil {
 		return nil, registry.Permanent(fmt.Errorf("parsing index: %w", err))
 	}
+	for _, c := range idx.Manifests {
+		if !registry.ValidDigest(c.Digest) {
+			return nil, registry.Permanent(fmt.Errorf("index lists a child with the digest %q: %w", clip(c.Digest), registry.ErrInvalidReference))
+		}
+	}
 	return idx.Manifests, nil
+}
+
+// parseImage reads an image manifest's config and layers; every digest it
+// names must be a valid digest before it is used in a URL.
+func parseImage(raw []byte) (imageManifest, error) {
+	var m imageManifest
+	if err := json.Unmarshal(raw, &m); err != nil {
+		return m, registry.Permanent(fmt.Errorf("parsing manifest: %w", err))
+	}
+	for i, b := range append([]blobDesc{m.Config}, m.Layers...) {
+		if i > 0 && len(b.URLs) > 0 {
+			continue // foreign layer: never fetched
+		}
+		if !registry.ValidDigest(b.Digest) {
+			return m, registry.Permanent(fmt.Errorf("manifest names a blob with the digest %q: %w", clip(b.Digest), registry.ErrInvalidReference))
+		}
+		if b.Size < 0 {
+			return m, registry.Permanent(fmt.Errorf("manifest gives blob %s a negative size", b.Digest))
+		}
+	}
+	return m, nil
+}
+
+// clip shortens untrusted text for a message.
+func clip(s string) string {
+	if len(s) > 160 {
+		return s[:160] + "…"
+	}
+	return s
 }
 
 // filterIndex applies f to an index. Unchanged (every child kept) it returns
@@ -141,6 +175,9 @@ func filterIndex(ctx context.Context, src *registry.Repo, raw []byte, f Filter, 
 		var d childDesc
 		if err := json.Unmarshal(e, &d); err != nil {
 			return nil, 0, registry.Permanent(fmt.Errorf("parsing index entry: %w", err))
+		}
+		if !registry.ValidDigest(d.Digest) {
+			return nil, 0, registry.Permanent(fmt.Errorf("index lists a child with the digest %q: %w", clip(d.Digest), registry.ErrInvalidReference))
 		}
 		if isIndex(d.MediaType) && d.Platform == nil {
 			nested, _, err := src.GetManifest(ctx, d.Digest)
@@ -188,9 +225,9 @@ func filterIndex(ctx context.Context, src *registry.Repo, raw []byte, f Filter, 
 
 // imagePlatform reads the platform of a single image from its config blob.
 func imagePlatform(ctx context.Context, src *registry.Repo, raw []byte) (*Platform, error) {
-	var m imageManifest
-	if err := json.Unmarshal(raw, &m); err != nil {
-		return nil, registry.Permanent(fmt.Errorf("parsing manifest: %w", err))
+	m, err := parseImage(raw)
+	if err != nil {
+		return nil, err
 	}
 	rc, _, err := src.GetBlob(ctx, m.Config.Digest)
 	if err != nil {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"io"
 	"sync"
@@ -56,8 +55,19 @@ func (e *Engine) Verify(ctx context.Context, jobs []rules.Job, opt VerifyOptions
 	var wg sync.WaitGroup
 	limit := make(chan struct{}, e.opt.Concurrency)
 	for i, j := range jobs {
+		// The first Ctrl-C stops starting checks; the ones in flight finish.
+		select {
+		case limit <- struct{}{}:
+		case <-ctx.Done():
+		case <-e.opt.Stop:
+		}
+		if ctx.Err() != nil || closed(e.opt.Stop) {
+			for k := i; k < len(jobs); k++ {
+				out[k] = VerifyResult{Job: jobs[k], Problems: []Problem{{Kind: ProblemError, Ref: jobs[k].Destination.String(), Detail: "not checked: " + ErrInterrupted.Error()}}}
+			}
+			break
+		}
 		wg.Add(1)
-		limit <- struct{}{}
 		go func() {
 			defer func() { <-limit; wg.Done() }()
 			defer func() {
@@ -149,6 +159,8 @@ func (e *Engine) sourceDigest(ctx context.Context, u *unit) (string, error) {
 		src.desc.Digest = u.src.Digest
 	} else if src.desc, err = repo.HeadManifest(ctx, src.ref); err != nil {
 		return "", e.explain(repo, err)
+	} else {
+		src.ref = src.desc.Digest // read what was decided, not what the tag says now
 	}
 	if e.opt.Filter.Empty() {
 		return src.desc.Digest, nil
@@ -202,8 +214,8 @@ func (e *Engine) verifyTree(ctx context.Context, dst *registry.Repo, digest stri
 		}
 		return problems
 	}
-	var m imageManifest
-	if err := json.Unmarshal(raw, &m); err != nil {
+	m, err := parseImage(raw)
+	if err != nil {
 		return []Problem{{Kind: ProblemError, Ref: dst.String() + "@" + digest, Detail: err.Error()}}
 	}
 	for _, b := range append([]blobDesc{m.Config}, m.Layers...) {

@@ -81,6 +81,36 @@ func DefaultPath() (string, error) {
 	return filepath.Join(dir, "imagesync", "ledger.jsonl"), nil
 }
 
+// ResolvePath returns the absolute path a ledger path stands for, with
+// every symlink resolved (of the file when it exists, else of its folder).
+func ResolvePath(path string) (string, error) {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return "", err
+	}
+	if r, err := filepath.EvalSymlinks(abs); err == nil {
+		return r, nil
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return "", err
+	}
+	if fi, err := os.Lstat(abs); err == nil && fi.Mode()&os.ModeSymlink != 0 {
+		// a dangling symlink: follow it one step, the target is created
+		target, err := os.Readlink(abs)
+		if err != nil {
+			return "", err
+		}
+		if !filepath.IsAbs(target) {
+			target = filepath.Join(filepath.Dir(abs), target)
+		}
+		return ResolvePath(target)
+	}
+	dir, err := filepath.EvalSymlinks(filepath.Dir(abs))
+	if err != nil {
+		return "", err
+	}
+	return filepath.Join(dir, filepath.Base(abs)), nil
+}
+
 // ErrLocked is returned when another run holds the ledger.
 var ErrLocked = errors.New("ledger is in use by another imagesync run")
 
@@ -90,6 +120,13 @@ func Open(path string) (*Ledger, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, fmt.Errorf("ledger %s: %w", path, err)
 	}
+	// The lock (and every write, compaction included) goes to the file the
+	// path resolves to: a symlink to a ledger in use meets the same lock.
+	resolved, err := ResolvePath(path)
+	if err != nil {
+		return nil, fmt.Errorf("ledger %s: %w", path, err)
+	}
+	path = resolved
 	lock := flock.New(path + ".lock")
 	ok, err := lock.TryLock()
 	if err != nil {

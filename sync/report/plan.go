@@ -1,6 +1,7 @@
 package report
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -87,7 +88,9 @@ func (p Plan) WriteJSON(w io.Writer) error {
 }
 
 // WriteTable prints the plan for people.
-func (p Plan) WriteTable(w io.Writer) error {
+func (p Plan) WriteTable(out io.Writer) error {
+	// Built whole, written once: a redacting writer sees every line entire.
+	w := &bytes.Buffer{}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "ACTION\tSOURCE\tDESTINATION\tDIGEST\tBYTES")
 	for _, j := range p.Jobs {
@@ -104,8 +107,9 @@ func (p Plan) WriteTable(w io.Writer) error {
 		return err
 	}
 	s := p.Summary
-	_, err := fmt.Fprintf(w, "\n%d to copy, %d to update, %d in sync, %d filtered, %d errors; %s to upload\n",
+	fmt.Fprintf(w, "\n%d to copy, %d to update, %d in sync, %d filtered, %d errors; %s to upload\n",
 		s.Copy, s.Update, s.Skip, s.Filtered, s.Error, Bytes(s.Bytes))
+	_, err := out.Write(w.Bytes())
 	return err
 }
 
@@ -153,7 +157,8 @@ func (v Verification) WriteJSON(w io.Writer) error {
 
 // WriteTable prints the verification for people: one line per destination,
 // one more per problem.
-func (v Verification) WriteTable(w io.Writer) error {
+func (v Verification) WriteTable(out io.Writer) error {
+	w := &bytes.Buffer{} // written once: a redacting writer sees every line entire
 	for _, j := range v.Jobs {
 		status := "ok"
 		if !j.OK {
@@ -168,6 +173,7 @@ func (v Verification) WriteTable(w io.Writer) error {
 			fmt.Fprintln(w)
 		}
 	}
-	_, err := fmt.Fprintf(w, "\n%d match, %d differ\n", v.Summary.OK, v.Summary.Mismatch)
+	fmt.Fprintf(w, "\n%d match, %d differ\n", v.Summary.OK, v.Summary.Mismatch)
+	_, err := out.Write(w.Bytes())
 	return err
 }

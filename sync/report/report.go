@@ -104,7 +104,12 @@ func FailedImages(results []engine.JobResult) map[string]map[string]string {
 }
 
 // WriteFile writes v as json or yaml to path, replacing it atomically.
-func WriteFile(path, format string, v any) error {
+func WriteFile(path, format string, v any) error { return WriteFileRedacted(path, format, v, nil) }
+
+// WriteFileRedacted is WriteFile with the text passed through redact (nil:
+// as it is) before it is written. The file is private to the user (0600):
+// its reasons quote registry answers.
+func WriteFileRedacted(path, format string, v any, redact func(string) string) error {
 	var data []byte
 	var err error
 	switch format {
@@ -119,6 +124,9 @@ func WriteFile(path, format string, v any) error {
 	if err != nil {
 		return err
 	}
+	if redact != nil {
+		data = []byte(redact(string(data)))
+	}
 	tmp, err := os.CreateTemp(filepath.Dir(path), ".imagesync-*")
 	if err != nil {
 		return fmt.Errorf("writing %s: %w", path, err)
@@ -132,7 +140,7 @@ func WriteFile(path, format string, v any) error {
 		os.Remove(tmp.Name())
 		return fmt.Errorf("writing %s: %w", path, err)
 	}
-	if err := os.Chmod(tmp.Name(), 0o644); err != nil {
+	if err := os.Chmod(tmp.Name(), 0o600); err != nil {
 		os.Remove(tmp.Name())
 		return err
 	}

@@ -18,11 +18,14 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -39,7 +42,10 @@ type Client struct {
 	policy    RetryPolicy
 	Stats     Stats
 
-	secure, insecure http.RoundTripper // retrying, per TLS policy
+	secrets *credentials.SecretSet // tokens learnt are added for redaction
+
+	tlsMu      sync.Mutex
+	transports map[string]http.RoundTripper // retrying, per TLS settings (insecure × files)
 
 	hostPolicy HostPolicy
 	timeout    time.Duration
@@ -66,6 +72,10 @@ func WithUserAgent(ua string) Option { return func(c *Client) { c.userAgent = ua
 // WithHostPolicy bounds the requests to each registry host.
 func WithHostPolicy(p HostPolicy) Option { return func(c *Client) { c.hostPolicy = p } }
 
+// WithSecrets adds every token the run fetches to s, so that the output
+// redactor scrubs them.
+func WithSecrets(s *credentials.SecretSet) Option { return func(c *Client) { c.secrets = s } }
+
 // WithTimeout fails a connection attempt, or a request that makes no
 // progress (nothing read or written), after d. There is no overall deadline:
 // a large blob takes as long as it takes.
@@ -74,13 +84,14 @@ func WithTimeout(d time.Duration) Option { return func(c *Client) { c.timeout = 
 // New returns a Client resolving credentials through kc.
 func New(kc credentials.Keychain, opts ...Option) *Client {
 	c := &Client{
-		kc:        kc,
-		policy:    DefaultRetryPolicy,
-		userAgent: "imagesync",
-		hosts:     map[string]*host{},
-		scoped:    map[string]*scopedTransport{},
-		repos:     map[string]*Repo{},
-		timeout:   2 * time.Minute,
+		kc:         kc,
+		policy:     DefaultRetryPolicy,
+		userAgent:  "imagesync",
+		hosts:      map[string]*host{},
+		scoped:     map[string]*scopedTransport{},
+		repos:      map[string]*Repo{},
+		transports: map[string]http.RoundTripper{},
+		timeout:    2 * time.Minute,
 	}
 	for _, o := range opts {
 		o(c)
@@ -89,9 +100,81 @@ func New(kc credentials.Keychain, opts ...Option) *Client {
 	if c.policy.Attempts < 1 {
 		c.policy.Attempts = 1
 	}
-	c.secure, _ = c.newTransport(false, credentials.TLS{})
-	c.insecure, _ = c.newTransport(true, credentials.TLS{})
 	return c
+}
+
+// tlsTransport returns the retrying transport for one TLS setting, built
+// once per run.
+func (c *Client) tlsTransport(skipVerify bool, files credentials.TLS) (http.RoundTripper, error) {
+	key := files.ID()
+	if skipVerify {
+		key += "\x00insecure"
+	}
+	c.tlsMu.Lock()
+	defer c.tlsMu.Unlock()
+	if rt, ok := c.transports[key]; ok {
+		return rt, nil
+	}
+	rt, err := c.newTransport(skipVerify, files)
+	if err != nil {
+		return nil, err
+	}
+	c.transports[key] = rt
+	return rt, nil
+}
+
+// HostTLS is implemented by keychains that know the TLS settings of a bare
+// host (certs.d, --ca-file, an auth-file entry for the host): the settings
+// used for a request to a host other than the registry's own (its token
+// realm, a redirect to storage).
+type HostTLS interface {
+	HostTLS(host string) (files credentials.TLS, insecure bool)
+}
+
+// hostRouter picks the TLS settings of each request from the request's own
+// host: the registry's settings (its CA, client certificate, insecure) for
+// the registry itself, and that host's own settings for any other host (a
+// token realm, a storage redirect). "insecure: true" for one registry never
+// covers another host.
+type hostRouter struct {
+	c    *Client
+	host string // the registry's host[:port], as in request URLs
+	own  http.RoundTripper
+}
+
+func (h *hostRouter) RoundTrip(r *http.Request) (*http.Response, error) {
+	if sameHost(r.URL, h.host) {
+		return h.own.RoundTrip(r)
+	}
+	var files credentials.TLS
+	insecure := false
+	if ht, ok := h.c.kc.(HostTLS); ok {
+		files, insecure = ht.HostTLS(r.URL.Host)
+	}
+	rt, err := h.c.tlsTransport(insecure, files)
+	if err != nil {
+		if r.Body != nil {
+			r.Body.Close()
+		}
+		return nil, fmt.Errorf("TLS settings for %s: %w", r.URL.Host, err)
+	}
+	return rt.RoundTrip(r)
+}
+
+// sameHost compares a URL's host with a registry host, default ports
+// included (registry.example and registry.example:443 over https).
+func sameHost(u *url.URL, host string) bool {
+	if strings.EqualFold(u.Host, host) {
+		return true
+	}
+	port := map[string]string{"https": "443", "http": "80"}[u.Scheme]
+	withPort := func(h string) string {
+		if _, _, err := net.SplitHostPort(h); err == nil {
+			return strings.ToLower(h)
+		}
+		return strings.ToLower(net.JoinHostPort(strings.Trim(h, "[]"), port))
+	}
+	return withPort(u.Host) == withPort(host)
 }
 
 // newTransport builds a retrying transport. Extra CA files are trusted on
@@ -149,13 +232,21 @@ func (u *userAgent) RoundTrip(r *http.Request) (*http.Response, error) {
 	return u.inner.RoundTrip(r)
 }
 
-// host is one registry endpoint, pinged once per run.
+// host is one registry endpoint. Its first successful ping decides the
+// scheme and the challenge for the run; a failed ping is not kept, so a
+// registry that comes up late is pinged again by the next request.
 type host struct {
-	reg     name.Registry
-	base    http.RoundTripper
-	once    sync.Once
+	reg      name.Registry
+	base     http.RoundTripper
+	insecure bool
+	timeout  time.Duration
+
+	chunked atomic.Bool // the registry refused a monolithic upload: PATCH from now on
+
+	mu      sync.Mutex
+	pinging chan struct{} // closed when the ping in flight ends
+	lastErr error         // the error of the ping that just ended
 	ch      *transport.Challenge
-	pingErr error
 	scheme  string
 }
 
@@ -169,40 +260,64 @@ func (c *Client) host(registry string, insecure bool, files credentials.TLS) (*h
 	if h, ok := c.hosts[key]; ok {
 		return h, nil
 	}
-	opts := []name.Option{name.WeakValidation}
-	base := c.secure
-	if insecure {
-		opts = append(opts, name.Insecure)
-		base = c.insecure
-	}
-	reg, err := name.NewRegistry(registry, opts...)
+	// name.Insecure is not given: the scheme is ours to decide (see Schemes).
+	reg, err := name.NewRegistry(registry, name.WeakValidation)
 	if err != nil {
-		return nil, fmt.Errorf("registry %q: %w", registry, err)
+		return nil, Permanent(fmt.Errorf("registry %q: %w", registry, err))
 	}
-	if files.ID() != (credentials.TLS{}).ID() {
-		if base, err = c.newTransport(insecure, files); err != nil {
-			return nil, fmt.Errorf("registry %s: %w", registry, err)
-		}
+	own, err := c.tlsTransport(insecure, files)
+	if err != nil {
+		return nil, Permanent(fmt.Errorf("registry %s: %w", registry, err))
 	}
-	h := &host{reg: reg, base: base}
+	h := &host{reg: reg, base: &hostRouter{c: c, host: reg.RegistryStr(), own: own}, insecure: insecure, timeout: c.timeout}
 	c.hosts[key] = h
 	return h, nil
 }
 
+// ping pings the registry unless a ping already succeeded. Concurrent
+// callers share one ping; only a success is remembered.
 func (h *host) ping(ctx context.Context) error {
-	h.once.Do(func() {
-		ch, err := transport.Ping(ctx, h.reg, h.base)
-		if err != nil {
-			h.pingErr = fmt.Errorf("registry %s is not reachable: %w%s", h.reg.RegistryStr(), err, tlsHint(err, h.reg.RegistryStr()))
-			return
+	for {
+		h.mu.Lock()
+		if h.ch != nil {
+			h.mu.Unlock()
+			return nil
 		}
-		h.ch = ch
-		h.scheme = "https"
-		if ch.Insecure {
-			h.scheme = "http"
+		if wait := h.pinging; wait != nil {
+			h.mu.Unlock()
+			select {
+			case <-wait:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+			h.mu.Lock()
+			err, ok := h.lastErr, h.ch != nil
+			h.mu.Unlock()
+			if ok {
+				return nil
+			}
+			if err != nil {
+				return err // the ping we waited for failed: so do we, without a new one
+			}
+			continue
 		}
-	})
-	return h.pingErr
+		done := make(chan struct{})
+		h.pinging = done
+		h.mu.Unlock()
+
+		ch, scheme, err := pingHost(ctx, h.base, h.reg.RegistryStr(), h.insecure, h.timeout)
+		h.mu.Lock()
+		h.pinging = nil
+		if err == nil {
+			h.ch, h.scheme, h.lastErr = ch, scheme, nil
+		} else {
+			h.lastErr = fmt.Errorf("registry %s is not reachable: %w%s", h.reg.RegistryStr(), err, tlsHint(err, h.reg.RegistryStr()))
+			err = h.lastErr
+		}
+		close(done)
+		h.mu.Unlock()
+		return err
+	}
 }
 
 // scopedTransport is an authenticated transport for one set of scopes: one
@@ -255,6 +370,7 @@ func (c *Client) transport(ctx context.Context, h *host, access credentials.Acce
 		}
 		expires = time.Now().Add(max(ttl-tokenMargin, ttl/2))
 		c.Stats.Tokens.Add(1)
+		c.secrets.Add(tok.Token, tok.AccessToken, tok.RefreshToken)
 	}
 	rt, err := transport.FromToken(h.reg, access.Auth, h.base, h.ch, tok)
 	if err != nil {
@@ -268,6 +384,9 @@ func (c *Client) transport(ctx context.Context, h *host, access credentials.Acce
 // repository per run. A push handle asks for pull and push in one token, so
 // a destination costs one token request however it is used.
 func (c *Client) Repo(ctx context.Context, registry, repository string, push bool) (*Repo, error) {
+	if !ValidRepository(repository) {
+		return nil, Permanent(fmt.Errorf("repository %q: %w (lower-case letters, digits and separators)", clip(repository), ErrInvalidReference))
+	}
 	key := registry + "/" + repository
 	if push {
 		key += "\x00push"

@@ -1,6 +1,8 @@
 package registry
 
 import (
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -109,7 +111,7 @@ func IsTransientStatus(code int) bool {
 // IsTransientNetwork reports a network failure worth retrying: refused or
 // reset connections, an EOF in the middle of a body, timeouts.
 func IsTransientNetwork(err error) bool {
-	if err == nil {
+	if err == nil || isCertificateError(err) || errors.Is(err, ErrRedirectLoop) {
 		return false
 	}
 	if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) ||
@@ -141,10 +143,24 @@ func IsPermanent(err error) bool {
 	if errors.As(err, &perm) {
 		return true
 	}
+	if errors.Is(err, ErrInvalidReference) || errors.Is(err, ErrRedirectLoop) || isCertificateError(err) {
+		return true
+	}
 	if s := status(err); s != 0 {
 		return !IsTransientStatus(s)
 	}
 	return false
+}
+
+// isCertificateError reports a TLS certificate the client does not accept
+// (unknown authority, wrong host name, expired): retrying changes nothing.
+func isCertificateError(err error) bool {
+	var verify *tls.CertificateVerificationError
+	var unknown x509.UnknownAuthorityError
+	var hostErr x509.HostnameError
+	var invalid x509.CertificateInvalidError
+	return errors.As(err, &verify) || errors.As(err, &unknown) || errors.As(err, &hostErr) || errors.As(err, &invalid) ||
+		strings.Contains(err.Error(), "certificate signed by unknown authority")
 }
 
 // PermanentError marks an error found by imagesync itself (an unsupported

@@ -171,8 +171,8 @@ func TestTagsPagination(t *testing.T) {
 		}
 	})
 	repo, _ := c.Repo(context.Background(), host, "ns/app", false)
-	tags, err := repo.Tags(context.Background())
-	if err != nil || strings.Join(tags, ",") != "a,b,c,d,e" || pages.Load() != 3 {
+	tags, invalid, err := repo.Tags(context.Background())
+	if err != nil || strings.Join(tags, ",") != "a,b,c,d,e" || len(invalid) != 0 || pages.Load() != 3 {
 		t.Fatalf("tags %v, err %v, pages %d", tags, err, pages.Load())
 	}
 }

@@ -4,13 +4,16 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"crypto/sha512"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"net/url"
 	"strings"
+	"time"
 
 	"github.com/imagesync/imagesync/credentials"
 )
@@ -83,7 +86,7 @@ func (r *Repo) client(ctx context.Context, alsoPull ...string) (*http.Client, er
 	if err != nil {
 		return nil, err
 	}
-	return &http.Client{Transport: rt}, nil
+	return &http.Client{Transport: rt, CheckRedirect: checkRedirect}, nil
 }
 
 func (r *Repo) do(ctx context.Context, req *http.Request, alsoPull ...string) (*http.Response, error) {
@@ -98,7 +101,10 @@ func (r *Repo) do(ctx context.Context, req *http.Request, alsoPull ...string) (*
 // the manifest (free on Docker Hub's pull quota). A registry that does not
 // send Docker-Content-Digest costs a GET.
 func (r *Repo) HeadManifest(ctx context.Context, ref string) (Descriptor, error) {
-	req, err := r.newRequest(ctx, http.MethodHead, "/manifests/"+ref, nil)
+	if err := checkRef("manifest reference", ref); err != nil {
+		return Descriptor{}, err
+	}
+	req, err := r.newRequest(ctx, http.MethodHead, "/manifests/"+url.PathEscape(ref), nil)
 	if err != nil {
 		return Descriptor{}, err
 	}
@@ -112,6 +118,12 @@ func (r *Repo) HeadManifest(ctx context.Context, ref string) (Descriptor, error)
 	}
 	resp.Body.Close()
 	d := Descriptor{MediaType: mediaType(resp.Header), Digest: resp.Header.Get("Docker-Content-Digest"), Size: resp.ContentLength}
+	if d.Digest != "" && !ValidDigest(d.Digest) {
+		return Descriptor{}, checkDigest(fmt.Sprintf("HEAD %s:%s: Docker-Content-Digest", r, ref), d.Digest)
+	}
+	if ValidDigest(ref) && d.Digest != "" && d.Digest != ref {
+		return Descriptor{}, Permanent(fmt.Errorf("HEAD %s@%s: registry answered for digest %s", r, ref, d.Digest))
+	}
 	if d.Digest == "" || d.MediaType == "" {
 		_, d, err = r.GetManifest(ctx, ref)
 	}
@@ -121,7 +133,10 @@ func (r *Repo) HeadManifest(ctx context.Context, ref string) (Descriptor, error)
 // GetManifest returns the manifest bytes exactly as the registry holds them.
 // A digest reference is verified against the bytes.
 func (r *Repo) GetManifest(ctx context.Context, ref string) ([]byte, Descriptor, error) {
-	raw, hdr, err := r.getSmall(ctx, "/manifests/"+ref, acceptManifests, maxManifestSize+1)
+	if err := checkRef("manifest reference", ref); err != nil {
+		return nil, Descriptor{}, err
+	}
+	raw, hdr, err := r.getSmall(ctx, "/manifests/"+url.PathEscape(ref), acceptManifests, maxManifestSize+1)
 	if err != nil {
 		return nil, Descriptor{}, err
 	}
@@ -129,8 +144,11 @@ func (r *Repo) GetManifest(ctx context.Context, ref string) ([]byte, Descriptor,
 		return nil, Descriptor{}, Permanent(fmt.Errorf("manifest %s:%s is larger than %d bytes", r, ref, maxManifestSize))
 	}
 	d := Descriptor{MediaType: mediaType(hdr), Digest: Digest(raw), Size: int64(len(raw))}
-	if strings.HasPrefix(ref, "sha256:") && d.Digest != ref {
-		return nil, Descriptor{}, Permanent(fmt.Errorf("manifest %s@%s: registry sent bytes with digest %s", r, ref, d.Digest))
+	if ValidDigest(ref) {
+		if got := DigestWith(ref, raw); got != ref {
+			return nil, Descriptor{}, Permanent(fmt.Errorf("manifest %s@%s: registry sent bytes with digest %s", r, ref, got))
+		}
+		d.Digest = ref
 	}
 	if d.MediaType == "" || d.MediaType == "application/json" || d.MediaType == "text/plain" {
 		d.MediaType = sniffMediaType(raw)
@@ -179,7 +197,10 @@ func (r *Repo) getSmall(ctx context.Context, path, accept string, limit int64) (
 
 // PutManifest stores raw under ref (a tag or its digest) with the media type.
 func (r *Repo) PutManifest(ctx context.Context, ref, mediaType string, raw []byte) error {
-	req, err := r.newRequest(ctx, http.MethodPut, "/manifests/"+ref, bytes.NewReader(raw))
+	if err := checkRef("manifest reference", ref); err != nil {
+		return err
+	}
+	req, err := r.newRequest(ctx, http.MethodPut, "/manifests/"+url.PathEscape(ref), bytes.NewReader(raw))
 	if err != nil {
 		return err
 	}
@@ -198,36 +219,82 @@ func (r *Repo) PutManifest(ctx context.Context, ref, mediaType string, raw []byt
 	return nil
 }
 
-// Tags lists every tag, following the Link header across pages.
-func (r *Repo) Tags(ctx context.Context) ([]string, error) {
+// Bounds of one tag listing. They are generous (Docker Hub's largest
+// repositories have tens of thousands of tags) and stop a registry whose
+// pagination never ends.
+var (
+	maxTagPages = 5000      // pages per listing
+	maxTags     = 500_000   // tags per listing
+	maxTagBytes = 128 << 20 // bytes of tag-list bodies per listing
+)
+
+// Tags lists every tag, following the Link header across pages. Tags that
+// do not follow the distribution grammar are returned apart in invalid and
+// never used in a URL. A listing whose pagination repeats a page, leaves
+// the repository's tags/list or passes the bounds above fails.
+func (r *Repo) Tags(ctx context.Context) (tags, invalid []string, err error) {
 	next := "/tags/list?n=1000"
-	var all []string
+	seen := map[string]bool{}
+	budget := int64(maxTagBytes)
+	pages := 0
 	for next != "" {
-		body, hdr, err := r.getSmall(ctx, next, "", 64<<20)
+		if err := ctx.Err(); err != nil {
+			return nil, nil, err
+		}
+		if pages++; pages > maxTagPages {
+			return nil, nil, Permanent(fmt.Errorf("tag list of %s: more than %d pages", r, maxTagPages))
+		}
+		body, hdr, err := r.getSmall(ctx, next, "", budget+1)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
+		}
+		if budget -= int64(len(body)); budget < 0 {
+			return nil, nil, Permanent(fmt.Errorf("tag list of %s: more than %d bytes", r, maxTagBytes))
 		}
 		var page struct {
 			Tags []string `json:"tags"`
 		}
 		if err := json.Unmarshal(body, &page); err != nil {
-			return nil, fmt.Errorf("tag list of %s: %w", r, err)
+			return nil, nil, Permanent(fmt.Errorf("tag list of %s: %w", r, err))
 		}
-		all = append(all, page.Tags...)
+		for _, t := range page.Tags {
+			if ValidTag(t) {
+				tags = append(tags, t)
+			} else {
+				invalid = append(invalid, t)
+			}
+		}
+		if len(tags)+len(invalid) > maxTags {
+			return nil, nil, Permanent(fmt.Errorf("tag list of %s: more than %d tags", r, maxTags))
+		}
 		base, _ := url.Parse(r.h.scheme + "://" + r.h.reg.RegistryStr() + "/v2/" + r.Name + next)
 		if strings.HasPrefix(next, "http") {
 			base, _ = url.Parse(next)
 		}
 		if next, err = nextLink(base, hdr.Get("Link")); err != nil {
-			return nil, fmt.Errorf("tag list of %s: %w", r, err)
+			return nil, nil, Permanent(fmt.Errorf("tag list of %s: %w", r, err))
 		}
+		if next == "" {
+			break
+		}
+		u, _ := url.Parse(next)
+		if u == nil || !sameHost(u, r.h.reg.RegistryStr()) || u.Path != "/v2/"+r.Name+"/tags/list" {
+			return nil, nil, Permanent(fmt.Errorf("tag list of %s: the next page (Link header) leaves the repository's tags/list", r))
+		}
+		if seen[next] {
+			return nil, nil, Permanent(fmt.Errorf("tag list of %s: the Link header repeats a page: pagination loops", r))
+		}
+		seen[next] = true
 	}
-	return all, nil
+	return tags, invalid, nil
 }
 
 // HeadBlob reports whether the repository has the blob.
 func (r *Repo) HeadBlob(ctx context.Context, digest string) (bool, error) {
-	req, err := r.newRequest(ctx, http.MethodHead, "/blobs/"+digest, nil)
+	if err := checkDigest("blob", digest); err != nil {
+		return false, err
+	}
+	req, err := r.newRequest(ctx, http.MethodHead, "/blobs/"+url.PathEscape(digest), nil)
 	if err != nil {
 		return false, err
 	}
@@ -248,7 +315,10 @@ func (r *Repo) HeadBlob(ctx context.Context, digest string) (bool, error) {
 
 // GetBlob opens the blob for streaming (redirects to storage are followed).
 func (r *Repo) GetBlob(ctx context.Context, digest string) (io.ReadCloser, int64, error) {
-	req, err := r.newRequest(ctx, http.MethodGet, "/blobs/"+digest, nil)
+	if err := checkDigest("blob", digest); err != nil {
+		return nil, 0, err
+	}
+	req, err := r.newRequest(ctx, http.MethodGet, "/blobs/"+url.PathEscape(digest), nil)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -264,14 +334,26 @@ func (r *Repo) GetBlob(ctx context.Context, digest string) (io.ReadCloser, int64
 
 // StartUpload opens an upload session. With from set, it first asks the
 // registry to mount the blob from that repository of the same registry:
-// mounted true means the blob is now present and no upload is needed.
+// mounted true means the blob is now present and no upload is needed. A
+// mount the registry refuses with an error (the candidate came from a stale
+// ledger, or the registry does not mount) falls back to a plain session.
 func (r *Repo) StartUpload(ctx context.Context, digest, from string) (location string, mounted bool, err error) {
-	u := "/blobs/uploads/"
-	var alsoPull []string
-	if from != "" && from != r.Name {
-		u += "?mount=" + url.QueryEscape(digest) + "&from=" + url.QueryEscape(from)
-		alsoPull = []string{from}
+	if err := checkDigest("blob", digest); err != nil {
+		return "", false, err
 	}
+	if from != "" && from != r.Name && ValidRepository(from) {
+		loc, mounted, err := r.startUpload(ctx, "/blobs/uploads/?mount="+url.QueryEscape(digest)+"&from="+url.QueryEscape(from), []string{from})
+		if err == nil || ctx.Err() != nil {
+			return loc, mounted, err
+		}
+		if r.c.log != nil {
+			r.c.log.Debug("mount refused: uploading instead", "digest", digest, "into", r.String(), "from", from, "error", err)
+		}
+	}
+	return r.startUpload(ctx, "/blobs/uploads/", nil)
+}
+
+func (r *Repo) startUpload(ctx context.Context, u string, alsoPull []string) (location string, mounted bool, err error) {
 	req, err := r.newRequest(ctx, http.MethodPost, u, nil)
 	if err != nil {
 		return "", false, err
@@ -287,7 +369,7 @@ func (r *Repo) StartUpload(ctx context.Context, digest, from string) (location s
 	case http.StatusAccepted:
 		resp.Body.Close()
 		loc, err := resp.Request.URL.Parse(resp.Header.Get("Location"))
-		if err != nil || resp.Header.Get("Location") == "" {
+		if err != nil || resp.Header.Get("Location") == "" || (loc.Scheme != "https" && loc.Scheme != "http") {
 			return "", false, fmt.Errorf("POST %s: upload session without a usable Location", r)
 		}
 		return loc.String(), false, nil
@@ -295,21 +377,114 @@ func (r *Repo) StartUpload(ctx context.Context, digest, from string) (location s
 	return "", false, newError(resp)
 }
 
-// PutUpload sends the whole blob in one PUT to an upload session, streaming
-// body (size bytes). The registry checks the digest.
+// ErrMonolithicRefused says the registry refused a blob in one PUT; the
+// registry is switched to chunked (PATCH) uploads and the upload is worth
+// another attempt.
+var ErrMonolithicRefused = errors.New("the registry refused a monolithic upload: switching to chunked uploads")
+
+// chunkSize is the size of one PATCH of a chunked upload.
+var chunkSize = 4 << 20
+
+// PutUpload sends the blob (size bytes streamed from body) to an upload
+// session: in one PUT, or, for a registry that refused that once in this
+// run, in PATCH chunks and a closing PUT. The registry checks the digest. A
+// session that fails is cancelled (DELETE) so that it does not linger.
 func (r *Repo) PutUpload(ctx context.Context, location, digest string, size int64, body io.Reader) error {
-	u, err := url.Parse(location)
-	if err != nil {
-		return err
+	var err error
+	if r.h.chunked.Load() {
+		err = r.putChunked(ctx, location, digest, body)
+	} else {
+		err = r.putMonolithic(ctx, location, digest, size, body)
 	}
-	q := u.Query()
-	q.Set("digest", digest)
-	u.RawQuery = q.Encode()
-	req, err := r.newRequest(ctx, http.MethodPut, u.String(), io.NopCloser(body))
+	if err != nil {
+		r.CancelUpload(ctx, location)
+	}
+	return err
+}
+
+func (r *Repo) putMonolithic(ctx context.Context, location, digest string, size int64, body io.Reader) error {
+	req, err := r.newRequest(ctx, http.MethodPut, withDigest(location, digest), io.NopCloser(body))
 	if err != nil {
 		return err
 	}
 	req.ContentLength = size
+	req.Header.Set("Content-Type", "application/octet-stream")
+	resp, err := r.do(ctx, req)
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode == http.StatusCreated {
+		resp.Body.Close()
+		return nil
+	}
+	e := newError(resp)
+	if size > 0 && refusesMonolithic(e) {
+		if !r.h.chunked.Swap(true) && r.c.log != nil {
+			r.c.log.Warn("the registry refused a blob in one PUT: using chunked uploads (PATCH) from now on", "registry", r.Registry, "answer", e.Error())
+		}
+		return fmt.Errorf("%w (%v)", ErrMonolithicRefused, e)
+	}
+	return e
+}
+
+// refusesMonolithic reports an answer that refuses the form of a monolithic
+// PUT (its size, or PUT with a body at all) rather than its content.
+func refusesMonolithic(e *Error) bool {
+	if e.HasCode("DIGEST_INVALID") || e.HasCode("SIZE_INVALID") || e.HasCode("BLOB_UNKNOWN") || e.HasCode("BLOB_UPLOAD_UNKNOWN") {
+		return false
+	}
+	switch e.Status {
+	case http.StatusBadRequest, http.StatusMethodNotAllowed, http.StatusRequestEntityTooLarge,
+		http.StatusUnsupportedMediaType, http.StatusRequestedRangeNotSatisfiable, http.StatusNotImplemented:
+		return true
+	}
+	return false
+}
+
+// putChunked sends the blob in PATCH chunks of chunkSize (each with its
+// Content-Range, following the Location each answer gives), then closes the
+// session with an empty PUT carrying the digest. One chunk is in memory at
+// a time.
+func (r *Repo) putChunked(ctx context.Context, location, digest string, body io.Reader) error {
+	buf := make([]byte, chunkSize)
+	var off int64
+	for {
+		n, rerr := io.ReadFull(body, buf)
+		if n > 0 {
+			req, err := r.newRequest(ctx, http.MethodPatch, location, bytes.NewReader(buf[:n]))
+			if err != nil {
+				return err
+			}
+			req.Header.Set("Content-Type", "application/octet-stream")
+			req.Header.Set("Content-Range", fmt.Sprintf("%d-%d", off, off+int64(n)-1))
+			resp, err := r.do(ctx, req)
+			if err != nil {
+				return err
+			}
+			if resp.StatusCode != http.StatusAccepted && resp.StatusCode != http.StatusNoContent {
+				return newError(resp)
+			}
+			resp.Body.Close()
+			if l := resp.Header.Get("Location"); l != "" {
+				u, err := resp.Request.URL.Parse(l)
+				if err != nil || (u.Scheme != "https" && u.Scheme != "http") {
+					return fmt.Errorf("PATCH %s: upload session without a usable Location", r)
+				}
+				location = u.String()
+			}
+			off += int64(n)
+		}
+		if rerr == io.EOF || rerr == io.ErrUnexpectedEOF {
+			break
+		}
+		if rerr != nil {
+			return rerr
+		}
+	}
+	req, err := r.newRequest(ctx, http.MethodPut, withDigest(location, digest), nil)
+	if err != nil {
+		return err
+	}
 	req.Header.Set("Content-Type", "application/octet-stream")
 	resp, err := r.do(ctx, req)
 	if err != nil {
@@ -322,10 +497,53 @@ func (r *Repo) PutUpload(ctx context.Context, location, digest string, size int6
 	return nil
 }
 
+// CancelUpload abandons an upload session (DELETE), best effort: it runs
+// even when ctx is already cancelled (an interrupted run), for a few seconds
+// at most.
+func (r *Repo) CancelUpload(ctx context.Context, location string) {
+	if location == "" {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	req, err := r.newRequest(ctx, http.MethodDelete, location, nil)
+	if err != nil {
+		return
+	}
+	resp, err := r.do(ctx, req)
+	if err != nil {
+		return
+	}
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+	resp.Body.Close()
+	r.c.Stats.Cancelled.Add(1)
+}
+
+func withDigest(location, digest string) string {
+	u, err := url.Parse(location)
+	if err != nil {
+		return location
+	}
+	q := u.Query()
+	q.Set("digest", digest)
+	u.RawQuery = q.Encode()
+	return u.String()
+}
+
 // Digest returns the sha256 digest of b.
 func Digest(b []byte) string {
 	sum := sha256.Sum256(b)
 	return "sha256:" + hex.EncodeToString(sum[:])
+}
+
+// DigestWith returns the digest of b with the algorithm of like (sha256 or
+// sha512).
+func DigestWith(like string, b []byte) string {
+	if strings.HasPrefix(like, "sha512:") {
+		sum := sha512.Sum512(b)
+		return "sha512:" + hex.EncodeToString(sum[:])
+	}
+	return Digest(b)
 }
 
 func mediaType(h http.Header) string {

@@ -24,9 +24,10 @@ var DefaultRetryPolicy = RetryPolicy{Attempts: 5, Base: 200 * time.Millisecond, 
 
 // Stats counts what the transport did, for the report.
 type Stats struct {
-	Requests atomic.Int64
-	Retries  atomic.Int64
-	Tokens   atomic.Int64 // bearer tokens fetched
+	Requests  atomic.Int64
+	Retries   atomic.Int64
+	Tokens    atomic.Int64 // bearer tokens fetched
+	Cancelled atomic.Int64 // upload sessions cancelled (DELETE)
 }
 
 // retryTransport retries transient failures of requests it can replay (no

@@ -1,0 +1,189 @@
+package registry
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
+)
+
+// maxPingBody bounds what is read of a /v2/ answer: nothing in it is used.
+const maxPingBody = 64 << 10
+
+// maxPingTime bounds one ping, body included, when no shorter --timeout is set.
+const maxPingTime = 30 * time.Second
+
+// Schemes returns the schemes imagesync may use for a registry host, in
+// order of preference. HTTPS always comes first; plain HTTP is allowed only
+// for a registry marked insecure, or on a loopback address (as Docker does).
+// Unlike go-containerregistry, a private (RFC 1918) address gets no plain
+// HTTP fallback: credentials would travel in clear text.
+func Schemes(host string, insecure bool) []string {
+	if insecure || IsLoopback(host) {
+		return []string{"https", "http"}
+	}
+	return []string{"https"}
+}
+
+// IsLoopback reports whether host[:port] names the local machine:
+// localhost, 127.0.0.0/8 or ::1.
+func IsLoopback(hostport string) bool {
+	h := hostport
+	if hh, _, err := net.SplitHostPort(hostport); err == nil {
+		h = hh
+	}
+	h = strings.Trim(h, "[]")
+	if strings.EqualFold(h, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(h)
+	return ip != nil && ip.IsLoopback()
+}
+
+// pingHost does GET /v2/ on each allowed scheme in turn and returns the
+// challenge of the first that answers 200 or 401. The body is capped and the
+// whole exchange is timed out: an endless or stalled answer cannot hang it.
+func pingHost(ctx context.Context, rt http.RoundTripper, host string, insecure bool, timeout time.Duration) (*transport.Challenge, string, error) {
+	if timeout <= 0 || timeout > maxPingTime {
+		timeout = maxPingTime
+	}
+	var errs []error
+	for _, scheme := range Schemes(host, insecure) {
+		ch, err := pingOnce(ctx, rt, scheme, host, timeout)
+		if err == nil {
+			return ch, scheme, nil
+		}
+		if ctx.Err() != nil {
+			return nil, "", ctx.Err()
+		}
+		errs = append(errs, fmt.Errorf("%s: %w", scheme, err))
+	}
+	if len(errs) == 1 {
+		err := errs[0]
+		if !insecure {
+			err = fmt.Errorf("%w (plain HTTP is used only for loopback addresses and registries marked insecure: true)", err)
+		}
+		return nil, "", err
+	}
+	return nil, "", errors.Join(errs...)
+}
+
+func pingOnce(ctx context.Context, rt http.RoundTripper, scheme, host string, timeout time.Duration) (*transport.Challenge, error) {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, scheme+"://"+host+"/v2/", nil)
+	if err != nil {
+		return nil, err
+	}
+	hc := &http.Client{Transport: rt, CheckRedirect: checkRedirect}
+	resp, err := hc.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	// Drain a little so the connection can be reused; never more.
+	if _, err := io.Copy(io.Discard, io.LimitReader(resp.Body, maxPingBody)); err != nil && ctx.Err() != nil {
+		return nil, fmt.Errorf("GET %s/v2/: reading the answer: %w", host, ctx.Err())
+	}
+	insecure := resp.Request.URL.Scheme == "http"
+	switch resp.StatusCode {
+	case http.StatusOK:
+		return &transport.Challenge{Insecure: insecure}, nil
+	case http.StatusUnauthorized:
+		ch := pickChallenge(resp.Header.Values("WWW-Authenticate"))
+		ch.Insecure = insecure
+		return ch, nil
+	}
+	return nil, &Error{Method: http.MethodGet, Target: host + "/v2/", Status: resp.StatusCode}
+}
+
+// pickChallenge parses WWW-Authenticate headers and returns the first Basic
+// or Bearer challenge (else the first one).
+func pickChallenge(headers []string) *transport.Challenge {
+	var all []*transport.Challenge
+	for _, h := range headers {
+		all = append(all, parseChallenges(h)...)
+	}
+	for _, c := range all {
+		if s := strings.ToLower(c.Scheme); s == "basic" || s == "bearer" {
+			return c
+		}
+	}
+	if len(all) > 0 {
+		return all[0]
+	}
+	return &transport.Challenge{Scheme: "basic"} // a 401 without a challenge: try Basic
+}
+
+// parseChallenges reads `Scheme k="v", k2=v2, Scheme2 …` (RFC 7235).
+func parseChallenges(h string) []*transport.Challenge {
+	var out []*transport.Challenge
+	var cur *transport.Challenge
+	s := h
+	for {
+		s = strings.TrimLeft(s, " \t,")
+		if s == "" {
+			return out
+		}
+		tok := token(s)
+		if tok == "" {
+			return out // not a token: give up on the rest
+		}
+		rest := strings.TrimLeft(s[len(tok):], " \t")
+		if strings.HasPrefix(rest, "=") && cur != nil && !strings.HasPrefix(rest, "==") {
+			// a parameter of the current challenge
+			rest = strings.TrimLeft(rest[1:], " \t")
+			var val string
+			if strings.HasPrefix(rest, `"`) {
+				var b strings.Builder
+				i := 1
+				for ; i < len(rest) && rest[i] != '"'; i++ {
+					if rest[i] == '\\' && i+1 < len(rest) {
+						i++
+					}
+					b.WriteByte(rest[i])
+				}
+				val, rest = b.String(), rest[min(i+1, len(rest)):]
+			} else {
+				val = token(rest)
+				rest = rest[len(val):]
+			}
+			cur.Parameters[strings.ToLower(tok)] = val
+			s = rest
+			continue
+		}
+		cur = &transport.Challenge{Scheme: tok, Parameters: map[string]string{}}
+		out = append(out, cur)
+		s = rest
+	}
+}
+
+// token returns the leading RFC 7230 token of s (token68 characters included).
+func token(s string) string {
+	i := 0
+	for i < len(s) && strings.IndexByte("!#$%&'*+-.^_`|~/", s[i]) >= 0 || i < len(s) && (s[i] >= '0' && s[i] <= '9' || s[i] >= 'a' && s[i] <= 'z' || s[i] >= 'A' && s[i] <= 'Z') {
+		i++
+	}
+	return s[:i]
+}
+
+// maxRedirects bounds the redirects one request follows.
+const maxRedirects = 10
+
+// ErrRedirectLoop is the (permanent) error of a request redirected too often.
+var ErrRedirectLoop = errors.New("stopped after 10 redirects (a redirect loop?)")
+
+// checkRedirect is the redirect policy of every client: at most 10, then a
+// permanent error (a loop does not end by retrying).
+func checkRedirect(req *http.Request, via []*http.Request) error {
+	if len(via) >= maxRedirects {
+		return Permanent(ErrRedirectLoop)
+	}
+	return nil
+}
