@@ -204,3 +204,43 @@ func TestNilLedger(t *testing.T) {
 		t.Fatal("nil ledger must be inert")
 	}
 }
+
+// A symlink to a ledger in use meets the same lock, and writes through it
+// land in the real file (compaction does not replace the link).
+func TestLockFollowsSymlinks(t *testing.T) {
+	dir := t.TempDir()
+	real := filepath.Join(dir, "real", "ledger.jsonl")
+	l, err := Open(real)
+	if err != nil {
+		t.Fatal(err)
+	}
+	link := filepath.Join(dir, "link.jsonl")
+	if err := os.Symlink(real, link); err != nil {
+		t.Skipf("no symlinks here: %v", err)
+	}
+	if _, err := Open(link); !errors.Is(err, ErrLocked) {
+		t.Fatalf("opening the symlink while the ledger is open: %v, want ErrLocked", err)
+	}
+	linkedDir := filepath.Join(dir, "alias")
+	if err := os.Symlink(filepath.Join(dir, "real"), linkedDir); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Open(filepath.Join(linkedDir, "ledger.jsonl")); !errors.Is(err, ErrLocked) {
+		t.Fatalf("opening through a symlinked folder: %v, want ErrLocked", err)
+	}
+	l.Close()
+	l2, err := Open(link)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l2.RecordManifest("r/a:1", Entry{Digest: "sha256:" + strings.Repeat("a", 64)}); err != nil {
+		t.Fatal(err)
+	}
+	l2.Close()
+	if fi, err := os.Lstat(link); err != nil || fi.Mode()&os.ModeSymlink == 0 {
+		t.Fatalf("the symlink was replaced: %v", err)
+	}
+	if data, _ := os.ReadFile(real); !strings.Contains(string(data), "r/a:1") {
+		t.Fatal("the record did not reach the real file")
+	}
+}
