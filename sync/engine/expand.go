@@ -112,7 +112,7 @@ func (e *Engine) invalidTags(r *rules.Rule, invalid []string) []JobResult {
 			continue
 		}
 		seen[t] = true
-		e.log.Warn("registry listed an invalid tag: not copied", "registry", r.Source.Registry, "repository", r.Source.Repository, "tag", fmt.Sprintf("%q", t))
+		e.log.Warn("registry listed an invalid tag: not copied", "registry", r.Source.Registry, "repository", r.Source.Repository, "tag", t)
 		if r.Source.Kind == rules.TagRegex && (r.Source.Regex == nil || r.Source.Regex.FindStringIndex(t) == nil) {
 			continue
 		}

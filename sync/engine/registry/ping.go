@@ -63,6 +63,10 @@ func pingHost(ctx context.Context, rt http.RoundTripper, host string, insecure b
 			return nil, "", ctx.Err()
 		}
 		errs = append(errs, fmt.Errorf("%s: %w", scheme, err))
+		var op *net.OpError
+		if errors.As(err, &op) && op.Op == "dial" {
+			break // nothing listens there: no other scheme will fare better
+		}
 	}
 	if len(errs) == 1 {
 		err := errs[0]
@@ -87,10 +91,9 @@ func pingOnce(ctx context.Context, rt http.RoundTripper, scheme, host string, ti
 		return nil, err
 	}
 	defer resp.Body.Close()
-	// Drain a little so the connection can be reused; never more.
-	if _, err := io.Copy(io.Discard, io.LimitReader(resp.Body, maxPingBody)); err != nil && ctx.Err() != nil {
-		return nil, fmt.Errorf("GET %s/v2/: reading the answer: %w", host, ctx.Err())
-	}
+	// Drain a little so the connection can be reused; never more, and not
+	// past the deadline: the status and headers are all a ping needs.
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxPingBody))
 	insecure := resp.Request.URL.Scheme == "http"
 	switch resp.StatusCode {
 	case http.StatusOK:
