@@ -133,6 +133,7 @@ func (in *Inputs) open(rc *runContext) (*session, error) {
 			s.Close()
 			return nil, usageError("%v", err)
 		}
+		l.Guard(secrets.Redact) // the ledger is an output too: no record holding a secret is written
 		s.ledger = l
 		s.closers = append(s.closers, func() {
 			if err := l.Close(); err != nil {

@@ -790,4 +790,3 @@ func TestCredentialHelperStderrHidden(t *testing.T) {
 	}
 	assertDigest(t, dst, "mirror/app", "1", d)
 }
-

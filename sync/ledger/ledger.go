@@ -70,6 +70,32 @@ type Ledger struct {
 	repair    map[string]bool                       // refs verify found broken
 	lines     int
 	warnings  []string
+	guard     func(string) string // the run's redactor; nil: none
+	withheld  int                 // records not written because they held a secret
+}
+
+// Guard passes every record through redact (the run's output redactor)
+// before it is written. A record the redactor would change holds a known
+// secret: it is not written at all (a redacted reference would be a wrong
+// one), and the run only forgets that fact — the next run asks the
+// registry instead.
+func (l *Ledger) Guard(redact func(string) string) {
+	if l == nil {
+		return
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.guard = redact
+}
+
+// Withheld returns how many records Guard kept out of the file.
+func (l *Ledger) Withheld() int {
+	if l == nil {
+		return 0
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.withheld
 }
 
 // DefaultPath is the ledger used when --ledger is not given.
@@ -332,6 +358,10 @@ func (l *Ledger) append(r record) error {
 	b, err := json.Marshal(r)
 	if err != nil {
 		return err
+	}
+	if l.guard != nil && l.guard(string(b)) != string(b) {
+		l.withheld++
+		return nil
 	}
 	b = append(b, '\n')
 	if _, err := l.f.Write(b); err != nil {

@@ -244,3 +244,27 @@ func TestLockFollowsSymlinks(t *testing.T) {
 		t.Fatal("the record did not reach the real file")
 	}
 }
+
+// A record holding a secret the run's redactor knows is never written.
+func TestGuardWithholdsSecrets(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "ledger.jsonl")
+	l, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.Guard(func(s string) string { return strings.ReplaceAll(s, "hunter22", "***") })
+	if err := l.RecordManifest("r.io/hunter22/app:1", Entry{Digest: d1}); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.RecordManifest("r.io/team/app:1", Entry{Digest: d2}); err != nil {
+		t.Fatal(err)
+	}
+	if l.Withheld() != 1 {
+		t.Errorf("withheld %d records, want 1", l.Withheld())
+	}
+	l.Close()
+	data, _ := os.ReadFile(path)
+	if strings.Contains(string(data), "hunter22") || strings.Contains(string(data), "***") || !strings.Contains(string(data), "r.io/team/app:1") {
+		t.Fatalf("ledger:\n%s", data)
+	}
+}
