@@ -46,6 +46,7 @@ type Client struct {
 
 	tlsMu      sync.Mutex
 	transports map[string]http.RoundTripper // retrying, per TLS settings (insecure × files)
+	others     map[string]http.RoundTripper // per host reached besides the registries (realms, redirects)
 
 	hostPolicy HostPolicy
 	timeout    time.Duration
@@ -91,6 +92,7 @@ func New(kc credentials.Keychain, opts ...Option) *Client {
 		scoped:     map[string]*scopedTransport{},
 		repos:      map[string]*Repo{},
 		transports: map[string]http.RoundTripper{},
+		others:     map[string]http.RoundTripper{},
 		timeout:    2 * time.Minute,
 	}
 	for _, o := range opts {
@@ -146,12 +148,7 @@ func (h *hostRouter) RoundTrip(r *http.Request) (*http.Response, error) {
 	if sameHost(r.URL, h.host) {
 		return h.own.RoundTrip(r)
 	}
-	var files credentials.TLS
-	insecure := false
-	if ht, ok := h.c.kc.(HostTLS); ok {
-		files, insecure = ht.HostTLS(r.URL.Host)
-	}
-	rt, err := h.c.tlsTransport(insecure, files)
+	rt, err := h.c.otherHost(r.URL.Host)
 	if err != nil {
 		if r.Body != nil {
 			r.Body.Close()
@@ -159,6 +156,31 @@ func (h *hostRouter) RoundTrip(r *http.Request) (*http.Response, error) {
 		return nil, fmt.Errorf("TLS settings for %s: %w", r.URL.Host, err)
 	}
 	return rt.RoundTrip(r)
+}
+
+// otherHost returns the transport for a host reached without being the
+// registry in use (a token realm, a storage redirect), by that host's own
+// TLS settings, looked up once per run.
+func (c *Client) otherHost(host string) (http.RoundTripper, error) {
+	c.tlsMu.Lock()
+	rt, ok := c.others[host]
+	c.tlsMu.Unlock()
+	if ok {
+		return rt, nil
+	}
+	var files credentials.TLS
+	insecure := false
+	if ht, ok := c.kc.(HostTLS); ok {
+		files, insecure = ht.HostTLS(host)
+	}
+	rt, err := c.tlsTransport(insecure, files)
+	if err != nil {
+		return nil, err
+	}
+	c.tlsMu.Lock()
+	c.others[host] = rt
+	c.tlsMu.Unlock()
+	return rt, nil
 }
 
 // sameHost compares a URL's host with a registry host, default ports

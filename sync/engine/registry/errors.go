@@ -65,9 +65,28 @@ func newError(resp *http.Response) *Error {
 				msgs = append(msgs, x.Message)
 			}
 		}
-		e.Message = strings.Join(msgs, "; ")
+		e.Message = printable(strings.Join(msgs, "; "), 1024)
+	}
+	for i, c := range e.Codes {
+		e.Codes[i] = printable(c, 64)
 	}
 	return e
+}
+
+// printable makes registry-supplied text safe to print: control characters
+// (a terminal escape sequence, a forged log line) become spaces, and it is
+// cut at max bytes.
+func printable(s string, max int) string {
+	s = strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) {
+			return ' '
+		}
+		return r
+	}, s)
+	if len(s) > max {
+		s = strings.ToValidUTF8(s[:max], "") + "…"
+	}
+	return s
 }
 
 // IsNotFound reports a 404 or a *_UNKNOWN answer.

@@ -3,6 +3,7 @@ package registry
 import (
 	"context"
 	"errors"
+	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -90,5 +91,22 @@ func TestInvalidReferenceIsPermanentAndNeverSent(t *testing.T) {
 	}
 	if _, err := c.Repo(ctx, host, "ns/../victim", false); !errors.Is(err, ErrInvalidReference) {
 		t.Errorf("repository with dot-segments: %v", err)
+	}
+}
+
+func TestRegistryErrorTextIsPrintable(t *testing.T) {
+	c, host := server(t, func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusForbidden)
+		io.WriteString(w, `{"errors":[{"code":"DENIED\u001b[2J","message":"no\u001b]0;pwned\u0007\nlevel=INFO msg=forged `+strings.Repeat("x", 5000)+`"}]}`)
+	})
+	repo, _ := c.Repo(context.Background(), host, "ns/app", false)
+	_, _, err := repo.GetManifest(context.Background(), "v1")
+	var e *Error
+	if !errors.As(err, &e) || !strings.Contains(e.Message, "forged") {
+		t.Fatalf("got %v", err)
+	}
+	msg := e.Error()
+	if strings.ContainsAny(msg, "\x1b\x07\n") || len(msg) > 1300 {
+		t.Fatalf("unsafe error text (%d bytes): %q", len(msg), msg[:min(len(msg), 200)])
 	}
 }
