@@ -216,7 +216,7 @@ func TestSIGTERMStopsAnEndlessListing(t *testing.T) {
 		if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
 			t.Fatal(err)
 		}
-		atSignal := page.Load()
+		atSignal, signalled := page.Load(), time.Now()
 		done := make(chan error, 1)
 		go func() { done <- cmd.Wait() }()
 		select {
@@ -225,7 +225,7 @@ func TestSIGTERMStopsAnEndlessListing(t *testing.T) {
 			_ = cmd.Process.Kill()
 			t.Fatalf("still listing a minute after SIGTERM (%d pages)", page.Load())
 		}
-		t.Logf("stderr:\n%s", stderr.String())
+		t.Logf("exited %v after SIGTERM, %d pages in all; stderr:\n%s", time.Since(signalled).Round(time.Millisecond), page.Load(), stderr.String())
 		if code := cmd.ProcessState.ExitCode(); code != exitInterrupted {
 			t.Fatalf("exit %d, want %d", code, exitInterrupted)
 		}

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 
@@ -27,7 +28,7 @@ func (e *Engine) Expand(ctx context.Context, rs []rules.Rule) ([]rules.Job, []Jo
 		go func() {
 			select {
 			case <-e.opt.Stop:
-				cancel(ErrInterrupted)
+				cancel(errListingInterrupted)
 			case <-ctx.Done():
 			}
 		}()
@@ -99,6 +100,9 @@ func (e *Engine) Expand(ctx context.Context, rs []rules.Rule) ([]rules.Job, []Jo
 	}
 	return jobs, failed, nil
 }
+
+// errListingInterrupted ends a tag listing under way at the first interrupt.
+var errListingInterrupted = errors.New("interrupted (Ctrl-C or SIGTERM)")
 
 // invalidTags reports the tags a registry listed that break the tag grammar:
 // a warning each, naming the registry and the tag, and a failed job per
