@@ -263,7 +263,8 @@ type host struct {
 	insecure bool
 	timeout  time.Duration
 
-	chunked atomic.Bool // the registry refused a monolithic upload: PATCH from now on
+	chunked atomic.Bool  // the registry refused a monolithic upload: PATCH from now on
+	chunk   atomic.Int64 // PATCH size when a registry refused a larger one (0: chunkSize)
 
 	mu      sync.Mutex
 	pinging chan struct{} // closed when the ping in flight ends
@@ -294,6 +295,29 @@ func (c *Client) host(registry string, insecure bool, files credentials.TLS) (*h
 	h := &host{reg: reg, base: &hostRouter{c: c, host: reg.RegistryStr(), own: own}, insecure: insecure, timeout: c.timeout}
 	c.hosts[key] = h
 	return h, nil
+}
+
+// chunkLen is the size of the next PATCH to this host.
+func (h *host) chunkLen() int {
+	if n := h.chunk.Load(); n > 0 {
+		return int(n)
+	}
+	return chunkSize
+}
+
+// shrinkChunk halves the PATCH size after a chunk of refused bytes was
+// refused as too large.
+func (h *host) shrinkChunk(refused int) {
+	next := int64(max(minChunkSize, refused/2))
+	for {
+		cur := h.chunk.Load()
+		if cur != 0 && cur <= next {
+			return
+		}
+		if h.chunk.CompareAndSwap(cur, next) {
+			return
+		}
+	}
 }
 
 // ping pings the registry unless a ping already succeeded. Concurrent

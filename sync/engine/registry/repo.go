@@ -382,8 +382,12 @@ func (r *Repo) startUpload(ctx context.Context, u string, alsoPull []string) (lo
 // another attempt.
 var ErrMonolithicRefused = errors.New("the registry refused a monolithic upload: switching to chunked uploads")
 
-// chunkSize is the size of one PATCH of a chunked upload.
-var chunkSize = 4 << 20
+// chunkSize is the size of one PATCH of a chunked upload; a registry that
+// refuses it as too large gets halves, down to minChunkSize.
+var (
+	chunkSize    = 4 << 20
+	minChunkSize = 64 << 10
+)
 
 // PutUpload sends the blob (size bytes streamed from body) to an upload
 // session: in one PUT, or, for a registry that refused that once in this
@@ -441,38 +445,31 @@ func refusesMonolithic(e *Error) bool {
 	return false
 }
 
-// putChunked sends the blob in PATCH chunks of chunkSize (each with its
-// Content-Range, following the Location each answer gives), then closes the
-// session with an empty PUT carrying the digest. One chunk is in memory at
-// a time.
+// putChunked sends the blob in PATCH chunks of the host's chunk size (each
+// with its Content-Range, following the Location each answer gives), then
+// closes the session with an empty PUT carrying the digest. One chunk is in
+// memory at a time. A chunk refused as too large (413: it never reached the
+// registry) is resent in halves, down to minChunkSize, and the smaller size
+// is kept for the host.
 func (r *Repo) putChunked(ctx context.Context, location, digest string, body io.Reader) error {
-	buf := make([]byte, chunkSize)
+	buf := make([]byte, r.h.chunkLen())
 	var off int64
 	for {
 		n, rerr := io.ReadFull(body, buf)
-		if n > 0 {
-			req, err := r.newRequest(ctx, http.MethodPatch, location, bytes.NewReader(buf[:n]))
+		for data := buf[:n]; len(data) > 0; {
+			part := data[:min(len(data), r.h.chunkLen())]
+			next, err := r.patch(ctx, location, off, part)
+			var e *Error
+			if errors.As(err, &e) && e.Status == http.StatusRequestEntityTooLarge && len(part) > minChunkSize {
+				r.h.shrinkChunk(len(part))
+				continue
+			}
 			if err != nil {
 				return err
 			}
-			req.Header.Set("Content-Type", "application/octet-stream")
-			req.Header.Set("Content-Range", fmt.Sprintf("%d-%d", off, off+int64(n)-1))
-			resp, err := r.do(ctx, req)
-			if err != nil {
-				return err
-			}
-			if resp.StatusCode != http.StatusAccepted && resp.StatusCode != http.StatusNoContent {
-				return newError(resp)
-			}
-			resp.Body.Close()
-			if l := resp.Header.Get("Location"); l != "" {
-				u, err := resp.Request.URL.Parse(l)
-				if err != nil || (u.Scheme != "https" && u.Scheme != "http") {
-					return fmt.Errorf("PATCH %s: upload session without a usable Location", r)
-				}
-				location = u.String()
-			}
-			off += int64(n)
+			location = next
+			off += int64(len(part))
+			data = data[len(part):]
 		}
 		if rerr == io.EOF || rerr == io.ErrUnexpectedEOF {
 			break
@@ -495,6 +492,32 @@ func (r *Repo) putChunked(ctx context.Context, location, digest string, body io.
 	}
 	resp.Body.Close()
 	return nil
+}
+
+// patch sends one chunk at offset off and returns the session's next location.
+func (r *Repo) patch(ctx context.Context, location string, off int64, part []byte) (string, error) {
+	req, err := r.newRequest(ctx, http.MethodPatch, location, bytes.NewReader(part))
+	if err != nil {
+		return "", err
+	}
+	req.Header.Set("Content-Type", "application/octet-stream")
+	req.Header.Set("Content-Range", fmt.Sprintf("%d-%d", off, off+int64(len(part))-1))
+	resp, err := r.do(ctx, req)
+	if err != nil {
+		return "", err
+	}
+	if resp.StatusCode != http.StatusAccepted && resp.StatusCode != http.StatusNoContent {
+		return "", newError(resp)
+	}
+	resp.Body.Close()
+	if l := resp.Header.Get("Location"); l != "" {
+		u, err := resp.Request.URL.Parse(l)
+		if err != nil || (u.Scheme != "https" && u.Scheme != "http") {
+			return "", fmt.Errorf("PATCH %s: upload session without a usable Location", r)
+		}
+		return u.String(), nil
+	}
+	return location, nil
 }
 
 // CancelUpload abandons an upload session (DELETE), best effort: it runs

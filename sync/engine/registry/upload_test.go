@@ -24,6 +24,7 @@ type uploadServer struct {
 	refused   int
 	patches   []string // Content-Range of each PATCH
 	committed map[string][]byte
+	maxPatch  int // > 0: a PATCH larger than this is refused with 413
 }
 
 func (s *uploadServer) handle(t *testing.T) http.HandlerFunc {
@@ -56,6 +57,11 @@ func (s *uploadServer) handle(t *testing.T) http.HandlerFunc {
 				delete(s.sessions, id)
 				w.WriteHeader(http.StatusNoContent)
 			case http.MethodPatch:
+				if s.maxPatch > 0 && r.ContentLength > int64(s.maxPatch) {
+					io.Copy(io.Discard, r.Body)
+					w.WriteHeader(http.StatusRequestEntityTooLarge)
+					return
+				}
 				rng := r.Header.Get("Content-Range")
 				var from, to int
 				if _, err := fmt.Sscanf(rng, "%d-%d", &from, &to); err != nil || from != buf.Len() {
@@ -144,3 +150,32 @@ func TestMountRefusedFallsBackAndChunkedUpload(t *testing.T) {
 type errReader struct{ err error }
 
 func (e errReader) Read([]byte) (int, error) { return 0, e.err }
+
+// A PATCH refused as too large is resent in halves, and the smaller size
+// sticks for the host.
+func TestChunkTooLargeIsHalved(t *testing.T) {
+	defer func(n, m int) { chunkSize, minChunkSize = n, m }(chunkSize, minChunkSize)
+	chunkSize, minChunkSize = 1000, 100
+	s := &uploadServer{sessions: map[string]*bytes.Buffer{}, committed: map[string][]byte{}, maxPatch: 300}
+	c, host := server(t, s.handle(t))
+	ctx := context.Background()
+	repo, _ := c.Repo(ctx, host, "ns/app", true)
+	repo.h.chunked.Store(true)
+	blob := bytes.Repeat([]byte("0123456789"), 130)
+	d := Digest(blob)
+	for range 2 {
+		loc, _, err := repo.StartUpload(ctx, d, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := repo.PutUpload(ctx, loc, d, int64(len(blob)), bytes.NewReader(blob)); err != nil {
+			t.Fatalf("upload: %v", err)
+		}
+	}
+	if !bytes.Equal(s.committed[d], blob) || repo.h.chunkLen() != 250 {
+		t.Fatalf("committed %d bytes, chunk size now %d (want 250)", len(s.committed[d]), repo.h.chunkLen())
+	}
+	if got := strings.Join(s.patches[len(s.patches)-6:], " "); got != "0-249 250-499 500-749 750-999 1000-1249 1250-1299" {
+		t.Errorf("second upload's PATCH ranges %q", got)
+	}
+}
