@@ -108,27 +108,47 @@ var errListingInterrupted = errors.New("interrupted (Ctrl-C or SIGTERM)")
 // a warning each, naming the registry and the tag, and a failed job per
 // destination when the rule selects the tag (all tags, or a regex that
 // matches it). They are never copied; the rest of the rule goes on.
+// A hostile listing may hold thousands of invalid tags: past this many per
+// rule they are reported together, in one warning and one failed job per
+// destination.
+const maxInvalidTagReports = 100
+
 func (e *Engine) invalidTags(r *rules.Rule, invalid []string) []JobResult {
 	var failed []JobResult
-	seen := map[string]bool{}
-	for _, t := range invalid {
-		if seen[t] {
-			continue
-		}
-		seen[t] = true
-		e.log.Warn("registry listed an invalid tag: not copied", "registry", r.Source.Registry, "repository", r.Source.Repository, "tag", t)
-		if r.Source.Kind == rules.TagRegex && (r.Source.Regex == nil || r.Source.Regex.FindStringIndex(t) == nil) {
-			continue
-		}
+	fail := func(err error) {
 		for _, d := range r.Destinations {
 			failed = append(failed, JobResult{
 				// The tag is not put into the job's references: it would be
 				// printed as if it named an image.
 				Job:    rules.Job{Source: rules.Ref{Registry: r.Source.Registry, Repository: r.Source.Repository}, Destination: rules.Ref{Registry: d.Registry, Repository: d.Repository}, Rule: r},
 				Action: Failed,
-				Err:    registry.Permanent(fmt.Errorf("%s/%s lists the tag %q, which is not a valid tag ([A-Za-z0-9_][A-Za-z0-9._-]{0,127}): not copied", r.Source.Registry, r.Source.Repository, t)),
+				Err:    registry.Permanent(err),
 			})
 		}
+	}
+	seen := map[string]bool{}
+	reported, more := 0, 0
+	for _, t := range invalid {
+		if seen[t] {
+			continue
+		}
+		seen[t] = true
+		selected := r.Source.Kind != rules.TagRegex || (r.Source.Regex != nil && r.Source.Regex.FindStringIndex(t) != nil)
+		if reported >= maxInvalidTagReports {
+			if selected {
+				more++
+			}
+			continue
+		}
+		reported++
+		e.log.Warn("registry listed an invalid tag: not copied", "registry", r.Source.Registry, "repository", r.Source.Repository, "tag", t)
+		if selected {
+			fail(fmt.Errorf("%s/%s lists the tag %q, which is not a valid tag ([A-Za-z0-9_][A-Za-z0-9._-]{0,127}): not copied", r.Source.Registry, r.Source.Repository, t))
+		}
+	}
+	if more > 0 {
+		e.log.Warn("registry listed more invalid tags: not copied", "registry", r.Source.Registry, "repository", r.Source.Repository, "count", more)
+		fail(fmt.Errorf("%s/%s lists %d more invalid tags: not copied", r.Source.Registry, r.Source.Repository, more))
 	}
 	return failed
 }
