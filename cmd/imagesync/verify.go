@@ -57,7 +57,7 @@ func (c *VerifyCmd) Run(rc *runContext) error {
 		return &exitError{code: exitAllFailed, err: fmt.Errorf("no source could be listed: nothing was verified")}
 	}
 	if v.Summary.Mismatch > 0 {
-		return &exitError{code: exitSomeFail, err: fmt.Errorf("%d of %d destinations differ", v.Summary.Mismatch, len(v.Jobs))}
+		return &exitError{code: exitSomeFail, err: fmt.Errorf("%d of %d destinations differ or could not be checked", v.Summary.Mismatch, len(v.Jobs))}
 	}
 	return nil
 }

@@ -223,9 +223,9 @@ func (r *Repo) PutManifest(ctx context.Context, ref, mediaType string, raw []byt
 // repositories have tens of thousands of tags) and stop a registry whose
 // pagination never ends.
 var (
-	maxTagPages = 5000      // pages per listing
-	maxTags     = 500_000   // tags per listing
-	maxTagBytes = 128 << 20 // bytes of tag-list bodies per listing
+	maxTagPages = 5000     // pages per listing
+	maxTags     = 500_000  // tags per listing
+	maxTagBytes = 64 << 20 // bytes of tag-list bodies per listing
 )
 
 // Tags lists every tag, following the Link header across pages. Tags that
