@@ -12,6 +12,10 @@
 // that are not candidates draw nothing, so they do not shift the sequence.
 //
 // Only plain HTTP is supported, on both sides.
+//
+// Scripted (and ScriptedTLS) is the other tool here: a front whose script
+// decides every answer — forwarded, rewritten (Capture) or made up — for
+// the lies of a hostile registry that random faults cannot tell.
 package faultproxy
 
 import (

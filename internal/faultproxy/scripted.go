@@ -5,7 +5,6 @@ import (
 	"crypto/tls"
 	"io"
 	"log"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -80,15 +79,9 @@ func start(t testing.TB, target string, script Script, useTLS bool) *Front {
 		f.mu.Unlock()
 		script(w, r, forward)
 	})
-	srv := httptest.NewUnstartedServer(h)
+	srv := httptest.NewUnstartedServer(h) // listens on 127.0.0.1
 	srv.Config.ErrorLog = log.New(io.Discard, "", 0)
 	srv.Config.ReadHeaderTimeout = 30 * time.Second
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv.Listener.Close()
-	srv.Listener = ln
 	if useTLS {
 		srv.StartTLS()
 		c := srv.TLS.Certificates[0]
@@ -97,7 +90,7 @@ func start(t testing.TB, target string, script Script, useTLS bool) *Front {
 		srv.Start()
 	}
 	f.srv = srv
-	f.Host = ln.Addr().String()
+	f.Host = srv.Listener.Addr().String()
 	f.URL = srv.URL
 	t.Cleanup(srv.Close)
 	return f
