@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -204,7 +205,7 @@ func TestSIGTERMStopsAnEndlessListing(t *testing.T) {
 		front := faultproxy.Scripted(t, src.Host, func(w http.ResponseWriter, r *http.Request, forward http.Handler) {
 			if strings.HasSuffix(r.URL.Path, "/tags/list") {
 				n := page.Add(1)
-				time.Sleep(20 * time.Millisecond)
+				time.Sleep(50 * time.Millisecond)
 				w.Header().Set("Link", fmt.Sprintf(`</v2/lib/app/tags/list?last=t%d&n=1>; rel="next"`, n))
 				fmt.Fprintf(w, `{"name":"lib/app","tags":["t%d"]}`, n)
 				return
@@ -239,7 +240,7 @@ func TestSIGTERMStopsAnEndlessListing(t *testing.T) {
 		if code := cmd.ProcessState.ExitCode(); code != exitInterrupted {
 			t.Fatalf("exit %d, want %d", code, exitInterrupted)
 		}
-		if after := page.Load() - atSignal; after > 2 {
+		if after := page.Load() - atSignal; after > 4 {
 			t.Errorf("%d more pages fetched after SIGTERM", after)
 		}
 	})
@@ -324,7 +325,7 @@ func TestPingBodyBounded(t *testing.T) {
 			forward.ServeHTTP(w, r)
 		})
 		images := writeFile(t, t.TempDir(), "images.yaml", fmt.Sprintf("%[1]s/lib/app:1: %[3]s/a/app\n%[2]s/lib/app:1: %[3]s/b/app\n", front.Host, stalled.Host, dst.Host))
-		if r := runCLI(t, nil, "--images", images, "--timeout", "3s"); r.code != 0 {
+		if r := runCLI(t, nil, "--images", images, "--timeout", "4s"); r.code != 0 {
 			t.Fatalf("exit %d", r.code)
 		}
 		assertDigest(t, dst, "a/app", "1", d)
@@ -404,8 +405,10 @@ func TestLateRegistryIsRetried(t *testing.T) {
 		target, _ := url.Parse("http://" + src.Host)
 		srv := &http.Server{Handler: httputil.NewSingleHostReverseProxy(target), ReadHeaderTimeout: 10 * time.Second}
 		t.Cleanup(func() { srv.Close() })
+		// The registry comes up once the first attempt has failed.
+		firstFailure := make(chan struct{})
 		go func() {
-			time.Sleep(4 * time.Second) // longer than one attempt's request retries
+			<-firstFailure
 			l, err := net.Listen("tcp", late)
 			if err != nil {
 				t.Errorf("the late registry could not take its port: %v", err)
@@ -414,7 +417,21 @@ func TestLateRegistryIsRetried(t *testing.T) {
 			_ = srv.Serve(l)
 		}()
 		images := writeFile(t, t.TempDir(), "images.yaml", fmt.Sprintf("%s/lib/app:1: %s/mirror/app\n", late, dst.Host))
-		r := runCLI(t, nil, "--images", images, "-o", "json", "--retries", "6")
+		var out strings.Builder
+		stderr := &watchWriter{want: "will retry", seen: firstFailure}
+		lookup := func(k string) (string, bool) {
+			switch k {
+			case "IMAGESYNC_LEDGER":
+				return testLedger(t), true
+			case "HOME":
+				return filepath.Dir(testLedger(t)), true
+			}
+			return "", false
+		}
+		start := time.Now()
+		code := run(context.Background(), []string{"imagesync", "--images", images, "-o", "json", "--retries", "4"}, env{lookup: lookup}, &out, stderr)
+		r := result{code: code, stdout: out.String(), stderr: stderr.String()}
+		t.Logf("exit %d after %v\nstdout:\n%s\nstderr:\n%s", code, time.Since(start).Round(time.Millisecond), r.stdout, r.stderr)
 		if r.code != 0 {
 			t.Fatalf("exit %d", r.code)
 		}
@@ -423,10 +440,36 @@ func TestLateRegistryIsRetried(t *testing.T) {
 		if len(rep.Jobs) != 1 || rep.Jobs[0].Retries == 0 {
 			t.Errorf("jobs %+v: the copy should have needed a job retry", rep.Jobs)
 		}
-		if !strings.Contains(r.stderr, "will retry") || !strings.Contains(r.stderr, "after=") {
+		if !regexp.MustCompile(`will retry.*after=\d`).MatchString(r.stderr) {
 			t.Error("the retry and its wait are not logged")
 		}
 	})
+}
+
+// watchWriter collects output and closes seen once want appears in it.
+type watchWriter struct {
+	mu   sync.Mutex
+	b    strings.Builder
+	want string
+	seen chan struct{}
+	done bool
+}
+
+func (w *watchWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.b.Write(p)
+	if !w.done && strings.Contains(w.b.String(), w.want) {
+		w.done = true
+		close(w.seen)
+	}
+	return len(p), nil
+}
+
+func (w *watchWriter) String() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.b.String()
 }
 
 // What cannot succeed is not retried: an unknown certificate authority and
