@@ -333,6 +333,13 @@ func (e *Engine) copyManifest(ctx context.Context, src *source, raw []byte, medi
 
 // copyChild copies one child of an index to the targets that lack it.
 func (e *Engine) copyChild(ctx context.Context, src *source, c childDesc, parents []*target) {
+	ctx, err := deeper(ctx, c.Digest)
+	if err != nil {
+		for _, p := range parents {
+			p.fail(err)
+		}
+		return
+	}
 	var need []*target
 	var links = map[*target]*target{}
 	for _, p := range parents {

@@ -180,6 +180,10 @@ func filterIndex(ctx context.Context, src *registry.Repo, raw []byte, f Filter, 
 			return nil, 0, registry.Permanent(fmt.Errorf("index lists a child with the digest %q: %w", clip(d.Digest), registry.ErrInvalidReference))
 		}
 		if isIndex(d.MediaType) && d.Platform == nil {
+			ctx, err := deeper(ctx, d.Digest)
+			if err != nil {
+				return nil, 0, err
+			}
 			nested, _, err := src.GetManifest(ctx, d.Digest)
 			if err != nil {
 				return nil, 0, fmt.Errorf("nested index %s: %w", d.Digest, err)

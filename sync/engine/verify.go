@@ -209,6 +209,10 @@ func (e *Engine) verifyTree(ctx context.Context, dst *registry.Repo, digest stri
 		if err != nil {
 			return []Problem{{Kind: ProblemError, Ref: dst.String() + "@" + digest, Detail: err.Error()}}
 		}
+		ctx, err := deeper(ctx, digest)
+		if err != nil {
+			return []Problem{{Kind: ProblemError, Ref: dst.String() + "@" + digest, Detail: err.Error()}}
+		}
 		for _, c := range children {
 			problems = append(problems, e.verifyTree(ctx, dst, c.Digest, deep, seen)...)
 		}
