@@ -330,6 +330,7 @@ func TestPingBodyBounded(t *testing.T) {
 		}
 		assertDigest(t, dst, "a/app", "1", d)
 		assertDigest(t, dst, "b/app", "1", d)
+		t.Logf("the endless /v2/ body got %d bytes out before imagesync stopped reading", sent.Load())
 		if n := sent.Load(); n > 64<<20 {
 			t.Errorf("%d bytes of /v2/ body sent: the ping did not stop reading", n)
 		}
@@ -493,7 +494,11 @@ func TestHopelessErrorsAreNotRetried(t *testing.T) {
 		if r.code != exitAllFailed {
 			t.Fatalf("exit %d, want %d", r.code, exitAllFailed)
 		}
-		for _, j := range parseSyncReport(t, r).Jobs {
+		rep := parseSyncReport(t, r)
+		if n := rep.Summary["retries"]; n != 0 {
+			t.Errorf("%v requests retried, want 0", n)
+		}
+		for _, j := range rep.Jobs {
 			if j.Retries != 0 || j.Action != "failed" {
 				t.Errorf("job %+v was retried", j)
 			}
