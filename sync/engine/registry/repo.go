@@ -119,10 +119,7 @@ func (r *Repo) HeadManifest(ctx context.Context, ref string) (Descriptor, error)
 	resp.Body.Close()
 	d := Descriptor{MediaType: mediaType(resp.Header), Digest: resp.Header.Get("Docker-Content-Digest"), Size: resp.ContentLength}
 	if d.Digest != "" && !ValidDigest(d.Digest) {
-		return Descriptor{}, checkDigest(fmt.Sprintf("HEAD %s:%s: Docker-Content-Digest", r, ref), d.Digest)
-	}
-	if ValidDigest(ref) && d.Digest != "" && d.Digest != ref {
-		return Descriptor{}, Permanent(fmt.Errorf("HEAD %s@%s: registry answered for digest %s", r, ref, d.Digest))
+		d.Digest = "" // not a digest: read the manifest and compute it instead
 	}
 	if d.Digest == "" || d.MediaType == "" {
 		_, d, err = r.GetManifest(ctx, ref)

@@ -110,3 +110,19 @@ func TestRegistryErrorTextIsPrintable(t *testing.T) {
 		t.Fatalf("unsafe error text (%d bytes): %q", len(msg), msg[:min(len(msg), 200)])
 	}
 }
+
+// A Docker-Content-Digest that is not a digest is not believed: the
+// manifest is read and its digest computed.
+func TestInvalidDigestHeaderIsNotBelieved(t *testing.T) {
+	body := `{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json"}`
+	c, host := server(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Docker-Content-Digest", "sha256:../../victim")
+		w.Header().Set("Content-Type", MediaOCIManifest)
+		io.WriteString(w, body)
+	})
+	repo, _ := c.Repo(context.Background(), host, "ns/app", false)
+	d, err := repo.HeadManifest(context.Background(), "v1")
+	if err != nil || d.Digest != Digest([]byte(body)) {
+		t.Fatalf("got %+v, %v; want the computed digest", d, err)
+	}
+}
