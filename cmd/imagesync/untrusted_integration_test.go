@@ -816,6 +816,7 @@ func TestSecretsNeverPrinted(t *testing.T) {
 		v := runCLI(t, nil, "verify", "--images", images, "--auth", auth)
 		check("verify table", v.stdout)
 		check("verify stderr", v.stderr)
+		check("the ledger", readFile(t, testLedger(t)))
 		if tokenAsks.Load() == 0 || storageHits.Load() == 0 {
 			t.Fatalf("token asks %d, storage hits %d: the secrets were never echoed", tokenAsks.Load(), storageHits.Load())
 		}
