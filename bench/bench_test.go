@@ -495,6 +495,7 @@ func TestBench(t *testing.T) {
 			}
 			if tl.bin == "imagesync" {
 				add(measure(e, "no-op re-run", tl.name, noopRuns, nil, run(), false),
+					measure(e, "no-op re-run", tl.name+" --trust-ledger", noopRuns, nil, run("--trust-ledger"), false),
 					measure(e, "no-op re-run", tl.name+" --no-ledger", noopRuns, nil, run("--no-ledger"), false),
 					measure(e, "one tag moved", tl.name, movedRuns, move("app0", movedSeedBase), run(), true),
 					measure(e, "one tag moved", tl.name+" --no-ledger", movedRuns, move("app1", movedSeedBase+100), run("--no-ledger"), true))

@@ -221,9 +221,9 @@ func TestBearerTokenOncePerScope(t *testing.T) {
 				t.Fatal("a bearer token appears in the --debug output")
 			}
 		}
-		// No-op re-run with the ledger: no token for the destination at all.
+		// No-op re-run trusting the ledger: no token for the destination at all.
 		dst.Tokens.Reset()
-		if r := runCLI(t, envs, "--images", images); r.code != 0 {
+		if r := runCLI(t, envs, "--images", images, "--trust-ledger"); r.code != 0 {
 			t.Fatalf("re-run exit %d", r.code)
 		}
 		if n := len(dst.Tokens.All()); n != 0 {

@@ -64,46 +64,115 @@ func TestLedgerNoopResync(t *testing.T) {
 			repo, tag, _ := strings.Cut(ref, ":")
 			assertDigest(t, dst, repo, tag, d)
 		}
+		// checkSource: one manifest HEAD per source reference, the tag
+		// listing of the all-tags rule, and the ping; never a GET of a
+		// manifest or blob.
+		checkSource := func(mode string) int {
+			t.Helper()
+			heads := src.Log.Count("HEAD", "/manifests/")
+			lists := src.Log.Count("GET", "/tags/list")
+			pings := src.Log.Count("GET", `^/v2/$`)
+			if heads != images || lists != 1 || pings != 1 || len(src.Log.All()) != heads+lists+pings {
+				t.Errorf("%s: source requests: %d HEAD, %d tag lists, %d pings, %d in all; want %d, 1, 1", mode, heads, lists, pings, len(src.Log.All()), images)
+			}
+			return len(src.Log.All())
+		}
+		noop := func(mode string, args ...string) (srcN, dstN int, took time.Duration) {
+			t.Helper()
+			src.Log.Reset()
+			dst.Log.Reset()
+			start := time.Now()
+			r := runCLI(t, nil, append([]string{"--images", rulesFile, "--proc", "8"}, args...)...)
+			took = time.Since(start)
+			if r.code != 0 || !strings.Contains(r.stderr, fmt.Sprintf("0 copied, %d skipped", images)) {
+				t.Fatalf("%s: no-op sync: exit %d", mode, r.code)
+			}
+			if n := dst.Log.Count("PUT", "") + dst.Log.Count("POST", "") + dst.Log.Count("PATCH", "") + dst.Log.Count("DELETE", ""); n != 0 {
+				t.Errorf("%s: %d writes on a no-op run", mode, n)
+			}
+			return checkSource(mode), len(dst.Log.All()), took
+		}
 
-		// With the ledger: nothing at all to the destination; one manifest
-		// HEAD per source reference, the tag listing of the all-tags rule,
-		// and the ping.
-		src.Log.Reset()
-		dst.Log.Reset()
-		start := time.Now()
-		r := runCLI(t, nil, "--images", rulesFile, "--ledger", ledger, "--proc", "8")
-		withLedger := time.Since(start)
-		if r.code != 0 || !strings.Contains(r.stderr, fmt.Sprintf("0 copied, %d skipped", images)) {
-			t.Fatalf("no-op sync: exit %d", r.code)
+		// --trust-ledger: nothing at all to the destination.
+		srcT, dstT, tookT := noop("--trust-ledger", "--ledger", ledger, "--trust-ledger")
+		if dstT != 0 {
+			t.Errorf("no-op sync with --trust-ledger sent %d requests to the destination: %v", dstT, dst.Log.All())
 		}
-		if n := len(dst.Log.All()); n != 0 {
-			t.Errorf("no-op sync with the ledger sent %d requests to the destination: %v", n, dst.Log.All())
+		// The default ledger: one manifest HEAD per destination reference
+		// confirms what the ledger says (plus the ping), no blob HEAD.
+		srcL, dstL, tookL := noop("ledger", "--ledger", ledger)
+		if n := dst.Log.Count("HEAD", "/manifests/"); n != images || dstL != images+1 {
+			t.Errorf("default ledger: %d destination manifest HEADs, %d requests in all; want %d and %d", n, dstL, images, images+1)
 		}
-		heads := src.Log.Count("HEAD", "/manifests/")
-		lists := src.Log.Count("GET", "/tags/list")
-		pings := src.Log.Count("GET", `^/v2/$`)
-		if heads != images || lists != 1 || pings != 1 || len(src.Log.All()) != heads+lists+pings {
-			t.Errorf("source requests: %d HEAD, %d tag lists, %d pings, %d in all; want %d, 1, 1", heads, lists, pings, len(src.Log.All()), images)
-		}
-		srcWith := len(src.Log.All())
-
-		// Without it: one HEAD per destination too, and still no write.
-		src.Log.Reset()
-		dst.Log.Reset()
-		start = time.Now()
-		r = runCLI(t, nil, "--images", rulesFile, "--no-ledger", "--proc", "8")
-		without := time.Since(start)
-		if r.code != 0 {
-			t.Fatalf("no-op sync without ledger: exit %d", r.code)
-		}
+		// Without a ledger: the same on the destination.
+		srcN, dstN, tookN := noop("--no-ledger", "--no-ledger")
 		if n := dst.Log.Count("HEAD", "/manifests/"); n != images {
 			t.Errorf("%d destination HEADs without the ledger, want %d", n, images)
 		}
-		if n := dst.Log.Count("PUT", "") + dst.Log.Count("POST", ""); n != 0 {
-			t.Errorf("%d writes on a no-op run", n)
+		t.Logf("no-op re-sync of %d images on %s: --trust-ledger %d requests (%d to the destination) in %v; ledger (default) %d requests (%d to the destination) in %v; --no-ledger %d requests (%d to the destination) in %v",
+			images, kind, srcT+dstT, dstT, tookT.Round(time.Millisecond), srcL+dstL, dstL, tookL.Round(time.Millisecond), srcN+dstN, dstN, tookN.Round(time.Millisecond))
+	})
+}
+
+// A tag deleted and one overwritten at the destination behind imagesync's
+// back: the default plan shows copy and update, a plain sync repairs both;
+// --trust-ledger does not look (and says skip).
+func TestDestinationDriftRepaired(t *testing.T) {
+	forEachKind(t, func(t *testing.T, kind registrytest.Kind) {
+		src, dst := pair(t, kind, registrytest.Options{})
+		a, _ := src.PushRandomImage(t, "lib/a", "1", linuxAmd64, 2, 1500, true, 301)
+		b, _ := src.PushRandomImage(t, "lib/b", "1", linuxAmd64, 1, 1500, false, 302)
+		c, _ := src.PushRandomImage(t, "lib/c", "1", linuxAmd64, 1, 1500, true, 303)
+		m, _, _ := src.PushIndex(t, "lib/m", "1", []registrytest.Platform{linuxAmd64, {OS: "linux", Arch: "arm64"}}, true, 304)
+		dir := t.TempDir()
+		rulesFile := writeFile(t, dir, "images.yaml", fmt.Sprintf("%[1]s/lib/a:1: %[2]s/lib/a\n%[1]s/lib/b:1: %[2]s/lib/b\n%[1]s/lib/c:1: %[2]s/lib/c\n%[1]s/lib/m:1: %[2]s/lib/m\n", src.Host, dst.Host))
+		ledger := filepath.Join(dir, "ledger.jsonl")
+		if r := runCLI(t, nil, "--images", rulesFile, "--ledger", ledger); r.code != 0 {
+			t.Fatal("first sync failed")
 		}
-		t.Logf("no-op re-sync of %d images on %s: with ledger %d requests (%d to the destination) in %v; without %d requests (%d to the destination) in %v",
-			images, kind, srcWith, 0, withLedger.Round(time.Millisecond), len(src.Log.All())+len(dst.Log.All()), len(dst.Log.All()), without.Round(time.Millisecond))
+
+		// Behind the ledger's back: lib/a:1 deleted, lib/b:1 and lib/m:1
+		// overwritten with other images.
+		dst.DeleteManifest(t, "lib/a", a)
+		other, _ := dst.PushRandomImage(t, "lib/b", "1", linuxAmd64, 1, 100, true, 399)
+		dst.PushRandomImage(t, "lib/m", "1", linuxAmd64, 1, 100, true, 398)
+		assertDigest(t, dst, "lib/b", "1", other)
+
+		wantActions := map[string]string{"lib/a": "copy", "lib/b": "update", "lib/c": "skip", "lib/m": "update"}
+		p, r := planJSON(t, "--images", rulesFile, "--ledger", ledger, "--detailed-exitcode")
+		if r.code != exitPending {
+			t.Errorf("plan exit %d, want %d", r.code, exitPending)
+		}
+		for _, j := range p.Jobs {
+			repo := j.Source[len(src.Host)+1 : strings.LastIndex(j.Source, ":")]
+			if j.Action != wantActions[repo] {
+				t.Errorf("plan %s: %s, want %s", repo, j.Action, wantActions[repo])
+			}
+		}
+		// Trusting the ledger, nothing is seen (and nothing asked).
+		dst.Log.Reset()
+		p, r = planJSON(t, "--images", rulesFile, "--ledger", ledger, "--trust-ledger", "--detailed-exitcode")
+		if r.code != 0 || p.Summary["skip"] != 4 || len(dst.Log.All()) != 0 {
+			t.Errorf("plan --trust-ledger: exit %d, summary %v, %d destination requests; want 0, 4 skips, none", r.code, p.Summary, len(dst.Log.All()))
+		}
+
+		// A plain sync repairs both, re-using the blobs the ledger knows.
+		dst.Log.Reset()
+		r = runCLI(t, nil, "--images", rulesFile, "--ledger", ledger)
+		if r.code != 0 || !strings.Contains(r.stderr, "3 copied, 1 skipped") {
+			t.Fatalf("repair sync: exit %d", r.code)
+		}
+		assertDigest(t, dst, "lib/a", "1", a)
+		assertDigest(t, dst, "lib/b", "1", b)
+		assertDigest(t, dst, "lib/c", "1", c)
+		assertDigest(t, dst, "lib/m", "1", m)
+		if ups := uploadsPerDigest(dst); len(ups) != 0 {
+			t.Errorf("blobs the destination still held were uploaded again: %v", ups)
+		}
+		// And the next run is a no-op again.
+		if p, r := planJSON(t, "--images", rulesFile, "--ledger", ledger, "--detailed-exitcode"); r.code != 0 || p.Summary["skip"] != 4 {
+			t.Errorf("plan after the repair: exit %d, summary %v", r.code, p.Summary)
+		}
 	})
 }
 
@@ -484,7 +553,7 @@ func TestLedgerAcrossRuns(t *testing.T) {
 
 	// --refresh: every destination asked, the ledger rewritten.
 	dst.Log.Reset()
-	if r := runCLI(t, nil, "--images", second, "--ledger", ledger); r.code != 0 || len(dst.Log.All()) != 0 {
+	if r := runCLI(t, nil, "--images", second, "--ledger", ledger, "--trust-ledger"); r.code != 0 || len(dst.Log.All()) != 0 {
 		t.Fatalf("no-op with the ledger: exit %d, %d destination requests", r.code, len(dst.Log.All()))
 	}
 	before, _ := os.ReadFile(ledger)

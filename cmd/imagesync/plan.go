@@ -9,17 +9,21 @@ import (
 type PlanCmd struct {
 	Inputs
 	Output           string `short:"o" enum:"table,json" default:"table" help:"Output: ${enum}."`
+	TrustLedger
 	DetailedExitcode bool   `name:"detailed-exitcode" help:"Exit 0 when nothing is to do, 4 when a sync would copy or update something."`
 }
 
 // Run implements `imagesync plan`.
 func (c *PlanCmd) Run(rc *runContext) error {
+	if err := c.TrustLedger.check(&c.Inputs); err != nil {
+		return err
+	}
 	s, err := c.open(rc)
 	if err != nil {
 		return err
 	}
 	defer s.Close()
-	eng := s.engine(&c.Inputs, engine.Options{DryRun: true})
+	eng := s.engine(&c.Inputs, engine.Options{DryRun: true, TrustLedger: c.TrustLedger.Trust})
 	jobs, failed, err := eng.Expand(rc.ctx, s.rules)
 	if err != nil {
 		return &exitError{code: exitUsage, err: err}

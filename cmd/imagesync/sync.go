@@ -13,6 +13,7 @@ type SyncCmd struct {
 	Inputs
 	Force   bool `help:"Push manifests even when the destination already has the digest."`
 	Refresh bool `help:"Ignore the ledger for decisions (ask every destination) but record the results in it."`
+	TrustLedger
 
 	OutputSuccessImages string `type:"path" placeholder:"FILE" help:"Write the images now in sync (copied or already there), in the images-file shape."`
 	OutputFailedImages  string `type:"path" placeholder:"FILE" help:"Write the failed images: source → destination → reason."`
@@ -22,12 +23,15 @@ type SyncCmd struct {
 
 // Run implements `imagesync sync`.
 func (c *SyncCmd) Run(rc *runContext) error {
+	if err := c.TrustLedger.check(&c.Inputs); err != nil {
+		return err
+	}
 	s, err := c.open(rc)
 	if err != nil {
 		return err
 	}
 	defer s.Close()
-	eng := s.engine(&c.Inputs, engine.Options{Force: c.Force, Refresh: c.Refresh})
+	eng := s.engine(&c.Inputs, engine.Options{Force: c.Force, Refresh: c.Refresh, TrustLedger: c.TrustLedger.Trust})
 	jobs, failed, err := eng.Expand(rc.ctx, s.rules)
 	if err != nil {
 		return &exitError{code: exitUsage, err: err}

@@ -241,6 +241,20 @@ func TestSyncPlatformFilter(t *testing.T) {
 			t.Error("unexpected")
 		}
 
+		// A filtered no-op re-run: the ledger knows the filtered digest, one
+		// HEAD confirms it at the destination, the source index is not read.
+		src.Log.Reset()
+		dst.Log.Reset()
+		if r := runCLI(t, nil, "--images", images, "--arch", "arm64,arm:v7"); r.code != 0 || !strings.Contains(r.stderr, "1 skipped") {
+			t.Fatalf("filtered no-op: exit %d", r.code)
+		}
+		if n := src.Log.Count("GET", "/manifests/"); n != 0 {
+			t.Errorf("filtered no-op read %d source manifests", n)
+		}
+		if n := dst.Log.Count("HEAD", "/manifests/v1$"); n != 1 || dst.Log.Count("HEAD", "") != 1 {
+			t.Errorf("filtered no-op: %d destination HEADs of the tag, %d in all; want 1", n, dst.Log.Count("HEAD", ""))
+		}
+
 		// No platform matches: reported as filtered, nothing pushed.
 		dst.Log.Reset()
 		images2 := writeFile(t, dir, "images2.json", fmt.Sprintf(`{"%s/lib/multi:v1": "%s/other/multi"}`, src.Host, dst.Host))

@@ -82,6 +82,29 @@ func ledgerKey(j rules.Job, srcDigest string) string {
 	return j.Destination.Repo() + "@" + srcDigest
 }
 
+// destHead is the answer to one destination manifest HEAD.
+type destHead struct {
+	ref  string
+	desc registry.Descriptor
+	err  error
+}
+
+// headDestination asks the destination of j which digest ref holds (the
+// tag, or for an untagged destination the expected digest). nil when the
+// repository cannot be reached at all (the caller decides again and reports).
+func (e *Engine) headDestination(ctx context.Context, j rules.Job, digest string) *destHead {
+	dst, err := e.c.Repo(ctx, j.Destination.Registry, j.Destination.Repository, !e.opt.DryRun)
+	if err != nil {
+		return nil
+	}
+	ref := j.Destination.Tag
+	if ref == "" {
+		ref = digest
+	}
+	d, err := dst.HeadManifest(ctx, ref)
+	return &destHead{ref: ref, desc: d, err: err}
+}
+
 // syncUnit decides and copies (or, dry, measures) one source reference to
 // its destinations.
 func (e *Engine) syncUnit(ctx context.Context, u *unit) []JobResult {
@@ -131,24 +154,37 @@ func (e *Engine) syncUnit(ctx context.Context, u *unit) []JobResult {
 	srcDigest := src.desc.Digest
 	filterKey := e.opt.Filter.String()
 
-	// The ledger answers for destinations it saw at this source digest (and
-	// platform filter): no request to the destination at all.
+	// The ledger knows the digest a destination it saw at this source digest
+	// (and platform filter) holds. With TrustLedger that is the answer, with
+	// no request to the destination; by default one manifest HEAD confirms
+	// it (a tag deleted or overwritten behind our back is then copied
+	// again), still without reading the source manifest.
 	pending := 0
+	heads := make([]*destHead, len(u.jobs)) // destination HEADs already made
 	for i, j := range u.jobs {
 		if e.opt.Ledger == nil || e.opt.Refresh || e.opt.Force {
 			pending++
 			continue
 		}
 		key := ledgerKey(j, srcDigest)
-		if ent, ok := e.opt.Ledger.Manifest(key); ok && ent.SrcDigest == srcDigest && ent.Filter == filterKey && !e.opt.Ledger.NeedsRepair(key) &&
-			(j.Destination.Digest == "" || j.Destination.Digest == ent.Digest) {
-			results[i].Action, results[i].Digest = Skipped, ent.Digest
-			if j.Destination.Tag == "" {
-				results[i].Job.Destination.Digest = ent.Digest
-			}
+		ent, ok := e.opt.Ledger.Manifest(key)
+		if !ok || ent.SrcDigest != srcDigest || ent.Filter != filterKey || e.opt.Ledger.NeedsRepair(key) ||
+			(j.Destination.Digest != "" && j.Destination.Digest != ent.Digest) {
+			pending++
 			continue
 		}
-		pending++
+		if !e.opt.TrustLedger {
+			h := e.headDestination(ctx, j, ent.Digest)
+			if h == nil || h.err != nil || h.desc.Digest != ent.Digest {
+				heads[i] = h
+				pending++
+				continue
+			}
+		}
+		results[i].Action, results[i].Digest = Skipped, ent.Digest
+		if j.Destination.Tag == "" {
+			results[i].Job.Destination.Digest = ent.Digest
+		}
 	}
 	if pending == 0 {
 		return results
@@ -219,7 +255,12 @@ func (e *Engine) syncUnit(ctx context.Context, u *unit) []JobResult {
 		key := ledgerKey(j, srcDigest)
 		t := &target{repo: dst, ref: ref, force: e.opt.Force || (!e.opt.Refresh && e.opt.Ledger.NeedsRepair(key))}
 		if !t.force {
-			d, err := dst.HeadManifest(ctx, ref)
+			var d registry.Descriptor
+			if h := heads[i]; h != nil && h.ref == ref {
+				d, err = h.desc, h.err // asked already, confirming the ledger
+			} else {
+				d, err = dst.HeadManifest(ctx, ref)
+			}
 			switch {
 			case err == nil && d.Digest == want:
 				results[i].Action = Skipped

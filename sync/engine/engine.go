@@ -67,11 +67,16 @@ type Options struct {
 	Retries     int  // extra attempts for a failed job (--retries)
 	Force       bool // push manifests even when the destination matches
 	Filter      Filter
-	// Ledger, when set, lets a job whose destination is known to hold the
-	// source's digest skip without any request to the destination; every
-	// finished manifest and blob is recorded in it.
+	// Ledger, when set, records every finished manifest and blob. Blobs it
+	// knows skip their HEAD and feed cross-repository mounts; a destination
+	// manifest it knows at the source's digest is still confirmed with one
+	// HEAD, unless TrustLedger.
 	Ledger  *ledger.Ledger
 	Refresh bool // write the ledger but do not believe it
+	// TrustLedger lets a job whose destination the ledger saw at the
+	// source's digest skip without any request to the destination: a
+	// destination changed behind imagesync's back stays unnoticed.
+	TrustLedger bool
 	// DryRun decides and measures without writing anything (plan): jobs end
 	// as WouldCopy, WouldUpdate, Skipped, Filtered or Failed.
 	DryRun bool
