@@ -173,6 +173,7 @@ func run(ctx context.Context, args []string, e env, stdout, stderr io.Writer) (c
 		kong.ConfigureHelp(kong.HelpOptions{Compact: true}),
 		kong.Resolvers(envResolver(e)),
 		kong.Vars{"name": p.Name},
+		kong.NamedMapper("imagesformat", imagesFormatMapper),
 	)
 	if err != nil {
 		fmt.Fprintf(stderr, "%s: %v\n", p.Name, err)
@@ -194,7 +195,7 @@ func run(ctx context.Context, args []string, e env, stdout, stderr io.Writer) (c
 			}
 		}
 	}()
-	kctx, err := parser.Parse(args)
+	kctx, err := parser.Parse(splitShortValues(parser.Model, args))
 	if err != nil {
 		fmt.Fprintf(stderr, "%s: %v\n", p.Name, err)
 		return exitUsage

@@ -34,7 +34,7 @@ type Inputs struct {
 	OS          []string      `name:"os" placeholder:"OS[:VERSION]" help:"Only images for these operating systems (repeatable or comma-separated)."`
 	Arch        []string      `placeholder:"ARCH[:VARIANT]" help:"Only images for these architectures (repeatable or comma-separated)."`
 
-	Registry  string `env:"DEFAULT_REGISTRY" help:"Registry for empty destinations (\"\")."`
+	Registry  string `env:"DEFAULT_REGISTRY" help:"Registry for empty destinations (\"\"): R/<source repository path>, or with --namespace R/NAMESPACE/<repository after its first path component>."`
 	Namespace string `env:"DEFAULT_NAMESPACE" help:"Namespace for empty destinations (\"\")."`
 
 	DockerConfig string   `name:"docker-config" type:"path" placeholder:"DIR" help:"Folder of docker's config.json (default: $DOCKER_CONFIG, else ~/.docker): credentials from docker login, credsStore and credHelpers."`
@@ -42,6 +42,8 @@ type Inputs struct {
 
 	Ledger   string `type:"path" placeholder:"FILE" env:"IMAGESYNC_LEDGER" help:"Digest ledger file (default: imagesync/ledger.jsonl in the user cache directory)."`
 	NoLedger bool   `help:"Run without a ledger: every decision asks the destination."`
+
+	SkipInvalidRules bool `name:"skip-invalid-rules" help:"Report every invalid rule of the rule file (duplicate key, unset $VAR, tag-count mismatch, two rules writing one destination tag…), run the valid ones, and exit 1 at the end (default: refuse the whole file, exit 2)."`
 }
 
 // session is a loaded run: rules, credentials, logger, ledger, engine.
@@ -53,6 +55,7 @@ type session struct {
 	ledger    *ledger.Ledger
 	client    *registry.Client
 	filter    engine.Filter
+	skipped   []error // rules set aside by --skip-invalid-rules
 	interrupt <-chan struct{}
 	closers   []func()
 }
@@ -102,7 +105,7 @@ func (in *Inputs) open(rc *runContext) (*session, error) {
 		return nil, err
 	}
 	s.closers = append(s.closers, closeLog)
-	warnings, err := in.load(rc, s)
+	warnings, skipped, err := in.load(rc, s)
 	if err != nil {
 		s.Close()
 		return nil, err
@@ -113,6 +116,7 @@ func (in *Inputs) open(rc *runContext) (*session, error) {
 	for _, w := range warnings {
 		s.log.Warn(w)
 	}
+	s.reportSkipped(rc, skipped)
 	if s.filter, err = engine.ParseFilter(in.OS, in.Arch); err != nil {
 		s.Close()
 		return nil, usageError("%v", err)
@@ -166,7 +170,7 @@ func (s *session) engine(in *Inputs, opt engine.Options) *engine.Engine {
 	return engine.New(s.client, opt)
 }
 
-func (in *Inputs) load(rc *runContext, s *session) (warnings []string, err error) {
+func (in *Inputs) load(rc *runContext, s *session) (warnings []string, skipped rules.ErrorList, err error) {
 	ropt := rules.Options{DefaultRegistry: in.Registry, DefaultNamespace: in.Namespace, LookupEnv: rc.env.lookup}
 	var errs []error
 	addAuth := func(af *credentials.AuthFile, err error) {
@@ -182,12 +186,28 @@ func (in *Inputs) load(rc *runContext, s *session) (warnings []string, err error
 		if in.Auth != "" || in.Images != "" {
 			warnings = append(warnings, "--config is given: --auth and --images are ignored")
 		}
-		n, err := cfgfile.Load(in.Config)
+		load := cfgfile.Load
+		if in.SkipInvalidRules {
+			load = cfgfile.LoadKeepDuplicates
+		}
+		n, err := load(in.Config)
 		if err != nil {
-			return nil, &exitError{code: exitUsage, err: err}
+			return nil, nil, &exitError{code: exitUsage, err: err}
 		}
 		if n.Kind != cfgfile.Map {
-			return nil, usageError("%s: the config file must be a map with auth: and images:", in.Config)
+			return nil, nil, usageError("%s: the config file must be a map with auth: and images:", in.Config)
+		}
+		if in.SkipInvalidRules {
+			// Only a repeated rule key is a rule's problem; any other
+			// repeated key (auth:, an auth entry's field) stops the run.
+			for _, kv := range n.Map {
+				switch {
+				case kv.Dup > 0:
+					errs = append(errs, cfgfile.DuplicateError(in.Config, kv))
+				case kv.Key != "images":
+					errs = append(errs, cfgfile.Duplicates(in.Config, kv.Value)...)
+				}
+			}
 		}
 		for _, kv := range n.Map {
 			if kv.Key != "auth" && kv.Key != "images" {
@@ -197,25 +217,39 @@ func (in *Inputs) load(rc *runContext, s *session) (warnings []string, err error
 		authNode, _ := n.Get("auth")
 		addAuth(credentials.AuthFromNode(in.Config, authNode, rc.env.lookup))
 		imagesNode, ok := n.Get("images")
-		if !ok {
+		switch {
+		case !ok:
 			errs = append(errs, fmt.Errorf("%s: no images: key", in.Config))
-		} else if s.rules, err = rules.FromNode(in.Config, imagesNode, ropt); err != nil {
-			errs = append(errs, err)
+		case in.SkipInvalidRules:
+			if s.rules, skipped, err = rules.FromNodeSkipping(in.Config, imagesNode, ropt); err != nil {
+				errs = append(errs, err)
+			}
+		default:
+			if s.rules, err = rules.FromNode(in.Config, imagesNode, ropt); err != nil {
+				errs = append(errs, err)
+			}
 		}
 	case in.Images == "":
-		return nil, usageError("no rules: give --images FILE (or --config FILE)")
+		return nil, nil, usageError("no rules: give --images FILE (or --config FILE)")
 	default:
 		if in.Auth != "" {
 			addAuth(credentials.LoadAuthFile(in.Auth, rc.env.lookup))
 		}
-		if s.rules, err = rules.LoadFile(in.Images, ropt); err != nil {
+		if in.SkipInvalidRules {
+			if s.rules, skipped, err = rules.LoadFileSkipping(in.Images, ropt); err != nil {
+				errs = append(errs, err)
+			}
+		} else if s.rules, err = rules.LoadFile(in.Images, ropt); err != nil {
 			errs = append(errs, err)
 		}
 	}
-	if len(errs) > 0 {
-		return nil, &exitError{code: exitUsage, err: errors.Join(errs...)}
+	if len(s.rules) == 0 && len(skipped) > 0 {
+		errs = append(errs, skipped) // no valid rule at all: nothing to run
 	}
-	return warnings, nil
+	if len(errs) > 0 {
+		return nil, nil, &exitError{code: exitUsage, err: errors.Join(errs...)}
+	}
+	return warnings, skipped, nil
 }
 
 func openLog(rc *runContext) (io.Writer, func(), error) {

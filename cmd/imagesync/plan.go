@@ -9,8 +9,9 @@ import (
 type PlanCmd struct {
 	Inputs
 	Output           string `short:"o" enum:"table,json" default:"table" help:"Output: ${enum}."`
-	TrustLedger
 	DetailedExitcode bool   `name:"detailed-exitcode" help:"Exit 0 when nothing is to do, 4 when a sync would copy or update something."`
+
+	TrustLedger
 }
 
 // Run implements `imagesync plan`.
@@ -24,7 +25,7 @@ func (c *PlanCmd) Run(rc *runContext) error {
 	}
 	defer s.Close()
 	eng := s.engine(&c.Inputs, engine.Options{DryRun: true, TrustLedger: c.TrustLedger.Trust})
-	jobs, failed, err := eng.Expand(rc.ctx, s.rules)
+	jobs, failed, err := s.expand(rc, &c.Inputs, eng)
 	if err != nil {
 		return &exitError{code: exitUsage, err: err}
 	}
@@ -38,7 +39,7 @@ func (c *PlanCmd) Run(rc *runContext) error {
 	if err != nil {
 		return err
 	}
-	if err := exitFor(p.Summary.Error, len(p.Jobs)); err != nil {
+	if err := firstError(exitFor(p.Summary.Error, len(p.Jobs)), s.skippedError()); err != nil {
 		return err
 	}
 	if c.DetailedExitcode && p.Pending() {

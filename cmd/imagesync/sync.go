@@ -17,7 +17,7 @@ type SyncCmd struct {
 
 	OutputSuccessImages string `type:"path" placeholder:"FILE" help:"Write the images now in sync (copied or already there), in the images-file shape."`
 	OutputFailedImages  string `type:"path" placeholder:"FILE" help:"Write the failed images: source → destination → reason."`
-	OutputImagesFormat  string `enum:"json,yaml" default:"yaml" help:"Format of the output image files: ${enum}."`
+	OutputImagesFormat  string `type:"imagesformat" enum:"json,yaml" default:"yaml" help:"Format of the output image files: ${enum} (any case; yml means yaml)."`
 	Output              string `short:"o" enum:"text,json" default:"text" help:"Final report on stdout: ${enum} (json: one document with every job; logs stay on stderr)."`
 }
 
@@ -32,7 +32,7 @@ func (c *SyncCmd) Run(rc *runContext) error {
 	}
 	defer s.Close()
 	eng := s.engine(&c.Inputs, engine.Options{Force: c.Force, Refresh: c.Refresh, TrustLedger: c.TrustLedger.Trust})
-	jobs, failed, err := eng.Expand(rc.ctx, s.rules)
+	jobs, failed, err := s.expand(rc, &c.Inputs, eng)
 	if err != nil {
 		return &exitError{code: exitUsage, err: err}
 	}
@@ -62,5 +62,5 @@ func (c *SyncCmd) Run(rc *runContext) error {
 			s.log.Error("writing failed images", "error", err)
 		}
 	}
-	return exitFor(res.Summary.Failed, len(res.Jobs))
+	return firstError(exitFor(res.Summary.Failed, len(res.Jobs)), s.skippedError())
 }

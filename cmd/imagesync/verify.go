@@ -30,10 +30,10 @@ func (c *VerifyCmd) Run(rc *runContext) error {
 	var jobs []rules.Job
 	var unchecked []engine.VerifyResult
 	if c.Offline {
-		jobs, err = offlineJobs(s)
+		jobs, err = offlineJobs(rc, s, c.SkipInvalidRules)
 	} else {
 		var failed []engine.JobResult
-		jobs, failed, err = eng.Expand(rc.ctx, s.rules)
+		jobs, failed, err = s.expand(rc, &c.Inputs, eng)
 		// A rule whose source could not be listed is not "nothing to
 		// check": each of its destinations is a job with an error problem.
 		for _, f := range failed {
@@ -59,12 +59,12 @@ func (c *VerifyCmd) Run(rc *runContext) error {
 	if v.Summary.Mismatch > 0 {
 		return &exitError{code: exitSomeFail, err: fmt.Errorf("%d of %d destinations differ or could not be checked", v.Summary.Mismatch, len(v.Jobs))}
 	}
-	return nil
+	return s.skippedError()
 }
 
 // offlineJobs expands the rules without the source: a rule that needs a tag
 // listing takes the tags the ledger saw copied from that source repository.
-func offlineJobs(s *session) ([]rules.Job, error) {
+func offlineJobs(rc *runContext, s *session, skip bool) ([]rules.Job, error) {
 	var jobs []rules.Job
 	var errs rules.ErrorList
 	for i := range s.rules {
@@ -79,6 +79,11 @@ func offlineJobs(s *session) ([]rules.Job, error) {
 			continue
 		}
 		jobs = append(jobs, js...)
+	}
+	if skip {
+		jobs, conflicts := rules.CheckJobsSkipping(jobs)
+		s.reportSkipped(rc, append(errs, conflicts...))
+		return jobs, nil
 	}
 	if len(errs) > 0 {
 		return nil, errs

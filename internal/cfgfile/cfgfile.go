@@ -51,6 +51,9 @@ type KeyValue struct {
 	Key   string
 	Line  int // line of the key
 	Value *Node
+	// Dup is the line of the first definition of Key in the same map when
+	// this entry repeats it; only LoadKeepDuplicates keeps such entries.
+	Dup int
 }
 
 // Get returns the value of key in a Map node. It returns false when n is nil,
@@ -129,14 +132,60 @@ func Load(path string) (*Node, error) {
 // Decode decodes data, choosing the format from path's extension (.json,
 // .yaml or .yml, case-insensitive). An empty document gives a Null node.
 func Decode(path string, data []byte) (*Node, error) {
+	return decode(path, data, false)
+}
+
+// LoadKeepDuplicates is Load, except that a duplicate map key is no error:
+// every entry is kept, in file order, and a repeated one has Dup set to the
+// line of the first. The caller decides (see Duplicates).
+func LoadKeepDuplicates(path string) (*Node, error) {
+	if _, err := format(path); err != nil {
+		return nil, err
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return Load(path) // the same error, worded the same way
+	}
+	return decode(path, data, true)
+}
+
+func decode(path string, data []byte, keepDups bool) (*Node, error) {
 	f, err := format(path)
 	if err != nil {
 		return nil, err
 	}
 	if f == "json" {
-		return decodeJSON(path, data)
+		return decodeJSON(path, data, keepDups)
 	}
-	return decodeYAML(path, data)
+	return decodeYAML(path, data, keepDups)
+}
+
+// Duplicates returns the error Load would give for every repeated key in
+// the tree under n (see LoadKeepDuplicates), in file order.
+func Duplicates(file string, n *Node) []error {
+	var out []error
+	var walk func(n *Node)
+	walk = func(n *Node) {
+		if n == nil {
+			return
+		}
+		for _, kv := range n.Map {
+			if kv.Dup > 0 {
+				out = append(out, DuplicateError(file, kv))
+			}
+			walk(kv.Value)
+		}
+		for _, it := range n.List {
+			walk(it)
+		}
+	}
+	walk(n)
+	return out
+}
+
+// DuplicateError is the error of a repeated key.
+func DuplicateError(file string, kv KeyValue) *Error {
+	return &Error{File: file, Line: kv.Line, Key: kv.Key, Msg: fmt.Sprintf("duplicate key (first defined at line %d)", kv.Dup)}
 }
 
 func format(path string) (string, error) {
@@ -151,23 +200,28 @@ func format(path string) (string, error) {
 	return "", &Error{File: path, Msg: msg}
 }
 
-// dupChecker reports duplicate keys of one map.
+// dupChecker reports duplicate keys of one map; with keep it returns the
+// line of the first definition instead of an error.
 type dupChecker struct {
 	file string
+	keep bool
 	seen map[string]int
 }
 
-func (d *dupChecker) add(key string, line int) error {
+func (d *dupChecker) add(key string, line int) (dupOf int, err error) {
 	if d.seen == nil {
 		d.seen = make(map[string]int)
 	}
 	if first, ok := d.seen[key]; ok {
+		if d.keep {
+			return max(first, 1), nil
+		}
 		msg := "duplicate key"
 		if first > 0 {
 			msg = fmt.Sprintf("duplicate key (first defined at line %d)", first)
 		}
-		return &Error{File: d.file, Line: line, Key: key, Msg: msg}
+		return 0, &Error{File: d.file, Line: line, Key: key, Msg: msg}
 	}
 	d.seen[key] = line
-	return nil
+	return 0, nil
 }

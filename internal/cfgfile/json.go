@@ -11,14 +11,15 @@ import (
 
 type jsonParser struct {
 	file     string
+	keepDups bool
 	data     []byte
 	dec      *json.Decoder
 	newlines []int // offsets of '\n' in data
 }
 
-func decodeJSON(file string, data []byte) (*Node, error) {
+func decodeJSON(file string, data []byte, keepDups bool) (*Node, error) {
 	data = bytes.TrimPrefix(data, []byte("\xef\xbb\xbf"))
-	p := &jsonParser{file: file, data: data}
+	p := &jsonParser{file: file, data: data, keepDups: keepDups}
 	for i, c := range data {
 		if c == '\n' {
 			p.newlines = append(p.newlines, i)
@@ -122,7 +123,7 @@ func (p *jsonParser) value(tok json.Token) (*Node, error) {
 			}
 		case '{':
 			n := &Node{Kind: Map, Line: line, Map: []KeyValue{}}
-			dups := dupChecker{file: p.file}
+			dups := dupChecker{file: p.file, keep: p.keepDups}
 			for {
 				tok, err := p.next()
 				if err != nil {
@@ -136,7 +137,8 @@ func (p *jsonParser) value(tok json.Token) (*Node, error) {
 					return nil, &Error{File: p.file, Line: p.tokenLine(), Msg: "invalid JSON: object key is not a string"}
 				}
 				keyLine := p.tokenLine()
-				if err := dups.add(key, keyLine); err != nil {
+				dupOf, err := dups.add(key, keyLine)
+				if err != nil {
 					return nil, err
 				}
 				tok, err = p.next()
@@ -147,7 +149,7 @@ func (p *jsonParser) value(tok json.Token) (*Node, error) {
 				if err != nil {
 					return nil, err
 				}
-				n.Map = append(n.Map, KeyValue{Key: key, Line: keyLine, Value: v})
+				n.Map = append(n.Map, KeyValue{Key: key, Line: keyLine, Value: v, Dup: dupOf})
 			}
 		}
 	}

@@ -17,12 +17,13 @@ const maxAliasNodes = 1 << 20
 
 type yamlConverter struct {
 	file       string
+	keepDups   bool
 	active     map[*yaml.Node]bool // aliases being expanded (cycle guard)
 	aliasDepth int
 	aliasNodes int
 }
 
-func decodeYAML(file string, data []byte) (*Node, error) {
+func decodeYAML(file string, data []byte, keepDups bool) (*Node, error) {
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	var doc yaml.Node
 	if err := dec.Decode(&doc); err != nil {
@@ -38,7 +39,7 @@ func decodeYAML(file string, data []byte) (*Node, error) {
 		}
 		return nil, &Error{File: file, Line: extra.Line, Msg: "invalid YAML: multiple documents in one file are not supported"}
 	}
-	c := &yamlConverter{file: file, active: map[*yaml.Node]bool{}}
+	c := &yamlConverter{file: file, keepDups: keepDups, active: map[*yaml.Node]bool{}}
 	return c.convert(&doc)
 }
 
@@ -203,7 +204,7 @@ func (c *yamlConverter) mapping(y *yaml.Node) (*Node, error) {
 	}
 	var entries []entry
 	explicit := map[string]bool{}
-	dups := dupChecker{file: c.file}
+	dups := dupChecker{file: c.file, keep: c.keepDups}
 	for i := 0; i+1 < len(y.Content); i += 2 {
 		k, v := y.Content[i], y.Content[i+1]
 		if isMergeKey(k) {
@@ -220,7 +221,8 @@ func (c *yamlConverter) mapping(y *yaml.Node) (*Node, error) {
 		if err != nil {
 			return nil, err
 		}
-		if err := dups.add(key, k.Line); err != nil {
+		dupOf, err := dups.add(key, k.Line)
+		if err != nil {
 			return nil, err
 		}
 		explicit[key] = true
@@ -228,7 +230,7 @@ func (c *yamlConverter) mapping(y *yaml.Node) (*Node, error) {
 		if err != nil {
 			return nil, err
 		}
-		entries = append(entries, entry{kv: KeyValue{Key: key, Line: k.Line, Value: val}})
+		entries = append(entries, entry{kv: KeyValue{Key: key, Line: k.Line, Value: val, Dup: dupOf}})
 	}
 	// Explicit keys override merged ones; among merged maps the first wins.
 	taken := map[string]bool{}

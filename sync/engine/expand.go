@@ -16,6 +16,22 @@ import (
 // errors that only a listing reveals (a single-tag rename of a regex that
 // matched two tags) are returned together as a configuration error.
 func (e *Engine) Expand(ctx context.Context, rs []rules.Rule) ([]rules.Job, []JobResult, error) {
+	jobs, failed, errs := e.expand(ctx, rs, false)
+	if len(errs) > 0 {
+		return nil, nil, errs
+	}
+	return jobs, failed, nil
+}
+
+// ExpandSkipping is Expand for --skip-invalid-rules: a rule that only a
+// listing shows to be wrong, and both rules of a destination conflict, are
+// set aside and their errors returned in skipped; the other rules' jobs
+// are returned as usual.
+func (e *Engine) ExpandSkipping(ctx context.Context, rs []rules.Rule) (jobs []rules.Job, failed []JobResult, skipped rules.ErrorList) {
+	return e.expand(ctx, rs, true)
+}
+
+func (e *Engine) expand(ctx context.Context, rs []rules.Rule, skip bool) ([]rules.Job, []JobResult, rules.ErrorList) {
 	type listing struct {
 		tags, invalid []string
 		err           error
@@ -91,14 +107,16 @@ func (e *Engine) Expand(ctx context.Context, rs []rules.Rule) ([]rules.Job, []Jo
 		}
 		jobs = append(jobs, js...)
 	}
+	if skip {
+		var conflicts rules.ErrorList
+		jobs, conflicts = rules.CheckJobsSkipping(jobs)
+		return jobs, failed, append(errs, conflicts...)
+	}
 	jobs, err := rules.CheckJobs(jobs)
 	if err != nil {
 		errs = append(errs, err)
 	}
-	if len(errs) > 0 {
-		return nil, nil, errs
-	}
-	return jobs, failed, nil
+	return jobs, failed, errs
 }
 
 // errListingInterrupted ends a tag listing under way at the first interrupt.

@@ -142,9 +142,7 @@ func CheckJobs(jobs []Job) ([]Job, error) {
 		seen[k] = true
 		if j.Destination.Tag != "" {
 			if i, ok := owner[d]; ok {
-				first := out[i]
-				errs = append(errs, &cfgfile.Error{File: ruleFile(j.Rule), Line: ruleLine(j.Rule), Key: ruleKey(j.Rule),
-					Msg: fmt.Sprintf("destination %q is written from both %q (%s) and %q", d, first.Source.String(), ruleWhere(first.Rule), s)})
+				errs = append(errs, conflictError(out[i], j))
 				continue
 			}
 			owner[d] = len(out)
@@ -155,6 +153,12 @@ func CheckJobs(jobs []Job) ([]Job, error) {
 		return nil, errs
 	}
 	return out, nil
+}
+
+// conflictError says that j writes the destination first already writes.
+func conflictError(first, j Job) error {
+	return &cfgfile.Error{File: ruleFile(j.Rule), Line: ruleLine(j.Rule), Key: ruleKey(j.Rule),
+		Msg: fmt.Sprintf("destination %q is written from both %q (%s) and %q", j.Destination.String(), first.Source.String(), ruleWhere(first.Rule), j.Source.String())}
 }
 
 func ruleFile(r *Rule) string {

@@ -166,8 +166,8 @@ func destination(raw string, src Source, srcOK bool, opt Options) (Destination, 
 		return Destination{}, fmt.Errorf("destination %q: %v", raw, err)
 	}
 	if strings.TrimSpace(s) == "" {
-		if opt.DefaultRegistry == "" || opt.DefaultNamespace == "" {
-			return Destination{}, errors.New("empty destination needs --registry and --namespace (or DEFAULT_REGISTRY/DEFAULT_NAMESPACE)")
+		if opt.DefaultRegistry == "" {
+			return Destination{}, errors.New("empty destination needs --registry (or DEFAULT_REGISTRY), with or without --namespace (DEFAULT_NAMESPACE)")
 		}
 		if !srcOK {
 			return Destination{}, errSkip // the source's own error says it all
@@ -191,7 +191,9 @@ func destination(raw string, src Source, srcOK bool, opt Options) (Destination, 
 }
 
 // defaultDestination is DEFAULT_REGISTRY/DEFAULT_NAMESPACE/<repo>, where
-// <repo> is the source repository path after its first component.
+// <repo> is the source repository path after its first component
+// (image-syncer v1.4), or without a namespace DEFAULT_REGISTRY/<the source
+// repository path> (image-syncer v1.5: docker.io/library/nginx → R/library/nginx).
 func defaultDestination(src Source, opt Options) (Destination, error) {
 	reg := strings.ToLower(strings.TrimSpace(opt.DefaultRegistry))
 	ns := strings.Trim(strings.TrimSpace(opt.DefaultNamespace), "/")
@@ -199,10 +201,13 @@ func defaultDestination(src Source, opt Options) (Destination, error) {
 		return Destination{}, fmt.Errorf("empty destination: invalid default registry %q", opt.DefaultRegistry)
 	}
 	repo := src.Repository
-	if _, rest, ok := strings.Cut(repo, "/"); ok {
-		repo = rest
+	if ns != "" {
+		if _, rest, ok := strings.Cut(repo, "/"); ok {
+			repo = rest
+		}
+		repo = ns + "/" + repo
 	}
-	reg, path, err := normalise(reg, ns+"/"+repo)
+	reg, path, err := normalise(reg, repo)
 	if err != nil {
 		return Destination{}, fmt.Errorf("empty destination: %v", err)
 	}

@@ -161,13 +161,25 @@ func TestLoadFile(t *testing.T) {
 			},
 		},
 		{
-			name: "empty destination without defaults",
+			name: "empty destination with a default registry alone (image-syncer v1.5)",
+			file: "images.yaml",
+			data: "nginx: ''\nquay.io/coreos/etcd:v3: ''\nreg.io/a/b/c: ['', r.io/x/c]\nquay.io/etcd@" + dA + ": \"\"\n",
+			opt:  Options{DefaultRegistry: "Mirror.example.com:5000"},
+			want: []string{
+				"1 docker.io/library/nginx => mirror.example.com:5000/library/nginx",
+				"2 quay.io/coreos/etcd:v3 => mirror.example.com:5000/coreos/etcd",
+				"3 reg.io/a/b/c => mirror.example.com:5000/a/b/c | r.io/x/c",
+				"4 quay.io/etcd@" + dA + " => mirror.example.com:5000/etcd",
+			},
+		},
+		{
+			name: "empty destination without a default registry",
 			file: "images.yaml",
 			data: "nginx: ''\nredis: ['r.io/ns/redis', '']\n",
-			opt:  Options{DefaultRegistry: "r.io"},
+			opt:  Options{DefaultNamespace: "ns"},
 			errs: []string{
-				`images.yaml:1: key "nginx": empty destination needs --registry and --namespace (or DEFAULT_REGISTRY/DEFAULT_NAMESPACE)`,
-				`images.yaml:2: key "redis": empty destination needs --registry and --namespace`,
+				`images.yaml:1: key "nginx": empty destination needs --registry (or DEFAULT_REGISTRY), with or without --namespace (DEFAULT_NAMESPACE)`,
+				`images.yaml:2: key "redis": empty destination needs --registry`,
 			},
 		},
 		{
