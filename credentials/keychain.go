@@ -126,8 +126,9 @@ func (c *Chain) Resolve(ctx context.Context, registry, repository string) (Acces
 			tls.CertFile, tls.KeyFile = e.Cert, e.KeyFile
 		}
 		if e.HasCredentials() {
+			user, pass := googleBasicAuth(registry, e.Username, e.Password)
 			return Access{
-				Auth:     authn.FromConfig(authn.AuthConfig{Username: e.Username, Password: e.Password}),
+				Auth:     authn.FromConfig(authn.AuthConfig{Username: user, Password: pass}),
 				Insecure: insecure,
 				TLS:      tls,
 				Source:   fmt.Sprintf("auth file %q entry %q", f.File, e.Raw),

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/base64"
 	"fmt"
 	"path/filepath"
 	"slices"
@@ -148,6 +149,44 @@ func TestSkipInvalidRules(t *testing.T) {
 		bad := writeFile(t, dir, "bad.yaml", S+"/lib/env:1: $UNSET_REGISTRY/m/env\n")
 		if r := runCLI(t, envs, "--images", bad, "--skip-invalid-rules"); r.code != exitUsage || !strings.Contains(r.stderr, "UNSET_REGISTRY") {
 			t.Errorf("no valid rule: exit %d, want %d", r.code, exitUsage)
+		}
+	})
+}
+
+// gcr.io and Artifact Registry take a service-account key as basic auth to
+// their own token server (username _json_key or _json_key_base64): such a
+// key, multi-line JSON included, goes through the auth file and the token
+// flow intact and never shows in the output. (image-syncer's _oauth2_ form
+// is mapped to _json_key_base64 for *.gcr.io and *.pkg.dev hosts only:
+// credentials.TestGoogleServiceAccountForms.)
+func TestServiceAccountKeyThroughTokenFlow(t *testing.T) {
+	forEachKind(t, func(t *testing.T, kind registrytest.Kind) {
+		key := "{\n  \"type\": \"service_account\",\n  \"private_key_id\": \"0123abcd\",\n  \"private_key\": \"-----BEGIN PRIVATE KEY-----\\nMIIEvQ==\\n-----END PRIVATE KEY-----\\n\"\n}\n"
+		key64 := base64.StdEncoding.EncodeToString([]byte(key))
+		src, dst := pair(t, kind, registrytest.Options{Token: &registrytest.TokenAuth{Users: map[string]string{"_json_key": key, "_json_key_base64": key64}}})
+		d, _ := src.PushRandomImage(t, "lib/app", "1", linuxAmd64, 1, 500, true, 521)
+		dir := t.TempDir()
+		images := writeFile(t, dir, "images.yaml", fmt.Sprintf("%[1]s/lib/app:1: [%[2]s/a/app, %[2]s/b/app]\n", src.Host, dst.Host))
+		auth := writeFile(t, dir, "auth.yaml", fmt.Sprintf("%[1]s/a:\n  username: _json_key\n  password: ${GCR_KEY}\n%[1]s/b:\n  username: _json_key_base64\n  password: ${GCR_KEY64}\n", dst.Host))
+		r := runCLI(t, map[string]string{"GCR_KEY": key, "GCR_KEY64": key64}, "--images", images, "--auth", auth, "--debug", "--no-ledger")
+		if r.code != 0 {
+			t.Fatalf("exit %d", r.code)
+		}
+		assertDigest(t, dst, "a/app", "1", d)
+		assertDigest(t, dst, "b/app", "1", d)
+		users := map[string]bool{}
+		for _, tr := range dst.Tokens.All() {
+			if tr.Status == 200 {
+				users[tr.User] = true
+			}
+		}
+		if !users["_json_key"] || !users["_json_key_base64"] {
+			t.Errorf("token server issued tokens to %v, want both key forms", users)
+		}
+		for _, secret := range []string{key64, "0123abcd", "MIIEvQ=="} {
+			if strings.Contains(r.stdout+r.stderr, secret) {
+				t.Errorf("the key (%q) appears in the output", secret[:4])
+			}
 		}
 	})
 }
