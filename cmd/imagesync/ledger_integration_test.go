@@ -169,6 +169,12 @@ func TestDestinationDriftRepaired(t *testing.T) {
 		if ups := uploadsPerDigest(dst); len(ups) != 0 {
 			t.Errorf("blobs the destination still held were uploaded again: %v", ups)
 		}
+		// One HEAD per destination tag decided it, drifted or not.
+		for _, repo := range []string{"lib/a", "lib/b", "lib/c", "lib/m"} {
+			if n := dst.Log.Count("HEAD", "/v2/"+repo+"/manifests/1$"); n != 1 {
+				t.Errorf("%s:1 asked %d times, want 1", repo, n)
+			}
+		}
 		// And the next run is a no-op again.
 		if p, r := planJSON(t, "--images", rulesFile, "--ledger", ledger, "--detailed-exitcode"); r.code != 0 || p.Summary["skip"] != 4 {
 			t.Errorf("plan after the repair: exit %d, summary %v", r.code, p.Summary)
