@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"io"
 
 	"github.com/imagesync/imagesync/internal/cfgfile"
 	"github.com/imagesync/imagesync/sync/engine"
@@ -25,16 +26,21 @@ func (s *session) expand(rc *runContext, in *Inputs, eng *engine.Engine) ([]rule
 }
 
 // reportSkipped prints the errors of rules set aside, one per line, as a
-// strict run would, and remembers them for skippedError.
+// strict run would (on stderr, and in the --log file too), and remembers
+// them for skippedError.
 func (s *session) reportSkipped(rc *runContext, errs rules.ErrorList) {
 	lines := flatten(errs)
 	if len(lines) == 0 {
 		return
 	}
 	s.skipped = append(s.skipped, lines...)
-	fmt.Fprintf(rc.stderr, "%s: --skip-invalid-rules: setting aside %d invalid rule(s); the others run:\n", rc.personality.Name, countRules(lines))
+	w := rc.stderr
+	if rc.global.Log != "" && s.out != nil {
+		w = io.MultiWriter(rc.stderr, s.out)
+	}
+	fmt.Fprintf(w, "%s: --skip-invalid-rules: setting aside %d invalid rule(s); the others run:\n", rc.personality.Name, countRules(lines))
 	for _, e := range lines {
-		fmt.Fprintln(rc.stderr, e)
+		fmt.Fprintln(w, e)
 	}
 }
 
