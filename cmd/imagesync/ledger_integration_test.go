@@ -179,7 +179,46 @@ func TestDestinationDriftRepaired(t *testing.T) {
 		if p, r := planJSON(t, "--images", rulesFile, "--ledger", ledger, "--detailed-exitcode"); r.code != 0 || p.Summary["skip"] != 4 {
 			t.Errorf("plan after the repair: exit %d, summary %v", r.code, p.Summary)
 		}
+
+		// Repositories wiped (manifests, children and blobs), as after a
+		// restore from an old backup or garbage collection: the ledger's
+		// blob knowledge is wrong too, and one plain sync still repairs all.
+		wipe(t, dst, "lib/a", a)
+		wipe(t, dst, "lib/m", m)
+		if r := runCLI(t, nil, "--images", rulesFile, "--ledger", ledger, "--retries", "0"); r.code != 0 || !strings.Contains(r.stderr, "2 copied, 2 skipped") {
+			t.Fatalf("sync after the wipe: exit %d", r.code)
+		}
+		assertDigest(t, dst, "lib/a", "1", a)
+		assertDigest(t, dst, "lib/m", "1", m)
+		if probs, r := verifyJSON(t, "--images", rulesFile, "--ledger", ledger, "--deep"); r.code != 0 || len(probs) != 0 {
+			t.Errorf("verify after the wipe and sync: exit %d, problems %v", r.code, probs)
+		}
 	})
+}
+
+// wipe deletes a manifest from repo with everything it references: child
+// manifests, configs and layers.
+func wipe(t *testing.T, r *registrytest.Registry, repo, digest string) {
+	t.Helper()
+	raw, _, _ := r.Manifest(t, repo, digest)
+	var m struct {
+		Manifests []struct{ Digest string }
+		Config    struct{ Digest string }
+		Layers    []struct{ Digest string }
+	}
+	if err := json.Unmarshal(raw, &m); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range m.Manifests {
+		wipe(t, r, repo, c.Digest)
+	}
+	if m.Config.Digest != "" {
+		r.DeleteBlob(t, repo, m.Config.Digest)
+	}
+	for _, l := range m.Layers {
+		r.DeleteBlob(t, repo, l.Digest)
+	}
+	r.DeleteManifest(t, repo, digest)
 }
 
 type planDoc struct {
