@@ -12,6 +12,7 @@ import (
 
 	"github.com/imagesync/imagesync/credentials"
 	"github.com/imagesync/imagesync/plugin"
+	"github.com/imagesync/imagesync/sync/report"
 )
 
 // Exit codes (see the README).
@@ -89,6 +90,7 @@ type runContext struct {
 	// runs as the `docker sync` plugin.
 	dockerConfigDir string
 	personality     plugin.Personality
+	console         *report.Console // stderr, shared by logs and the progress display
 }
 
 // exitError carries an exit code out of a command.
@@ -200,7 +202,18 @@ func run(ctx context.Context, args []string, e env, stdout, stderr io.Writer) (c
 		fmt.Fprintf(stderr, "%s: %v\n", p.Name, err)
 		return exitUsage
 	}
-	err = kctx.Run(&runContext{ctx: ctx, env: e, stdout: stdout, stderr: stderr, secrets: secrets, terminal: terminal, global: &cli.Globals, dockerConfigDir: dockerConfigDir, personality: p})
+	console := newConsole(stderr, e)
+	ran := make(chan struct{})
+	go func() { // the Ctrl-C message, on a line of its own above any bar
+		select {
+		case <-e.interrupt:
+			console.Notice(p.Name + ": interrupted: finishing the images in flight (press Ctrl-C again to quit at once)")
+		case <-ran:
+		}
+	}()
+	err = kctx.Run(&runContext{ctx: ctx, env: e, stdout: stdout, stderr: stderr, secrets: secrets, terminal: terminal, global: &cli.Globals, dockerConfigDir: dockerConfigDir, personality: p, console: console})
+	close(ran)
+	console.Close()
 	if e.interrupted() {
 		if err != nil {
 			fmt.Fprintf(stderr, "%s: %v\n", p.Name, err)

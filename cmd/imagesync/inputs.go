@@ -15,7 +15,6 @@ import (
 	"github.com/imagesync/imagesync/sync/ledger"
 	"github.com/imagesync/imagesync/sync/report"
 	"github.com/imagesync/imagesync/sync/rules"
-	"golang.org/x/term"
 )
 
 // Inputs are the flags sync, plan and verify share: what to copy, with which
@@ -55,7 +54,8 @@ type session struct {
 	ledger    *ledger.Ledger
 	client    *registry.Client
 	filter    engine.Filter
-	skipped   []error // rules set aside by --skip-invalid-rules
+	skipped   []error         // rules set aside by --skip-invalid-rules
+	console   *report.Console // logs, result lines, progress
 	interrupt <-chan struct{}
 	closers   []func()
 }
@@ -105,6 +105,16 @@ func (in *Inputs) open(rc *runContext) (*session, error) {
 		return nil, err
 	}
 	s.closers = append(s.closers, closeLog)
+	// Logs, result lines and the progress display share one console, so a
+	// log line never lands in the middle of the bar; everything it prints
+	// is redacted.
+	if rc.global.Log == "" && rc.console != nil {
+		rc.console.SetWriter(credentials.NewRedactor(rc.stderr, secrets))
+		s.console = rc.console
+	} else {
+		s.console = report.NewConsole(credentials.NewRedactor(logOut, secrets), false, nil)
+	}
+	logOut = s.console
 	warnings, skipped, err := in.load(rc, s)
 	if err != nil {
 		s.Close()
@@ -302,20 +312,15 @@ func homeDir(e env) string {
 }
 
 // progressOptions decide between a live bar and plain lines: a bar only
-// when the log goes to a terminal.
+// when the log goes to a terminal that takes ANSI sequences (not TERM=dumb).
 func progressOptions(rc *runContext) report.ProgressOptions {
-	tty := rc.global.Log == "" && isTerminal(rc.terminal)
+	live := rc.global.Log == "" && rc.console.Live()
 	_, noColor := rc.env.lookup("NO_COLOR")
 	return report.ProgressOptions{
-		Bar:   tty && !rc.global.NoProgress,
-		Color: tty && !noColor,
+		Bar:   live && !rc.global.NoProgress,
+		Color: live && !noColor,
 		Quiet: rc.global.Quiet,
 	}
-}
-
-func isTerminal(w io.Writer) bool {
-	f, ok := w.(*os.File)
-	return ok && term.IsTerminal(int(f.Fd()))
 }
 
 // samePath reports whether two paths name the same file (symlinks resolved),

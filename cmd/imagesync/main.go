@@ -9,6 +9,8 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/imagesync/imagesync/plugin"
 )
 
 // Set by the release build (-ldflags "-X main.version=… -X main.commit=…").
@@ -26,10 +28,10 @@ func main() {
 	interrupt := make(chan struct{})
 	go func() {
 		<-sigs
-		close(interrupt)
-		fmt.Fprintln(os.Stderr, "imagesync: interrupted: finishing the images in flight (press Ctrl-C again to quit at once)")
+		close(interrupt) // run prints the message, above the progress display
 		<-sigs
-		fmt.Fprintln(os.Stderr, "imagesync: interrupted again: quitting")
+		// On a fresh line: the cursor may be at the end of a bar.
+		fmt.Fprintf(os.Stderr, "\n%s: interrupted again: quitting\n", plugin.Detect(os.Args[0]).Name)
 		os.Exit(exitInterrupted)
 	}()
 	os.Exit(run(context.Background(), os.Args, env{lookup: os.LookupEnv, interrupt: interrupt}, os.Stdout, os.Stderr))

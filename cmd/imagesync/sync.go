@@ -36,8 +36,9 @@ func (c *SyncCmd) Run(rc *runContext) error {
 	if err != nil {
 		return &exitError{code: exitUsage, err: err}
 	}
-	progress := report.NewProgress(s.out, len(jobs)+len(failed), progressOptions(rc))
-	eng.Observe(progress.Result, progress.Planned, progress.Transferred)
+	progress := report.NewProgress(s.console, len(jobs)+len(failed), progressOptions(rc))
+	eng.Observe(progress.Result, nil, nil)
+	eng.ObserveProgress(progress.Event)
 	res := eng.Sync(rc.ctx, jobs, failed)
 	progress.Finish()
 

@@ -11,6 +11,7 @@ import (
 	"io"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/imagesync/imagesync/sync/engine/registry"
 	"github.com/imagesync/imagesync/sync/ledger"
@@ -259,6 +260,7 @@ type blobPrep struct {
 // registry, and finally claims the registry-wide upload.
 func (e *Engine) prepareBlob(ctx context.Context, src *registry.Repo, b blobDesc, dst *registry.Repo, first bool) (blobPrep, error) {
 	if e.blobs.has(dst, b.Digest) {
+		e.work.present(blobKey(dst, b.Digest))
 		return blobPrep{done: true}, nil
 	}
 	if first {
@@ -268,6 +270,7 @@ func (e *Engine) prepareBlob(ctx context.Context, src *registry.Repo, b blobDesc
 		}
 		if ok {
 			e.blobs.add(dst, b.Digest)
+			e.work.present(blobKey(dst, b.Digest))
 			return blobPrep{done: true}, nil
 		}
 	}
@@ -283,6 +286,7 @@ func (e *Engine) prepareBlob(ctx context.Context, src *registry.Repo, b blobDesc
 		}
 		if mounted {
 			e.blobs.add(dst, b.Digest)
+			e.work.present(blobKey(dst, b.Digest))
 			e.mounted.Add(1)
 			e.log.Debug("mounted blob", "digest", b.Digest, "into", dst.String(), "from", from)
 			return blobPrep{done: true}, nil
@@ -331,6 +335,8 @@ type uploadSlot struct {
 	location string // an open upload session, or "" to open one
 	n        int64  // bytes uploaded
 	err      error
+	image    string       // progress: the image these bytes count for
+	sent     atomic.Int64 // progress: bytes reported in this attempt
 }
 
 // upload streams the blob from src into every slot's destination with one
@@ -348,6 +354,9 @@ func (e *Engine) upload(ctx context.Context, src *registry.Repo, b blobDesc, slo
 		return
 	}
 	defer func() { <-e.sem }()
+	for _, s := range slots {
+		s.image = e.work.uploading(ctx, blobKey(s.dst, b.Digest), b.Size)
+	}
 	pending := slots
 	for attempt := 0; attempt < 3 && len(pending) > 0; attempt++ {
 		if attempt > 0 {
@@ -359,10 +368,14 @@ func (e *Engine) upload(ctx context.Context, src *registry.Repo, b blobDesc, slo
 		e.uploadOnce(ctx, src, b, pending)
 		var again []*uploadSlot
 		for _, s := range pending {
+			if s.err != nil { // its bytes were not uploaded after all
+				e.work.bytes(s.image, -s.sent.Swap(0))
+			}
 			switch {
 			case s.err == nil:
 				e.uploaded.Add(1)
 				e.bytes.Add(s.n)
+				e.work.uploaded(blobKey(s.dst, b.Digest))
 			case !registry.IsPermanent(s.err) && ctx.Err() == nil:
 				again = append(again, s)
 			}
@@ -418,9 +431,17 @@ func (e *Engine) uploadOnce(ctx context.Context, src *registry.Repo, b blobDesc,
 	if e.opt.OnPlanned != nil {
 		e.opt.OnPlanned(b.Size * int64(len(live)))
 	}
-	if e.opt.OnBytes != nil {
+	if e.opt.OnBytes != nil || e.work != nil {
 		copies := int64(len(live))
-		vr.progress = func(n int64) { e.opt.OnBytes(n * copies) }
+		vr.progress = func(n int64) {
+			if e.opt.OnBytes != nil {
+				e.opt.OnBytes(n * copies)
+			}
+			for _, s := range live {
+				s.sent.Add(n)
+				e.work.bytes(s.image, n)
+			}
+		}
 	}
 	if len(live) == 1 {
 		s := live[0]

@@ -59,6 +59,8 @@ type source struct {
 	desc registry.Descriptor
 	raw  []byte
 	made map[string]manifestBytes // indexes written by the platform filter
+	mu   sync.Mutex
+	read map[string]manifestBytes // child manifests read ahead (Engine.resolve)
 }
 
 func (s *source) load(ctx context.Context) error {
@@ -105,28 +107,40 @@ func (e *Engine) headDestination(ctx context.Context, j rules.Job, digest string
 	return &destHead{ref: ref, desc: d, err: err}
 }
 
-// syncUnit decides and copies (or, dry, measures) one source reference to
-// its destinations.
-func (e *Engine) syncUnit(ctx context.Context, u *unit) []JobResult {
+// decision is a unit after its decisions: the results known so far, and the
+// destinations that need a copy of the source manifest (already read).
+type decision struct {
+	results   []JobResult
+	targets   []*target
+	owners    map[*target]int
+	src       *source
+	entry     ledger.Entry
+	srcDigest string
+}
+
+// decide reads the source (HEAD, and the manifest when a destination needs
+// it) and decides per destination: skipped from the ledger or a HEAD,
+// failed, or a target to copy to.
+func (e *Engine) decide(ctx context.Context, u *unit) *decision {
 	results := make([]JobResult, len(u.jobs))
 	for i, j := range u.jobs {
 		results[i] = JobResult{Job: j}
 	}
-	failAll := func(err error) []JobResult {
+	failAll := func(err error) *decision {
 		for i := range results {
 			if results[i].Action == "" {
 				results[i].Action, results[i].Err = Failed, err
 			}
 		}
-		return results
+		return &decision{results: results}
 	}
-	filterAll := func(err error) []JobResult {
+	filterAll := func(err error) *decision {
 		for i := range results {
 			if results[i].Action == "" {
 				results[i].Action, results[i].Err = Filtered, err
 			}
 		}
-		return results
+		return &decision{results: results}
 	}
 
 	repo, err := e.c.Repo(ctx, u.src.Registry, u.src.Repository, false)
@@ -140,6 +154,9 @@ func (e *Engine) syncUnit(ctx context.Context, u *unit) []JobResult {
 	} else {
 		d, err := repo.HeadManifest(ctx, src.ref)
 		if err != nil {
+			if registry.IsNotFound(err) {
+				err = &notFound{what: "tag " + src.ref, where: u.src.Registry + "/" + u.src.Repository, err: err}
+			}
 			return failAll(e.explain(repo, err))
 		}
 		src.desc = d
@@ -187,7 +204,7 @@ func (e *Engine) syncUnit(ctx context.Context, u *unit) []JobResult {
 		}
 	}
 	if pending == 0 {
-		return results
+		return &decision{results: results}
 	}
 
 	// The digest the destination must end up with.
@@ -279,7 +296,7 @@ func (e *Engine) syncUnit(ctx context.Context, u *unit) []JobResult {
 		owners[t] = i
 	}
 	if len(targets) == 0 {
-		return results
+		return &decision{results: results}
 	}
 
 	if err := src.load(ctx); err != nil {
@@ -288,6 +305,22 @@ func (e *Engine) syncUnit(ctx context.Context, u *unit) []JobResult {
 	if isSchema1(src.desc.MediaType) {
 		return failAll(schema1Error())
 	}
+	return &decision{results: results, targets: targets, owners: owners, src: src, entry: entry, srcDigest: srcDigest}
+}
+
+// syncUnit decides and copies (or, dry, measures) one source reference to
+// its destinations. A unit resolved ahead (see Engine.resolve) is not
+// decided again on its first attempt.
+func (e *Engine) syncUnit(ctx context.Context, u *unit) []JobResult {
+	d := u.decided
+	u.decided = nil
+	if d == nil {
+		d = e.decide(ctx, u)
+	}
+	if len(d.targets) == 0 {
+		return d.results
+	}
+	results, targets, owners, src, entry, srcDigest := d.results, d.targets, d.owners, d.src, d.entry, d.srcDigest
 	e.copyManifest(ctx, src, src.raw, src.desc.MediaType, targets)
 	for _, t := range targets {
 		i := owners[t]
@@ -372,6 +405,24 @@ func (e *Engine) copyManifest(ctx context.Context, src *source, raw []byte, medi
 	wg.Wait()
 }
 
+// imageBlobs lists the blobs of an image manifest as copyManifest does: its
+// config and its layers, except foreign layers (they stay where their URLs
+// point).
+func imageBlobs(raw []byte) ([]blobDesc, error) {
+	m, err := parseImage(raw)
+	if err != nil {
+		return nil, err
+	}
+	blobs := []blobDesc{m.Config}
+	for _, l := range m.Layers {
+		if len(l.URLs) > 0 {
+			continue
+		}
+		blobs = append(blobs, l)
+	}
+	return blobs, nil
+}
+
 // copyChild copies one child of an index to the targets that lack it.
 func (e *Engine) copyChild(ctx context.Context, src *source, c childDesc, parents []*target) {
 	ctx, err := deeper(ctx, c.Digest)
@@ -407,8 +458,13 @@ func (e *Engine) copyChild(ctx context.Context, src *source, c childDesc, parent
 	}
 	var raw []byte
 	mt := c.MediaType
+	src.mu.Lock()
+	ahead, readAhead := src.read[c.Digest]
+	src.mu.Unlock()
 	if m, ok := src.made[c.Digest]; ok {
 		raw = m.raw
+	} else if readAhead {
+		raw, mt = ahead.raw, ahead.mediaType
 	} else {
 		b, d, err := src.repo.GetManifest(ctx, c.Digest)
 		if err != nil {
@@ -435,6 +491,17 @@ func (e *Engine) copyChild(ctx context.Context, src *source, c childDesc, parent
 func schema1Error() error {
 	return registry.Permanent(errors.New("schema 1 manifests (Docker before 1.10) are not supported: rebuild or re-push the image with a current Docker (schema 2)"))
 }
+
+// notFound says in words what a 404 meant ("tag 1.0 not found in
+// registry/repo") instead of the raw request; it still unwraps to the
+// registry's error.
+type notFound struct {
+	what, where string
+	err         error
+}
+
+func (n *notFound) Error() string { return n.what + " not found in " + n.where }
+func (n *notFound) Unwrap() error { return n.err }
 
 // explain adds what to check to authentication failures.
 func (e *Engine) explain(r *registry.Repo, err error) error {

@@ -43,16 +43,21 @@ type JobResult struct {
 	Attempts int
 	Err      error
 	Duration time.Duration
+	// NotStarted: the run was interrupted before this job started (Action
+	// is Failed, so that the failed-images file lists it for the next run).
+	NotStarted bool
 }
 
 // Summary counts a run.
 type Summary struct {
 	Copied, Skipped, Filtered, Failed int
+	NotStarted                        int   // interrupted before they started (not counted in Failed)
 	WouldCopy, WouldUpdate            int   // plan
 	Bytes                             int64 // blob bytes uploaded
 	BlobsUploaded, BlobsMounted       int64
 	Requests, Retries                 int64
 	Duration                          time.Duration
+	Interrupted                       bool // Ctrl-C (Options.Stop) or a cancelled context
 }
 
 // Result is a whole run.
@@ -86,6 +91,11 @@ type Options struct {
 	// OnPlanned is called with the size of each blob about to be uploaded
 	// (again if the upload restarts), OnBytes as its bytes go: progress.
 	OnPlanned, OnBytes func(n int64)
+	// OnProgress, when set, receives the run's progress (see Progress), from
+	// worker goroutines; Sync then resolves every image (manifests read,
+	// destinations asked) before the first upload, so that the bytes to
+	// upload are known early and only shrink.
+	OnProgress func(Progress)
 	// Stop, when closed, stops starting new images; those in flight finish
 	// (their tags are written last, so nothing is left half-pushed under a
 	// tag). The jobs not started are reported as failed: interrupted.
@@ -112,6 +122,7 @@ type Engine struct {
 	blobs *blobTracker
 	sem   chan struct{} // bounds blob transfers
 	log   *slog.Logger
+	work  *workTracker // nil without OnProgress
 
 	uploaded, mounted atomic.Int64
 	bytes             atomic.Int64
@@ -137,13 +148,17 @@ func (e *Engine) Observe(onResult func(JobResult), onPlanned, onBytes func(int64
 	e.opt.OnResult, e.opt.OnPlanned, e.opt.OnBytes = onResult, onPlanned, onBytes
 }
 
+// ObserveProgress sets Options.OnProgress before Sync.
+func (e *Engine) ObserveProgress(f func(Progress)) { e.opt.OnProgress = f }
+
 // unit is one source reference with every destination that wants it: the
 // source is read once for all of them.
 type unit struct {
 	src      rules.Ref
 	jobs     []rules.Job
 	attempts int
-	healed   bool // stale ledger entries were dropped once already
+	healed   bool      // stale ledger entries were dropped once already
+	decided  *decision // resolved ahead of the copy (first attempt only)
 }
 
 func groupUnits(jobs []rules.Job) []*unit {
@@ -188,6 +203,18 @@ func (e *Engine) Sync(ctx context.Context, jobs []rules.Job, pre []JobResult) *R
 	var pending sync.WaitGroup
 	pending.Add(len(units))
 	go func() { pending.Wait(); close(queue) }()
+	if e.opt.OnProgress != nil && !e.opt.DryRun {
+		e.work = newWorkTracker(e.opt.OnProgress)
+		e.resolve(ctx, units)
+	}
+	finish := func(u *unit) {
+		u.decided = nil
+		e.work.release(u)
+		if e.opt.OnProgress != nil && e.work != nil {
+			e.opt.OnProgress(Progress{Kind: ProgressFinished, Image: u.src.String()})
+		}
+		pending.Done()
+	}
 
 	var workers sync.WaitGroup
 	for range min(e.opt.Concurrency, max(len(units), 1)) {
@@ -201,15 +228,18 @@ func (e *Engine) Sync(ctx context.Context, jobs []rules.Job, pre []JobResult) *R
 						err = fmt.Errorf("not started: %w", context.Cause(ctx))
 					}
 					for _, j := range u.jobs {
-						record(JobResult{Job: j, Action: Failed, Err: err, Attempts: u.attempts})
+						record(JobResult{Job: j, Action: Failed, Err: err, Attempts: u.attempts, NotStarted: true})
 					}
-					pending.Done()
+					finish(u)
 					continue
 				}
 				u.attempts++
 				wait := JobBackoff(u.attempts)
+				if e.work != nil {
+					e.opt.OnProgress(Progress{Kind: ProgressStarted, Image: u.src.String()})
+				}
 				var retry []rules.Job
-				for _, r := range e.runUnit(ctx, u) {
+				for _, r := range e.runUnit(withUnit(ctx, u), u) {
 					if r.Action == Failed && !registry.IsPermanent(r.Err) && u.attempts <= e.opt.Retries && ctx.Err() == nil && !closed(e.opt.Stop) {
 						e.log.Warn("will retry", "source", r.Job.Source.String(), "destination", r.Job.Destination.String(), "attempt", u.attempts, "after", wait.Round(time.Millisecond).String(), "error", r.Err)
 						retry = append(retry, r.Job)
@@ -234,7 +264,7 @@ func (e *Engine) Sync(ctx context.Context, jobs []rules.Job, pre []JobResult) *R
 					}(wait)
 					continue
 				}
-				pending.Done()
+				finish(u)
 			}
 		}()
 	}
@@ -250,7 +280,11 @@ func (e *Engine) Sync(ctx context.Context, jobs []rules.Job, pre []JobResult) *R
 		case Filtered:
 			s.Filtered++
 		case Failed:
-			s.Failed++
+			if r.NotStarted {
+				s.NotStarted++
+			} else {
+				s.Failed++
+			}
 		case WouldCopy:
 			s.WouldCopy++
 		case WouldUpdate:
@@ -263,6 +297,7 @@ func (e *Engine) Sync(ctx context.Context, jobs []rules.Job, pre []JobResult) *R
 	if !e.opt.DryRun {
 		s.Bytes = e.bytes.Load()
 	}
+	s.Interrupted = ctx.Err() != nil || closed(e.opt.Stop)
 	s.BlobsUploaded = e.uploaded.Load()
 	s.BlobsMounted = e.mounted.Load()
 	s.Requests = e.c.Stats.Requests.Load()

@@ -3,6 +3,8 @@ package report
 import (
 	"fmt"
 	"io"
+	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -13,73 +15,90 @@ import (
 
 // ProgressOptions say how a run shows its progress.
 type ProgressOptions struct {
-	Bar      bool          // a live bar (stderr is a terminal and --no-progress is not given)
-	Color    bool          // colors allowed (a terminal, and NO_COLOR unset)
+	Bar      bool          // a live bar (a terminal that takes ANSI sequences, and --no-progress not given)
+	Color    bool          // colors allowed (a terminal, not TERM=dumb, and NO_COLOR unset)
 	Quiet    bool          // only failures and the summary
 	Interval time.Duration // without a bar: a plain progress line this often (0: 10s)
+	MaxLines int           // images in flight shown above the bar (0: 4)
 }
 
 // Progress shows a sync as it goes: one line per finished image and, on a
-// terminal, one bar in bytes (its total grows as the engine finds blobs to
-// upload) with images done/total, rate and ETA; elsewhere, a plain line now
-// and then. It is safe for concurrent use.
+// terminal, a live block redrawn in place below them — the images in flight
+// with their bytes, images done/total with failures, and a bar of the bytes
+// uploaded out of the bytes to upload, with rate and ETA. The engine
+// resolves every image before the first upload, so that total is known
+// early and only shrinks (blobs found present or mounted leave it). Without
+// a terminal, a plain line now and then says the same. Jobs that never
+// started (Ctrl-C) are counted, not listed. It is safe for concurrent use.
 type Progress struct {
-	w   io.Writer
+	c   *Console
 	opt ProgressOptions
+	now func() time.Time
 
-	mu          sync.Mutex
-	bar         *progressbar.ProgressBar
-	images      int
-	done        int
-	planned     int64
-	transferred int64
-	lastDraw    time.Time
-	stop        chan struct{}
-	stopped     sync.WaitGroup
+	mu         sync.Mutex
+	images     int // jobs
+	done       int // jobs with a result
+	failed     int
+	notStarted int
+	units      int // source references to resolve
+	resolved   int
+	ready      bool  // every source reference is resolved
+	work       int64 // bytes to upload (only shrinks once ready)
+	uploaded   int64
+	inflight   map[string]*imageBytes
+	byImage    map[string]*imageBytes
+	start      time.Time
+	samples    []sample // recent (time, uploaded) for the rate
+	bar        *progressbar.ProgressBar
+	barWidth   int
+	lastDraw   time.Time
+	stop       chan struct{}
+	stopped    sync.WaitGroup
+	finished   bool
 }
 
-// NewProgress starts showing progress for a run of images jobs.
-func NewProgress(w io.Writer, images int, opt ProgressOptions) *Progress {
-	p := &Progress{w: w, opt: opt, images: images, stop: make(chan struct{})}
-	if opt.Interval == 0 {
+type imageBytes struct {
+	name       string
+	work, done int64
+	started    time.Time
+}
+
+type sample struct {
+	t time.Time
+	n int64
+}
+
+// NewProgress starts showing progress for a run of images jobs on c.
+func NewProgress(c *Console, images int, opt ProgressOptions) *Progress {
+	p := &Progress{c: c, opt: opt, images: images, now: time.Now, stop: make(chan struct{}),
+		inflight: map[string]*imageBytes{}, byImage: map[string]*imageBytes{}}
+	p.start = p.now()
+	if p.opt.Interval == 0 {
 		p.opt.Interval = 10 * time.Second
+	}
+	if p.opt.MaxLines == 0 {
+		p.opt.MaxLines = 4
+	}
+	if !c.Live() {
+		p.opt.Bar = false
 	}
 	switch {
 	case opt.Quiet:
-	case opt.Bar:
-		theme := progressbar.Theme{Saucer: "=", SaucerHead: ">", SaucerPadding: " ", BarStart: "[", BarEnd: "]"}
-		if opt.Color {
-			theme = progressbar.Theme{Saucer: "[green]=[reset]", SaucerHead: "[green]>[reset]", SaucerPadding: " ", BarStart: "[", BarEnd: "]"}
-		}
-		// The total grows as blobs are found, so the bar must never look
-		// finished (current ≥ max) before Finish: it stays one byte ahead.
-		p.bar = progressbar.NewOptions64(1,
-			progressbar.OptionSetWriter(w),
-			progressbar.OptionShowBytes(true),
-			progressbar.OptionShowTotalBytes(true),
-			progressbar.OptionUseIECUnits(true),
-			progressbar.OptionSetPredictTime(true),
-			progressbar.OptionSetWidth(30),
-			// no throttle here: Transferred throttles itself, and a bar
-			// cleared for a result line must come back at once
-			progressbar.OptionEnableColorCodes(opt.Color),
-			progressbar.OptionSetTheme(theme),
-			progressbar.OptionSetDescription(p.describe()),
-			progressbar.OptionClearOnFinish(),
-		)
+	case p.opt.Bar:
+		p.stopped.Add(1)
+		go p.tick(200 * time.Millisecond)
 	default:
 		p.stopped.Add(1)
-		go p.tick()
+		go p.tick(p.opt.Interval)
 	}
 	return p
 }
 
-func (p *Progress) describe() string { return fmt.Sprintf("%d/%d images", p.done, p.images) }
-
-// tick prints a plain progress line every Interval (no terminal).
-func (p *Progress) tick() {
+// tick redraws the bar (rate and ETA move even when no byte does), or
+// prints a plain line, every d.
+func (p *Progress) tick(d time.Duration) {
 	defer p.stopped.Done()
-	t := time.NewTicker(p.opt.Interval)
+	t := time.NewTicker(d)
 	defer t.Stop()
 	for {
 		select {
@@ -87,17 +106,29 @@ func (p *Progress) tick() {
 			return
 		case <-t.C:
 			p.mu.Lock()
-			fmt.Fprintf(p.w, "progress: %d/%d images, %s of %s uploaded so far\n", p.done, p.images, Bytes(p.transferred), Bytes(p.planned))
+			if p.opt.Bar {
+				p.draw()
+			} else {
+				p.c.Println("progress: " + p.plainLocked())
+			}
 			p.mu.Unlock()
 		}
 	}
 }
 
-// Result prints a finished job above the bar.
+// Result prints a finished job above the bar; a job that never started is
+// only counted.
 func (p *Progress) Result(r engine.JobResult) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.done++
+	switch {
+	case r.NotStarted:
+		p.notStarted++
+		return
+	case r.Action == engine.Failed:
+		p.failed++
+	}
 	if p.opt.Quiet && r.Action != engine.Failed {
 		return
 	}
@@ -105,54 +136,224 @@ func (p *Progress) Result(r engine.JobResult) {
 	if p.opt.Color && r.Action == engine.Failed {
 		line = "\x1b[31m" + line + "\x1b[0m"
 	}
-	if p.bar != nil {
-		_ = p.bar.Clear()
+	p.c.Println(line)
+}
+
+// Event takes the engine's progress events (engine.Options.OnProgress).
+func (p *Progress) Event(ev engine.Progress) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	switch ev.Kind {
+	case engine.ProgressResolving:
+		p.units = ev.Images
+	case engine.ProgressResolved:
+		p.resolved++
+	case engine.ProgressReady:
+		p.ready = true
+	case engine.ProgressStarted:
+		im := p.image(ev.Image)
+		if _, ok := p.inflight[ev.Image]; !ok {
+			im.started = p.now()
+			p.inflight[ev.Image] = im
+		}
+	case engine.ProgressFinished:
+		delete(p.inflight, ev.Image)
+	case engine.ProgressBytes:
+		im := p.image(ev.Image)
+		im.work += ev.Work
+		im.done += ev.Done
+		p.work += ev.Work
+		p.uploaded += ev.Done
+		if ev.Done != 0 {
+			p.sample()
+		}
 	}
-	fmt.Fprintln(p.w, line)
-	if p.bar != nil {
-		p.bar.Describe(p.describe())
+	if p.opt.Bar && (ev.Kind != engine.ProgressBytes || p.now().Sub(p.lastDraw) >= 100*time.Millisecond) {
 		p.draw()
 	}
 }
 
-// Planned grows the bytes to move: a blob the engine is about to upload.
-func (p *Progress) Planned(n int64) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.planned += n
-	if p.bar != nil {
-		p.bar.ChangeMax64(p.planned + 1)
+func (p *Progress) image(name string) *imageBytes {
+	im, ok := p.byImage[name]
+	if !ok {
+		im = &imageBytes{name: name}
+		p.byImage[name] = im
 	}
+	return im
 }
 
-// Transferred counts bytes uploaded.
-func (p *Progress) Transferred(n int64) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.transferred += n
-	if p.bar != nil && time.Since(p.lastDraw) >= 100*time.Millisecond {
-		p.draw()
+// sample keeps the last five seconds of (time, uploaded) for the rate.
+func (p *Progress) sample() {
+	now := p.now()
+	p.samples = append(p.samples, sample{now, p.uploaded})
+	cut := 0
+	for cut < len(p.samples)-2 && now.Sub(p.samples[cut].t) > 5*time.Second {
+		cut++
 	}
+	p.samples = p.samples[cut:]
 }
 
-// draw renders the bar now (the caller holds p.mu).
+// rate is bytes per second over the recent samples (0: unknown yet).
+func (p *Progress) rate() float64 {
+	if len(p.samples) < 2 {
+		return 0
+	}
+	first, last := p.samples[0], p.samples[len(p.samples)-1]
+	dt := p.now().Sub(first.t).Seconds()
+	if dt < 0.5 {
+		dt = last.t.Sub(first.t).Seconds()
+	}
+	if dt <= 0 {
+		return 0
+	}
+	return float64(last.n-first.n) / dt
+}
+
+// eta is the time left at the current rate ("?" while unknown).
+func (p *Progress) eta() string {
+	left := p.work - p.uploaded
+	if left <= 0 {
+		return "0s"
+	}
+	r := p.rate()
+	if r <= 0 || !p.ready {
+		return "?"
+	}
+	d := time.Duration(float64(left) / r * float64(time.Second))
+	if d > time.Minute {
+		d = d.Round(time.Second)
+	} else {
+		d = d.Round(100 * time.Millisecond)
+	}
+	return d.String()
+}
+
+func (p *Progress) percent() int {
+	if p.work <= 0 {
+		return 0
+	}
+	return int(p.uploaded * 100 / p.work)
+}
+
+// counts is "7/20 images, 1 failed".
+func (p *Progress) counts() string {
+	s := fmt.Sprintf("%d/%d images", p.done, p.images)
+	if p.failed > 0 {
+		s += fmt.Sprintf(", %d failed", p.failed)
+	}
+	if p.notStarted > 0 {
+		s += fmt.Sprintf(", %d not started", p.notStarted)
+	}
+	return s
+}
+
+// plainLocked is the one-line progress for logs and dumb terminals.
+func (p *Progress) plainLocked() string {
+	if !p.ready && p.units > 0 {
+		return fmt.Sprintf("%s; resolving %d/%d source images", p.counts(), p.resolved, p.units)
+	}
+	s := fmt.Sprintf("%s; %s of %s uploaded (%d%%)", p.counts(), Bytes(p.uploaded), Bytes(p.work), p.percent())
+	if r := p.rate(); r > 0 {
+		s += fmt.Sprintf(", %s/s, ETA %s", Bytes(int64(r)), p.eta())
+	}
+	return s
+}
+
+// block is what the live display shows: the images in flight with their
+// bytes, the counts, and the bar.
+func (p *Progress) block() []string {
+	var lines []string
+	flight := make([]*imageBytes, 0, len(p.inflight))
+	for _, im := range p.inflight {
+		flight = append(flight, im)
+	}
+	sort.Slice(flight, func(a, b int) bool {
+		if !flight[a].started.Equal(flight[b].started) {
+			return flight[a].started.Before(flight[b].started)
+		}
+		return flight[a].name < flight[b].name
+	})
+	head := p.counts()
+	if len(flight) > 0 {
+		head += fmt.Sprintf(", %d in flight", len(flight))
+	}
+	lines = append(lines, head)
+	for i, im := range flight {
+		if i == p.opt.MaxLines {
+			lines = append(lines, fmt.Sprintf("  … and %d more", len(flight)-i))
+			break
+		}
+		bytes := "manifests"
+		if im.work > 0 {
+			bytes = fmt.Sprintf("%s/%s", Bytes(im.done), Bytes(im.work))
+		}
+		lines = append(lines, fmt.Sprintf("  %s  %s", im.name, bytes))
+	}
+	if !p.ready {
+		lines = append(lines, fmt.Sprintf("resolving %d/%d source images: %s to upload so far", p.resolved, p.units, Bytes(p.work)))
+		return lines
+	}
+	lines = append(lines, p.barLine()+" ETA "+p.eta())
+	return lines
+}
+
+// barLine renders the bar with schollz/progressbar: bar, percentage, bytes
+// done/total and rate.
+func (p *Progress) barLine() string {
+	if p.work <= 0 {
+		return fmt.Sprintf("nothing left to upload (%s uploaded)", Bytes(p.uploaded))
+	}
+	width := min(max(p.c.Width()-62, 5), 40)
+	if p.bar == nil || p.barWidth != width || (p.bar.IsFinished() && p.uploaded < p.work) {
+		p.newBar(width)
+	}
+	if p.bar.GetMax64() != p.work {
+		p.bar.ChangeMax64(p.work)
+	}
+	_ = p.bar.Set64(min(p.uploaded, p.work))
+	return strings.TrimSpace(strings.TrimPrefix(p.bar.String(), "\r"))
+}
+
+func (p *Progress) newBar(width int) {
+	theme := progressbar.Theme{Saucer: "=", SaucerHead: ">", SaucerPadding: " ", BarStart: "[", BarEnd: "]"}
+	p.bar = progressbar.NewOptions64(max(p.work, 1),
+		progressbar.OptionSetWriter(io.Discard), // rendered here: String() is drawn by the Console
+		progressbar.OptionShowBytes(true),
+		progressbar.OptionShowTotalBytes(true),
+		progressbar.OptionShowCount(),
+		progressbar.OptionUseIECUnits(true),
+		progressbar.OptionSetPredictTime(false), // its ETA reads 0s until it has a rate; ours says ?
+		progressbar.OptionSetWidth(width),
+		progressbar.OptionSetTheme(theme),
+	)
+	p.barWidth = width
+	_ = p.bar.Set64(min(p.uploaded, p.work))
+}
+
+// draw redraws the live block (the caller holds p.mu).
 func (p *Progress) draw() {
-	_ = p.bar.Set64(p.transferred)
-	p.lastDraw = time.Now()
+	if p.finished {
+		return
+	}
+	p.c.SetBlock(p.block())
+	p.lastDraw = p.now()
 }
 
-// Finish removes the bar (or stops the plain lines) before the summary.
+// Finish removes the live block, leaving the bar's last state as a line
+// when bytes were uploaded, or stops the plain lines, before the summary.
 func (p *Progress) Finish() {
-	p.mu.Lock()
-	if p.bar != nil {
-		_ = p.bar.Clear()
-		p.bar = nil
-	}
-	p.mu.Unlock()
 	select {
 	case <-p.stop:
 	default:
 		close(p.stop)
 	}
 	p.stopped.Wait()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.opt.Bar && !p.finished && p.uploaded > 0 && p.ready {
+		p.c.SetBlock([]string{p.barLine() + " in " + p.now().Sub(p.start).Round(100*time.Millisecond).String()})
+		p.c.Keep()
+	}
+	p.finished = true
+	p.c.Close()
 }

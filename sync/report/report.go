@@ -40,10 +40,18 @@ func Line(r engine.JobResult) string {
 	return b.String()
 }
 
-// Summary prints the totals of a run.
+// Summary prints the totals of a run; an interrupted run says so first and
+// counts the jobs it never started.
 func Summary(w io.Writer, s engine.Summary) {
-	fmt.Fprintf(w, "%d copied, %d skipped, %d filtered, %d failed; %s uploaded (%d blobs, %d mounted); %d requests, %d retried; %s\n",
-		s.Copied, s.Skipped, s.Filtered, s.Failed, Bytes(s.Bytes), s.BlobsUploaded, s.BlobsMounted, s.Requests, s.Retries, s.Duration.Round(10*time.Millisecond))
+	prefix, notStarted := "", ""
+	if s.Interrupted {
+		prefix = "interrupted: "
+	}
+	if s.NotStarted > 0 {
+		notStarted = fmt.Sprintf(", %d not started", s.NotStarted)
+	}
+	fmt.Fprintf(w, "%s%d copied, %d skipped, %d filtered, %d failed%s; %s uploaded (%d blobs, %d mounted); %d requests, %d retried; %s\n",
+		prefix, s.Copied, s.Skipped, s.Filtered, s.Failed, notStarted, Bytes(s.Bytes), s.BlobsUploaded, s.BlobsMounted, s.Requests, s.Retries, s.Duration.Round(10*time.Millisecond))
 }
 
 func shortDigest(d string) string {
@@ -170,6 +178,8 @@ type SyncReport struct {
 		Skipped       int     `json:"skipped"`
 		Filtered      int     `json:"filtered"`
 		Failed        int     `json:"failed"`
+		NotStarted    int     `json:"notStarted"`            // interrupted before they started (listed as failed jobs)
+		Interrupted   bool    `json:"interrupted,omitempty"` // Ctrl-C
 		Bytes         int64   `json:"bytes"`
 		BlobsUploaded int64   `json:"blobsUploaded"`
 		BlobsMounted  int64   `json:"blobsMounted"`
@@ -201,6 +211,7 @@ func NewSyncReport(res *engine.Result) SyncReport {
 	s := res.Summary
 	rs := &rep.Summary
 	rs.Copied, rs.Skipped, rs.Filtered, rs.Failed = s.Copied, s.Skipped, s.Filtered, s.Failed
+	rs.NotStarted, rs.Interrupted = s.NotStarted, s.Interrupted
 	rs.Bytes, rs.BlobsUploaded, rs.BlobsMounted, rs.Requests, rs.Retries = s.Bytes, s.BlobsUploaded, s.BlobsMounted, s.Requests, s.Retries
 	rs.Seconds = s.Duration.Seconds()
 	return rep

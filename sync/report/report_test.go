@@ -5,9 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
-	"time"
 
 	"github.com/imagesync/imagesync/sync/engine"
 	"github.com/imagesync/imagesync/sync/rules"
@@ -68,45 +66,6 @@ func TestBytes(t *testing.T) {
 		if got := Bytes(n); got != want {
 			t.Errorf("Bytes(%d) = %q, want %q", n, got, want)
 		}
-	}
-}
-
-// The bar's total grows as blobs are found: reaching the current total must
-// not end it (a finished bar is never drawn again).
-func TestProgressBarSurvivesCatchingUp(t *testing.T) {
-	var b strings.Builder
-	p := NewProgress(&b, 3, ProgressOptions{Bar: true})
-	p.Planned(100)
-	p.Transferred(100) // caught up with everything planned so far
-	p.Result(results[0])
-	p.Planned(200)
-	p.Transferred(50)
-	p.Result(results[1])
-	p.Result(results[2])
-	out := b.String()
-	p.Finish()
-	if !strings.Contains(out, "3/3 images") || !strings.Contains(out, "2/3 images") {
-		t.Fatalf("the bar stopped being drawn:\n%q", out)
-	}
-	if !strings.Contains(out, "copied   src.io/ns/a:1") {
-		t.Fatalf("no result line above the bar:\n%q", out)
-	}
-}
-
-func TestProgressPlainLines(t *testing.T) {
-	var mu sync.Mutex
-	var b strings.Builder
-	w := writerFunc(func(p []byte) (int, error) { mu.Lock(); defer mu.Unlock(); return b.Write(p) })
-	p := NewProgress(w, 2, ProgressOptions{Interval: 20 * time.Millisecond})
-	p.Planned(2048)
-	p.Transferred(1024)
-	time.Sleep(60 * time.Millisecond)
-	p.Result(results[0])
-	p.Finish()
-	mu.Lock()
-	defer mu.Unlock()
-	if out := b.String(); !strings.Contains(out, "progress: 0/2 images, 1.0 KiB of 2.0 KiB uploaded so far") || strings.Contains(out, "\r") {
-		t.Fatalf("plain progress:\n%q", out)
 	}
 }
 

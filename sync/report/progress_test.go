@@ -1,0 +1,169 @@
+package report
+
+import (
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/imagesync/imagesync/internal/vtscreen"
+	"github.com/imagesync/imagesync/sync/engine"
+)
+
+// lockedBuilder is a strings.Builder safe for the progress ticker.
+type lockedBuilder struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedBuilder) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuilder) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// resolved feeds the events of a resolved run: image a needs 100 bytes,
+// image b 300.
+func resolved(p *Progress) {
+	p.Event(engine.Progress{Kind: engine.ProgressResolving, Images: 2})
+	p.Event(engine.Progress{Kind: engine.ProgressBytes, Image: "src.io/ns/a:1", Work: 100})
+	p.Event(engine.Progress{Kind: engine.ProgressResolved, Image: "src.io/ns/a:1"})
+	p.Event(engine.Progress{Kind: engine.ProgressBytes, Image: "src.io/ns/b:1", Work: 300})
+	p.Event(engine.Progress{Kind: engine.ProgressResolved, Image: "src.io/ns/b:1"})
+	p.Event(engine.Progress{Kind: engine.ProgressReady})
+}
+
+// The live block: images in flight with their bytes, counts, and a bar of
+// bytes done out of a total that only shrinks.
+func TestProgressBlock(t *testing.T) {
+	var out lockedBuilder
+	c := NewConsole(&out, true, func() int { return 100 })
+	p := NewProgress(c, 3, ProgressOptions{Bar: true, Color: true})
+	defer p.Finish()
+	clock := time.Now()
+	p.now = func() time.Time { return clock }
+	resolved(p)
+	p.Event(engine.Progress{Kind: engine.ProgressStarted, Image: "src.io/ns/a:1"})
+	p.Event(engine.Progress{Kind: engine.ProgressStarted, Image: "src.io/ns/b:1"})
+	for range 4 {
+		clock = clock.Add(time.Second)
+		p.Event(engine.Progress{Kind: engine.ProgressBytes, Image: "src.io/ns/a:1", Done: 25})
+	}
+
+	p.mu.Lock()
+	block := p.block()
+	p.mu.Unlock()
+	want := []string{
+		`^0/3 images, 2 in flight$`,
+		`^  src\.io/ns/a:1  100 B/100 B$`,
+		`^  src\.io/ns/b:1  0 B/300 B$`,
+		`^25% \[=+>? +\] \(100/400 B, [0-9.]+ [KMG]?i?B/s\) ETA 12s$`, // 300 bytes left at 25 B/s (the bar's own rate uses the real clock)
+	}
+	if len(block) != len(want) {
+		t.Fatalf("block:\n%s", strings.Join(block, "\n"))
+	}
+	for i, re := range want {
+		if !regexp.MustCompile(re).MatchString(block[i]) {
+			t.Errorf("line %d = %q, want %s", i, block[i], re)
+		}
+	}
+
+	// b's blob turns out present: the total shrinks, the percentage grows.
+	p.Event(engine.Progress{Kind: engine.ProgressBytes, Image: "src.io/ns/b:1", Work: -200})
+	p.Result(results[2]) // a failure
+	p.mu.Lock()
+	block = p.block()
+	p.mu.Unlock()
+	if !strings.HasPrefix(block[0], "1/3 images, 1 failed") || !strings.HasPrefix(block[len(block)-1], "50% ") || !strings.Contains(block[len(block)-1], "(100/200 B") {
+		t.Errorf("after a shrink:\n%s", strings.Join(block, "\n"))
+	}
+	if !strings.Contains(out.String(), "\x1b[31mfailed") {
+		t.Errorf("the failure line is not above the bar, or not red: %q", out.String())
+	}
+}
+
+// Jobs never started (Ctrl-C) are counted, not listed.
+func TestProgressNotStarted(t *testing.T) {
+	var out lockedBuilder
+	p := NewProgress(NewConsole(&out, false, nil), 3, ProgressOptions{Interval: time.Hour})
+	p.Result(results[0])
+	for range 2 {
+		p.Result(engine.JobResult{Job: job("x", "x"), Action: engine.Failed, Err: engine.ErrInterrupted, NotStarted: true})
+	}
+	p.Finish()
+	if s := out.String(); strings.Contains(s, "interrupted before") || !strings.Contains(s, "copied") {
+		t.Errorf("output:\n%s", s)
+	}
+	if got := p.counts(); got != "3/3 images, 2 not started" {
+		t.Errorf("counts = %q", got)
+	}
+}
+
+// Redrawn many times on a 60-column terminal, with result lines scrolling
+// above it, the block leaves no stale line: the screen holds the result
+// lines, the final bar, nothing else.
+func TestProgressNarrowTerminalLeavesNoStaleLines(t *testing.T) {
+	var out lockedBuilder
+	c := NewConsole(&out, true, func() int { return 60 })
+	p := NewProgress(c, 4, ProgressOptions{Bar: true})
+	resolved(p)
+	names := []string{"src.io/ns/a:1", "src.io/ns/b:1"}
+	for i, n := range names {
+		p.Event(engine.Progress{Kind: engine.ProgressStarted, Image: n + strings.Repeat("/very-long-repository-name", 3)})
+		for range 10 {
+			p.Event(engine.Progress{Kind: engine.ProgressBytes, Image: n, Done: []int64{10, 30}[i]})
+			p.mu.Lock()
+			p.draw()
+			p.mu.Unlock()
+		}
+		p.Result(results[i])
+		p.Event(engine.Progress{Kind: engine.ProgressFinished, Image: n + strings.Repeat("/very-long-repository-name", 3)})
+	}
+	p.Finish()
+	screen := vtscreen.Render(out.String(), 60)
+	// The first result line is longer than 60 columns: it wraps, once.
+	if len(screen) != 4 || !strings.HasPrefix(screen[0], "copied") || screen[1] != "0 KiB" || !strings.HasPrefix(screen[2], "skipped") ||
+		!strings.HasPrefix(screen[3], "100% [") {
+		t.Fatalf("screen:\n%s", strings.Join(screen, "\n"))
+	}
+	// The result lines are long and wrap (they are permanent); no bar line does.
+	for _, l := range screen {
+		if strings.Contains(l, "in flight") || strings.Contains(l, "ETA") {
+			t.Errorf("stale line: %q", l)
+		}
+	}
+}
+
+func TestProgressPlainLines(t *testing.T) {
+	var out lockedBuilder
+	p := NewProgress(NewConsole(&out, false, nil), 2, ProgressOptions{Interval: 20 * time.Millisecond})
+	resolved(p)
+	p.Event(engine.Progress{Kind: engine.ProgressBytes, Image: "src.io/ns/a:1", Done: 100})
+	time.Sleep(60 * time.Millisecond)
+	p.Result(results[0])
+	p.Finish()
+	if s := out.String(); !strings.Contains(s, "progress: 0/2 images; 100 B of 400 B uploaded (25%)") || strings.Contains(s, "\r") || strings.Contains(s, "\x1b") {
+		t.Fatalf("plain progress:\n%q", s)
+	}
+}
+
+func TestConsoleFitsLines(t *testing.T) {
+	var out strings.Builder
+	c := NewConsole(&out, true, func() int { return 20 })
+	c.SetBlock([]string{strings.Repeat("x", 30), "short"})
+	c.Println("a log line")
+	c.Close()
+	if got := vtscreen.Render(out.String(), 20); len(got) != 1 || got[0] != "a log line" {
+		t.Errorf("screen: %q (raw %q)", got, out.String())
+	}
+	if !strings.Contains(out.String(), strings.Repeat("x", 18)+"…") {
+		t.Errorf("the block line was not cut to 19 columns: %q", out.String())
+	}
+}
