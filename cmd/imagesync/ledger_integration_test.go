@@ -285,7 +285,7 @@ func TestPlan(t *testing.T) {
 			repo = strings.TrimSuffix(repo, ":1")
 			switch {
 			case strings.Contains(j.Source, "lib/gone"):
-				if j.Action != "error" || !strings.Contains(j.Reason, "404") {
+				if j.Action != "error" || !strings.Contains(j.Reason, " not found in "+src.Host+"/lib/gone") {
 					t.Errorf("missing source: %+v", j)
 				}
 			case j.Action != "copy" || j.Bytes != wantBytes[repo] || j.Digest == "":

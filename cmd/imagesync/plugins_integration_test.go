@@ -233,7 +233,7 @@ func TestSyncJSONReport(t *testing.T) {
 		t.Fatalf("exit %d, report %+v", r.code, rep)
 	}
 	ok, bad := rep.Jobs[0], rep.Jobs[1]
-	if ok.Action != "copied" || ok.Digest != d || ok.Bytes == 0 || bad.Action != "failed" || !strings.Contains(bad.Error, "404") {
+	if ok.Action != "copied" || ok.Digest != d || ok.Bytes == 0 || bad.Action != "failed" || !strings.Contains(bad.Error, "tag nope not found in ") {
 		t.Errorf("jobs %+v", rep.Jobs)
 	}
 	if !strings.Contains(r.stderr, "copied ") {

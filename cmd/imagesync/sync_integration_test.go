@@ -281,7 +281,7 @@ func TestSyncMissingSourceFailsAlone(t *testing.T) {
 		}
 		assertDigest(t, dst, "lib/app", "1.0", good)
 		f := readFile(t, failed)
-		for _, want := range []string{src.Host + "/lib/app:nope", dst.Host + "/lib/app:nope", "404", src.Host + "/lib/missing"} {
+		for _, want := range []string{src.Host + "/lib/app:nope", dst.Host + "/lib/app:nope", "tag nope not found in " + src.Host + "/lib/app", src.Host + "/lib/missing"} {
 			if !strings.Contains(f, want) {
 				t.Errorf("failed file does not name %q:\n%s", want, f)
 			}
