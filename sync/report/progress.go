@@ -303,7 +303,9 @@ func (p *Progress) barLine() string {
 	if p.work <= 0 {
 		return fmt.Sprintf("nothing left to upload (%s uploaded)", Bytes(p.uploaded))
 	}
-	width := min(max(p.c.Width()-62, 5), 40)
+	// "100% [" + "] (123.4 MiB/456.7 MiB, 12.3 MiB/s) ETA 1h2m3s": 52 columns
+	// around the bar, which gets what is left (5 to 40).
+	width := min(max(p.c.Width()-53, 5), 40)
 	if p.bar == nil || p.barWidth != width || (p.bar.IsFinished() && p.uploaded < p.work) {
 		p.newBar(width)
 	}
