@@ -6,7 +6,8 @@ import (
 	"fmt"
 	"io"
 	"sort"
-	"text/tabwriter"
+	"strings"
+	"unicode/utf8"
 
 	"github.com/imagesync/imagesync/sync/engine"
 )
@@ -59,8 +60,8 @@ func NewPlan(res *engine.Result) Plan {
 			j.Action = "error"
 			p.Summary.Error++
 		}
-		if r.Err != nil {
-			j.Reason = r.Err.Error()
+		if r.Err != nil { // the row names the job already
+			j.Reason = strings.TrimPrefix(r.Err.Error(), fmt.Sprintf("copy %s → %s: ", r.Job.Source, r.Job.Destination))
 		}
 		if j.Action == "error" || j.Action == "filtered" {
 			j.Digest = ""
@@ -87,29 +88,51 @@ func (p Plan) WriteJSON(w io.Writer) error {
 	return enc.Encode(p)
 }
 
-// WriteTable prints the plan for people.
-func (p Plan) WriteTable(out io.Writer) error {
-	// Built whole, written once: a redacting writer sees every line entire.
-	w := &bytes.Buffer{}
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ACTION\tSOURCE\tDESTINATION\tDIGEST\tBYTES")
+// WriteTable prints the plan for people: one row per job, its columns sized
+// by the names only; a reason (why filtered, the error) goes on its own
+// indented line under its row. No line ends in spaces. The table is built
+// whole and written once: a redacting writer sees every line entire.
+func (p Plan) WriteTable(w io.Writer) error {
+	rows := [][]string{{"ACTION", "SOURCE", "DESTINATION", "DIGEST", "BYTES"}}
 	for _, j := range p.Jobs {
 		size := ""
 		if j.Action == "copy" || j.Action == "update" {
 			size = Bytes(j.Bytes)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", j.Action, j.Source, j.Destination, shortDigest(j.Digest), size)
-		if j.Reason != "" {
-			fmt.Fprintf(tw, "\t  %s\t\t\t\n", j.Reason)
+		rows = append(rows, []string{j.Action, j.Source, j.Destination, shortDigest(j.Digest), size})
+	}
+	widths := make([]int, len(rows[0]))
+	for _, r := range rows {
+		for i, c := range r {
+			widths[i] = max(widths[i], utf8.RuneCountInString(c))
 		}
 	}
-	if err := tw.Flush(); err != nil {
-		return err
+	var b strings.Builder
+	for n, r := range rows {
+		var line strings.Builder
+		for i, c := range r {
+			if i > 0 {
+				line.WriteString("  ")
+			}
+			line.WriteString(c)
+			if i < len(r)-1 {
+				line.WriteString(strings.Repeat(" ", widths[i]-utf8.RuneCountInString(c)))
+			}
+		}
+		b.WriteString(strings.TrimRight(line.String(), " "))
+		b.WriteByte('\n')
+		if n > 0 && p.Jobs[n-1].Reason != "" {
+			for _, l := range strings.Split(p.Jobs[n-1].Reason, "\n") {
+				b.WriteString("    ")
+				b.WriteString(strings.TrimRight(l, " \t\r"))
+				b.WriteByte('\n')
+			}
+		}
 	}
 	s := p.Summary
-	fmt.Fprintf(w, "\n%d to copy, %d to update, %d in sync, %d filtered, %d errors; %s to upload\n",
+	fmt.Fprintf(&b, "\n%d to copy, %d to update, %d in sync, %d filtered, %d errors; %s to upload\n",
 		s.Copy, s.Update, s.Skip, s.Filtered, s.Error, Bytes(s.Bytes))
-	_, err := out.Write(w.Bytes())
+	_, err := io.WriteString(w, b.String())
 	return err
 }
 

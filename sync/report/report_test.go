@@ -2,6 +2,7 @@ package report
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -72,3 +73,35 @@ func TestBytes(t *testing.T) {
 type writerFunc func([]byte) (int, error)
 
 func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
+
+// An error row does not widen the table: its reason goes on its own
+// indented line, the columns are sized by the names, no line ends in
+// spaces.
+func TestPlanTableKeepsErrorsOutOfColumns(t *testing.T) {
+	long := errors.New(strings.Repeat("a very long registry error ", 15))
+	res := &engine.Result{Jobs: []engine.JobResult{
+		{Job: job("a", "a"), Action: engine.WouldCopy, Digest: "sha256:0123456789abcdef0123", Bytes: 2048},
+		{Job: job("c", "c"), Action: engine.Failed, Err: fmt.Errorf("copy %s → %s: %w", job("c", "c").Source, job("c", "c").Destination, long)},
+	}}
+	var b strings.Builder
+	if err := NewPlan(res).WriteTable(&b); err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSuffix(b.String(), "\n"), "\n")
+	want := []string{
+		"ACTION  SOURCE         DESTINATION   DIGEST               BYTES",
+		"copy    src.io/ns/a:1  dst.io/m/a:1  sha256:0123456789ab  2.0 KiB",
+		"error   src.io/ns/c:1  dst.io/m/c:1",
+		"    " + strings.TrimSpace(long.Error()),
+		"",
+		"1 to copy, 0 to update, 0 in sync, 0 filtered, 1 errors; 2.0 KiB to upload",
+	}
+	if strings.Join(lines, "\n") != strings.Join(want, "\n") {
+		t.Errorf("table:\n%s\nwant:\n%s", strings.Join(lines, "\n"), strings.Join(want, "\n"))
+	}
+	for _, l := range lines {
+		if strings.HasSuffix(l, " ") {
+			t.Errorf("trailing spaces: %q", l)
+		}
+	}
+}
