@@ -53,6 +53,11 @@ func (d *DockerConfig) load() error {
 	return d.loadErr
 }
 
+// Check reads config.json now (once per run), so that a malformed file is
+// one configuration error before anything runs rather than a failure of
+// every job. A missing file is no error: there are no credentials in it.
+func (d *DockerConfig) Check() error { return d.load() }
+
 // Resolve implements Keychain.
 func (d *DockerConfig) Resolve(_ context.Context, registry, _ string) (Access, error) {
 	if err := d.load(); err != nil {

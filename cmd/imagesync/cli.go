@@ -47,6 +47,7 @@ type Globals struct {
 	Log        string `name:"log" type:"path" placeholder:"FILE" help:"Write logs and per-image lines to FILE (truncated each run) instead of stderr."`
 	Quiet      bool   `short:"q" help:"Print errors and the summary only."`
 	NoProgress bool   `name:"no-progress" help:"No progress bar, even on a terminal: periodic plain lines instead."`
+	Version    bool   `name:"version" help:"Print the version and exit (as the version command does)."`
 }
 
 // CLI is the command tree.
@@ -173,6 +174,7 @@ func run(ctx context.Context, args []string, e env, stdout, stderr io.Writer) (c
 		kong.Exit(func(c int) { panic(kongExit(c)) }),
 		kong.UsageOnError(),
 		kong.ConfigureHelp(kong.HelpOptions{Compact: true}),
+		kong.Help(helpPrinter),
 		kong.Resolvers(envResolver(e)),
 		kong.Vars{"name": p.Name},
 		kong.NamedMapper("imagesformat", imagesFormatMapper),
@@ -197,10 +199,19 @@ func run(ctx context.Context, args []string, e env, stdout, stderr io.Writer) (c
 			}
 		}
 	}()
-	kctx, err := parser.Parse(splitShortValues(parser.Model, args))
+	args = splitShortValues(parser.Model, helpArgs(args))
+	if err := misuse(parser.Model, p.Name, args); err != nil {
+		fmt.Fprintf(stderr, "%s: %v\n", p.Name, err)
+		return exitUsage
+	}
+	kctx, err := parser.Parse(args)
 	if err != nil {
 		fmt.Fprintf(stderr, "%s: %v\n", p.Name, err)
 		return exitUsage
+	}
+	if cli.Globals.Version {
+		_ = VersionCmd{}.Run(&runContext{stdout: stdout, personality: p})
+		return exitOK
 	}
 	console := newConsole(stderr, e)
 	ran := make(chan struct{})

@@ -45,6 +45,24 @@ type Inputs struct {
 	SkipInvalidRules bool `name:"skip-invalid-rules" help:"Report every invalid rule of the rule file (duplicate key, unset $VAR, tag-count mismatch, two rules writing one destination tag…), run the valid ones, and exit 1 at the end (default: refuse the whole file, exit 2)."`
 }
 
+// Validate rejects counts that cannot work, as usage errors (exit 2) before
+// anything runs.
+func (in *Inputs) Validate() error {
+	switch {
+	case in.Proc < 1:
+		return fmt.Errorf("--proc %d: at least 1 image must be in flight", in.Proc)
+	case in.Retries < 0:
+		return fmt.Errorf("--retries %d: cannot be negative (0: no retry)", in.Retries)
+	case in.MaxConns < 1:
+		return fmt.Errorf("--max-conns %d: at least 1 request per registry must be allowed", in.MaxConns)
+	case in.Rate < 0:
+		return fmt.Errorf("--rate %v: cannot be negative (0: no limit)", in.Rate)
+	case in.PullReserve < 0:
+		return fmt.Errorf("--pull-reserve %d: cannot be negative", in.PullReserve)
+	}
+	return nil
+}
+
 // session is a loaded run: rules, credentials, logger, ledger, engine.
 type session struct {
 	rules     []rules.Rule
@@ -82,6 +100,9 @@ func (in *Inputs) open(rc *runContext) (*session, error) {
 		dockerDir = credentials.DockerConfigDir(rc.env.lookup, home)
 	}
 	docker := &credentials.DockerConfig{Dir: dockerDir, Secrets: secrets}
+	if err := docker.Check(); err != nil {
+		return nil, usageError("%v", err)
+	}
 	s := &session{keychain: &credentials.Chain{
 		Fallback: docker,
 		CertDirs: credentials.DefaultCertDirs(home),

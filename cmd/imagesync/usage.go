@@ -1,0 +1,172 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/alecthomas/kong"
+)
+
+// helpArgs turns `help` and `help CMD…` into kong's --help.
+func helpArgs(args []string) []string {
+	if len(args) == 0 || args[0] != "help" {
+		return args
+	}
+	return append(append([]string{}, args[1:]...), "--help")
+}
+
+// misuse catches what kong would only call an unexpected argument: a word
+// where a command goes that is no command. The default command (sync)
+// takes no positional argument, so such a word is a mistyped command
+// ("did you mean"), or a rule file given without --images.
+func misuse(app *kong.Application, name string, args []string) error {
+	for i := 0; i < len(args); i++ {
+		w := args[i]
+		if w == "--" {
+			return nil
+		}
+		if strings.HasPrefix(w, "-") {
+			if f := findFlag(app.Node, false, w); f != nil && takesValue(f, w) {
+				i++
+			}
+			continue
+		}
+		var names []string
+		for _, c := range app.Node.Children {
+			if c.Hidden {
+				continue
+			}
+			if c.Name == w {
+				return nil
+			}
+			names = append(names, c.Name)
+		}
+		if isRuleFile(w) {
+			return fmt.Errorf("unexpected argument %q: the rule file is a flag: %s --images %s", w, name, w)
+		}
+		if s := closest(w, names); s != "" {
+			return fmt.Errorf("unknown command %q; did you mean %q?", w, s)
+		}
+		return fmt.Errorf("unknown command %q (commands: %s; %s --help lists them)", w, strings.Join(names, ", "), name)
+	}
+	return nil
+}
+
+func isRuleFile(w string) bool {
+	switch strings.ToLower(filepath.Ext(w)) {
+	case ".yaml", ".yml", ".json":
+		return true
+	}
+	st, err := os.Stat(w)
+	return err == nil && st.Mode().IsRegular()
+}
+
+// closest returns the name within two edits (a swap of two neighbours
+// counting as one) of w, or a name w is a prefix of; "" if none.
+func closest(w string, names []string) string {
+	best, bestD := "", 3
+	for _, n := range names {
+		if len(w) >= 2 && strings.HasPrefix(n, w) {
+			return n
+		}
+		if d := editDistance(w, n); d < bestD {
+			best, bestD = n, d
+		}
+	}
+	return best
+}
+
+// editDistance is the optimal string alignment distance: insertions,
+// deletions, substitutions and transpositions of adjacent characters.
+func editDistance(a, b string) int {
+	ra, rb := []rune(a), []rune(b)
+	d := make([][]int, len(ra)+1)
+	for i := range d {
+		d[i] = make([]int, len(rb)+1)
+		d[i][0] = i
+	}
+	for j := range rb {
+		d[0][j+1] = j + 1
+	}
+	for i := 1; i <= len(ra); i++ {
+		for j := 1; j <= len(rb); j++ {
+			cost := 1
+			if ra[i-1] == rb[j-1] {
+				cost = 0
+			}
+			d[i][j] = min(d[i-1][j]+1, d[i][j-1]+1, d[i-1][j-1]+cost)
+			if i > 1 && j > 1 && ra[i-1] == rb[j-2] && ra[i-2] == rb[j-1] {
+				d[i][j] = min(d[i][j], d[i-2][j-2]+1)
+			}
+		}
+	}
+	return d[len(ra)][len(rb)]
+}
+
+// commonSyncFlags are the flags of the default command shown in the
+// top-level help: `imagesync --images …` is how image-syncer users start.
+var commonSyncFlags = []string{"images", "auth", "config", "proc", "retries", "arch", "os", "output-failed-images"}
+
+// helpPrinter is kong's help, plus at the top level the common flags of
+// the default command.
+func helpPrinter(options kong.HelpOptions, ctx *kong.Context) error {
+	if err := kong.DefaultHelpPrinter(options, ctx); err != nil {
+		return err
+	}
+	if ctx.Selected() != nil || ctx.Model.Node.DefaultCmd == nil {
+		return nil
+	}
+	writeDefaultFlags(ctx.Stdout, ctx.Model.Node.DefaultCmd, ctx.Model.Name)
+	return nil
+}
+
+func writeDefaultFlags(w io.Writer, def *kong.Node, name string) {
+	byName := map[string]*kong.Flag{}
+	for _, f := range def.Flags {
+		byName[f.Name] = f
+	}
+	fmt.Fprintf(w, "\nCommon flags of %s, the default command (%s %s --help lists all):\n", def.Name, name, def.Name)
+	type row struct{ left, help string }
+	var rows []row
+	width := 0
+	for _, n := range commonSyncFlags {
+		f := byName[n]
+		if f == nil {
+			continue
+		}
+		left := "    --" + f.Name
+		if f.Short != 0 {
+			left = "-" + string(f.Short) + ", --" + f.Name
+		}
+		if !f.IsBool() {
+			left += "=" + f.FormatPlaceHolder()
+		}
+		rows = append(rows, row{left, f.Help})
+		width = max(width, len(left))
+	}
+	for _, r := range rows {
+		fmt.Fprintf(w, "  %-*s  %s\n", width, r.left, wrap(r.help, max(30, 78-width), strings.Repeat(" ", width+4)))
+	}
+}
+
+// wrap breaks text into lines of at most n columns, indenting the
+// continuation lines.
+func wrap(text string, n int, indent string) string {
+	var b strings.Builder
+	col := 0
+	for i, word := range strings.Fields(text) {
+		if i > 0 && col+1+len(word) > n {
+			b.WriteString("\n" + indent)
+			col = 0
+		} else if i > 0 {
+			b.WriteByte(' ')
+			col++
+		}
+		b.WriteString(word)
+		col += len(word)
+	}
+	return b.String()
+}

@@ -1,0 +1,87 @@
+package main
+
+import (
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
+	"testing"
+)
+
+func TestHelpAndMistakes(t *testing.T) {
+	dir := t.TempDir()
+	rules := writeFile(t, dir, "images.yaml", "quay.io/a/b:1: reg.example.com/a/b\n")
+	tests := []struct {
+		name   string
+		args   []string
+		code   int
+		stdout []string // substrings of stdout
+		stderr []string // substrings of stderr
+	}{
+		{"typo", []string{"snyc"}, exitUsage, nil, []string{`unknown command "snyc"; did you mean "sync"?`}},
+		{"typo of plan", []string{"--proc", "3", "paln"}, exitUsage, nil, []string{`did you mean "plan"?`}},
+		{"no such command", []string{"frobnicate"}, exitUsage, nil, []string{`unknown command "frobnicate"`, "sync, plan, verify"}},
+		{"rule file without --images", []string{"images.yaml"}, exitUsage, nil, []string{`"images.yaml"`, "imagesync --images images.yaml"}},
+		{"help", []string{"help"}, exitOK, []string{"Usage: imagesync <command>", "Commands:"}, nil},
+		{"help sync", []string{"help", "sync"}, exitOK, []string{"Usage: imagesync sync", "--output-failed-images"}, nil},
+		{"help with a typo", []string{"help", "snyc"}, exitUsage, nil, []string{`did you mean "sync"?`}},
+		{"--version", []string{"--version"}, exitOK, []string{"imagesync dev"}, nil},
+		{"top-level help shows the default command's flags", []string{"--help"}, exitOK,
+			[]string{"Common flags of sync, the default command", "--images=FILE", "--auth=FILE", "--config=FILE", "-p, --proc=5"}, nil},
+		{"--proc 0", []string{"--images", rules, "--proc", "0"}, exitUsage, nil, []string{"--proc 0"}},
+		{"negative --proc", []string{"plan", "--images", rules, "--proc=-2"}, exitUsage, nil, []string{"--proc -2"}},
+		{"negative --retries", []string{"--images", rules, "--retries=-1"}, exitUsage, nil, []string{"--retries -1"}},
+		{"--max-conns 0", []string{"verify", "--images", rules, "--max-conns", "0"}, exitUsage, nil, []string{"--max-conns 0"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			r := runCLI(t, nil, tc.args...)
+			if r.code != tc.code {
+				t.Fatalf("exit %d, want %d", r.code, tc.code)
+			}
+			for _, w := range tc.stdout {
+				if !strings.Contains(r.stdout, w) {
+					t.Errorf("stdout lacks %q", w)
+				}
+			}
+			for _, w := range tc.stderr {
+				if !strings.Contains(r.stderr, w) {
+					t.Errorf("stderr lacks %q", w)
+				}
+			}
+		})
+	}
+}
+
+// A malformed ~/.docker/config.json is one configuration error before any
+// request: exit 2, naming the file and what is wrong with its JSON.
+func TestMalformedDockerConfig(t *testing.T) {
+	var hits atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { hits.Add(1) }))
+	defer srv.Close()
+	host := strings.TrimPrefix(srv.URL, "http://")
+	dir := t.TempDir()
+	cfg := writeFile(t, dir, "config.json", `{"auths": {"`+host+`": {"auth": "eDp5"}},`)
+	rules := writeFile(t, dir, "images.yaml", host+"/a/b:1: "+host+"/c/d\n")
+	r := runCLI(t, map[string]string{"DOCKER_CONFIG": dir}, "--images", rules, "--retries", "3")
+	if r.code != exitUsage {
+		t.Fatalf("exit %d, want %d", r.code, exitUsage)
+	}
+	if strings.Count(r.stderr, cfg) == 0 || !strings.Contains(r.stderr, "unexpected EOF") || strings.Count(r.stderr, "\n") != 1 {
+		t.Errorf("want one line naming %s and the JSON error, got:\n%s", cfg, r.stderr)
+	}
+	if n := hits.Load(); n != 0 {
+		t.Errorf("%d requests before the configuration error", n)
+	}
+}
+
+func TestEditDistance(t *testing.T) {
+	for _, tc := range []struct {
+		a, b string
+		want int
+	}{{"snyc", "sync", 1}, {"sync", "sync", 0}, {"veriffy", "verify", 1}, {"pla", "plan", 1}, {"", "abc", 3}, {"abc", "xyz", 3}} {
+		if got := editDistance(tc.a, tc.b); got != tc.want {
+			t.Errorf("editDistance(%q, %q) = %d, want %d", tc.a, tc.b, got, tc.want)
+		}
+	}
+}
