@@ -56,6 +56,23 @@ else
 	command -v htpasswd >/dev/null 2>&1 || log "htpasswd not found: tests using Options.Htpasswd will be skipped"
 fi
 
+# --- shells for the completion tests, and tmux to drive them -----------------
+# cmd/imagesync completes for real in bash, zsh and fish inside tmux.
+shells=()
+for tool in zsh fish tmux; do
+	command -v "$tool" >/dev/null 2>&1 || shells+=("$tool")
+done
+if [ ${#shells[@]} -eq 0 ]; then
+	log "found zsh, fish and tmux"
+elif command -v apt-get >/dev/null 2>&1; then
+	log "installing ${shells[*]} with apt-get"
+	as_root apt-get update -qq >&2
+	as_root env DEBIAN_FRONTEND=noninteractive \
+		apt-get install -y -qq --no-install-recommends "${shells[@]}" >&2
+else
+	log "no apt-get: ${shells[*]} missing; their completion tests will be skipped"
+fi
+
 # --- distribution v3 --------------------------------------------------------
 if [ -x "$V3" ]; then
 	log "found $V3"

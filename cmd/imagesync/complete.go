@@ -42,12 +42,17 @@ func complete(app *kong.Application, words []string) ([]string, int) {
 	partial, prior := words[len(words)-1], words[:len(words)-1]
 	node := app.Node
 	chosen := false
+	positional := 0 // arguments given to the chosen command
 	for i := 0; i < len(prior); i++ {
 		w := prior[i]
 		if strings.HasPrefix(w, "-") {
 			if f := findFlag(node, chosen, w); f != nil && takesValue(f, w) {
 				i++ // its value
 			}
+			continue
+		}
+		if chosen {
+			positional++
 			continue
 		}
 		for _, c := range node.Children {
@@ -80,6 +85,15 @@ func complete(app *kong.Application, words []string) ([]string, int) {
 		}
 		sort.Strings(out)
 		return out, directiveNoFile
+	}
+	if chosen && positional < len(node.Positional) { // e.g. completion <TAB>: the shells
+		if p := node.Positional[positional]; p.Enum != "" {
+			for _, v := range p.EnumSlice() {
+				if strings.HasPrefix(v, partial) {
+					out = append(out, v)
+				}
+			}
+		}
 	}
 	if !chosen {
 		for _, c := range node.Children {
@@ -170,31 +184,75 @@ func (c CompletionCmd) Run(rc *runContext) error {
 	return err
 }
 
+// bashCompletion reads the line itself rather than COMP_WORDS, which bash
+// splits at ':' and '=' (COMP_WORDBREAKS): `--arch arm:<TAB>` and
+// `--os=l<TAB>` are asked about whole, and the part of each candidate
+// before the last break is cut, since bash replaces only what follows it.
 const bashCompletion = `# bash completion for @PROG@ (asks @PROG@ __complete)
 _@PROG@_complete() {
-    local cur="${COMP_WORDS[COMP_CWORD]}" out directive line
-    out=$("${COMP_WORDS[0]}" __complete "${COMP_WORDS[@]:1:COMP_CWORD}" 2>/dev/null) || return
+    local line="${COMP_LINE:0:COMP_POINT}" out directive c cur pre
+    local -a words
+    read -ra words <<< "$line"
+    [[ "$line" =~ [[:space:]]$ ]] && words+=("")
+    cur="${words[${#words[@]}-1]}"
+    pre=""
+    case "$cur" in *[:=]*) pre="${cur%"${cur##*[:=]}"}" ;; esac
+    out=$("${words[0]}" __complete "${words[@]:1}" 2>/dev/null) || return
     directive=${out##*:}
     COMPREPLY=()
-    while IFS= read -r line; do
-        case "$line" in :*|"") ;; *) COMPREPLY+=("${line%%$'\t'*}") ;; esac
+    while IFS= read -r c; do
+        case "$c" in :*|"") continue ;; esac
+        c="${c%%$'\t'*}"
+        COMPREPLY+=("${c#"$pre"}")
     done <<< "$out"
-    if [ ${#COMPREPLY[@]} -eq 0 ] && [ $((directive & 4)) -eq 0 ]; then
-        COMPREPLY=($(compgen -f -- "$cur"))
+    if [ ${#COMPREPLY[@]} -eq 0 ] && [ $((directive & 4)) -ne 0 ]; then
+        compopt +o default 2>/dev/null # nothing, not even file names
     fi
 }
 complete -o default -F _@PROG@_complete @PROG@
 `
 
+// zshCompletion is native zsh: it works from fpath (autoloaded as
+// _@PROG@) and sourced.
 const zshCompletion = `#compdef @PROG@
-# zsh completion for @PROG@ (through bash completion)
-autoload -U +X bashcompinit && bashcompinit
-` + bashCompletion
+# zsh completion for @PROG@ (asks @PROG@ __complete)
+_@PROG@() {
+    local out directive
+    local -a lines cands
+    out=$("${words[1]}" __complete "${(@)words[2,CURRENT]}" 2>/dev/null) || return 1
+    lines=("${(@f)out}")
+    directive=${lines[-1]#:}
+    cands=("${(@)lines[1,-2]}")
+    cands=("${(@)cands%%$'\t'*}")
+    cands=(${cands:#})
+    if (( ${#cands} )); then
+        compadd -Q -- "${cands[@]}"
+    elif (( (directive & 4) == 0 )); then
+        _files
+    else
+        return 1
+    fi
+}
+if [[ "${funcstack[1]}" == "_@PROG@" ]]; then
+    _@PROG@ "$@"
+else
+    compdef _@PROG@ @PROG@
+fi
+`
 
+// fishCompletion offers file names when the binary says so (directive
+// without NoFile).
 const fishCompletion = `# fish completion for @PROG@ (asks @PROG@ __complete)
 function __@PROG@_complete
     set -l args (commandline -opc)[2..-1] (commandline -ct)
-    @PROG@ __complete $args 2>/dev/null | string match -v -r '^:[0-9]+$'
+    set -l out (@PROG@ __complete $args 2>/dev/null)
+    or return
+    set -l directive (string replace -r '^:' '' -- $out[-1])
+    set -e out[-1]
+    printf '%s\n' $out # "candidate<TAB>description" is fish's own format
+    if test (count $out) -eq 0; and test (math "bitand($directive, 4)") -eq 0
+        __fish_complete_path (commandline -ct)
+    end
 end
 complete -c @PROG@ -f -a '(__@PROG@_complete)'
 `

@@ -39,6 +39,9 @@ func TestComplete(t *testing.T) {
 		{[]string{"sync", "--images", "x.yaml", ""}, []string{":4"}}, // nothing positional
 		{[]string{"completion", "--h"}, []string{"--help", ":4"}},
 		{[]string{"verify", "--d"}, []string{"--debug", "--deep", "--docker-config", ":4"}},
+		{[]string{"completion", ""}, []string{"bash", "zsh", "fish", "powershell", ":4"}}, // its argument
+		{[]string{"completion", "f"}, []string{"fish", ":4"}},
+		{[]string{"completion", "zsh", ""}, []string{":4"}},
 	}
 	for _, tc := range tests {
 		got := completions(t, "imagesync", tc.words...)
@@ -71,8 +74,10 @@ func TestBashCompletionScript(t *testing.T) {
 		"imagesync pl":             "plan",
 		"imagesync plan --detaile": "--detailed-exitcode",
 		"imagesync --arch arm6":    "arm64",
+		"imagesync --arch arm:v7":  "v7", // bash replaces what follows the colon
+		"imagesync --os=lin":       "linux",
 	} {
-		cmd := exec.Command(bash, "-c", `source "$1"; COMP_WORDS=($2); COMP_CWORD=$((${#COMP_WORDS[@]}-1)); _imagesync_complete; printf '%s\n' "${COMPREPLY[@]}"`, "_", f, strings.Replace(words, "imagesync", bin, 1))
+		cmd := exec.Command(bash, "-c", `source "$1"; COMP_LINE="$2"; COMP_POINT=${#COMP_LINE}; _imagesync_complete; printf '%s\n' "${COMPREPLY[@]}"`, "_", f, strings.Replace(words, "imagesync", bin, 1))
 		cmd.Env = append(os.Environ(), "IMAGESYNC_TEST_AS_MAIN=1")
 		out, err := cmd.CombinedOutput()
 		if err != nil || strings.TrimSpace(string(out)) != want {
