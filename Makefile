@@ -5,7 +5,7 @@ GO      ?= go
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)
 
-.PHONY: build install test test-short demo clean release-check bench
+.PHONY: build install install-docker-system test test-short demo clean release-check bench
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/imagesync ./cmd/imagesync
@@ -23,6 +23,18 @@ install:
 	cp '$(BINDIR)/imagesync' '$(BINDIR)/kubectl_complete-imagesync'
 	cp '$(BINDIR)/imagesync' '$(DOCKER_PLUGINS)/docker-sync'
 	@echo "installed: $(BINDIR)/imagesync, $(BINDIR)/kubectl-imagesync, $(DOCKER_PLUGINS)/docker-sync"
+
+# The Docker CLI plugin in a system plugin folder, where Docker also finds it
+# under `docker --config DIR` and DOCKER_CONFIG=DIR (it looks in
+# ~/.docker/cli-plugins only without them). Build as yourself, install as root:
+#   make build && sudo make install-docker-system
+# (or: make install DOCKER_PLUGINS=/usr/local/lib/docker/cli-plugins, as root).
+DOCKER_SYSTEM_PLUGINS ?= /usr/local/lib/docker/cli-plugins
+install-docker-system:
+	@test -x bin/imagesync || { echo "bin/imagesync is missing: run make build first (as yourself)"; exit 1; }
+	install -d '$(DOCKER_SYSTEM_PLUGINS)'
+	install -m 0755 bin/imagesync '$(DOCKER_SYSTEM_PLUGINS)/docker-sync'
+	@echo "installed: $(DOCKER_SYSTEM_PLUGINS)/docker-sync"
 
 test:
 	./scripts/test.sh

@@ -11,7 +11,7 @@ func (SyncCmd) Help() string {
   imagesync --config config.yaml                     # legacy file with auth: and images:
   imagesync --images images.yaml -o json > report.json
   docker sync --images images.yaml                   # credentials from docker login
-  docker --config ~/.docker-ci sync --images images.yaml
+  docker sync --docker-config ~/.docker-ci --images images.yaml
   kubectl imagesync sync --images images.yaml
 
 Exit codes: 0 all done, 1 some jobs failed, 2 bad usage or configuration,

@@ -74,54 +74,84 @@ func runTool(t *testing.T, env []string, name string, args ...string) (string, s
 	return out.String(), errb.String(), code
 }
 
+// The Docker CLI plugin installed as users do (make install): in
+// $HOME/.docker/cli-plugins of a temporary HOME. Docker looks there only
+// without --config/DOCKER_CONFIG; the forms that work with another config
+// folder are tested here, as the README documents them.
 func TestDockerCLIPlugin(t *testing.T) {
 	docker := client(t, "docker")
 	const pw = "d0cker-Plugin-pw"
 	src, dst := pair(t, registrytest.Distribution3, registrytest.Options{Htpasswd: map[string]string{"ci": pw}})
 	digest, _, _ := src.PushIndex(t, "lib/multi", "1", []registrytest.Platform{linuxAmd64, {OS: "linux", Arch: "arm64"}}, true, 101)
 	work := t.TempDir()
-	cfg := filepath.Join(work, "dockercfg")
-	installAs(t, filepath.Join(cfg, "cli-plugins"), "docker-sync")
-	writeFile(t, cfg, "config.json", fmt.Sprintf(`{"auths": {"%s": {"auth": "%s"}}}`, dst.Host, basicAuth("ci", pw)))
+	home := filepath.Join(work, "home")
+	plugins := filepath.Join(home, ".docker", "cli-plugins")
+	installAs(t, plugins, "docker-sync")
+	writeFile(t, filepath.Join(home, ".docker"), "config.json", `{}`)
+	cfg := filepath.Join(work, "dockercfg") // another docker config folder, with the credentials
+	if err := os.MkdirAll(cfg, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	auths := fmt.Sprintf(`"auths": {"%s": {"auth": "%s"}}`, dst.Host, basicAuth("ci", pw))
+	writeFile(t, cfg, "config.json", "{"+auths+"}")
 	images := writeFile(t, work, "images.yaml", fmt.Sprintf("%s/lib/multi:1: %s/mirror/multi\n", src.Host, dst.Host))
-	env := []string{"HOME=" + work, "DOCKER_CONFIG=", "IMAGESYNC_LEDGER=" + filepath.Join(work, "ledger.jsonl")}
+	env := []string{"HOME=" + home, "DOCKER_CONFIG=", "IMAGESYNC_LEDGER=" + filepath.Join(work, "ledger.jsonl")}
 
-	out, _, code := runTool(t, env, docker, "--config", cfg, "--help")
+	out, _, code := runTool(t, env, docker, "--help")
 	if code != 0 || !strings.Contains(out, "sync*") || !strings.Contains(out, "Copy container images between registries") {
 		t.Fatalf("docker --help does not list the sync plugin (exit %d)", code)
 	}
-	out, _, code = runTool(t, env, docker, "--config", cfg, "sync", "--help")
-	if code != 0 || !strings.Contains(out, "Usage: docker sync") {
+	out, _, code = runTool(t, env, docker, "sync", "--help")
+	if code != 0 || !strings.Contains(out, "Usage: docker sync") || !strings.Contains(out, "--images=FILE") {
 		t.Fatalf("docker sync --help: exit %d", code)
 	}
-	out, _, code = runTool(t, env, docker, "--config", cfg, "help", "sync")
+	out, _, code = runTool(t, env, docker, "sync", "sync", "--help")
+	if code != 0 || !strings.Contains(out, "docker sync --docker-config ~/.docker-ci") || strings.Contains(out, "docker --config") {
+		t.Fatalf("docker sync sync --help does not show the working form: exit %d", code)
+	}
+	out, _, code = runTool(t, env, docker, "help", "sync")
 	if code != 0 || !strings.Contains(out, "docker sync") {
 		t.Errorf("docker help sync: exit %d", code)
 	}
 
-	// plan through docker, with the credentials of docker's --config folder.
-	out, _, code = runTool(t, env, docker, "--config", cfg, "sync", "plan", "--images", images, "-o", "json")
-	var p planDoc
-	if code != 0 || json.Unmarshal([]byte(out), &p) != nil || len(p.Jobs) != 1 || p.Jobs[0].Action != "copy" || p.Jobs[0].Digest != digest {
-		t.Fatalf("docker sync plan: exit %d, %+v", code, p)
+	// plan through docker, with the credentials of another folder (the
+	// destination answers 401 without them: the job would be an error).
+	planWith := func(name string, env []string, args ...string) {
+		t.Helper()
+		out, _, code := runTool(t, env, docker, args...)
+		var p planDoc
+		if code != 0 || json.Unmarshal([]byte(out), &p) != nil || len(p.Jobs) != 1 || (p.Jobs[0].Action != "copy" && p.Jobs[0].Action != "skip") || p.Jobs[0].Digest != digest {
+			t.Fatalf("%s: exit %d, %+v", name, code, p)
+		}
 	}
+	planWith("docker sync plan --docker-config DIR", env, "sync", "plan", "--docker-config", cfg, "--images", images, "-o", "json")
 	// `docker sync` with no subcommand syncs.
-	if _, _, code = runTool(t, env, docker, "--config", cfg, "sync", "--images", images); code != 0 {
+	if _, _, code = runTool(t, env, docker, "sync", "--docker-config", cfg, "--images", images); code != 0 {
 		t.Fatalf("docker sync: exit %d", code)
 	}
 	assertDigest(t, dst, "mirror/multi", "1", digest)
 
 	// The credentials really came from that folder: without it, a 401.
-	other := filepath.Join(work, "othercfg")
-	installAs(t, filepath.Join(other, "cli-plugins"), "docker-sync")
 	dst.DeleteManifest(t, "mirror/multi", digest)
-	_, stderr, code := runTool(t, append(env, "IMAGESYNC_LEDGER="+filepath.Join(work, "ledger2.jsonl")), docker, "--config", other, "sync", "--images", images)
+	_, stderr, code := runTool(t, append(env, "IMAGESYNC_LEDGER="+filepath.Join(work, "ledger2.jsonl")), docker, "sync", "--images", images)
 	if code == 0 || !strings.Contains(stderr, "401") {
 		t.Fatalf("without the credentials: exit %d", code)
 	}
 
+	// docker --config DIR (or DOCKER_CONFIG=DIR) makes Docker look for
+	// plugins in DIR/cli-plugins and the system folders, not in
+	// ~/.docker/cli-plugins: it finds the plugin once DIR's config.json
+	// lists that folder in cliPluginsExtraDirs (or the plugin is in a
+	// system folder: make install-docker-system).
+	if _, stderr, code := runTool(t, env, docker, "--config", cfg, "sync", "version"); code == 0 {
+		t.Logf("this Docker CLI finds ~/.docker/cli-plugins under --config too: %s", stderr)
+	}
+	writeFile(t, cfg, "config.json", fmt.Sprintf(`{%s, "cliPluginsExtraDirs": [%q]}`, auths, plugins))
+	planWith("docker --config DIR sync plan", env, "--config", cfg, "sync", "plan", "--images", images, "-o", "json")
+	planWith("DOCKER_CONFIG=DIR docker sync plan", append(env, "DOCKER_CONFIG="+cfg), "sync", "plan", "--images", images, "-o", "json")
+
 	// Completion through the Docker CLI's protocol.
-	out, _, _ = runTool(t, env, docker, "--config", cfg, "__complete", "sync", "--ima")
+	out, _, _ = runTool(t, env, docker, "__complete", "sync", "--ima")
 	if !strings.Contains(out, "--images") {
 		t.Errorf("docker completion of sync flags: %q", out)
 	}
