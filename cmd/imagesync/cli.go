@@ -214,16 +214,21 @@ func run(ctx context.Context, args []string, e env, stdout, stderr io.Writer) (c
 		return exitOK
 	}
 	console := newConsole(stderr, e)
-	ran := make(chan struct{})
+	ran, noticed := make(chan struct{}), make(chan struct{})
 	go func() { // the Ctrl-C message, on a line of its own above any bar
+		defer close(noticed)
 		select {
 		case <-e.interrupt:
-			console.Notice(p.Name + ": interrupted: finishing the images in flight (press Ctrl-C again to quit at once)")
 		case <-ran:
+			if !e.interrupted() {
+				return
+			}
 		}
+		console.Notice(p.Name + ": interrupted: finishing the images in flight (press Ctrl-C again to quit at once)")
 	}()
 	err = kctx.Run(&runContext{ctx: ctx, env: e, stdout: stdout, stderr: stderr, secrets: secrets, terminal: terminal, global: &cli.Globals, dockerConfigDir: dockerConfigDir, personality: p, console: console})
 	close(ran)
+	<-noticed
 	console.Close()
 	if e.interrupted() {
 		if err != nil {

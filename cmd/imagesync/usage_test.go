@@ -1,8 +1,11 @@
 package main
 
 import (
+	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
+	"regexp"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -83,5 +86,45 @@ func TestEditDistance(t *testing.T) {
 		if got := editDistance(tc.a, tc.b); got != tc.want {
 			t.Errorf("editDistance(%q, %q) = %d, want %d", tc.a, tc.b, got, tc.want)
 		}
+	}
+}
+
+// Ctrl-C before anything started: the message names the program as it was
+// invoked, on a line of its own; the jobs never started are one count in
+// a summary that says interrupted, not a failure line each.
+func TestInterruptedNamesTheProgram(t *testing.T) {
+	dir := t.TempDir()
+	var rules strings.Builder
+	for i := range 13 {
+		fmt.Fprintf(&rules, "127.0.0.1:1/a/b:%d: 127.0.0.1:2/c/d\n", i)
+	}
+	images := writeFile(t, dir, "images.yaml", rules.String())
+	stop := make(chan struct{})
+	close(stop)
+	var out, errb strings.Builder
+	lookup := func(k string) (string, bool) {
+		switch k {
+		case "HOME":
+			return dir, true
+		case "IMAGESYNC_LEDGER":
+			return filepath.Join(dir, "ledger.jsonl"), true
+		}
+		return "", false
+	}
+	code := run(t.Context(), []string{"/usr/libexec/docker/cli-plugins/docker-sync", "sync", "--images", images},
+		env{lookup: lookup, interrupt: stop}, &out, &errb)
+	stderr := errb.String()
+	t.Logf("stderr:\n%s", stderr)
+	if code != exitInterrupted {
+		t.Fatalf("exit %d, want %d", code, exitInterrupted)
+	}
+	if !regexp.MustCompile(`(?m)^docker sync: interrupted: finishing the images in flight`).MatchString(stderr) {
+		t.Error("the Ctrl-C message does not name docker sync on a line of its own")
+	}
+	if !regexp.MustCompile(`(?m)^interrupted: 0 copied, 0 skipped, 0 filtered, 0 failed, 13 not started; `).MatchString(stderr) {
+		t.Error("the summary does not count 13 not started")
+	}
+	if strings.Contains(stderr, "failed   ") || strings.Contains(stderr, "jobs failed") {
+		t.Error("jobs never started are reported as failures")
 	}
 }

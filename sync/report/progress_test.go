@@ -167,3 +167,19 @@ func TestConsoleFitsLines(t *testing.T) {
 		t.Errorf("the block line was not cut to 19 columns: %q", out.String())
 	}
 }
+
+// The Ctrl-C notice starts a line of its own, above the live block, even
+// after an unfinished line.
+func TestConsoleNoticeOnAFreshLine(t *testing.T) {
+	var out strings.Builder
+	c := NewConsole(&out, true, func() int { return 80 })
+	c.SetBlock([]string{"1/3 images", "33% [===    ] (1/3 MiB)"})
+	_, _ = c.Write([]byte("half a line"))
+	c.Notice("docker sync: interrupted: finishing the images in flight")
+	c.Close()
+	got := vtscreen.Render(out.String(), 80)
+	want := []string{"half a line", "docker sync: interrupted: finishing the images in flight"}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("screen:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
