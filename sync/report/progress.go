@@ -182,9 +182,14 @@ func (p *Progress) image(name string) *imageBytes {
 	return im
 }
 
-// sample keeps the last five seconds of (time, uploaded) for the rate.
+// sample keeps the last five seconds of (time, uploaded) for the rate, at
+// most ten a second (the newest replaces a sample younger than 100ms).
 func (p *Progress) sample() {
 	now := p.now()
+	if n := len(p.samples); n > 1 && now.Sub(p.samples[n-2].t) < 100*time.Millisecond {
+		p.samples[n-1] = sample{now, p.uploaded}
+		return
+	}
 	p.samples = append(p.samples, sample{now, p.uploaded})
 	cut := 0
 	for cut < len(p.samples)-2 && now.Sub(p.samples[cut].t) > 5*time.Second {
