@@ -70,10 +70,6 @@ func TestBytes(t *testing.T) {
 	}
 }
 
-type writerFunc func([]byte) (int, error)
-
-func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
-
 // An error row does not widen the table: its reason goes on its own
 // indented line, the columns are sized by the names, no line ends in
 // spaces.
