@@ -405,24 +405,6 @@ func (e *Engine) copyManifest(ctx context.Context, src *source, raw []byte, medi
 	wg.Wait()
 }
 
-// imageBlobs lists the blobs of an image manifest as copyManifest does: its
-// config and its layers, except foreign layers (they stay where their URLs
-// point).
-func imageBlobs(raw []byte) ([]blobDesc, error) {
-	m, err := parseImage(raw)
-	if err != nil {
-		return nil, err
-	}
-	blobs := []blobDesc{m.Config}
-	for _, l := range m.Layers {
-		if len(l.URLs) > 0 {
-			continue
-		}
-		blobs = append(blobs, l)
-	}
-	return blobs, nil
-}
-
 // copyChild copies one child of an index to the targets that lack it.
 func (e *Engine) copyChild(ctx context.Context, src *source, c childDesc, parents []*target) {
 	ctx, err := deeper(ctx, c.Digest)

@@ -240,6 +240,10 @@ func (e *Engine) measure(ctx context.Context, u *unit, src *source, raw []byte, 
 			return
 		}
 		for _, c := range children {
+			cctx, err := deeper(ctx, c.Digest)
+			if err != nil {
+				return // too deep: the copy fails it
+			}
 			var need []*target
 			for _, t := range targets {
 				if t.force || !e.blobs.hasManifest(t.repo, c.Digest) {
@@ -249,11 +253,11 @@ func (e *Engine) measure(ctx context.Context, u *unit, src *source, raw []byte, 
 			if len(need) == 0 {
 				continue
 			}
-			craw, mt, ok := src.child(ctx, c)
+			craw, mt, ok := src.child(cctx, c)
 			if !ok {
 				continue // the copy reads it again and reports the error
 			}
-			e.measure(ctx, u, src, craw, mt, need)
+			e.measure(cctx, u, src, craw, mt, need)
 		}
 	default:
 		blobs, err := imageBlobs(raw)
@@ -270,6 +274,24 @@ func (e *Engine) measure(ctx context.Context, u *unit, src *source, raw []byte, 
 			}
 		}
 	}
+}
+
+// imageBlobs lists the blobs of an image manifest as copyManifest does: its
+// config and its layers, except foreign layers (they stay where their URLs
+// point).
+func imageBlobs(raw []byte) ([]blobDesc, error) {
+	m, err := parseImage(raw)
+	if err != nil {
+		return nil, err
+	}
+	blobs := []blobDesc{m.Config}
+	for _, l := range m.Layers {
+		if len(l.URLs) > 0 {
+			continue
+		}
+		blobs = append(blobs, l)
+	}
+	return blobs, nil
 }
 
 // child returns a child manifest of the source: one the platform filter
