@@ -213,7 +213,7 @@ func run(ctx context.Context, args []string, e env, stdout, stderr io.Writer) (c
 		_ = VersionCmd{}.Run(&runContext{stdout: stdout, personality: p})
 		return exitOK
 	}
-	console := newConsole(stderr, e)
+	console := newConsole(stderr, stderr, e)
 	ran, noticed := make(chan struct{}), make(chan struct{})
 	go func() { // the Ctrl-C message, on a line of its own above any bar
 		defer close(noticed)

@@ -9,11 +9,12 @@ import (
 	"github.com/imagesync/imagesync/sync/report"
 )
 
-// newConsole wraps stderr: live (bar, colors, cursor movement) only on a
-// terminal that takes ANSI/VT sequences — not TERM=dumb, and on Windows only
-// once virtual-terminal processing is on; elsewhere plain lines.
-func newConsole(w io.Writer, e env) *report.Console {
-	f, ok := w.(*os.File)
+// newConsole writes to w (stderr): live (bar, colors, cursor movement) only
+// when tty, the process's real stderr, is a terminal that takes ANSI/VT
+// sequences — not TERM=dumb, and on Windows only once virtual-terminal
+// processing is on; elsewhere plain lines.
+func newConsole(w, tty io.Writer, e env) *report.Console {
+	f, ok := tty.(*os.File)
 	if !ok || !term.IsTerminal(int(f.Fd())) {
 		return report.NewConsole(w, false, nil)
 	}
