@@ -292,7 +292,13 @@ func (p *Progress) block() []string {
 		if im.work > 0 {
 			bytes = fmt.Sprintf("%s/%s", Bytes(im.done), Bytes(im.work))
 		}
-		lines = append(lines, fmt.Sprintf("  %s  %s", im.name, bytes))
+		// On a narrow terminal the name gives way (its start first), not
+		// the bytes.
+		name := []rune(im.name)
+		if room := p.c.Width() - 1 - 4 - len(bytes); len(name) > room && room > 8 {
+			name = append([]rune("…"), name[len(name)-room+1:]...)
+		}
+		lines = append(lines, fmt.Sprintf("  %s  %s", string(name), bytes))
 	}
 	if !p.ready {
 		lines = append(lines, fmt.Sprintf("resolving %d/%d source images: %s to upload so far", p.resolved, p.units, Bytes(p.work)))

@@ -1,11 +1,13 @@
 package report
 
 import (
+	"io"
 	"regexp"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/imagesync/imagesync/internal/vtscreen"
 	"github.com/imagesync/imagesync/sync/engine"
@@ -181,5 +183,23 @@ func TestConsoleNoticeOnAFreshLine(t *testing.T) {
 	want := []string{"half a line", "docker sync: interrupted: finishing the images in flight"}
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Errorf("screen:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
+
+// A long image name gives way to its bytes on a narrow terminal.
+func TestProgressLongNamesKeepTheirBytes(t *testing.T) {
+	c := NewConsole(io.Discard, true, func() int { return 40 })
+	p := NewProgress(c, 1, ProgressOptions{Bar: true})
+	defer p.Finish()
+	resolved(p)
+	name := "registry.example.com/a/very/long/repository/name:1.0"
+	p.Event(engine.Progress{Kind: engine.ProgressStarted, Image: name})
+	p.Event(engine.Progress{Kind: engine.ProgressBytes, Image: name, Work: 1 << 20, Done: 512 << 10})
+	p.mu.Lock()
+	block := p.block()
+	p.mu.Unlock()
+	want := "  …pository/name:1.0  512.0 KiB/1.0 MiB" // 39 columns
+	if block[1] != want || utf8.RuneCountInString(block[1]) > 39 {
+		t.Errorf("line %q, want %q", block[1], want)
 	}
 }
