@@ -84,9 +84,6 @@ type runContext struct {
 	// secrets holds every secret the run learns; stdout, stderr, --log and
 	// report files are written through one redactor fed by it.
 	secrets *credentials.SecretSet
-	// terminal is the real stderr, for the terminal check (stderr itself is
-	// wrapped in the redactor).
-	terminal io.Writer
 	// dockerConfigDir is the Docker CLI's global --config, when imagesync
 	// runs as the `docker sync` plugin.
 	dockerConfigDir string
@@ -213,7 +210,7 @@ func run(ctx context.Context, args []string, e env, stdout, stderr io.Writer) (c
 		_ = VersionCmd{}.Run(&runContext{stdout: stdout, personality: p})
 		return exitOK
 	}
-	console := newConsole(stderr, stderr, e)
+	console := newConsole(stderr, terminal, e) // stderr is redacted; terminal is the real one
 	ran, noticed := make(chan struct{}), make(chan struct{})
 	go func() { // the Ctrl-C message, on a line of its own above any bar
 		defer close(noticed)
@@ -226,7 +223,7 @@ func run(ctx context.Context, args []string, e env, stdout, stderr io.Writer) (c
 		}
 		console.Notice(p.Name + ": interrupted: finishing the images in flight (press Ctrl-C again to quit at once)")
 	}()
-	err = kctx.Run(&runContext{ctx: ctx, env: e, stdout: stdout, stderr: stderr, secrets: secrets, terminal: terminal, global: &cli.Globals, dockerConfigDir: dockerConfigDir, personality: p, console: console})
+	err = kctx.Run(&runContext{ctx: ctx, env: e, stdout: stdout, stderr: stderr, secrets: secrets, global: &cli.Globals, dockerConfigDir: dockerConfigDir, personality: p, console: console})
 	close(ran)
 	<-noticed
 	console.Close()

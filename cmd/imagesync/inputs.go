@@ -128,9 +128,8 @@ func (in *Inputs) open(rc *runContext) (*session, error) {
 	s.closers = append(s.closers, closeLog)
 	// Logs, result lines and the progress display share one console, so a
 	// log line never lands in the middle of the bar; everything it prints
-	// is redacted.
+	// is redacted (rc.stderr is a redactor).
 	if rc.global.Log == "" && rc.console != nil {
-		rc.console.SetWriter(credentials.NewRedactor(rc.stderr, secrets))
 		s.console = rc.console
 	} else {
 		s.console = report.NewConsole(credentials.NewRedactor(logOut, secrets), false, nil)

@@ -33,14 +33,6 @@ func NewConsole(w io.Writer, live bool, width func() int) *Console {
 	return &Console{w: w, live: live, width: width}
 }
 
-// SetWriter replaces the writer under the console (a redacting one, once the
-// secrets are known).
-func (c *Console) SetWriter(w io.Writer) {
-	c.mu.Lock()
-	c.w = w
-	c.mu.Unlock()
-}
-
 // Live reports whether the console can show a live block.
 func (c *Console) Live() bool { return c != nil && c.live }
 
