@@ -79,7 +79,7 @@ func NewProgress(c *Console, images int, opt ProgressOptions) *Progress {
 	if p.opt.MaxLines == 0 {
 		p.opt.MaxLines = 4
 	}
-	if !c.Live() {
+	if !c.Live() || opt.Quiet {
 		p.opt.Bar = false
 	}
 	switch {

@@ -203,3 +203,17 @@ func TestProgressLongNamesKeepTheirBytes(t *testing.T) {
 		t.Errorf("line %q, want %q", block[1], want)
 	}
 }
+
+// --quiet: no live block even on a terminal, only failures.
+func TestProgressQuiet(t *testing.T) {
+	var out lockedBuilder
+	p := NewProgress(NewConsole(&out, true, func() int { return 80 }), 2, ProgressOptions{Bar: true, Quiet: true})
+	resolved(p)
+	p.Event(engine.Progress{Kind: engine.ProgressBytes, Image: "src.io/ns/a:1", Done: 100})
+	p.Result(results[0])
+	p.Result(results[2])
+	p.Finish()
+	if s := out.String(); strings.Contains(s, "\x1b") || strings.Contains(s, "images") || strings.Contains(s, "copied") || !strings.Contains(s, "failed") {
+		t.Errorf("quiet output: %q", s)
+	}
+}
