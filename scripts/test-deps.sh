@@ -3,6 +3,9 @@
 # (internal/registrytest), when missing, and prints their paths as
 #   export IMAGESYNC_REGISTRY_V2=...
 #   export IMAGESYNC_REGISTRY_V3=...
+# and the real artifact clients the referrer tests drive (cosign, oras) as
+#   export IMAGESYNC_COSIGN=...
+#   export IMAGESYNC_ORAS=...
 # on stdout (and nothing else), so that a Makefile/CI can do
 #   eval "$(scripts/test-deps.sh)"
 # Progress goes to stderr. Safe to run repeatedly.
@@ -99,5 +102,34 @@ else
 fi
 
 echo "export IMAGESYNC_STATICCHECK=$STATICCHECK"
+
+# --- cosign and oras (referrer tests: signatures and SBOMs from the real clients) ---
+COSIGN_VERSION=v2.6.5
+ORAS_VERSION=v1.3.6
+COSIGN="$CACHE/cosign-$COSIGN_VERSION/cosign"
+ORAS="$CACHE/oras-$ORAS_VERSION/oras"
+# go_tool BIN PACKAGE@VERSION: go install into BIN's directory unless BIN exists already.
+go_tool() {
+	local bin=$1 pkg=$2
+	if [ -x "$bin" ]; then
+		log "found $bin"
+		return 0
+	fi
+	command -v go >/dev/null 2>&1 || { log "go not found, cannot build $pkg"; exit 1; }
+	log "building $pkg into $(dirname "$bin") (once per machine)"
+	mkdir -p "$(dirname "$bin")"
+	# Built into a temporary directory and moved: a killed build never leaves a half-written tool behind.
+	local tmp
+	tmp=$(mktemp -d "$(dirname "$bin")/.build.XXXXXX")
+	GOFLAGS=-buildvcs=false CGO_ENABLED=0 GOBIN="$tmp" go install "$pkg" >&2
+	mv -f "$tmp/$(basename "$bin")" "$bin"
+	rmdir "$tmp"
+	[ -x "$bin" ] || { log "$bin missing after go install"; exit 1; }
+}
+go_tool "$ORAS" "oras.land/oras/cmd/oras@$ORAS_VERSION"
+go_tool "$COSIGN" "github.com/sigstore/cosign/v2/cmd/cosign@$COSIGN_VERSION"
+
 echo "export IMAGESYNC_REGISTRY_V2=$V2"
 echo "export IMAGESYNC_REGISTRY_V3=$V3"
+echo "export IMAGESYNC_COSIGN=$COSIGN"
+echo "export IMAGESYNC_ORAS=$ORAS"

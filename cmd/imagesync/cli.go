@@ -57,6 +57,7 @@ type CLI struct {
 	Sync       SyncCmd       `cmd:"" default:"withargs" help:"Copy images as the rule file says (the default command)."`
 	Plan       PlanCmd       `cmd:"" help:"Show what sync would do, writing nothing: copy, update, skip, filtered or error per image, with bytes."`
 	Verify     VerifyCmd     `cmd:"" help:"Check that every destination holds the source's digest, every child manifest and every blob."`
+	Convert    ConvertCmd    `cmd:"" help:"Print the imagesync config file equivalent to image-syncer's --images and --auth files."`
 	Version    VersionCmd    `cmd:"" help:"Print the version."`
 	Completion CompletionCmd `cmd:"" help:"Print a shell completion script: bash, zsh, fish or powershell."`
 }
@@ -89,6 +90,9 @@ type runContext struct {
 	dockerConfigDir string
 	personality     plugin.Personality
 	console         *report.Console // stderr, shared by logs and the progress display
+	// explicit holds the long names of the flags given on the command line
+	// (a config file's defaults yield to them).
+	explicit map[string]bool
 }
 
 // exitError carries an exit code out of a command.
@@ -223,7 +227,13 @@ func run(ctx context.Context, args []string, e env, stdout, stderr io.Writer) (c
 		}
 		console.Notice(p.Name + ": interrupted: finishing the images in flight (press Ctrl-C again to quit at once)")
 	}()
-	err = kctx.Run(&runContext{ctx: ctx, env: e, stdout: stdout, stderr: stderr, secrets: secrets, global: &cli.Globals, dockerConfigDir: dockerConfigDir, personality: p, console: console})
+	explicit := map[string]bool{}
+	for _, pe := range kctx.Path {
+		if pe.Flag != nil {
+			explicit[pe.Flag.Name] = true
+		}
+	}
+	err = kctx.Run(&runContext{ctx: ctx, env: e, stdout: stdout, stderr: stderr, secrets: secrets, global: &cli.Globals, dockerConfigDir: dockerConfigDir, personality: p, console: console, explicit: explicit})
 	close(ran)
 	<-noticed
 	console.Close()

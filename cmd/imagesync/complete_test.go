@@ -27,7 +27,7 @@ func TestComplete(t *testing.T) {
 		words []string
 		want  []string
 	}{
-		{[]string{""}, []string{"sync", "plan", "verify", "version", "completion", ":4"}},
+		{[]string{""}, []string{"sync", "plan", "verify", "convert", "version", "completion", ":4"}},
 		{[]string{"v"}, []string{"verify", "version", ":4"}},
 		{[]string{"--ima"}, []string{"--images", ":4"}},                         // the default command's flags at the root
 		{[]string{"plan", "--detailed"}, []string{"--detailed-exitcode", ":4"}}, // plan's own

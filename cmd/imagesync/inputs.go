@@ -26,6 +26,9 @@ type Inputs struct {
 	Proc    int    `short:"p" default:"5" help:"Images and blob transfers in flight at once."`
 	Retries int    `short:"r" default:"2" help:"Extra attempts for a job that failed transiently."`
 
+	File string `short:"f" name:"file" type:"path" placeholder:"FILE" help:"imagesync config file (.yaml, .yml, .json): defaults, registries and sync entries with tag, platform and referrer filters."`
+	Selection
+
 	MaxConns    int           `name:"max-conns" default:"32" help:"Requests in flight at once per registry host; halved on each 429, recovered gradually."`
 	Rate        float64       `placeholder:"N" help:"At most N requests per second per registry host (default: no limit)."`
 	PullReserve int           `name:"pull-reserve" default:"2" help:"Stop fetching manifests from a registry that reports (Docker Hub's ratelimit-remaining) this many pulls left or fewer."`
@@ -76,6 +79,9 @@ type session struct {
 	console   *report.Console // logs, result lines, progress
 	interrupt <-chan struct{}
 	closers   []func()
+	// From a config file: per-host request limits, and its trust-ledger.
+	hosts       map[string]registry.HostPolicy
+	trustLedger *bool
 }
 
 func (s *session) Close() {
@@ -185,7 +191,7 @@ func (in *Inputs) open(rc *runContext) (*session, error) {
 		registry.WithSecrets(secrets),
 		registry.WithUserAgent("imagesync/"+version),
 		registry.WithTimeout(in.Timeout),
-		registry.WithHostPolicy(registry.HostPolicy{MaxConns: in.MaxConns, Rate: in.Rate, PullReserve: in.PullReserve}))
+		registry.WithHostPolicy(registry.HostPolicy{MaxConns: in.MaxConns, Rate: in.Rate, PullReserve: in.PullReserve, Hosts: s.hosts}))
 	return s, nil
 }
 
@@ -202,6 +208,9 @@ func (s *session) engine(in *Inputs, opt engine.Options) *engine.Engine {
 
 func (in *Inputs) load(rc *runContext, s *session) (warnings []string, skipped rules.ErrorList, err error) {
 	ropt := rules.Options{DefaultRegistry: in.Registry, DefaultNamespace: in.Namespace, LookupEnv: rc.env.lookup}
+	if in.File != "" || len(in.Refs) > 0 {
+		return in.loadNative(rc, s, ropt)
+	}
 	var errs []error
 	addAuth := func(af *credentials.AuthFile, err error) {
 		if err != nil {
@@ -270,6 +279,9 @@ func (in *Inputs) load(rc *runContext, s *session) (warnings []string, skipped r
 				errs = append(errs, err)
 			}
 		} else if s.rules, err = rules.LoadFile(in.Images, ropt); err != nil {
+			if n, lerr := cfgfile.Load(in.Images); lerr == nil && rules.IsNative(n) {
+				err = fmt.Errorf("%s is an imagesync config file (it has sync: entries): give it with -f %s", in.Images, in.Images)
+			}
 			errs = append(errs, err)
 		}
 	}
@@ -279,6 +291,11 @@ func (in *Inputs) load(rc *runContext, s *session) (warnings []string, skipped r
 	if len(errs) > 0 {
 		return nil, nil, &exitError{code: exitUsage, err: errors.Join(errs...)}
 	}
+	d, err := in.flagDefaults(rc)
+	if err != nil {
+		return nil, nil, err
+	}
+	rules.ApplyDefaults(s.rules, d)
 	return warnings, skipped, nil
 }
 

@@ -24,13 +24,14 @@ func (c *PlanCmd) Run(rc *runContext) error {
 		return err
 	}
 	defer s.Close()
-	eng := s.engine(&c.Inputs, engine.Options{DryRun: true, TrustLedger: c.TrustLedger.Trust})
+	eng := s.engine(&c.Inputs, engine.Options{DryRun: true, TrustLedger: c.TrustLedger.effective(rc, &c.Inputs, s)})
 	jobs, failed, err := s.expand(rc, &c.Inputs, eng)
 	if err != nil {
 		return &exitError{code: exitUsage, err: err}
 	}
 	res := eng.Sync(rc.ctx, jobs, failed)
 	p := report.NewPlan(res)
+	p.AddFilters(s.rules)
 	if c.Output == "json" {
 		err = p.WriteJSON(rc.stdout)
 	} else {

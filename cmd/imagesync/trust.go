@@ -13,3 +13,15 @@ func (t TrustLedger) check(in *Inputs) error {
 	}
 	return nil
 }
+
+// effective is --trust-ledger, else a config file's defaults.trust-ledger;
+// never without a ledger.
+func (t TrustLedger) effective(rc *runContext, in *Inputs, s *session) bool {
+	if in.NoLedger {
+		return false
+	}
+	if !rc.explicit["trust-ledger"] && s.trustLedger != nil {
+		return *s.trustLedger
+	}
+	return t.Trust
+}

@@ -20,7 +20,8 @@ func helpArgs(args []string) []string {
 
 // misuse catches what kong would only call an unexpected argument: a word
 // where a command goes that is no command. The default command (sync)
-// takes no positional argument, so such a word is a mistyped command
+// takes positional arguments only for a one-off copy (SRC DST, image
+// references with a "/", ":" or "@"), so another word is a mistyped command
 // ("did you mean"), or a rule file given without --images.
 func misuse(app *kong.Application, name string, args []string) error {
 	for i := 0; i < len(args); i++ {
@@ -46,6 +47,9 @@ func misuse(app *kong.Application, name string, args []string) error {
 		}
 		if isRuleFile(w) {
 			return fmt.Errorf("unexpected argument %q: the rule file is a flag: %s --images %s", w, name, w)
+		}
+		if strings.ContainsAny(w, "/:@") {
+			return nil // an image reference: a one-off copy (sync SRC DST)
 		}
 		if s := closest(w, names); s != "" {
 			return fmt.Errorf("unknown command %q; did you mean %q?", w, s)

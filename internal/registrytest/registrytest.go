@@ -175,6 +175,10 @@ type Options struct {
 	// Token makes the server demand bearer tokens from a token server the
 	// harness runs at /token on Host (see TokenAuth). Not with Htpasswd.
 	Token *TokenAuth
+	// SparseIndexes (distribution 3 only) accepts image indexes whose child
+	// manifests are missing (validation.manifests.indexes.platforms: none),
+	// as platform-mode keep-index needs. Distribution 2.8 has no such setting.
+	SparseIndexes bool
 }
 
 // Registry is a running real registry server plus counting proxy.
@@ -270,6 +274,13 @@ func Start(t testing.TB, kind Kind, opt Options) *Registry {
 
 	var cfg strings.Builder
 	fmt.Fprintf(&cfg, "version: 0.1\nlog:\n  level: warn\n  formatter: text\nstorage:\n  filesystem:\n    rootdirectory: %q\n  delete:\n    enabled: true\n  maintenance:\n    uploadpurging:\n      enabled: false\n", r.Dir)
+
+	if opt.SparseIndexes {
+		if kind != Distribution3 {
+			t.Fatalf("registrytest: SparseIndexes needs %s, not %s", Distribution3, kind)
+		}
+		cfg.WriteString("validation:\n  manifests:\n    indexes:\n      platforms: none\n")
+	}
 
 	if len(opt.Htpasswd) > 0 {
 		users := make([]string, 0, len(opt.Htpasswd))

@@ -329,6 +329,15 @@ func (r *Registry) HasBlob(t testing.TB, repo, digest string) bool {
 	return resp.StatusCode == http.StatusOK
 }
 
+// HasManifest reports whether HEAD on the manifest (tag or digest) answers
+// 200 (false on 404).
+func (r *Registry) HasManifest(t testing.TB, repo, ref string) bool {
+	t.Helper()
+	resp, body := r.do(t, http.MethodHead, "/v2/"+repo+"/manifests/"+ref, http.Header{"Accept": {AcceptManifests}}, nil)
+	r.expect(t, resp, body, http.StatusOK, http.StatusNotFound)
+	return resp.StatusCode == http.StatusOK
+}
+
 // Tags lists the tags of repo (following pagination); nil if the repository
 // does not exist.
 func (r *Registry) Tags(t testing.TB, repo string) []string {

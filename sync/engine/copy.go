@@ -61,6 +61,7 @@ type source struct {
 	made map[string]manifestBytes // indexes written by the platform filter
 	mu   sync.Mutex
 	read map[string]manifestBytes // child manifests read ahead (Engine.resolve)
+	skip map[string]bool          // children not copied (platform-mode keep-index)
 }
 
 func (s *source) load(ctx context.Context) error {
@@ -147,7 +148,7 @@ func (e *Engine) decide(ctx context.Context, u *unit) *decision {
 	if err != nil {
 		return failAll(err)
 	}
-	src := &source{repo: repo, ref: u.src.Tag, made: map[string]manifestBytes{}}
+	src := &source{repo: repo, ref: u.src.Tag, made: map[string]manifestBytes{}, skip: map[string]bool{}}
 	if u.src.Digest != "" {
 		src.ref = u.src.Digest
 		src.desc.Digest = u.src.Digest // no HEAD needed: the digest is the answer
@@ -169,7 +170,7 @@ func (e *Engine) decide(ctx context.Context, u *unit) *decision {
 		}
 	}
 	srcDigest := src.desc.Digest
-	filterKey := e.opt.Filter.String()
+	filterKey := u.filterKey()
 
 	// The ledger knows the digest a destination it saw at this source digest
 	// (and platform filter) holds. With TrustLedger that is the answer, with
@@ -198,7 +199,7 @@ func (e *Engine) decide(ctx context.Context, u *unit) *decision {
 				continue
 			}
 		}
-		results[i].Action, results[i].Digest = Skipped, ent.Digest
+		results[i].Action, results[i].Digest, results[i].SourceDigest = Skipped, ent.Digest, srcDigest
 		if j.Destination.Tag == "" {
 			results[i].Job.Destination.Digest = ent.Digest
 		}
@@ -209,20 +210,28 @@ func (e *Engine) decide(ctx context.Context, u *unit) *decision {
 
 	// The digest the destination must end up with.
 	want := srcDigest
-	if !e.opt.Filter.Empty() {
+	if !u.filter.Empty() {
 		if err := src.load(ctx); err != nil {
 			return failAll(e.explain(repo, err))
 		}
 		switch mt := src.desc.MediaType; {
 		case isSchema1(mt):
 			return failAll(schema1Error())
-		case isIndex(mt):
-			out, kept, err := filterIndex(ctx, repo, src.raw, e.opt.Filter, src.made)
+		case isIndex(mt) && u.keepIndex:
+			kept, err := sparseChildren(ctx, repo, src.raw, u.filter, src.skip)
 			if err != nil {
 				return failAll(e.explain(repo, err))
 			}
 			if kept == 0 {
-				return filterAll(fmt.Errorf("no image matches the platform filter %s", e.opt.Filter))
+				return filterAll(fmt.Errorf("no image matches the platform filter %s", u.filter))
+			}
+		case isIndex(mt):
+			out, kept, err := filterIndex(ctx, repo, src.raw, u.filter, src.made)
+			if err != nil {
+				return failAll(e.explain(repo, err))
+			}
+			if kept == 0 {
+				return filterAll(fmt.Errorf("no image matches the platform filter %s", u.filter))
 			}
 			if want = registry.Digest(out); want != srcDigest {
 				src.raw = out
@@ -233,12 +242,12 @@ func (e *Engine) decide(ctx context.Context, u *unit) *decision {
 			if err != nil {
 				return failAll(e.explain(repo, err))
 			}
-			if !e.opt.Filter.Match(p) {
+			if !u.filter.Match(p) {
 				desc := "no platform"
 				if p != nil {
 					desc = p.OS + "/" + p.Arch
 				}
-				return filterAll(fmt.Errorf("image platform %s does not match the filter %s", desc, e.opt.Filter))
+				return filterAll(fmt.Errorf("image platform %s does not match the filter %s", desc, u.filter))
 			}
 		}
 	}
@@ -251,7 +260,7 @@ func (e *Engine) decide(ctx context.Context, u *unit) *decision {
 		if results[i].Action != "" {
 			continue
 		}
-		results[i].Digest = want
+		results[i].Digest, results[i].SourceDigest = want, srcDigest
 		if j.Destination.Tag == "" {
 			results[i].Job.Destination.Digest = want
 		}
@@ -326,6 +335,8 @@ func (e *Engine) syncUnit(ctx context.Context, u *unit) []JobResult {
 		i := owners[t]
 		results[i].Bytes = t.bytes
 		switch {
+		case t.err != nil && len(src.skip) > 0:
+			results[i].Action, results[i].Err = Failed, sparseRefused(e.explain(t.repo, t.err))
 		case t.err != nil:
 			results[i].Action, results[i].Err = Failed, e.explain(t.repo, t.err)
 		case e.opt.DryRun && t.exists:
@@ -360,6 +371,9 @@ func (e *Engine) copyManifest(ctx context.Context, src *source, raw []byte, medi
 			return
 		}
 		for _, c := range children {
+			if src.skip[c.Digest] {
+				continue // platform-mode keep-index: a child the filter drops
+			}
 			live := alive(targets)
 			if len(live) == 0 {
 				return

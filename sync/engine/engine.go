@@ -46,6 +46,13 @@ type JobResult struct {
 	// NotStarted: the run was interrupted before this job started (Action
 	// is Failed, so that the failed-images file lists it for the next run).
 	NotStarted bool
+
+	// SourceDigest is the source's digest (it differs from Digest when a
+	// platform filter rewrote the index).
+	SourceDigest string
+	// Subject is set on the rows of referrers: the digest they refer to.
+	Subject      string
+	ArtifactType string
 }
 
 // Summary counts a run.
@@ -126,6 +133,7 @@ type Engine struct {
 
 	uploaded, mounted atomic.Int64
 	bytes             atomic.Int64
+	refAPI            referrersAPI
 }
 
 // New returns an Engine.
@@ -159,16 +167,18 @@ type unit struct {
 	attempts int
 	healed   bool      // stale ledger entries were dropped once already
 	decided  *decision // resolved ahead of the copy (first attempt only)
+	unitSettings
 }
 
-func groupUnits(jobs []rules.Job) []*unit {
+func (e *Engine) groupUnits(jobs []rules.Job) []*unit {
 	var units []*unit
 	byKey := map[string]*unit{}
 	for _, j := range jobs {
-		k := j.Source.String()
+		us := e.settingsFor(j.Rule)
+		k := j.Source.String() + "\x00" + us.key()
 		u, ok := byKey[k]
 		if !ok {
-			u = &unit{src: j.Source}
+			u = &unit{src: j.Source, unitSettings: us}
 			byKey[k] = u
 			units = append(units, u)
 		}
@@ -195,7 +205,7 @@ func (e *Engine) Sync(ctx context.Context, jobs []rules.Job, pre []JobResult) *R
 		record(r)
 	}
 
-	units := groupUnits(jobs)
+	units := e.groupUnits(jobs)
 	queue := make(chan *unit, len(units))
 	for _, u := range units {
 		queue <- u
@@ -336,7 +346,10 @@ func (e *Engine) runUnit(ctx context.Context, u *unit) (out []JobResult) {
 		for repo := range stale {
 			e.log.Warn("destination contradicts the ledger: forgetting it and redoing the copy", "repository", repo)
 		}
-		out = append(keep, e.syncUnit(ctx, &unit{src: u.src, jobs: redo, attempts: u.attempts, healed: true})...)
+		out = append(keep, e.syncUnit(ctx, &unit{src: u.src, jobs: redo, attempts: u.attempts, healed: true, unitSettings: u.unitSettings})...)
+	}
+	if u.referrers != nil {
+		out = e.withReferrers(ctx, u, out)
 	}
 	for i := range out {
 		out[i].Attempts = u.attempts

@@ -23,6 +23,26 @@ type Platform struct {
 type Filter struct {
 	OS   []Platform // OS and optional OSVersion
 	Arch []Platform // Arch and optional Variant
+	// Platforms, when set, keeps the images matching one of these
+	// os/arch[/variant] (a config file's platforms:, --platform).
+	Platforms []Platform
+}
+
+// ParsePlatforms reads os/arch[/variant] values into a filter.
+func ParsePlatforms(ps []string) (Filter, error) {
+	var f Filter
+	for _, v := range ps {
+		parts := strings.Split(v, "/")
+		if len(parts) < 2 || len(parts) > 3 || parts[0] == "" || parts[1] == "" {
+			return f, fmt.Errorf("platform %q: want os/arch[/variant]", v)
+		}
+		p := Platform{OS: parts[0], Arch: parts[1]}
+		if len(parts) == 3 {
+			p.Variant = parts[2]
+		}
+		f.Platforms = append(f.Platforms, p)
+	}
+	return f, nil
 }
 
 // ParseFilter reads --os and --arch values: repeatable, comma-separated,
@@ -59,7 +79,7 @@ func splitList(vs []string) []string {
 }
 
 // Empty reports whether the filter keeps everything.
-func (f Filter) Empty() bool { return len(f.OS) == 0 && len(f.Arch) == 0 }
+func (f Filter) Empty() bool { return len(f.OS) == 0 && len(f.Arch) == 0 && len(f.Platforms) == 0 }
 
 // Match reports whether p passes the filter. A missing platform never does
 // (unless the filter is empty).
@@ -69,6 +89,15 @@ func (f Filter) Match(p *Platform) bool {
 	}
 	if p == nil {
 		return false
+	}
+	if len(f.Platforms) > 0 {
+		ok := false
+		for _, q := range f.Platforms {
+			ok = ok || (q.OS == p.OS && q.Arch == p.Arch && (q.Variant == "" || q.Variant == p.Variant))
+		}
+		if !ok {
+			return false
+		}
 	}
 	okOS := len(f.OS) == 0
 	for _, o := range f.OS {
@@ -92,6 +121,9 @@ func (f Filter) String() string {
 	}
 	for _, a := range f.Arch {
 		parts = append(parts, "arch="+strings.TrimSuffix(a.Arch+":"+a.Variant, ":"))
+	}
+	for _, q := range f.Platforms {
+		parts = append(parts, "platform="+strings.TrimSuffix(q.OS+"/"+q.Arch+"/"+q.Variant, "/"))
 	}
 	return strings.Join(parts, " ")
 }

@@ -240,6 +240,9 @@ func (e *Engine) measure(ctx context.Context, u *unit, src *source, raw []byte, 
 			return
 		}
 		for _, c := range children {
+			if src.skip[c.Digest] {
+				continue // platform-mode keep-index: not copied
+			}
 			cctx, err := deeper(ctx, c.Digest)
 			if err != nil {
 				return // too deep: the copy fails it

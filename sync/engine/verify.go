@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
+	"strings"
 	"sync"
 
 	"github.com/imagesync/imagesync/sync/engine/registry"
@@ -96,7 +97,10 @@ func (e *Engine) verifyJob(ctx context.Context, j rules.Job, opt VerifyOptions) 
 		return res
 	}
 
-	// What the destination should hold.
+	// What the destination should hold; children a keep-index filter left
+	// out are not looked for.
+	seen := map[string]bool{}
+	sparse := false
 	if opt.Offline {
 		srcDigest := j.Source.Digest
 		key := j.Destination.Repo() + ":" + j.Destination.Tag
@@ -108,9 +112,10 @@ func (e *Engine) verifyJob(ctx context.Context, j rules.Job, opt VerifyOptions) 
 			return problem(ProblemUnknown, key, "not in the ledger: sync it first, or verify against the source")
 		}
 		res.Want = ent.Digest
+		sparse = strings.Contains(ent.Filter, "mode="+ModeKeepIndex)
 	} else {
-		u := &unit{src: j.Source, jobs: []rules.Job{j}}
-		want, err := e.sourceDigest(ctx, u)
+		u := &unit{src: j.Source, jobs: []rules.Job{j}, unitSettings: e.settingsFor(j.Rule)}
+		want, err := e.sourceDigest(ctx, u, seen)
 		if err != nil {
 			return problem(ProblemError, j.Source.String(), err.Error())
 		}
@@ -142,13 +147,19 @@ func (e *Engine) verifyJob(ctx context.Context, j rules.Job, opt VerifyOptions) 
 	if d.Digest != res.Want {
 		return problem(ProblemDigest, j.Destination.Repo()+refSep(ref)+ref, fmt.Sprintf("holds %s, want %s", d.Digest, res.Want))
 	}
-	res.Problems = append(res.Problems, e.verifyTree(ctx, dst, res.Want, opt.Deep, map[string]bool{})...)
+	for _, p := range e.verifyTree(ctx, dst, res.Want, opt.Deep, seen) {
+		if sparse && p.Kind == ProblemMissingChild {
+			continue // offline, keep-index: the ledger does not say which children were left out
+		}
+		res.Problems = append(res.Problems, p)
+	}
 	return res
 }
 
 // sourceDigest returns the digest a unit's destinations must hold ("" when
-// the platform filter removes everything).
-func (e *Engine) sourceDigest(ctx context.Context, u *unit) (string, error) {
+// the platform filter removes everything); with platform-mode keep-index it
+// marks the children left out in skip.
+func (e *Engine) sourceDigest(ctx context.Context, u *unit, skip map[string]bool) (string, error) {
 	repo, err := e.c.Repo(ctx, u.src.Registry, u.src.Repository, false)
 	if err != nil {
 		return "", err
@@ -162,21 +173,28 @@ func (e *Engine) sourceDigest(ctx context.Context, u *unit) (string, error) {
 	} else {
 		src.ref = src.desc.Digest // read what was decided, not what the tag says now
 	}
-	if e.opt.Filter.Empty() {
+	if u.filter.Empty() {
 		return src.desc.Digest, nil
 	}
 	if err := src.load(ctx); err != nil {
 		return "", e.explain(repo, err)
 	}
+	if isIndex(src.desc.MediaType) && u.keepIndex {
+		kept, err := sparseChildren(ctx, repo, src.raw, u.filter, skip)
+		if err != nil || kept == 0 {
+			return "", err
+		}
+		return src.desc.Digest, nil
+	}
 	if isIndex(src.desc.MediaType) {
-		out, kept, err := filterIndex(ctx, repo, src.raw, e.opt.Filter, src.made)
+		out, kept, err := filterIndex(ctx, repo, src.raw, u.filter, src.made)
 		if err != nil || kept == 0 {
 			return "", err
 		}
 		return registry.Digest(out), nil
 	}
 	p, err := imagePlatform(ctx, repo, src.raw)
-	if err != nil || !e.opt.Filter.Match(p) {
+	if err != nil || !u.filter.Match(p) {
 		return "", err
 	}
 	return src.desc.Digest, nil

@@ -10,6 +10,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/imagesync/imagesync/sync/engine"
+	"github.com/imagesync/imagesync/sync/rules"
 )
 
 // PlanJob is one row of `imagesync plan -o json`.
@@ -20,6 +21,20 @@ type PlanJob struct {
 	Digest      string `json:"digest,omitempty"` // the digest the destination would hold
 	Bytes       int64  `json:"bytes"`            // blob bytes a sync would upload (after mounts)
 	Reason      string `json:"reason,omitempty"` // why filtered or error
+	// Rewrite is set when a platform filter rewrote an index: Digest is the
+	// new index's, SourceDigest the source's.
+	Rewrite      bool   `json:"rewrite,omitempty"`
+	SourceDigest string `json:"source_digest,omitempty"`
+	// Subject is set on referrers (signatures, SBOMs…): the digest they refer to.
+	Subject      string `json:"subject,omitempty"`
+	ArtifactType string `json:"artifact_type,omitempty"`
+}
+
+// PlanFilter says what the tag filters of one rule removed.
+type PlanFilter struct {
+	Rule   string             `json:"rule"` // FILE:LINE key, or the one-off source
+	Source string             `json:"source"`
+	Steps  []rules.FilterStep `json:"steps"`
 }
 
 // PlanSummary counts a plan.
@@ -34,15 +49,19 @@ type PlanSummary struct {
 
 // Plan is the document `imagesync plan -o json` prints.
 type Plan struct {
-	Jobs    []PlanJob   `json:"jobs"`
-	Summary PlanSummary `json:"summary"`
+	Jobs    []PlanJob    `json:"jobs"`
+	Filters []PlanFilter `json:"filters,omitempty"`
+	Summary PlanSummary  `json:"summary"`
 }
 
 // NewPlan turns dry-run results into a plan, sorted by source then destination.
 func NewPlan(res *engine.Result) Plan {
 	p := Plan{Jobs: []PlanJob{}}
 	for _, r := range res.Jobs {
-		j := PlanJob{Source: r.Job.Source.String(), Destination: r.Job.Destination.String(), Digest: r.Digest, Bytes: r.Bytes}
+		j := PlanJob{Source: r.Job.Source.String(), Destination: r.Job.Destination.String(), Digest: r.Digest, Bytes: r.Bytes, Subject: r.Subject, ArtifactType: r.ArtifactType}
+		if r.SourceDigest != "" && r.Digest != "" && r.SourceDigest != r.Digest {
+			j.Rewrite, j.SourceDigest = true, r.SourceDigest
+		}
 		switch r.Action {
 		case engine.WouldCopy:
 			j.Action = "copy"
@@ -64,7 +83,7 @@ func NewPlan(res *engine.Result) Plan {
 			j.Reason = strings.TrimPrefix(r.Err.Error(), fmt.Sprintf("copy %s → %s: ", r.Job.Source, r.Job.Destination))
 		}
 		if j.Action == "error" || j.Action == "filtered" {
-			j.Digest = ""
+			j.Digest, j.Rewrite, j.SourceDigest = "", false, ""
 		}
 		p.Summary.Bytes += j.Bytes
 		p.Jobs = append(p.Jobs, j)
@@ -121,12 +140,34 @@ func (p Plan) WriteTable(w io.Writer) error {
 		}
 		b.WriteString(strings.TrimRight(line.String(), " "))
 		b.WriteByte('\n')
-		if n > 0 && p.Jobs[n-1].Reason != "" {
-			for _, l := range strings.Split(p.Jobs[n-1].Reason, "\n") {
-				b.WriteString("    ")
-				b.WriteString(strings.TrimRight(l, " \t\r"))
-				b.WriteByte('\n')
+		if n == 0 {
+			continue
+		}
+		j := p.Jobs[n-1]
+		var notes []string
+		if j.Rewrite {
+			notes = append(notes, fmt.Sprintf("rewrite: the platform filter writes a new index %s (source %s)", j.Digest, j.SourceDigest))
+		}
+		if j.Subject != "" {
+			notes = append(notes, fmt.Sprintf("referrer (%s) of %s", j.ArtifactType, shortDigest(j.Subject)))
+		}
+		if j.Reason != "" {
+			notes = append(notes, strings.Split(j.Reason, "\n")...)
+		}
+		for _, l := range notes {
+			b.WriteString("    ")
+			b.WriteString(strings.TrimRight(l, " \t\r"))
+			b.WriteByte('\n')
+		}
+	}
+	for _, f := range p.Filters {
+		fmt.Fprintf(&b, "\ntag filters of %s (%s):\n", f.Rule, f.Source)
+		for _, st := range f.Steps {
+			removed := strings.Join(st.Removed, ", ")
+			if removed == "" {
+				removed = "nothing"
 			}
+			fmt.Fprintf(&b, "  %-9s removed %s\n", st.Filter, removed)
 		}
 	}
 	s := p.Summary
@@ -199,4 +240,20 @@ func (v Verification) WriteTable(out io.Writer) error {
 	fmt.Fprintf(w, "\n%d match, %d differ\n", v.Summary.OK, v.Summary.Mismatch)
 	_, err := out.Write(w.Bytes())
 	return err
+}
+
+// AddFilters records what the tag filters of each rule removed in the last
+// expansion.
+func (p *Plan) AddFilters(rs []rules.Rule) {
+	for i := range rs {
+		r := &rs[i]
+		if len(r.Steps) == 0 {
+			continue
+		}
+		where := r.Key
+		if r.File != "" {
+			where = fmt.Sprintf("%s:%d %s", r.File, r.Line, r.Key)
+		}
+		p.Filters = append(p.Filters, PlanFilter{Rule: where, Source: r.Source.Registry + "/" + r.Source.Repository, Steps: r.Steps})
+	}
 }

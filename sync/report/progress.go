@@ -121,12 +121,14 @@ func (p *Progress) tick(d time.Duration) {
 func (p *Progress) Result(r engine.JobResult) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.done++
+	if r.Subject == "" { // a referrer rides with its image: not one of the images counted
+		p.done++
+	}
 	switch {
 	case r.NotStarted:
 		p.notStarted++
 		return
-	case r.Action == engine.Failed:
+	case r.Action == engine.Failed && r.Subject == "":
 		p.failed++
 	}
 	if p.opt.Quiet && r.Action != engine.Failed {

@@ -31,6 +31,9 @@ func Line(r engine.JobResult) string {
 	if r.Attempts > 1 {
 		fmt.Fprintf(&b, " (attempt %d)", r.Attempts)
 	}
+	if r.Subject != "" {
+		fmt.Fprintf(&b, " (referrer %s of %s)", r.ArtifactType, shortDigest(r.Subject))
+	}
 	if r.Err != nil {
 		// The engine wraps errors with the job ("copy SRC → DST: …"); the
 		// line already says that much.
@@ -80,7 +83,8 @@ func Bytes(n int64) string {
 func SuccessImages(results []engine.JobResult) map[string][]string {
 	out := map[string][]string{}
 	for _, r := range results {
-		if r.Action == engine.Copied || r.Action == engine.Skipped {
+		// Referrers travel with their image: the image's entry stands for them.
+		if (r.Action == engine.Copied || r.Action == engine.Skipped) && r.Subject == "" {
 			k := r.Job.Source.String()
 			out[k] = append(out[k], r.Job.Destination.String())
 		}
@@ -98,7 +102,12 @@ func FailedImages(results []engine.JobResult) map[string]map[string]string {
 		if r.Action != engine.Failed {
 			continue
 		}
-		k := r.Job.Source.String()
+		src, dst := r.Job.Source, r.Job.Destination
+		if r.Subject != "" {
+			// A referrer by digest alone: a key the rule file can take.
+			src.Tag, dst.Tag, dst.Digest = "", "", ""
+		}
+		k := src.String()
 		if out[k] == nil {
 			out[k] = map[string]string{}
 		}
@@ -106,7 +115,7 @@ func FailedImages(results []engine.JobResult) map[string]map[string]string {
 		if r.Err != nil {
 			reason = r.Err.Error()
 		}
-		out[k][r.Job.Destination.String()] = reason
+		out[k][dst.String()] = reason
 	}
 	return out
 }
@@ -168,6 +177,12 @@ type SyncJob struct {
 	Bytes       int64  `json:"bytes"`   // blob bytes uploaded for this destination
 	Retries     int    `json:"retries"` // attempts after the first
 	Error       string `json:"error,omitempty"`
+	// Rewrite: a platform filter rewrote the index (Digest is the new one).
+	Rewrite      bool   `json:"rewrite,omitempty"`
+	SourceDigest string `json:"source_digest,omitempty"`
+	// Subject is set on referrers: the digest they refer to.
+	Subject      string `json:"subject,omitempty"`
+	ArtifactType string `json:"artifact_type,omitempty"`
 }
 
 // SyncReport is the document `imagesync sync -o json` prints on stdout.
@@ -193,7 +208,10 @@ type SyncReport struct {
 func NewSyncReport(res *engine.Result) SyncReport {
 	rep := SyncReport{Jobs: []SyncJob{}}
 	for _, r := range res.Jobs {
-		j := SyncJob{Source: r.Job.Source.String(), Destination: r.Job.Destination.String(), Action: string(r.Action), Digest: r.Digest, Bytes: r.Bytes, Retries: max(0, r.Attempts-1)}
+		j := SyncJob{Source: r.Job.Source.String(), Destination: r.Job.Destination.String(), Action: string(r.Action), Digest: r.Digest, Bytes: r.Bytes, Retries: max(0, r.Attempts-1), Subject: r.Subject, ArtifactType: r.ArtifactType}
+		if r.SourceDigest != "" && r.Digest != "" && r.SourceDigest != r.Digest && r.Action != engine.Failed {
+			j.Rewrite, j.SourceDigest = true, r.SourceDigest
+		}
 		if r.Err != nil {
 			j.Error = strings.TrimPrefix(r.Err.Error(), fmt.Sprintf("copy %s → %s: ", r.Job.Source, r.Job.Destination))
 		}

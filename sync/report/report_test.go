@@ -101,3 +101,25 @@ func TestPlanTableKeepsErrorsOutOfColumns(t *testing.T) {
 		}
 	}
 }
+
+func TestReferrerRows(t *testing.T) {
+	sub := "sha256:" + strings.Repeat("a", 64)
+	sig := "sha256:" + strings.Repeat("b", 64)
+	tag := "sha256-" + strings.Repeat("a", 64) + ".sig"
+	rows := []engine.JobResult{
+		{Job: rules.Job{Source: rules.Ref{Registry: "src.io", Repository: "ns/a", Tag: tag, Digest: sig}, Destination: rules.Ref{Registry: "dst.io", Repository: "m/a", Tag: tag, Digest: sig}},
+			Action: engine.Copied, Digest: sig, Subject: sub, ArtifactType: "application/vnd.dev.cosign.artifact.sig.v1+json"},
+		{Job: rules.Job{Source: rules.Ref{Registry: "src.io", Repository: "ns/a", Tag: tag, Digest: sig}, Destination: rules.Ref{Registry: "dst.io", Repository: "m/b", Tag: tag, Digest: sig}},
+			Action: engine.Failed, Err: errors.New("denied"), Subject: sub},
+	}
+	if got := Line(rows[0]); !strings.HasSuffix(got, "(referrer application/vnd.dev.cosign.artifact.sig.v1+json of sha256:aaaaaaaaaaaa)") {
+		t.Errorf("line %q", got)
+	}
+	if s := SuccessImages(rows); len(s) != 0 {
+		t.Errorf("referrers in the success images: %v", s)
+	}
+	f := FailedImages(rows)
+	if f["src.io/ns/a@"+sig]["dst.io/m/b"] != "denied" {
+		t.Errorf("failed referrer: %v", f)
+	}
+}

@@ -23,8 +23,17 @@ func (r *Rule) Expand(listed []string) ([]Job, error) {
 	src := r.Source
 	var items []Ref
 	base := Ref{Registry: src.Registry, Repository: src.Repository}
+	r.ReferrerTags = nil
 	switch src.Kind {
 	case AllTags, TagRegex:
+		if r.Referrers != nil {
+			r.ReferrerTags = map[string]bool{}
+			for _, t := range listed {
+				if IsReferrerTag(t) {
+					r.ReferrerTags[t] = true
+				}
+			}
+		}
 		seen := map[string]bool{}
 		for _, t := range listed {
 			if t == "" || seen[t] {
@@ -38,6 +47,7 @@ func (r *Rule) Expand(listed []string) ([]Job, error) {
 			ref.Tag = t
 			items = append(items, ref)
 		}
+		items = r.filterItems(items)
 	case TagList:
 		for _, t := range src.Tags {
 			ref := base
@@ -93,6 +103,42 @@ func (r *Rule) Expand(listed []string) ([]Job, error) {
 		}
 	}
 	return jobs, nil
+}
+
+// filterItems drops referrer tags (when the rule copies referrers: they
+// travel with their subject) and applies the tag filter, recording in
+// r.Steps what each step removed.
+func (r *Rule) filterItems(items []Ref) []Ref {
+	r.Steps = nil
+	if r.Referrers == nil && r.Tags.Empty() {
+		return items
+	}
+	tags := make([]string, len(items))
+	for i, it := range items {
+		tags[i] = it.Tag
+	}
+	if r.Referrers != nil {
+		var keep, removed []string
+		for _, t := range tags {
+			if IsReferrerTag(t) {
+				removed = append(removed, t)
+			} else {
+				keep = append(keep, t)
+			}
+		}
+		tags = keep
+		if len(removed) > 0 {
+			r.Steps = append(r.Steps, FilterStep{Filter: "referrers", Removed: removed})
+		}
+	}
+	kept, steps := r.Tags.Apply(tags)
+	r.Steps = append(r.Steps, steps...)
+	out := make([]Ref, 0, len(kept))
+	for _, t := range kept {
+		ref := Ref{Registry: r.Source.Registry, Repository: r.Source.Repository, Tag: t}
+		out = append(out, ref)
+	}
+	return out
 }
 
 func describeItems(src Source, items []Ref) string {

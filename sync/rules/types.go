@@ -72,6 +72,51 @@ type Rule struct {
 	Line         int    // line of the key, 0 when unknown
 	Source       Source
 	Destinations []Destination
+
+	// Set by native config files and the one-off flags (zero in
+	// image-syncer files).
+
+	// Tags filters the listed tags (AllTags and TagRegex sources); nil keeps all.
+	Tags *TagFilter
+	// Platforms, when not nil, replaces the run's platform filter for this
+	// rule: "os/arch[/variant]" each; empty means every platform.
+	Platforms []string
+	// PlatformMode is "" or "rewrite" (a filtered index is rewritten with
+	// the kept children) or "keep-index" (only the kept children are copied;
+	// the original index bytes are pushed).
+	PlatformMode string
+	// Referrers, when not nil, copies the referrers (signatures, SBOMs,
+	// attestations) of every image the rule copies, after it.
+	Referrers *Referrers
+	// Steps is what the tag filter removed in the last Expand, in order
+	// (for plan). Set by Expand.
+	Steps []FilterStep
+	// ReferrerTags holds the referrer tags (sha256-<hex>[.sig|.att|.sbom])
+	// of the source repository's listing, when the rule copies referrers
+	// and lists tags (nil otherwise: unknown). Set by Expand.
+	ReferrerTags map[string]bool
+}
+
+// Referrers says which referrers a rule copies.
+type Referrers struct {
+	// ArtifactTypes keeps only referrers of these artifact types; empty keeps all.
+	ArtifactTypes []string
+}
+
+// Wants reports whether a referrer of that artifact type is copied.
+func (r *Referrers) Wants(artifactType string) bool {
+	if r == nil {
+		return false
+	}
+	if len(r.ArtifactTypes) == 0 {
+		return true
+	}
+	for _, t := range r.ArtifactTypes {
+		if t == artifactType {
+			return true
+		}
+	}
+	return false
 }
 
 // Job is one source image to one destination reference.

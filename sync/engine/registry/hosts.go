@@ -18,6 +18,9 @@ type HostPolicy struct {
 	MaxConns    int     // requests in flight at once per host (0: 32); halved on each 429, recovered gradually
 	Rate        float64 // requests per second per host (0: unlimited), a token bucket
 	PullReserve int     // stop fetching manifests from Docker Hub when its ratelimit-remaining is at most this
+	// Hosts overrides MaxConns and Rate (where set) for single hosts
+	// ("harbor.example.com", "127.0.0.1:5000", "index.docker.io").
+	Hosts map[string]HostPolicy
 }
 
 // PullLimitError says Docker Hub's pull quota is (nearly) used up: not
@@ -64,14 +67,24 @@ func (t *hostTable) get(host string) *hostState {
 	if h, ok := t.hosts[host]; ok {
 		return h
 	}
-	conns := t.policy.MaxConns
+	p := t.policy
+	if o, ok := p.Hosts[strings.ToLower(host)]; ok {
+		if o.MaxConns > 0 {
+			p.MaxConns = o.MaxConns
+		}
+		if o.Rate > 0 {
+			p.Rate = o.Rate
+		}
+	}
+	p.Hosts = nil
+	conns := p.MaxConns
 	if conns <= 0 {
 		conns = 32
 	}
-	h := &hostState{policy: t.policy, limit: float64(conns), wake: make(chan struct{}), remaining: -1}
+	h := &hostState{policy: p, limit: float64(conns), wake: make(chan struct{}), remaining: -1}
 	h.policy.MaxConns = conns
-	if t.policy.Rate > 0 {
-		h.bucket = rate.NewLimiter(rate.Limit(t.policy.Rate), max(1, int(t.policy.Rate)))
+	if p.Rate > 0 {
+		h.bucket = rate.NewLimiter(rate.Limit(p.Rate), max(1, int(p.Rate)))
 	}
 	if t.hosts == nil {
 		t.hosts = map[string]*hostState{}

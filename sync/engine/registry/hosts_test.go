@@ -134,3 +134,20 @@ func TestRateLimit(t *testing.T) {
 		t.Fatalf("16 requests at 10/s took %v", took)
 	}
 }
+
+func TestHostPolicyOverrides(t *testing.T) {
+	tab := &hostTable{policy: HostPolicy{MaxConns: 32, Hosts: map[string]HostPolicy{"harbor.example.com": {MaxConns: 2, Rate: 5}, "r.io:5000": {Rate: 1}}}}
+	for host, want := range map[string]struct {
+		conns int
+		rate  float64
+	}{"harbor.example.com": {2, 5}, "HARBOR.example.com": {2, 5}, "r.io:5000": {32, 1}, "r.io": {32, 0}} {
+		h := tab.get(host)
+		var rate float64
+		if h.bucket != nil {
+			rate = float64(h.bucket.Limit())
+		}
+		if h.policy.MaxConns != want.conns || int(h.limit) != want.conns || rate != want.rate {
+			t.Errorf("%s: max-conns %d (limit %v), rate %v; want %d, %v", host, h.policy.MaxConns, h.limit, rate, want.conns, want.rate)
+		}
+	}
+}
