@@ -66,6 +66,14 @@ func TestConfigErrorsExit2BeforeAnyRequest(t *testing.T) {
 			t.Errorf("%v: exit %d, want %d", args, r.code, exitUsage)
 		}
 	}
+	// The default command takes a one-off copy too; a word that is no
+	// reference is still a mistyped command.
+	if r := runCLI(t, nil, host+"/a/b"); r.code != exitUsage || !strings.Contains(r.stderr, "a one-off copy takes SRC DST") {
+		t.Errorf("imagesync SRC alone: exit %d", r.code)
+	}
+	if r := runCLI(t, nil, "snyc", host+"/a/b", host+"/c/d"); r.code != exitUsage || !strings.Contains(r.stderr, `did you mean "sync"`) {
+		t.Errorf("imagesync snyc SRC DST: exit %d", r.code)
+	}
 	// The two kinds of files, each given to the other flag: a hint.
 	if r := runCLI(t, nil, "plan", "--images", cfg); r.code != exitUsage || !strings.Contains(r.stderr, "give it with -f") {
 		t.Errorf("native file as --images: exit %d", r.code)
