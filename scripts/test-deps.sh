@@ -6,6 +6,7 @@
 # and the real artifact clients the referrer tests drive (cosign, oras) as
 #   export IMAGESYNC_COSIGN=...
 #   export IMAGESYNC_ORAS=...
+#   export IMAGESYNC_ETCD=... IMAGESYNC_KUBE_*=... IMAGESYNC_KWOK=...   (scripts/kube-deps.sh)
 # on stdout (and nothing else), so that a Makefile/CI can do
 #   eval "$(scripts/test-deps.sh)"
 # Progress goes to stderr. Safe to run repeatedly.
@@ -99,6 +100,15 @@ else
 	GOFLAGS=-buildvcs=false GOBIN="$(dirname "$STATICCHECK")" \
 		go install "honnef.co/go/tools/cmd/staticcheck@$STATICCHECK_VERSION" >&2
 	[ -x "$STATICCHECK" ] || { log "$STATICCHECK missing after go install"; exit 1; }
+fi
+
+# --- Kubernetes control plane (etcd, kube-apiserver, controller-manager, scheduler, kwok) ---
+# For the tests of `kubectl imagesync job|status` and --from-cluster (internal/kubetest).
+# Built once per machine (~10 min cold on 2 cores); IMAGESYNC_SKIP_KUBE=1 skips it (those tests then skip).
+if [ "${IMAGESYNC_SKIP_KUBE:-}" = 1 ]; then
+	log "IMAGESYNC_SKIP_KUBE=1: no Kubernetes control plane; its tests will be skipped"
+else
+	"$REPO/scripts/kube-deps.sh"
 fi
 
 echo "export IMAGESYNC_STATICCHECK=$STATICCHECK"

@@ -8,6 +8,10 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 eval "$(scripts/test-deps.sh)"
 export IMAGESYNC_REQUIRE_REGISTRIES=1   # a missing registry is a failure, not a skip
+# The Kubernetes tests (internal/kubetest) are required once scripts/kube-deps.sh has built the control plane.
+if [ -n "${IMAGESYNC_KUBE_APISERVER:-}" ]; then
+	export IMAGESYNC_REQUIRE_KUBE=1
+fi
 # The plugin tests run the real docker and kubectl clients: required where present on this kind of machine.
 if command -v docker >/dev/null 2>&1 && command -v kubectl >/dev/null 2>&1; then
 	export IMAGESYNC_REQUIRE_CLIENTS=1

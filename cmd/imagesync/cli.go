@@ -58,6 +58,8 @@ type CLI struct {
 	Plan       PlanCmd       `cmd:"" help:"Show what sync would do, writing nothing: copy, update, skip, filtered or error per image, with bytes."`
 	Verify     VerifyCmd     `cmd:"" help:"Check that every destination holds the source's digest, every child manifest and every blob."`
 	Convert    ConvertCmd    `cmd:"" help:"Print the imagesync config file equivalent to image-syncer's --images and --auth files."`
+	Job        JobCmd        `cmd:"" help:"Print (or --apply) a Kubernetes Indexed Job that runs sync in N shards, with its ConfigMap, ServiceAccount and RBAC."`
+	Status     StatusCmd     `cmd:"" help:"Add up the results the shards of a Kubernetes job wrote: summary, failed images, exit code."`
 	Version    VersionCmd    `cmd:"" help:"Print the version."`
 	Completion CompletionCmd `cmd:"" help:"Print a shell completion script: bash, zsh, fish or powershell."`
 }
@@ -177,8 +179,9 @@ func run(ctx context.Context, args []string, e env, stdout, stderr io.Writer) (c
 		kong.ConfigureHelp(kong.HelpOptions{Compact: true}),
 		kong.Help(helpPrinter),
 		kong.Resolvers(envResolver(e)),
-		kong.Vars{"name": p.Name},
+		kong.Vars{"name": p.Name, "version": imageVersion()},
 		kong.NamedMapper("imagesformat", imagesFormatMapper),
+		kubeNamespaceFlags(p),
 	)
 	if err != nil {
 		fmt.Fprintf(stderr, "%s: %v\n", p.Name, err)

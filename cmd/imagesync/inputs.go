@@ -15,6 +15,7 @@ import (
 	"github.com/imagesync/imagesync/sync/ledger"
 	"github.com/imagesync/imagesync/sync/report"
 	"github.com/imagesync/imagesync/sync/rules"
+	"github.com/imagesync/imagesync/sync/shard"
 )
 
 // Inputs are the flags sync, plan and verify share: what to copy, with which
@@ -36,11 +37,15 @@ type Inputs struct {
 	OS          []string      `name:"os" placeholder:"OS[:VERSION]" help:"Only images for these operating systems (repeatable or comma-separated)."`
 	Arch        []string      `placeholder:"ARCH[:VARIANT]" help:"Only images for these architectures (repeatable or comma-separated)."`
 
-	Registry  string `env:"DEFAULT_REGISTRY" help:"Registry for empty destinations (\"\"): R/<source repository path>, or with --namespace R/NAMESPACE/<repository after its first path component>."`
-	Namespace string `env:"DEFAULT_NAMESPACE" help:"Namespace for empty destinations (\"\")."`
+	Registry  string `env:"DEFAULT_REGISTRY" help:"Registry for empty destinations (\"\"): R/<source repository path>, or with --default-namespace (--namespace) R/NAMESPACE/<repository after its first path component>."`
+	Namespace string `name:"default-namespace" env:"DEFAULT_NAMESPACE" help:"Namespace for empty destinations (\"\"); also --namespace, except as kubectl imagesync."`
 
 	DockerConfig string   `name:"docker-config" type:"path" placeholder:"DIR" help:"Folder of docker's config.json (default: $DOCKER_CONFIG, else ~/.docker): credentials from docker login, credsStore and credHelpers."`
 	CAFile       []string `name:"ca-file" type:"path" placeholder:"FILE" help:"Trust this CA (PEM) for every registry, on top of the system's and docker's certs.d (repeatable)."`
+
+	Sharding
+	FromCluster
+	KubeFlags
 
 	Ledger   string `type:"path" placeholder:"FILE" env:"IMAGESYNC_LEDGER" help:"Digest ledger file (default: imagesync/ledger.jsonl in the user cache directory)."`
 	NoLedger bool   `help:"Run without a ledger: every decision asks the destination."`
@@ -82,6 +87,7 @@ type session struct {
 	// From a config file: per-host request limits, and its trust-ledger.
 	hosts       map[string]registry.HostPolicy
 	trustLedger *bool
+	shard       shard.Spec
 }
 
 func (s *session) Close() {
@@ -186,6 +192,10 @@ func (in *Inputs) open(rc *runContext) (*session, error) {
 		s.log.Debug("ledger", "path", path)
 	}
 	s.interrupt = rc.env.interrupt
+	if s.shard, err = in.Sharding.spec(rc.env); err != nil {
+		s.Close()
+		return nil, usageError("%v", err)
+	}
 	s.client = registry.New(s.keychain,
 		registry.WithLogger(s.log),
 		registry.WithSecrets(secrets),
@@ -208,6 +218,14 @@ func (s *session) engine(in *Inputs, opt engine.Options) *engine.Engine {
 
 func (in *Inputs) load(rc *runContext, s *session) (warnings []string, skipped rules.ErrorList, err error) {
 	ropt := rules.Options{DefaultRegistry: in.Registry, DefaultNamespace: in.Namespace, LookupEnv: rc.env.lookup}
+	if in.FromCluster.FromCluster {
+		if in.File != "" || len(in.Refs) > 0 {
+			return nil, nil, usageError("--from-cluster takes the images from the cluster: drop -f and the one-off images")
+		}
+		var err error
+		s.rules, warnings, err = in.clusterRules(rc, ropt)
+		return warnings, nil, err
+	}
 	if in.File != "" || len(in.Refs) > 0 {
 		return in.loadNative(rc, s, ropt)
 	}

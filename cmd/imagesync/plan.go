@@ -29,6 +29,7 @@ func (c *PlanCmd) Run(rc *runContext) error {
 	if err != nil {
 		return &exitError{code: exitUsage, err: err}
 	}
+	jobs, failed = s.selectShard(jobs, failed)
 	res := eng.Sync(rc.ctx, jobs, failed)
 	p := report.NewPlan(res)
 	p.AddFilters(s.rules)

@@ -19,6 +19,7 @@ type SyncCmd struct {
 	OutputFailedImages  string `type:"path" placeholder:"FILE" help:"Write the failed images: source → destination → reason."`
 	OutputImagesFormat  string `type:"imagesformat" enum:"json,yaml" default:"yaml" help:"Format of the output image files: ${enum} (any case; yml means yaml)."`
 	Output              string `short:"o" enum:"text,json" default:"text" help:"Final report on stdout: ${enum} (json: one document with every job; logs stay on stderr)."`
+	KubeReport          string `name:"kube-report" placeholder:"JOB" group:"Sharding" help:"Also write the summary and failed jobs to ConfigMap JOB-shard-I (I: this shard, else 0) through the Kubernetes API, for status JOB."`
 }
 
 // Run implements `imagesync sync`.
@@ -36,6 +37,7 @@ func (c *SyncCmd) Run(rc *runContext) error {
 	if err != nil {
 		return &exitError{code: exitUsage, err: err}
 	}
+	jobs, failed = s.selectShard(jobs, failed)
 	progress := report.NewProgress(s.console, len(jobs)+len(failed), progressOptions(rc))
 	eng.Observe(progress.Result, nil, nil)
 	eng.ObserveProgress(progress.Event)
@@ -51,6 +53,12 @@ func (c *SyncCmd) Run(rc *runContext) error {
 	if c.Output == "json" {
 		if err := report.NewSyncReport(res).WriteJSON(rc.stdout); err != nil {
 			return err
+		}
+	}
+	if c.KubeReport != "" {
+		if err := c.writeKubeReport(rc, s, res); err != nil {
+			s.log.Error("writing the shard report", "error", err)
+			return &exitError{code: max(exitSomeFail, exitCode(exitFor(res.Summary.Failed, len(res.Jobs)))), err: err}
 		}
 	}
 	if c.OutputSuccessImages != "" {

@@ -31,9 +31,15 @@ func (c *VerifyCmd) Run(rc *runContext) error {
 	var unchecked []engine.VerifyResult
 	if c.Offline {
 		jobs, err = offlineJobs(rc, s, c.SkipInvalidRules)
+		if err == nil {
+			jobs, _ = s.selectShard(jobs, nil)
+		}
 	} else {
 		var failed []engine.JobResult
 		jobs, failed, err = s.expand(rc, &c.Inputs, eng)
+		if err == nil {
+			jobs, failed = s.selectShard(jobs, failed)
+		}
 		// A rule whose source could not be listed is not "nothing to
 		// check": each of its destinations is a job with an error problem.
 		for _, f := range failed {

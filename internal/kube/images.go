@@ -1,0 +1,274 @@
+package kube
+
+import (
+	"context"
+	"fmt"
+	"regexp"
+	"sort"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	typedappsv1 "k8s.io/client-go/kubernetes/typed/apps/v1"
+	typedbatchv1 "k8s.io/client-go/kubernetes/typed/batch/v1"
+	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
+	"k8s.io/client-go/rest"
+)
+
+// Image is one image reference a cluster's workloads use.
+type Image struct {
+	Registry   string   // "docker.io"
+	Repository string   // "library/nginx"
+	Tag        string   // "" when referenced by digest only
+	Digest     string   // from the reference, or from a pod's status.imageID
+	Users      []string // "deployment/ns/name", sorted
+}
+
+// Name is the image as a reference: registry/repository[:tag][@digest].
+func (i Image) Name() string {
+	s := i.Registry + "/" + i.Repository
+	if i.Tag != "" {
+		s += ":" + i.Tag
+	}
+	if i.Digest != "" {
+		s += "@" + i.Digest
+	}
+	return s
+}
+
+// ClusterImages lists the images of the Pods, Deployments, StatefulSets,
+// DaemonSets, ReplicaSets, Jobs and CronJobs of namespace ("" for all):
+// containers, init and ephemeral containers. A tag a running pod resolved
+// (its status imageID holds a repository digest) gets that digest.
+func ClusterImages(ctx context.Context, cfg *rest.Config, namespace string) ([]Image, error) {
+	core, err := typedcorev1.NewForConfig(cfg)
+	if err != nil {
+		return nil, err
+	}
+	apps, err := typedappsv1.NewForConfig(cfg)
+	if err != nil {
+		return nil, err
+	}
+	batch, err := typedbatchv1.NewForConfig(cfg)
+	if err != nil {
+		return nil, err
+	}
+	c := collector{images: map[string]*Image{}, digests: map[string]map[string]bool{}}
+	opts := metav1.ListOptions{}
+	where := namespace
+	if where == "" {
+		where = "all namespaces"
+	}
+	wrap := func(kind string, err error) error {
+		return fmt.Errorf("listing %s in %s: %w", kind, where, err)
+	}
+	pods, err := core.Pods(namespace).List(ctx, opts)
+	if err != nil {
+		return nil, wrap("pods", err)
+	}
+	for _, p := range pods.Items {
+		c.spec("pod/"+p.Namespace+"/"+p.Name, &p.Spec)
+		c.status(&p)
+	}
+	deps, err := apps.Deployments(namespace).List(ctx, opts)
+	if err != nil {
+		return nil, wrap("deployments", err)
+	}
+	for _, d := range deps.Items {
+		c.spec("deployment/"+d.Namespace+"/"+d.Name, &d.Spec.Template.Spec)
+	}
+	sts, err := apps.StatefulSets(namespace).List(ctx, opts)
+	if err != nil {
+		return nil, wrap("statefulsets", err)
+	}
+	for _, d := range sts.Items {
+		c.spec("statefulset/"+d.Namespace+"/"+d.Name, &d.Spec.Template.Spec)
+	}
+	dss, err := apps.DaemonSets(namespace).List(ctx, opts)
+	if err != nil {
+		return nil, wrap("daemonsets", err)
+	}
+	for _, d := range dss.Items {
+		c.spec("daemonset/"+d.Namespace+"/"+d.Name, &d.Spec.Template.Spec)
+	}
+	rss, err := apps.ReplicaSets(namespace).List(ctx, opts)
+	if err != nil {
+		return nil, wrap("replicasets", err)
+	}
+	for _, d := range rss.Items {
+		c.spec("replicaset/"+d.Namespace+"/"+d.Name, &d.Spec.Template.Spec)
+	}
+	jobs, err := batch.Jobs(namespace).List(ctx, opts)
+	if err != nil {
+		return nil, wrap("jobs", err)
+	}
+	for _, d := range jobs.Items {
+		c.spec("job/"+d.Namespace+"/"+d.Name, &d.Spec.Template.Spec)
+	}
+	cjs, err := batch.CronJobs(namespace).List(ctx, opts)
+	if err != nil {
+		return nil, wrap("cronjobs", err)
+	}
+	for _, d := range cjs.Items {
+		c.spec("cronjob/"+d.Namespace+"/"+d.Name, &d.Spec.JobTemplate.Spec.Template.Spec)
+	}
+	return c.result(), c.err()
+}
+
+type collector struct {
+	images  map[string]*Image          // by reference as normalised
+	digests map[string]map[string]bool // normalised tag reference → digests pods resolved it to
+	bad     []string
+}
+
+func (c *collector) add(user, ref string) {
+	img, err := ParseImage(ref)
+	if err != nil {
+		c.bad = append(c.bad, fmt.Sprintf("%s: %v", user, err))
+		return
+	}
+	key := img.Name()
+	if have, ok := c.images[key]; ok {
+		have.Users = append(have.Users, user)
+		return
+	}
+	img.Users = []string{user}
+	c.images[key] = &img
+}
+
+func (c *collector) spec(user string, s *corev1.PodSpec) {
+	for _, ct := range s.InitContainers {
+		c.add(user, ct.Image)
+	}
+	for _, ct := range s.Containers {
+		c.add(user, ct.Image)
+	}
+	for _, ct := range s.EphemeralContainers {
+		c.add(user, ct.Image)
+	}
+}
+
+// repoDigest matches the repository digest in an imageID:
+// "docker-pullable://nginx@sha256:…", "docker.io/library/nginx@sha256:…".
+var repoDigest = regexp.MustCompile(`^(?:[a-z-]+://)?([^@]+)@(sha256:[0-9a-f]{64})$`)
+
+// status learns the digests a pod's container runtime resolved tags to.
+func (c *collector) status(p *corev1.Pod) {
+	images := map[string]string{}
+	for _, ct := range p.Spec.InitContainers {
+		images[ct.Name] = ct.Image
+	}
+	for _, ct := range p.Spec.Containers {
+		images[ct.Name] = ct.Image
+	}
+	for _, ct := range p.Spec.EphemeralContainers {
+		images[ct.Name] = ct.Image
+	}
+	var all []corev1.ContainerStatus
+	all = append(all, p.Status.InitContainerStatuses...)
+	all = append(all, p.Status.ContainerStatuses...)
+	all = append(all, p.Status.EphemeralContainerStatuses...)
+	for _, st := range all {
+		spec, ok := images[st.Name]
+		if !ok {
+			continue
+		}
+		m := repoDigest.FindStringSubmatch(st.ImageID)
+		if m == nil {
+			continue // an image (config) ID, not a repository digest
+		}
+		img, err := ParseImage(spec)
+		if err != nil || img.Digest != "" {
+			continue
+		}
+		// The runtime's repository must be the one the spec names.
+		if idImg, err := ParseImage(m[1]); err != nil || idImg.Registry != img.Registry || idImg.Repository != img.Repository {
+			continue
+		}
+		key := img.Name()
+		if c.digests[key] == nil {
+			c.digests[key] = map[string]bool{}
+		}
+		c.digests[key][m[2]] = true
+	}
+}
+
+func (c *collector) result() []Image {
+	var out []Image
+	for key, img := range c.images {
+		if img.Digest == "" {
+			// One digest per tag: the pods agree, or (a tag moved between
+			// pod starts) the last in order is taken.
+			var ds []string
+			for d := range c.digests[key] {
+				ds = append(ds, d)
+			}
+			sort.Strings(ds)
+			if len(ds) > 0 {
+				img.Digest = ds[len(ds)-1]
+			}
+		}
+		sort.Strings(img.Users)
+		out = append(out, *img)
+	}
+	sort.Slice(out, func(a, b int) bool { return out[a].Name() < out[b].Name() })
+	// The same image named with and without its digest is one image.
+	var merged []Image
+	for _, img := range out {
+		if n := len(merged); n > 0 && merged[n-1].Name() == img.Name() {
+			merged[n-1].Users = append(merged[n-1].Users, img.Users...)
+			sort.Strings(merged[n-1].Users)
+			continue
+		}
+		merged = append(merged, img)
+	}
+	return merged
+}
+
+func (c *collector) err() error {
+	if len(c.bad) == 0 {
+		return nil
+	}
+	return fmt.Errorf("unreadable image references: %s", strings.Join(c.bad, "; "))
+}
+
+// ParseImage reads an image reference the way the container runtime does:
+// "nginx" is docker.io/library/nginx:latest; a first path component with a
+// dot or a colon, or "localhost", is a registry.
+func ParseImage(ref string) (Image, error) {
+	var img Image
+	s := strings.TrimSpace(ref)
+	if s == "" {
+		return img, fmt.Errorf("empty image reference")
+	}
+	if i := strings.IndexByte(s, '@'); i >= 0 {
+		img.Digest = s[i+1:]
+		s = s[:i]
+		if !regexp.MustCompile(`^sha256:[0-9a-f]{64}$`).MatchString(img.Digest) {
+			return img, fmt.Errorf("image %q: bad digest", ref)
+		}
+	}
+	if i := strings.LastIndexByte(s, ':'); i > strings.LastIndexByte(s, '/') {
+		img.Tag = s[i+1:]
+		s = s[:i]
+	}
+	first, rest, ok := strings.Cut(s, "/")
+	if ok && (strings.ContainsAny(first, ".:") || first == "localhost") {
+		img.Registry, img.Repository = first, rest
+	} else {
+		img.Registry, img.Repository = "docker.io", s
+	}
+	if img.Registry == "index.docker.io" || img.Registry == "registry-1.docker.io" {
+		img.Registry = "docker.io"
+	}
+	if img.Registry == "docker.io" && !strings.Contains(img.Repository, "/") {
+		img.Repository = "library/" + img.Repository
+	}
+	if img.Tag == "" && img.Digest == "" {
+		img.Tag = "latest"
+	}
+	if img.Repository == "" || strings.ToLower(img.Repository) != img.Repository {
+		return img, fmt.Errorf("image %q: bad repository", ref)
+	}
+	return img, nil
+}

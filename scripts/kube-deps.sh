@@ -1,0 +1,132 @@
+#!/usr/bin/env bash
+# Installs a real Kubernetes control plane for the tests of `kubectl imagesync job|status` and
+# `--from-cluster` (internal/kubetest), once per machine, and prints their paths as
+#   export IMAGESYNC_ETCD=...
+#   export IMAGESYNC_KUBE_APISERVER=...
+#   export IMAGESYNC_KUBE_CONTROLLER_MANAGER=...
+#   export IMAGESYNC_KUBE_SCHEDULER=...
+#   export IMAGESYNC_KWOK=...
+# on stdout (and nothing else). Progress goes to stderr. Called by scripts/test-deps.sh.
+#
+# - etcd: Debian's etcd-server package (apt-get) when no etcd is on PATH.
+# - kube-apiserver, kube-controller-manager, kube-scheduler: `go install` refuses k8s.io/kubernetes
+#   (its go.mod has replace directives), so they are built from a throwaway module outside the clone
+#   that requires k8s.io/kubernetes and replaces every staging module k8s.io/X by k8s.io/X v0.<minor>.<patch>;
+#   k8s.io/sample-cli-plugin and k8s.io/sample-controller are not served by the module proxy and
+#   nothing needs them: they are replaced by empty local modules. Cold build ~10 min on 2 cores.
+# - kwok (fake node that completes pods): go install.
+# Everything lands in ${XDG_CACHE_HOME:-$HOME/.cache}/imagesync-tools/<tool>-<version>/.
+set -euo pipefail
+
+KUBE_VERSION=v1.34.4
+KWOK_VERSION=v0.8.0
+CACHE="${IMAGESYNC_TOOLS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/imagesync-tools}"
+KUBE_DIR="$CACHE/kubernetes-$KUBE_VERSION"
+KWOK_DIR="$CACHE/kwok-$KWOK_VERSION"
+
+log() { printf 'kube-deps: %s\n' "$*" >&2; }
+
+as_root() {
+	if [ "$(id -u)" -eq 0 ]; then
+		"$@"
+	elif command -v sudo >/dev/null 2>&1; then
+		sudo "$@"
+	else
+		log "need root for: $* (no sudo)"
+		return 1
+	fi
+}
+
+# --- etcd -------------------------------------------------------------------
+ETCD="${IMAGESYNC_ETCD:-}"
+if [ -z "$ETCD" ]; then
+	ETCD="$(command -v etcd || true)"
+fi
+if [ -z "$ETCD" ]; then
+	if command -v apt-get >/dev/null 2>&1; then
+		log "installing etcd-server with apt-get"
+		as_root apt-get update -qq >&2
+		as_root env DEBIAN_FRONTEND=noninteractive \
+			apt-get install -y -qq --no-install-recommends etcd-server >&2
+		# The package may start a system etcd on :2379; the tests start their own on free ports.
+		if command -v systemctl >/dev/null 2>&1; then as_root systemctl stop etcd >&2 2>/dev/null || true; fi
+		if command -v service >/dev/null 2>&1; then as_root service etcd stop >&2 2>/dev/null || true; fi
+		ETCD="$(command -v etcd || true)"
+	fi
+	[ -n "$ETCD" ] || { log "etcd not found and not installable (no apt-get): set IMAGESYNC_ETCD"; exit 1; }
+else
+	log "found $ETCD"
+fi
+
+# --- kube-apiserver, kube-controller-manager, kube-scheduler ------------------
+cmds=(kube-apiserver kube-controller-manager kube-scheduler)
+missing=0
+for c in "${cmds[@]}"; do [ -x "$KUBE_DIR/$c" ] || missing=1; done
+if [ "$missing" = 0 ]; then
+	log "found ${cmds[*]} in $KUBE_DIR"
+else
+	command -v go >/dev/null 2>&1 || { log "go not found, cannot build Kubernetes $KUBE_VERSION"; exit 1; }
+	start=$(date +%s)
+	log "building ${cmds[*]} $KUBE_VERSION into $KUBE_DIR (once per machine; ~10 min on 2 cores)"
+	work="$(mktemp -d)"
+	trap 'rm -rf "$work"' EXIT
+	staging_version="v0.${KUBE_VERSION#v1.}"
+	gomod="$(cd "$work" && GOFLAGS=-mod=mod go mod download -json "k8s.io/kubernetes@$KUBE_VERSION" |
+		sed -n 's/^[[:space:]]*"GoMod": "\(.*\)",$/\1/p')"
+	[ -f "$gomod" ] || { log "cannot download k8s.io/kubernetes@$KUBE_VERSION"; exit 1; }
+	{
+		echo "module imagesync.invalid/kubetools"
+		echo
+		echo "go 1.24.0"
+		echo
+		echo "require k8s.io/kubernetes $KUBE_VERSION"
+		echo
+		echo "replace ("
+		for m in $(sed -n 's/^[[:space:]]*\(k8s\.io\/[a-z0-9-]*\) => \.\/staging\/src\/.*/\1/p' "$gomod"); do
+			case "$m" in
+			k8s.io/sample-cli-plugin | k8s.io/sample-controller)
+				mkdir -p "$work/empty/${m#k8s.io/}"
+				printf 'module %s\n\ngo 1.24.0\n' "$m" >"$work/empty/${m#k8s.io/}/go.mod"
+				echo "	$m => ./empty/${m#k8s.io/}"
+				;;
+			*) echo "	$m => $m $staging_version" ;;
+			esac
+		done
+		echo ")"
+	} >"$work/go.mod"
+	mkdir -p "$KUBE_DIR"
+	ldflags="-s -w -X k8s.io/component-base/version.gitVersion=$KUBE_VERSION"
+	ldflags="$ldflags -X k8s.io/component-base/version.gitMajor=1"
+	ldflags="$ldflags -X k8s.io/component-base/version.gitMinor=$(echo "$KUBE_VERSION" | cut -d. -f2)"
+	(
+		cd "$work"
+		export GOFLAGS="-mod=mod -buildvcs=false" CGO_ENABLED=0 GOWORK=off
+		for c in "${cmds[@]}"; do
+			log "  go build k8s.io/kubernetes/cmd/$c"
+			go build -trimpath -ldflags "$ldflags" -o "$KUBE_DIR/$c.tmp" "k8s.io/kubernetes/cmd/$c" >&2
+			mv "$KUBE_DIR/$c.tmp" "$KUBE_DIR/$c"
+		done
+	)
+	for c in "${cmds[@]}"; do [ -x "$KUBE_DIR/$c" ] || { log "$KUBE_DIR/$c missing after build"; exit 1; }; done
+	log "built ${cmds[*]} in $(($(date +%s) - start)) s"
+fi
+
+# --- kwok -------------------------------------------------------------------
+KWOK="$KWOK_DIR/kwok"
+if [ -x "$KWOK" ]; then
+	log "found $KWOK"
+else
+	start=$(date +%s)
+	log "building sigs.k8s.io/kwok/cmd/kwok@$KWOK_VERSION into $KWOK_DIR"
+	mkdir -p "$KWOK_DIR"
+	GOFLAGS=-buildvcs=false CGO_ENABLED=0 GOWORK=off GOBIN="$KWOK_DIR" \
+		go install -trimpath -ldflags "-s -w" "sigs.k8s.io/kwok/cmd/kwok@$KWOK_VERSION" >&2
+	[ -x "$KWOK" ] || { log "$KWOK missing after go install"; exit 1; }
+	log "built kwok in $(($(date +%s) - start)) s"
+fi
+
+echo "export IMAGESYNC_ETCD=$ETCD"
+echo "export IMAGESYNC_KUBE_APISERVER=$KUBE_DIR/kube-apiserver"
+echo "export IMAGESYNC_KUBE_CONTROLLER_MANAGER=$KUBE_DIR/kube-controller-manager"
+echo "export IMAGESYNC_KUBE_SCHEDULER=$KUBE_DIR/kube-scheduler"
+echo "export IMAGESYNC_KWOK=$KWOK"
