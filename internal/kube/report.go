@@ -8,7 +8,6 @@ import (
 	"strconv"
 
 	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
 	"k8s.io/client-go/rest"
@@ -151,6 +150,3 @@ func ReadStatus(ctx context.Context, cfg *rest.Config, namespace, job string) (*
 	})
 	return st, nil
 }
-
-// IsNotFound reports a missing object.
-func IsNotFound(err error) bool { return apierrors.IsNotFound(err) }
