@@ -7,11 +7,9 @@ import (
 	"sort"
 	"strings"
 
+	appsv1 "k8s.io/api/apps/v1"
+	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	typedappsv1 "k8s.io/client-go/kubernetes/typed/apps/v1"
-	typedbatchv1 "k8s.io/client-go/kubernetes/typed/batch/v1"
-	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
 	"k8s.io/client-go/rest"
 )
 
@@ -41,20 +39,11 @@ func (i Image) Name() string {
 // containers, init and ephemeral containers. A tag a running pod resolved
 // (its status imageID holds a repository digest) gets that digest.
 func ClusterImages(ctx context.Context, cfg *rest.Config, namespace string) ([]Image, error) {
-	core, err := typedcorev1.NewForConfig(cfg)
-	if err != nil {
-		return nil, err
-	}
-	apps, err := typedappsv1.NewForConfig(cfg)
-	if err != nil {
-		return nil, err
-	}
-	batch, err := typedbatchv1.NewForConfig(cfg)
+	a, err := newAPI(cfg)
 	if err != nil {
 		return nil, err
 	}
 	c := collector{images: map[string]*Image{}, digests: map[string]map[string]bool{}}
-	opts := metav1.ListOptions{}
 	where := namespace
 	if where == "" {
 		where = "all namespaces"
@@ -62,51 +51,51 @@ func ClusterImages(ctx context.Context, cfg *rest.Config, namespace string) ([]I
 	wrap := func(kind string, err error) error {
 		return fmt.Errorf("listing %s in %s: %w", kind, where, err)
 	}
-	pods, err := core.Pods(namespace).List(ctx, opts)
-	if err != nil {
+	pods := &corev1.PodList{}
+	if err := (resource{a.core, namespace, "pods"}).list(ctx, "", pods); err != nil {
 		return nil, wrap("pods", err)
 	}
 	for _, p := range pods.Items {
 		c.spec("pod/"+p.Namespace+"/"+p.Name, &p.Spec)
 		c.status(&p)
 	}
-	deps, err := apps.Deployments(namespace).List(ctx, opts)
-	if err != nil {
+	deps := &appsv1.DeploymentList{}
+	if err := (resource{a.apps, namespace, "deployments"}).list(ctx, "", deps); err != nil {
 		return nil, wrap("deployments", err)
 	}
 	for _, d := range deps.Items {
 		c.spec("deployment/"+d.Namespace+"/"+d.Name, &d.Spec.Template.Spec)
 	}
-	sts, err := apps.StatefulSets(namespace).List(ctx, opts)
-	if err != nil {
+	sts := &appsv1.StatefulSetList{}
+	if err := (resource{a.apps, namespace, "statefulsets"}).list(ctx, "", sts); err != nil {
 		return nil, wrap("statefulsets", err)
 	}
 	for _, d := range sts.Items {
 		c.spec("statefulset/"+d.Namespace+"/"+d.Name, &d.Spec.Template.Spec)
 	}
-	dss, err := apps.DaemonSets(namespace).List(ctx, opts)
-	if err != nil {
+	dss := &appsv1.DaemonSetList{}
+	if err := (resource{a.apps, namespace, "daemonsets"}).list(ctx, "", dss); err != nil {
 		return nil, wrap("daemonsets", err)
 	}
 	for _, d := range dss.Items {
 		c.spec("daemonset/"+d.Namespace+"/"+d.Name, &d.Spec.Template.Spec)
 	}
-	rss, err := apps.ReplicaSets(namespace).List(ctx, opts)
-	if err != nil {
+	rss := &appsv1.ReplicaSetList{}
+	if err := (resource{a.apps, namespace, "replicasets"}).list(ctx, "", rss); err != nil {
 		return nil, wrap("replicasets", err)
 	}
 	for _, d := range rss.Items {
 		c.spec("replicaset/"+d.Namespace+"/"+d.Name, &d.Spec.Template.Spec)
 	}
-	jobs, err := batch.Jobs(namespace).List(ctx, opts)
-	if err != nil {
+	jobs := &batchv1.JobList{}
+	if err := (resource{a.batch, namespace, "jobs"}).list(ctx, "", jobs); err != nil {
 		return nil, wrap("jobs", err)
 	}
 	for _, d := range jobs.Items {
 		c.spec("job/"+d.Namespace+"/"+d.Name, &d.Spec.Template.Spec)
 	}
-	cjs, err := batch.CronJobs(namespace).List(ctx, opts)
-	if err != nil {
+	cjs := &batchv1.CronJobList{}
+	if err := (resource{a.batch, namespace, "cronjobs"}).list(ctx, "", cjs); err != nil {
 		return nil, wrap("cronjobs", err)
 	}
 	for _, d := range cjs.Items {

@@ -13,9 +13,6 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
-	typedbatchv1 "k8s.io/client-go/kubernetes/typed/batch/v1"
-	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
-	typedrbacv1 "k8s.io/client-go/kubernetes/typed/rbac/v1"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/yaml"
 )
@@ -261,42 +258,32 @@ func WriteYAML(w io.Writer, objs []runtime.Object) error {
 // Apply creates the objects, or updates those that exist. A Job that exists
 // is an error (its pod template cannot change): delete it first.
 func Apply(ctx context.Context, cfg *rest.Config, objs []runtime.Object, report func(kind, name, what string)) error {
-	core, err := typedcorev1.NewForConfig(cfg)
+	a, err := newAPI(cfg)
 	if err != nil {
 		return err
 	}
-	rbac, err := typedrbacv1.NewForConfig(cfg)
-	if err != nil {
-		return err
-	}
-	batch, err := typedbatchv1.NewForConfig(cfg)
-	if err != nil {
-		return err
-	}
-	opts := metav1.CreateOptions{FieldManager: appName}
-	uopts := metav1.UpdateOptions{FieldManager: appName}
 	for _, o := range objs {
 		var kind, name, what string
 		var err error
 		switch o := o.(type) {
 		case *corev1.ConfigMap:
 			kind, name = "configmap", o.Name
-			what, err = upsert(ctx, core.ConfigMaps(o.Namespace), o, opts, uopts)
+			what, err = resource{a.core, o.Namespace, "configmaps"}.upsert(ctx, o, &corev1.ConfigMap{})
 		case *corev1.ServiceAccount:
 			kind, name = "serviceaccount", o.Name
-			what, err = upsert(ctx, core.ServiceAccounts(o.Namespace), o, opts, uopts)
+			what, err = resource{a.core, o.Namespace, "serviceaccounts"}.upsert(ctx, o, &corev1.ServiceAccount{})
 		case *rbacv1.Role:
 			kind, name = "role", o.Name
-			what, err = upsert(ctx, rbac.Roles(o.Namespace), o, opts, uopts)
+			what, err = resource{a.rbac, o.Namespace, "roles"}.upsert(ctx, o, &rbacv1.Role{})
 		case *rbacv1.RoleBinding:
 			kind, name = "rolebinding", o.Name
-			what, err = upsert(ctx, rbac.RoleBindings(o.Namespace), o, opts, uopts)
+			what, err = resource{a.rbac, o.Namespace, "rolebindings"}.upsert(ctx, o, &rbacv1.RoleBinding{})
 		case *batchv1.CronJob:
 			kind, name = "cronjob", o.Name
-			what, err = upsert(ctx, batch.CronJobs(o.Namespace), o, opts, uopts)
+			what, err = resource{a.batch, o.Namespace, "cronjobs"}.upsert(ctx, o, &batchv1.CronJob{})
 		case *batchv1.Job:
 			kind, name, what = "job", o.Name, "created"
-			_, err = batch.Jobs(o.Namespace).Create(ctx, o, opts)
+			err = resource{a.batch, o.Namespace, "jobs"}.create(ctx, o)
 			if apierrors.IsAlreadyExists(err) {
 				err = fmt.Errorf("job %s/%s exists: delete it first (kubectl delete job -n %s %s) or choose another --name", o.Namespace, o.Name, o.Namespace, o.Name)
 			}
@@ -311,36 +298,4 @@ func Apply(ctx context.Context, cfg *rest.Config, objs []runtime.Object, report 
 		}
 	}
 	return nil
-}
-
-type object interface {
-	runtime.Object
-	GetName() string
-	GetResourceVersion() string
-	SetResourceVersion(string)
-}
-
-type createUpdater[T object] interface {
-	Create(context.Context, T, metav1.CreateOptions) (T, error)
-	Update(context.Context, T, metav1.UpdateOptions) (T, error)
-	Get(context.Context, string, metav1.GetOptions) (T, error)
-}
-
-func upsert[T object](ctx context.Context, c createUpdater[T], o T, copts metav1.CreateOptions, uopts metav1.UpdateOptions) (string, error) {
-	_, err := c.Create(ctx, o, copts)
-	if err == nil {
-		return "created", nil
-	}
-	if !apierrors.IsAlreadyExists(err) {
-		return "", err
-	}
-	cur, err := c.Get(ctx, o.GetName(), metav1.GetOptions{})
-	if err != nil {
-		return "", err
-	}
-	o.SetResourceVersion(cur.GetResourceVersion())
-	if _, err := c.Update(ctx, o, uopts); err != nil {
-		return "", err
-	}
-	return "configured", nil
 }

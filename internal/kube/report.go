@@ -9,7 +9,6 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
 	"k8s.io/client-go/rest"
 
 	"github.com/imagesync/imagesync/sync/report"
@@ -52,7 +51,7 @@ func NewShardReport(job string, shard, shards int, rep report.SyncReport) ShardR
 
 // WriteShardReport creates or replaces ConfigMap <job>-shard-<I>.
 func WriteShardReport(ctx context.Context, cfg *rest.Config, namespace string, r ShardReport) error {
-	core, err := typedcorev1.NewForConfig(cfg)
+	a, err := newAPI(cfg)
 	if err != nil {
 		return err
 	}
@@ -68,8 +67,7 @@ func WriteShardReport(ctx context.Context, cfg *rest.Config, namespace string, r
 		},
 		Data: map[string]string{reportKey: string(b)},
 	}
-	cms := core.ConfigMaps(namespace)
-	if _, err := upsert(ctx, cms, cm, metav1.CreateOptions{FieldManager: appName}, metav1.UpdateOptions{FieldManager: appName}); err != nil {
+	if _, err := (resource{a.core, namespace, "configmaps"}).upsert(ctx, cm, &corev1.ConfigMap{}); err != nil {
 		return fmt.Errorf("writing the shard report %s/%s: %w", namespace, cm.Name, err)
 	}
 	return nil
@@ -90,13 +88,12 @@ type Status struct {
 
 // ReadStatus reads the shard ConfigMaps of job and adds them up.
 func ReadStatus(ctx context.Context, cfg *rest.Config, namespace, job string) (*Status, error) {
-	core, err := typedcorev1.NewForConfig(cfg)
+	a, err := newAPI(cfg)
 	if err != nil {
 		return nil, err
 	}
-	list, err := core.ConfigMaps(namespace).List(ctx, metav1.ListOptions{
-		LabelSelector: LabelName + "=" + appName + "," + LabelInstance + "=" + job + "," + LabelShard,
-	})
+	list := &corev1.ConfigMapList{}
+	err = resource{a.core, namespace, "configmaps"}.list(ctx, LabelName+"="+appName+","+LabelInstance+"="+job+","+LabelShard, list)
 	if err != nil {
 		return nil, fmt.Errorf("listing the shard reports of %s in %s: %w", job, namespace, err)
 	}
