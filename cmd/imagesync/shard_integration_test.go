@@ -143,6 +143,27 @@ func TestShards(t *testing.T) {
 			repo, tag, _ := strings.Cut(ref, ":")
 			assertDigest(t, dst, repo, tag, d)
 		}
+		// verify --shard checks its part only, and together all of it.
+		verified := 0
+		for i := range n {
+			r := runCLI(t, nil, "verify", "--images", images, "-o", "json", "--shard", fmt.Sprintf("%d/%d", i, n))
+			if r.code != 0 {
+				t.Errorf("verify --shard %d/%d: exit %d", i, n, r.code)
+			}
+			var v report.Verification
+			if err := json.Unmarshal([]byte(r.stdout), &v); err != nil {
+				t.Fatal(err)
+			}
+			for _, j := range v.Jobs {
+				if s := inShard[j.Source+" → "+j.Destination]; s != i || !j.OK {
+					t.Errorf("verify --shard %d/%d: %s → %s (plan shard %d, ok %v)", i, n, j.Source, j.Destination, s, j.OK)
+				}
+			}
+			verified += len(v.Jobs)
+		}
+		if verified != len(all) {
+			t.Errorf("verify shards checked %d jobs, want %d", verified, len(all))
+		}
 		// Each blob went up once per destination repository at most (the
 		// tracker of one process saw the whole repository).
 		for digest, c := range uploadsPerDigest(dst) {

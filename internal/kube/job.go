@@ -181,7 +181,11 @@ func (s JobSpec) jobSpec() batchv1.JobSpec {
 	args = append(args, "--shards", strconv.Itoa(s.Shards), "--kube-report", s.Name,
 		"--ledger", scratchDir+"/imagesync/ledger.jsonl", "--no-progress", "-o", "json")
 	args = append(args, s.Args...)
-	env := []corev1.EnvVar{{Name: "HOME", Value: scratchDir}}
+	env := []corev1.EnvVar{
+		{Name: "HOME", Value: scratchDir},
+		// Where the shard writes its ConfigMap (client-go's in-cluster namespace).
+		{Name: "POD_NAMESPACE", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.namespace"}}},
+	}
 	mounts := []corev1.VolumeMount{
 		{Name: "rules", MountPath: configDir, ReadOnly: true},
 		{Name: "scratch", MountPath: scratchDir},
