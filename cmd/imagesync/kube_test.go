@@ -1,0 +1,40 @@
+package main
+
+import (
+	"strings"
+	"testing"
+)
+
+// --namespace is image-syncer's default destination namespace under the
+// imagesync and docker sync names, kubectl's namespace under kubectl
+// imagesync; --default-namespace is the former everywhere.
+func TestNamespaceFlagPerPersonality(t *testing.T) {
+	dir := t.TempDir()
+	images := writeFile(t, dir, "images.yaml", "127.0.0.1:1/src/app:1: \"\"\n")
+	for _, tc := range []struct {
+		argv0 string
+		args  []string
+		want  string // destination in the plan
+	}{
+		{argv0: "imagesync", args: []string{"--namespace", "ns1"}, want: "127.0.0.1:9/ns1/app:1"},
+		{argv0: "imagesync", args: []string{"--default-namespace", "ns1"}, want: "127.0.0.1:9/ns1/app:1"},
+		{argv0: "docker-sync", args: []string{"--namespace", "ns1"}, want: "127.0.0.1:9/ns1/app:1"},
+		{argv0: "kubectl-imagesync", args: []string{"--default-namespace", "ns1"}, want: "127.0.0.1:9/ns1/app:1"},
+		// kubectl's -n/--namespace: not a destination namespace.
+		{argv0: "kubectl-imagesync", args: []string{"--namespace", "kube"}, want: "127.0.0.1:9/src/app:1"},
+		{argv0: "kubectl-imagesync", args: []string{"-n", "kube", "--default-namespace", "ns1"}, want: "127.0.0.1:9/ns1/app:1"},
+	} {
+		args := append([]string{"plan", "--images", images, "--registry", "127.0.0.1:9", "--retries", "0", "--no-ledger", "-o", "json"}, tc.args...)
+		if tc.argv0 == "docker-sync" {
+			args = append([]string{"sync"}, args...) // docker runs the plugin with its name first
+		}
+		r := runAs(t, tc.argv0, nil, args...)
+		if r.code == exitUsage || !strings.Contains(r.stdout, `"destination": "`+tc.want+`"`) {
+			t.Errorf("%s %v: exit %d, want destination %s in\n%s%s", tc.argv0, tc.args, r.code, tc.want, r.stdout, r.stderr)
+		}
+	}
+	// Under imagesync, -n is not a flag and --kube-namespace is kubectl's.
+	if r := runAs(t, "imagesync", nil, "plan", "--images", images, "-n", "x"); r.code != exitUsage {
+		t.Errorf("imagesync -n: exit %d, want 2", r.code)
+	}
+}
