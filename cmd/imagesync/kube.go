@@ -158,7 +158,8 @@ func (c *JobCmd) Run(rc *runContext) error {
 		}
 	}
 	if c.Images != "" {
-		if _, err := rules.LoadFile(c.Images, rules.Options{LookupEnv: rc.env.lookup, DefaultRegistry: "default.invalid", DefaultNamespace: "default"}); err != nil {
+		// The pods have no DEFAULT_REGISTRY: a "" destination is an error here already.
+		if _, err := rules.LoadFile(c.Images, rules.Options{LookupEnv: rc.env.lookup}); err != nil {
 			return &exitError{code: exitUsage, err: err}
 		}
 		if err := add("--images", c.Images); err != nil {
