@@ -396,6 +396,25 @@ func TestJobApplyAndStatus(t *testing.T) {
 	if len(st.Failed) != 1 || !strings.Contains(st.Failed[0].Source, "team/gone:1") {
 		t.Errorf("failed jobs across shards: %+v", st.Failed)
 	}
+	// Applying again updates what can change and refuses to replace the Job.
+	r = runAs(t, "kubectl-imagesync", nil, append(args, "--apply")...)
+	if r.code != exitAllFailed || !strings.Contains(r.stderr, "job mirror/nightly exists") || !strings.Contains(r.stdout, "configmap/nightly-rules configured") {
+		t.Errorf("second job --apply: exit %d", r.code)
+	}
+	// --schedule: a CronJob with the same pod template.
+	r = runAs(t, "kubectl-imagesync", nil, "job", "--images", images, "--shards", "2", "--name", "weekly", "--kubeconfig", c.Kubeconfig,
+		"-n", "mirror", "--schedule", "0 3 * * 0", "--apply")
+	if r.code != 0 {
+		t.Fatalf("job --schedule --apply: exit %d", r.code)
+	}
+	cj, err := batch.CronJobs("mirror").Get(ctx, "weekly", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cj.Spec.Schedule != "0 3 * * 0" || *cj.Spec.JobTemplate.Spec.Completions != 2 || *cj.Spec.JobTemplate.Spec.CompletionMode != batchv1.IndexedCompletion {
+		t.Errorf("cronjob spec %+v", cj.Spec)
+	}
+
 	r = runAs(t, "kubectl-imagesync", nil, "status", "nightly", "--kubeconfig", c.Kubeconfig, "-n", "mirror")
 	if !strings.Contains(r.stdout, "3 of 3 shards reported") || !strings.Contains(r.stdout, "team/gone:1") || !strings.Contains(r.stdout, fmt.Sprintf("%d copied", len(want))) {
 		t.Errorf("status text:\n%s", r.stdout)
