@@ -46,8 +46,9 @@ func TestCollectorDigests(t *testing.T) {
 	c := collector{images: map[string]*Image{}, digests: map[string]map[string]bool{}}
 	p := &corev1.Pod{
 		Spec: corev1.PodSpec{
-			InitContainers: []corev1.Container{{Name: "init", Image: "busybox:1"}},
-			Containers:     []corev1.Container{{Name: "app", Image: "nginx:1.27"}, {Name: "side", Image: "envoy:1"}, {Name: "other", Image: "redis:7"}},
+			InitContainers:      []corev1.Container{{Name: "init", Image: "busybox:1"}},
+			Containers:          []corev1.Container{{Name: "app", Image: "nginx:1.27"}, {Name: "side", Image: "envoy:1"}, {Name: "other", Image: "redis:7"}},
+			EphemeralContainers: []corev1.EphemeralContainer{{EphemeralContainerCommon: corev1.EphemeralContainerCommon{Name: "debug", Image: "ghcr.io/x/debug:1"}}},
 		},
 		Status: corev1.PodStatus{
 			InitContainerStatuses: []corev1.ContainerStatus{{Name: "init", ImageID: "docker.io/library/busybox@" + dg}},
@@ -64,12 +65,12 @@ func TestCollectorDigests(t *testing.T) {
 	for _, img := range c.result() {
 		got[img.Name()] = true
 	}
-	for _, want := range []string{"docker.io/library/busybox:1@" + dg, "docker.io/library/nginx:1.27@" + dg, "docker.io/library/envoy:1", "docker.io/library/redis:7"} {
+	for _, want := range []string{"docker.io/library/busybox:1@" + dg, "docker.io/library/nginx:1.27@" + dg, "docker.io/library/envoy:1", "docker.io/library/redis:7", "ghcr.io/x/debug:1"} {
 		if !got[want] {
 			t.Errorf("missing %s in %v", want, got)
 		}
 	}
-	if len(got) != 4 {
+	if len(got) != 5 {
 		t.Errorf("got %v", got)
 	}
 }
