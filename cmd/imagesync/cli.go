@@ -179,7 +179,7 @@ func run(ctx context.Context, args []string, e env, stdout, stderr io.Writer) (c
 		kong.ConfigureHelp(kong.HelpOptions{Compact: true}),
 		kong.Help(helpPrinter),
 		kong.Resolvers(envResolver(e)),
-		kong.Vars{"name": p.Name, "version": imageVersion()},
+		kong.Vars{"name": p.Name},
 		kong.NamedMapper("imagesformat", imagesFormatMapper),
 		kubeNamespaceFlags(p),
 	)

@@ -27,7 +27,7 @@ func TestComplete(t *testing.T) {
 		words []string
 		want  []string
 	}{
-		{[]string{""}, []string{"sync", "plan", "verify", "convert", "version", "completion", ":4"}},
+		{[]string{""}, []string{"sync", "plan", "verify", "convert", "job", "status", "version", "completion", ":4"}},
 		{[]string{"v"}, []string{"verify", "version", ":4"}},
 		{[]string{"--ima"}, []string{"--images", ":4"}},                         // the default command's flags at the root
 		{[]string{"plan", "--detailed"}, []string{"--detailed-exitcode", ":4"}}, // plan's own
@@ -38,7 +38,7 @@ func TestComplete(t *testing.T) {
 		{[]string{"--images", ""}, []string{":0"}},                   // a file name: the shell's own completion
 		{[]string{"sync", "--images", "x.yaml", ""}, []string{":4"}}, // nothing positional
 		{[]string{"completion", "--h"}, []string{"--help", ":4"}},
-		{[]string{"verify", "--d"}, []string{"--debug", "--deep", "--docker-config", ":4"}},
+		{[]string{"verify", "--d"}, []string{"--debug", "--deep", "--default-namespace", "--docker-config", ":4"}},
 		{[]string{"completion", ""}, []string{"bash", "zsh", "fish", "powershell", ":4"}}, // its argument
 		{[]string{"completion", "f"}, []string{"fish", ":4"}},
 		{[]string{"completion", "zsh", ""}, []string{":4"}},

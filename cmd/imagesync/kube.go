@@ -43,13 +43,14 @@ func (k *KubeFlags) access() kube.Access {
 // Kubernetes namespace); elsewhere --namespace stays image-syncer's default
 // destination namespace, also called --default-namespace everywhere.
 func kubeNamespaceFlags(p plugin.Personality) kong.Option {
+	kubectl := p.Kind == plugin.Kubectl || p.Kind == plugin.KubectlComplete
 	return kong.PostBuild(func(k *kong.Kong) error {
 		return kong.Visit(k.Model, func(n kong.Visitable, next kong.Next) error {
 			if f, ok := n.(*kong.Flag); ok {
 				switch {
-				case p.Kind == plugin.Kubectl && f.Name == "kube-namespace":
+				case kubectl && f.Name == "kube-namespace":
 					f.Name, f.Short = "namespace", 'n'
-				case p.Kind != plugin.Kubectl && f.Name == "default-namespace":
+				case !kubectl && f.Name == "default-namespace":
 					f.Aliases = append(f.Aliases, "namespace")
 				}
 			}
@@ -129,7 +130,7 @@ type JobCmd struct {
 	Shards               int    `default:"4" help:"Shards: the Job's completions and parallelism; each pod copies one shard."`
 	BackoffLimitPerIndex int    `name:"backoff-limit-per-index" default:"2" help:"Retries of one shard's pod before that shard counts as failed."`
 	Schedule             string `placeholder:"CRON" help:"Make a CronJob with this schedule (\"0 3 * * *\") instead of a Job."`
-	Image                string `default:"ghcr.io/imagesync/imagesync:${version}" help:"Container image holding imagesync."`
+	Image                string `placeholder:"IMAGE" help:"Container image with imagesync on its PATH (default: ghcr.io/imagesync/imagesync:<this version>)."`
 	DockerConfigSecret   string `name:"docker-config-secret" placeholder:"SECRET" help:"Secret (type kubernetes.io/dockerconfigjson) with the registries' credentials, mounted as the pods' docker config.json."`
 	Apply                bool   `help:"Create or update the objects through the current kubeconfig instead of printing them."`
 }
@@ -170,6 +171,9 @@ func (c *JobCmd) Run(rc *runContext) error {
 		if files[i].Flag == "-f" {
 			files[i].Name = "imagesync" + filepath.Ext(c.File)
 		}
+	}
+	if c.Image == "" {
+		c.Image = defaultImage + ":" + imageVersion()
 	}
 	spec := kube.JobSpec{
 		Name: c.Name, Image: c.Image, Shards: c.Shards, BackoffLimitPerIndex: c.BackoffLimitPerIndex,
@@ -306,6 +310,9 @@ func exitCode(err error) int {
 	}
 	return exitAllFailed
 }
+
+// defaultImage is the repository of the container image `job` runs.
+const defaultImage = "ghcr.io/imagesync/imagesync"
 
 // imageVersion is the tag of the default container image for `job`.
 func imageVersion() string {

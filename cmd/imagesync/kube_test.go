@@ -33,6 +33,13 @@ func TestNamespaceFlagPerPersonality(t *testing.T) {
 			t.Errorf("%s %v: exit %d, want destination %s in\n%s%s", tc.argv0, tc.args, r.code, tc.want, r.stdout, r.stderr)
 		}
 	}
+	// Completion offers each name where it applies (kubectl runs kubectl_complete-imagesync).
+	if got := completions(t, "/x/kubectl-imagesync", "plan", "--names"); strings.Join(got, " ") != "--namespace :4" {
+		t.Errorf("kubectl imagesync plan --names completes to %q", got)
+	}
+	if got := completions(t, "imagesync", "plan", "--kube-n"); strings.Join(got, " ") != "--kube-namespace :4" {
+		t.Errorf("imagesync plan --kube-n completes to %q", got)
+	}
 	// Under imagesync, -n is not a flag and --kube-namespace is kubectl's.
 	if r := runAs(t, "imagesync", nil, "plan", "--images", images, "-n", "x"); r.code != exitUsage {
 		t.Errorf("imagesync -n: exit %d, want 2", r.code)
