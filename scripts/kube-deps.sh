@@ -58,6 +58,23 @@ else
 	log "found $ETCD"
 fi
 
+# --- kwok (in the background: its compile overlaps the Kubernetes links below) ----------
+KWOK="$KWOK_DIR/kwok"
+kwok_pid=""
+if [ -x "$KWOK" ]; then
+	log "found $KWOK"
+else
+	log "building sigs.k8s.io/kwok/cmd/kwok@$KWOK_VERSION into $KWOK_DIR"
+	mkdir -p "$KWOK_DIR"
+	(
+		start=$(date +%s)
+		GOFLAGS=-buildvcs=false CGO_ENABLED=0 GOWORK=off GOBIN="$KWOK_DIR" \
+			go install -trimpath -ldflags "-s -w" "sigs.k8s.io/kwok/cmd/kwok@$KWOK_VERSION" >&2
+		log "built kwok in $(($(date +%s) - start)) s"
+	) &
+	kwok_pid=$!
+fi
+
 # --- kube-apiserver, kube-controller-manager, kube-scheduler ------------------
 cmds=(kube-apiserver kube-controller-manager kube-scheduler)
 missing=0
@@ -94,36 +111,29 @@ else
 		done
 		echo ")"
 	} >"$work/go.mod"
-	mkdir -p "$KUBE_DIR"
+	mkdir -p "$KUBE_DIR" "$work/bin"
 	ldflags="-s -w -X k8s.io/component-base/version.gitVersion=$KUBE_VERSION"
 	ldflags="$ldflags -X k8s.io/component-base/version.gitMajor=1"
 	ldflags="$ldflags -X k8s.io/component-base/version.gitMinor=$(echo "$KUBE_VERSION" | cut -d. -f2)"
+	pkgs=()
+	for c in "${cmds[@]}"; do pkgs+=("k8s.io/kubernetes/cmd/$c"); done
 	(
 		cd "$work"
-		export GOFLAGS="-mod=mod -buildvcs=false" CGO_ENABLED=0 GOWORK=off
-		for c in "${cmds[@]}"; do
-			log "  go build k8s.io/kubernetes/cmd/$c"
-			go build -trimpath -ldflags "$ldflags" -o "$KUBE_DIR/$c.tmp" "k8s.io/kubernetes/cmd/$c" >&2
-			mv "$KUBE_DIR/$c.tmp" "$KUBE_DIR/$c"
-		done
+		# One go build for the three: shared packages compiled once, links in parallel.
+		GOFLAGS="-mod=mod -buildvcs=false" CGO_ENABLED=0 GOWORK=off \
+			go build -trimpath -ldflags "$ldflags" -o "$work/bin/" "${pkgs[@]}" >&2
 	)
-	for c in "${cmds[@]}"; do [ -x "$KUBE_DIR/$c" ] || { log "$KUBE_DIR/$c missing after build"; exit 1; }; done
+	for c in "${cmds[@]}"; do
+		[ -x "$work/bin/$c" ] || { log "$c missing after go build"; exit 1; }
+		mv "$work/bin/$c" "$KUBE_DIR/$c"
+	done
 	log "built ${cmds[*]} in $(($(date +%s) - start)) s"
 fi
 
-# --- kwok -------------------------------------------------------------------
-KWOK="$KWOK_DIR/kwok"
-if [ -x "$KWOK" ]; then
-	log "found $KWOK"
-else
-	start=$(date +%s)
-	log "building sigs.k8s.io/kwok/cmd/kwok@$KWOK_VERSION into $KWOK_DIR"
-	mkdir -p "$KWOK_DIR"
-	GOFLAGS=-buildvcs=false CGO_ENABLED=0 GOWORK=off GOBIN="$KWOK_DIR" \
-		go install -trimpath -ldflags "-s -w" "sigs.k8s.io/kwok/cmd/kwok@$KWOK_VERSION" >&2
-	[ -x "$KWOK" ] || { log "$KWOK missing after go install"; exit 1; }
-	log "built kwok in $(($(date +%s) - start)) s"
+if [ -n "$kwok_pid" ]; then
+	wait "$kwok_pid" || { log "building kwok failed"; exit 1; }
 fi
+[ -x "$KWOK" ] || { log "$KWOK missing after go install"; exit 1; }
 
 echo "export IMAGESYNC_ETCD=$ETCD"
 echo "export IMAGESYNC_KUBE_APISERVER=$KUBE_DIR/kube-apiserver"
