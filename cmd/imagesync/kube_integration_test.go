@@ -340,6 +340,10 @@ func TestJobApplyAndStatus(t *testing.T) {
 	}
 
 	// The shards, as the pods would run them, here with the test kubeconfig.
+	podArgs := ps.Containers[0].Args
+	if want := "sync --images /etc/imagesync/config/images.yaml --shards 3 --kube-report nightly"; !strings.HasPrefix(strings.Join(podArgs, " "), want) {
+		t.Errorf("pod args %q, want them to start with %q", podArgs, want)
+	}
 	var wg sync.WaitGroup
 	codes := make([]int, 3)
 	outs := make([]string, 3)
@@ -348,9 +352,20 @@ func TestJobApplyAndStatus(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			home := t.TempDir()
-			cmd := exec.Command(os.Args[0], "sync", "--images", images, "--shards", "3", "--kube-report", "nightly",
-				"--kubeconfig", c.Kubeconfig, "--kube-namespace", "mirror", "--no-progress", "--retries", "0",
-				"--ledger", filepath.Join(home, "ledger.jsonl"))
+			// The pod's own command line, its files here, plus a kubeconfig
+			// instead of the pod's service account.
+			var args []string
+			for _, a := range podArgs {
+				switch {
+				case a == "/etc/imagesync/config/images.yaml":
+					a = images
+				case strings.HasSuffix(a, "ledger.jsonl"):
+					a = filepath.Join(home, "ledger.jsonl")
+				}
+				args = append(args, a)
+			}
+			args = append(args, "--kubeconfig", c.Kubeconfig, "--kube-namespace", "mirror", "--retries", "0")
+			cmd := exec.Command(os.Args[0], args...)
 			cmd.Env = append(os.Environ(), "IMAGESYNC_TEST_AS_MAIN=1", "HOME="+home, fmt.Sprintf("JOB_COMPLETION_INDEX=%d", i))
 			out, _ := cmd.CombinedOutput()
 			outs[i], codes[i] = string(out), cmd.ProcessState.ExitCode()
