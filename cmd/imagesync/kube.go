@@ -154,6 +154,13 @@ func (c *JobCmd) Run(rc *runContext) error {
 		return nil
 	}
 	if c.File != "" {
+		cfg, err := rules.LoadNative(c.File, rules.Options{LookupEnv: rc.env.lookup})
+		if err != nil {
+			return &exitError{code: exitUsage, err: err}
+		}
+		if cfg.AuthFile != "" {
+			return usageError("%s:%d: the auth file %s is not copied into the cluster: keep the credentials in the Secret of --docker-config-secret", c.File, cfg.AuthFileLine, cfg.AuthFile)
+		}
 		if err := add("-f", c.File); err != nil {
 			return err
 		}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -167,7 +168,15 @@ func TestFromCluster(t *testing.T) {
 			t.Errorf("unexpected job %s", k)
 		}
 	}
-	// The rules written are the same images.
+	// The rules written are the same images, read back with -f.
+	r = runCLI(t, nil, "plan", "-f", written, "-o", "json")
+	again := map[string]string{}
+	for _, j := range planJobs(t, r) {
+		again[j.Source+" → "+j.Destination] = j.Action + " " + j.Digest
+	}
+	if !maps.Equal(again, got) {
+		t.Errorf("plan -f %s:\n%v\nwant\n%v", written, again, got)
+	}
 	text := readFile(t, written)
 	for _, s := range []string{"sync:", "from: " + img("cache@"+d["cache:7"]), target + "/team/cache:7", "from: " + img("init:3")} {
 		if !strings.Contains(text, s) {
@@ -247,8 +256,14 @@ func TestJobApplyAndStatus(t *testing.T) {
 
 	args := []string{"job", "--images", images, "--shards", "3", "--name", "nightly", "--kubeconfig", c.Kubeconfig, "-n", "mirror",
 		"--docker-config-secret", "regcred", "--image", "registry.example/imagesync:test"}
+	// A native config file: the pods run it with -f.
+	native := writeFile(t, dir, "imagesync.yaml", fmt.Sprintf("sync:\n  - from: %s/team/svc0\n    to: %s/mirror/svc0\n", src.Host, dst.Host))
+	r := runAs(t, "kubectl-imagesync", nil, "job", "-f", native, "--shards", "2", "-n", "mirror", "--kubeconfig", c.Kubeconfig)
+	if r.code != 0 || !strings.Contains(r.stdout, "- -f\n") || !strings.Contains(r.stdout, "/etc/imagesync/config/imagesync.yaml") || !strings.Contains(r.stdout, "imagesync.yaml: |") {
+		t.Errorf("job -f: exit %d", r.code)
+	}
 	// Printed: every object, the secret named, never its content.
-	r := runAs(t, "kubectl-imagesync", nil, args...)
+	r = runAs(t, "kubectl-imagesync", nil, args...)
 	if r.code != 0 {
 		t.Fatalf("job: exit %d", r.code)
 	}
