@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"slices"
 	"sort"
 	"strings"
 
@@ -46,8 +45,6 @@ func LoadAuthFile(path string, lookup func(string) (string, bool)) (*AuthFile, e
 	}
 	return AuthFromNode(path, n, lookup)
 }
-
-var knownFields = []string{"username", "password", "insecure", "ca", "cert", "key"}
 
 // AuthFromNode builds an AuthFile from a decoded map node. Every error names
 // the file, the line and the key; all errors are returned at once.
@@ -138,9 +135,7 @@ func AuthFromNode(file string, n *cfgfile.Node, lookup func(string) (string, boo
 				}
 				e.Insecure = f.Value.Bool
 			default:
-				if !slices.Contains(knownFields, f.Key) {
-					af.Warnings = append(af.Warnings, fmt.Sprintf("%s:%d: key %q: unknown field %q ignored", file, f.Line, kv.Key, f.Key))
-				}
+				af.Warnings = append(af.Warnings, fmt.Sprintf("%s:%d: key %q: unknown field %q ignored", file, f.Line, kv.Key, f.Key))
 			}
 		}
 		if (e.Cert == "") != (e.KeyFile == "") {

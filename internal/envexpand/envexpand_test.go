@@ -24,6 +24,15 @@ func TestExpand(t *testing.T) {
 		{in: "${NOPE}", err: `environment variable "NOPE" is not set`},
 		{in: "${REG", err: "unterminated ${"},
 		{in: "${1X}", err: "malformed variable reference ${1X}"},
+		// the forms a rule file uses (they were rules.ExpandEnv's tests)
+		{in: "${REG}/${EMPTY}x/app", want: "quay.io/x/app"},
+		{in: "$REGx", err: `environment variable "REGx" is not set`},
+		{in: "x$EMPTY-y", want: "x-y"},
+		{in: "$REG$REG", want: "quay.ioquay.io"},
+		{in: "$$REG", want: "$REG"},
+		{in: "$1 $- $/", want: "$1 $- $/"},
+		{in: "${}", err: "malformed variable reference ${}"},
+		{in: "${REG:-x}", err: "malformed variable reference ${REG:-x}"},
 	}
 	for _, tc := range tests {
 		got, err := Expand(tc.in, lookup)
@@ -36,6 +45,13 @@ func TestExpand(t *testing.T) {
 		if err != nil || got != tc.want {
 			t.Errorf("Expand(%q) = %q, %v; want %q", tc.in, got, err, tc.want)
 		}
+	}
+}
+
+func TestExpandNilLookupUsesTheEnvironment(t *testing.T) {
+	t.Setenv("IMAGESYNC_TEST_REG", "env.io")
+	if got, err := Expand("$IMAGESYNC_TEST_REG/x", nil); err != nil || got != "env.io/x" {
+		t.Errorf("got %q, %v", got, err)
 	}
 }
 

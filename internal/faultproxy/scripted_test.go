@@ -59,7 +59,7 @@ func TestScriptedFront(t *testing.T) {
 	if _, err := http.Get(tlsFront.URL); err == nil {
 		t.Error("the TLS front's certificate is trusted by default")
 	}
-	insecure := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}} //nolint:gosec // test
+	insecure := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
 	if b, _ := get(insecure, tlsFront.URL+"/x"); b != "tls" {
 		t.Errorf("TLS front: %q", b)
 	}

@@ -230,10 +230,6 @@ func (r *Registry) CertPool() *x509.CertPool {
 	return p
 }
 
-// Credentials returns a user and password from Options.Htpasswd (the
-// alphabetically first user), or empty strings without auth.
-func (r *Registry) Credentials() (user, pass string) { return r.user, r.pass }
-
 // Client returns an *http.Client that trusts the registry CA (if any). It
 // sends no credentials by itself.
 func (r *Registry) Client() *http.Client {

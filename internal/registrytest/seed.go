@@ -40,17 +40,6 @@ var AcceptManifests = strings.Join([]string{MediaTypeOCIIndex, MediaTypeOCIManif
 // Platform of an image.
 type Platform struct{ OS, Arch, Variant, OSVersion string }
 
-func (p Platform) String() string {
-	s := p.OS + "/" + p.Arch
-	if p.Variant != "" {
-		s += "/" + p.Variant
-	}
-	if p.OSVersion != "" {
-		s += ":" + p.OSVersion
-	}
-	return s
-}
-
 // Digest returns the "sha256:…" digest of b.
 func Digest(b []byte) string {
 	sum := sha256.Sum256(b)

@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/imagesync/imagesync/internal/cfgfile"
+	"github.com/imagesync/imagesync/internal/envexpand"
 )
 
 // Options are the settings rule loading depends on.
@@ -84,7 +85,7 @@ func buildRule(file string, kv cfgfile.KeyValue, opt Options) (Rule, ErrorList) 
 	// destinations only); a "$" is never valid in a reference, so no
 	// existing file changes meaning.
 	var src Source
-	key, err := ExpandEnv(kv.Key, opt.LookupEnv)
+	key, err := envexpand.Expand(kv.Key, opt.LookupEnv)
 	if err == nil {
 		src, err = ParseSource(key)
 	} else {
@@ -161,7 +162,7 @@ var errSkip = errors.New("skip")
 
 // destination expands and parses one destination string.
 func destination(raw string, src Source, srcOK bool, opt Options) (Destination, error) {
-	s, err := ExpandEnv(raw, opt.LookupEnv)
+	s, err := envexpand.Expand(raw, opt.LookupEnv)
 	if err != nil {
 		return Destination{}, fmt.Errorf("destination %q: %v", raw, err)
 	}

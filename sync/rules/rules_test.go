@@ -568,50 +568,6 @@ func TestParseDestination(t *testing.T) {
 	}
 }
 
-func TestExpandEnv(t *testing.T) {
-	lookup := env(map[string]string{"REG": "r.io", "NS": "team", "EMPTY": "", "A_1": "v"})
-	tests := []struct {
-		in, want, err string
-	}{
-		{in: "no vars", want: "no vars"},
-		{in: "$REG/$NS/app", want: "r.io/team/app"},
-		{in: "${REG}/${NS}x/app", want: "r.io/teamx/app"},
-		{in: "$NSx", err: `environment variable "NSx" is not set`},
-		{in: "x$EMPTY-y", want: "x-y"},
-		{in: "$A_1$A_1", want: "vv"},
-		{in: "a$$b", want: "a$b"},
-		{in: "$$REG", want: "$REG"},
-		{in: "cost: 5$", want: "cost: 5$"},
-		{in: "$1 $- $/", want: "$1 $- $/"},
-		{in: "$UNSET/x", err: `environment variable "UNSET" is not set`},
-		{in: "${UNSET}", err: `environment variable "UNSET" is not set`},
-		{in: "${REG", err: "unterminated ${"},
-		{in: "${}", err: "malformed variable reference ${}"},
-		{in: "${REG:-x}", err: "malformed variable reference ${REG:-x}"},
-		{in: "${1A}", err: "malformed variable reference"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.in, func(t *testing.T) {
-			got, err := ExpandEnv(tt.in, lookup)
-			if tt.err != "" {
-				if err == nil || !strings.Contains(err.Error(), tt.err) {
-					t.Fatalf("got %q, %v; want error containing %q", got, err, tt.err)
-				}
-				return
-			}
-			if err != nil || got != tt.want {
-				t.Errorf("got %q, %v; want %q", got, err, tt.want)
-			}
-		})
-	}
-	t.Run("nil lookup uses the environment", func(t *testing.T) {
-		t.Setenv("IMAGESYNC_TEST_REG", "env.io")
-		if got, err := ExpandEnv("$IMAGESYNC_TEST_REG/x", nil); err != nil || got != "env.io/x" {
-			t.Errorf("got %q, %v", got, err)
-		}
-	})
-}
-
 // oneRule builds a rule from a key and destinations through FromNode.
 func oneRule(t *testing.T, key string, dests []string) *Rule {
 	t.Helper()

@@ -201,8 +201,9 @@ func sameHost(u *url.URL, host string) bool {
 
 // newTransport builds a retrying transport. Extra CA files are trusted on
 // top of the system's roots; a client certificate is presented when given.
+// skipVerify is set only for registries marked insecure.
 func (c *Client) newTransport(skipVerify bool, files credentials.TLS) (http.RoundTripper, error) {
-	tlsConfig := &tls.Config{MinVersion: tls.VersionTLS12, InsecureSkipVerify: skipVerify} //nolint:gosec // only for repositories marked insecure
+	tlsConfig := &tls.Config{MinVersion: tls.VersionTLS12, InsecureSkipVerify: skipVerify}
 	if len(files.CAFiles) > 0 {
 		pool, err := x509.SystemCertPool()
 		if err != nil || pool == nil {
