@@ -16,9 +16,6 @@ import (
 // pair starts a source and a destination registry of the same kind.
 func pair(t *testing.T, kind registrytest.Kind, dstOpt registrytest.Options) (src, dst *registrytest.Registry) {
 	t.Helper()
-	if testing.Short() {
-		t.Skip("integration test: needs real registry servers")
-	}
 	return registrytest.Start(t, kind, registrytest.Options{}), registrytest.Start(t, kind, dstOpt)
 }
 

@@ -542,9 +542,6 @@ func uploadSessions(t *testing.T, r *registrytest.Registry) (opened, completed, 
 // A mount the registry refuses falls back to a plain upload.
 func TestRefusedMountFallsBack(t *testing.T) {
 	forEachKind(t, func(t *testing.T, kind registrytest.Kind) {
-		if testing.Short() {
-			t.Skip("integration test: needs real registry servers")
-		}
 		reg := registrytest.Start(t, kind, registrytest.Options{})
 		d, _ := reg.PushRandomImage(t, "lib/app", "1", linuxAmd64, 2, 3000, true, 981)
 		front := faultproxy.Scripted(t, reg.Host, func(w http.ResponseWriter, r *http.Request, forward http.Handler) {

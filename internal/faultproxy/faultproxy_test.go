@@ -413,9 +413,6 @@ func TestConcurrentRace(t *testing.T) {
 
 // Against a real registry (distribution v3) behind its counting proxy.
 func TestRegistry(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts a real registry")
-	}
 	r := registrytest.Start(t, registrytest.Distribution3, registrytest.Options{})
 	target := "http://" + r.Host
 	c := freshClient()

@@ -254,10 +254,14 @@ func skipOrFatal(t testing.TB, format string, args ...any) {
 // Start starts a real server of that kind on a free loopback port with
 // filesystem storage in t.TempDir() and a counting reverse proxy in front of
 // it. It returns once GET /v2/ answers 200 or 401; both are stopped in
-// t.Cleanup. If the binary cannot be found the test is skipped, unless
-// IMAGESYNC_REQUIRE_REGISTRIES=1, then it fails.
+// t.Cleanup. Under go test -short the test is skipped: every test that
+// starts a registry is an integration test. If the binary cannot be found
+// the test is skipped, unless IMAGESYNC_REQUIRE_REGISTRIES=1, then it fails.
 func Start(t testing.TB, kind Kind, opt Options) *Registry {
 	t.Helper()
+	if testing.Short() {
+		t.Skip("integration test: starts a real registry server (skipped with -short)")
+	}
 	bin, err := Binary(kind)
 	if err != nil {
 		skipOrFatal(t, "%v", err)

@@ -11,18 +11,36 @@ import (
 	"log"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 )
 
-func skipShort(t *testing.T) {
-	t.Helper()
-	if testing.Short() {
-		t.Skip("starts real registry servers; skipped with -short")
+// Under -short, Start skips the test before starting anything.
+func TestStartSkipsUnderShort(t *testing.T) {
+	if !testing.Short() {
+		t.Skip("checks the -short behaviour")
+	}
+	rec := &skipRecorder{TB: t}
+	done := make(chan *Registry, 1)
+	go func() {
+		defer close(done)
+		done <- Start(rec, Distribution3, Options{})
+	}()
+	if r, ok := <-done; ok || r != nil || !rec.skipped {
+		t.Fatalf("Start under -short: returned %v, skipped %v", r, rec.skipped)
 	}
 }
+
+// skipRecorder records a Skip and ends the goroutine, as testing.T does.
+type skipRecorder struct {
+	testing.TB
+	skipped bool
+}
+
+func (r *skipRecorder) Skip(args ...any) { r.skipped = true; runtime.Goexit() }
 
 var testPlatforms = []Platform{
 	{OS: "linux", Arch: "amd64"},
@@ -31,7 +49,6 @@ var testPlatforms = []Platform{
 }
 
 func TestIndexRoundTrip(t *testing.T) {
-	skipShort(t)
 	ForEachKind(t, Options{}, func(t *testing.T, r *Registry) {
 		for _, oci := range []bool{true, false} {
 			name := map[bool]string{true: "oci", false: "docker"}[oci]
@@ -80,7 +97,6 @@ func TestIndexRoundTrip(t *testing.T) {
 }
 
 func TestProxyCountsOnlyProxyTraffic(t *testing.T) {
-	skipShort(t)
 	ForEachKind(t, Options{}, func(t *testing.T, r *Registry) {
 		dgst, raw := r.PushRandomImage(t, "count/me", "v1", Platform{OS: "linux", Arch: "amd64"}, 2, 2048, false, 7)
 		if d2, raw2 := r.PushRandomImage(t, "count/me", "v1b", Platform{OS: "linux", Arch: "amd64"}, 2, 2048, false, 7); d2 != dgst || !bytes.Equal(raw2, raw) {
@@ -180,7 +196,6 @@ func TestProxyCountsOnlyProxyTraffic(t *testing.T) {
 }
 
 func TestHtpasswdTLS(t *testing.T) {
-	skipShort(t)
 	opt := Options{Htpasswd: map[string]string{"alice": "s3cret", "bob": "hunter2"}, TLS: true}
 	ForEachKind(t, opt, func(t *testing.T, r *Registry) {
 		if len(r.CAPEM) == 0 || r.Scheme() != "https" {
@@ -290,9 +305,6 @@ func TestProxyPassThrough(t *testing.T) {
 }
 
 func TestTokenAuth(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts real registries")
-	}
 	ForEachKind(t, Options{Token: &TokenAuth{Users: map[string]string{"robot": "pw-123456"}}}, func(t *testing.T, r *Registry) {
 		d, _ := r.PushRandomImage(t, "ns/app", "1", Platform{OS: "linux", Arch: "amd64"}, 1, 100, true, 1)
 		c := r.Client()
