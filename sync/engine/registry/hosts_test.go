@@ -90,48 +90,103 @@ func TestDockerHubQuota(t *testing.T) {
 	}
 }
 
+// WithTimeout is an idle timeout, on both sides: a body that stops moving
+// fails (not before the timeout, and rather than hanging), and a body that
+// keeps moving is never cut, however long it takes in all.
 func TestIdleTimeout(t *testing.T) {
+	const timeout = time.Second
+	stalled, trickled := "sha256:"+strings.Repeat("0", 64), "sha256:"+strings.Repeat("1", 64)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path == "/v2/" {
-			return
+		switch {
+		case strings.HasSuffix(r.URL.Path, stalled):
+			w.Header().Set("Content-Length", "1000")
+			w.Write([]byte("partial"))
+			w.(http.Flusher).Flush()
+			<-r.Context().Done() // then stall
+		case strings.HasSuffix(r.URL.Path, trickled):
+			w.Header().Set("Content-Length", "15")
+			for range 15 { // 1.5 s in all, never 1 s without a byte
+				w.Write([]byte("x"))
+				w.(http.Flusher).Flush()
+				time.Sleep(timeout / 10)
+			}
 		}
-		w.Header().Set("Content-Length", "1000")
-		w.Write([]byte("partial"))
-		w.(http.Flusher).Flush()
-		<-r.Context().Done() // then stall
 	}))
 	t.Cleanup(srv.Close)
-	c := New(&credentials.Chain{}, WithRetryPolicy(RetryPolicy{Attempts: 1}), WithTimeout(300*time.Millisecond))
+	c := New(&credentials.Chain{}, WithRetryPolicy(RetryPolicy{Attempts: 1}), WithTimeout(timeout))
 	repo, _ := c.Repo(context.Background(), strings.TrimPrefix(srv.URL, "http://"), "ns/app", false)
-	rc, _, err := repo.GetBlob(context.Background(), "sha256:"+strings.Repeat("0", 64))
+
+	rc, _, err := repo.GetBlob(context.Background(), stalled)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer rc.Close()
 	start := time.Now()
-	_, err = io.ReadAll(rc)
+	done := make(chan error, 1)
+	go func() { _, err := io.ReadAll(rc); done <- err }()
+	select {
+	case err = <-done:
+	case <-time.After(30 * timeout):
+		t.Fatalf("a body stalled for %v has not failed", 30*timeout)
+	}
+	took := time.Since(start)
 	if err == nil || !IsTransientNetwork(err) {
-		t.Fatalf("a stalled body must fail with a transient network error, got %v after %v", err, time.Since(start))
+		t.Fatalf("a stalled body must fail with a transient network error, got %v after %v", err, took)
+	}
+	if took < timeout*8/10 { // the last read may have started a little before start
+		t.Fatalf("a stalled body failed after %v, before the idle timeout of %v", took, timeout)
+	}
+
+	rc, _, err = repo.GetBlob(context.Background(), trickled)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	if b, err := io.ReadAll(rc); err != nil || string(b) != strings.Repeat("x", 15) {
+		t.Fatalf("a body that keeps moving for longer than the timeout: %q, %v", b, err)
 	}
 }
 
+// --rate is a token bucket of the rate's size: the first burst goes at
+// once, then one request per 1/rate. Both sides are checked against the
+// arrival times: no request arrives before the bucket allows it, and the
+// burst is not paced (it takes less than half the time of the as many
+// requests paced after it, which take 1 s at least).
 func TestRateLimit(t *testing.T) {
-	var n atomic.Int32
+	const rate, n = 5, 10 // a burst of 5, then 5 paced: 1 s at least
+	var mu sync.Mutex
+	var arrivals []time.Time
 	_, host := server(t, func(w http.ResponseWriter, r *http.Request) {
-		n.Add(1)
+		if r.Method == http.MethodHead {
+			mu.Lock()
+			arrivals = append(arrivals, time.Now())
+			mu.Unlock()
+		}
 		w.Header().Set("Docker-Content-Digest", "sha256:"+strings.Repeat("a", 64))
 		w.Header().Set("Content-Type", MediaOCIManifest)
 	})
-	c := New(&credentials.Chain{}, WithRetryPolicy(fastRetries), WithHostPolicy(HostPolicy{Rate: 10}))
+	c := New(&credentials.Chain{}, WithRetryPolicy(fastRetries), WithHostPolicy(HostPolicy{Rate: rate}))
 	repo, _ := c.Repo(context.Background(), host, "ns/app", false)
 	start := time.Now()
-	for range 15 { // 10 in the first burst, then 10 per second
+	for range n {
 		if _, err := repo.HeadManifest(context.Background(), "a"); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if took := time.Since(start); took < 400*time.Millisecond { // lower bound only
-		t.Fatalf("16 requests at 10/s took %v", took)
+	mu.Lock()
+	defer mu.Unlock()
+	if len(arrivals) != n {
+		t.Fatalf("%d HEADs arrived, want %d", len(arrivals), n)
+	}
+	for i, at := range arrivals {
+		earliest := start.Add(time.Duration(max(0, i+1-rate)) * time.Second / rate)
+		if at.Before(earliest.Add(-10 * time.Millisecond)) {
+			t.Errorf("HEAD %d arrived %v after the start, before the bucket allowed it (%v)", i+1, at.Sub(start), earliest.Sub(start))
+		}
+	}
+	burst, paced := arrivals[rate-1].Sub(arrivals[0]), arrivals[n-1].Sub(arrivals[rate-1])
+	if 2*burst >= paced {
+		t.Errorf("the first %d HEADs took %v, the %d paced after them %v: the burst was paced too", rate, burst, n-rate, paced)
 	}
 }
 

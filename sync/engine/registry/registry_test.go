@@ -144,13 +144,28 @@ func TestRetryAfterParse(t *testing.T) {
 	}
 }
 
+// Each wait is drawn from [0, d] with d = min(Max, Base·2^(attempt-1)):
+// never above d (so never above Max), and spread over the whole range
+// (some draws in its upper half, many distinct values).
 func TestBackoffIsCappedAndJittered(t *testing.T) {
 	p := RetryPolicy{Attempts: 10, Base: 100 * time.Millisecond, Max: time.Second}
 	for attempt := 1; attempt < 12; attempt++ {
-		for range 50 {
-			if d := backoff(p, attempt); d < 0 || d > p.Max {
-				t.Fatalf("attempt %d: backoff %v out of [0, %v]", attempt, d, p.Max)
+		ceil := min(p.Max, p.Base<<(attempt-1))
+		seen := map[time.Duration]bool{}
+		var highest time.Duration
+		for range 200 {
+			d := backoff(p, attempt)
+			if d < 0 || d > ceil {
+				t.Fatalf("attempt %d: backoff %v out of [0, %v]", attempt, d, ceil)
 			}
+			seen[d] = true
+			highest = max(highest, d)
+		}
+		if highest <= ceil/2 {
+			t.Errorf("attempt %d: the longest of 200 waits is %v, want some above %v", attempt, highest, ceil/2)
+		}
+		if len(seen) < 100 {
+			t.Errorf("attempt %d: %d distinct waits in 200 draws: no jitter", attempt, len(seen))
 		}
 	}
 }
