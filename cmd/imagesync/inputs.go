@@ -21,6 +21,8 @@ import (
 // Inputs are the flags sync, plan and verify share: what to copy, with which
 // credentials, how hard, and the ledger.
 type Inputs struct {
+	readOnlyLedger bool // plan: look the ledger up, write nothing
+
 	Auth    string `type:"path" placeholder:"FILE" help:"Auth file (.json, .yaml, .yml): registry[/namespace] → {username, password, insecure}."`
 	Images  string `type:"path" placeholder:"FILE" help:"Rule file (.json, .yaml, .yml): source → destination(s). Required unless --config."`
 	Config  string `type:"path" placeholder:"FILE" help:"image-syncer's legacy file with top-level auth: and images:; --auth and --images are then ignored."`
@@ -174,7 +176,11 @@ func (in *Inputs) open(rc *runContext) (*session, error) {
 	}
 	if !in.NoLedger {
 		path := ledgerPath
-		l, err := ledger.Open(path)
+		open := ledger.Open
+		if in.readOnlyLedger {
+			open = ledger.OpenReadOnly
+		}
+		l, err := open(path)
 		if err != nil {
 			s.Close()
 			return nil, usageError("%v", err)

@@ -16,6 +16,7 @@ type PlanCmd struct {
 
 // Run implements `imagesync plan`.
 func (c *PlanCmd) Run(rc *runContext) error {
+	c.readOnlyLedger = true // plan writes nothing, the ledger included
 	if err := c.TrustLedger.check(&c.Inputs); err != nil {
 		return err
 	}

@@ -59,8 +59,9 @@ type Entry struct {
 // Ledger is an open, locked ledger file. A nil *Ledger is a valid ledger
 // that knows nothing and records nothing (--no-ledger).
 type Ledger struct {
-	path string
-	lock *flock.Flock
+	path     string
+	lock     *flock.Flock // nil when read-only
+	readOnly bool
 
 	mu        sync.Mutex
 	f         *os.File
@@ -140,6 +141,9 @@ func ResolvePath(path string) (string, error) {
 // ErrLocked is returned when another run holds the ledger.
 var ErrLocked = errors.New("ledger is in use by another imagesync run")
 
+// ErrReadOnly is returned by the Record methods of a read-only ledger.
+var ErrReadOnly = errors.New("ledger is open read-only")
+
 // Open locks and loads the ledger at path, creating it (mode 0600) if
 // needed. A torn last line is ignored with a warning (see Warnings).
 func Open(path string) (*Ledger, error) {
@@ -161,13 +165,8 @@ func Open(path string) (*Ledger, error) {
 	if !ok {
 		return nil, fmt.Errorf("%w: %s (wait for it to finish, or give another --ledger or --no-ledger)", ErrLocked, path)
 	}
-	l := &Ledger{
-		path: path, lock: lock,
-		manifests: map[string]Entry{},
-		blobs:     map[string]map[string]bool{},
-		byReg:     map[string]map[string]map[string]bool{},
-		repair:    map[string]bool{},
-	}
+	l := newLedger(path)
+	l.lock = lock
 	if err := l.load(); err != nil {
 		lock.Unlock()
 		return nil, err
@@ -193,6 +192,36 @@ func Open(path string) (*Ledger, error) {
 	return l, nil
 }
 
+// OpenReadOnly loads the ledger at path for lookups only (plan): it
+// creates, locks, repairs and compacts nothing, and its Record methods
+// return ErrReadOnly. A missing ledger knows nothing. The writer only ever
+// appends whole lines and compacts by renaming a new file into place, so
+// what is read is a state the ledger was in; a torn last line (a write in
+// progress) is ignored.
+func OpenReadOnly(path string) (*Ledger, error) {
+	if resolved, err := ResolvePath(path); err == nil {
+		path = resolved
+	} else if !errors.Is(err, os.ErrNotExist) { // a missing folder: nothing recorded yet
+		return nil, fmt.Errorf("ledger %s: %w", path, err)
+	}
+	l := newLedger(path)
+	l.readOnly = true
+	if err := l.load(); err != nil {
+		return nil, err
+	}
+	return l, nil
+}
+
+func newLedger(path string) *Ledger {
+	return &Ledger{
+		path:      path,
+		manifests: map[string]Entry{},
+		blobs:     map[string]map[string]bool{},
+		byReg:     map[string]map[string]map[string]bool{},
+		repair:    map[string]bool{},
+	}
+}
+
 func now() string { return time.Now().UTC().Format(time.RFC3339) }
 
 func (l *Ledger) load() error {
@@ -213,6 +242,9 @@ func (l *Ledger) load() error {
 		if err := json.Unmarshal(line, &r); err != nil {
 			if last {
 				l.warnings = append(l.warnings, fmt.Sprintf("ledger %s: ignoring the torn last line %d (an interrupted write)", l.path, i+1))
+				if l.readOnly {
+					break
+				}
 				// cut it off so the next append starts on a line of its own
 				if err := os.Truncate(l.path, int64(len(data)-len(line))); err != nil {
 					return fmt.Errorf("ledger %s: %w", l.path, err)
@@ -222,7 +254,7 @@ func (l *Ledger) load() error {
 			l.warnings = append(l.warnings, fmt.Sprintf("ledger %s:%d: ignoring an unreadable line", l.path, i+1))
 			continue
 		}
-		if last { // complete record, missing only its newline
+		if last && !l.readOnly { // complete record, missing only its newline
 			if err := appendNewline(l.path); err != nil {
 				return err
 			}
@@ -459,6 +491,9 @@ func (l *Ledger) RecordManifest(dst string, e Entry) error {
 	if l == nil {
 		return nil
 	}
+	if l.readOnly {
+		return fmt.Errorf("%w: %s", ErrReadOnly, l.path)
+	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	r := record{T: "m", Dst: dst, Digest: e.Digest, Src: e.Src, SrcDigest: e.SrcDigest, Filter: e.Filter, Time: now()}
@@ -470,6 +505,9 @@ func (l *Ledger) RecordManifest(dst string, e Entry) error {
 func (l *Ledger) RecordBlobs(repo string, digests []string) error {
 	if l == nil || len(digests) == 0 {
 		return nil
+	}
+	if l.readOnly {
+		return fmt.Errorf("%w: %s", ErrReadOnly, l.path)
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -493,6 +531,9 @@ func (l *Ledger) Invalidate(repo, ref string) error {
 	if l == nil {
 		return nil
 	}
+	if l.readOnly {
+		return fmt.Errorf("%w: %s", ErrReadOnly, l.path)
+	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	r := record{T: "x", Repo: repo, Ref: ref}
@@ -512,7 +553,10 @@ func (l *Ledger) Close() error {
 		err = errors.Join(l.f.Sync(), l.f.Close())
 		l.f = nil
 	}
-	return errors.Join(err, l.lock.Unlock())
+	if l.lock != nil {
+		err = errors.Join(err, l.lock.Unlock())
+	}
+	return err
 }
 
 var _ io.Closer = (*Ledger)(nil)

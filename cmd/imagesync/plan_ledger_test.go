@@ -1,0 +1,82 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"log"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	ggcrregistry "github.com/google/go-containerregistry/pkg/registry"
+	"github.com/google/go-containerregistry/pkg/v1/random"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+)
+
+// folderState is every file of a folder with its size, mode and time.
+func folderState(t *testing.T, dir string) string {
+	t.Helper()
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return err.Error()
+	}
+	var b strings.Builder
+	for _, e := range entries {
+		fi, err := e.Info()
+		if err != nil {
+			t.Fatal(err)
+		}
+		data, _ := os.ReadFile(filepath.Join(dir, e.Name()))
+		fmt.Fprintf(&b, "%s %v %d %x\n", e.Name(), fi.Mode(), fi.ModTime().UnixNano(), data)
+	}
+	return b.String()
+}
+
+// `plan` writes nothing: not the ledger (no header, lock, repair or
+// compaction), and no ledger where there was none.
+func TestPlanWritesNoLedger(t *testing.T) {
+	memRegistry := func() string {
+		srv := httptest.NewServer(ggcrregistry.New(ggcrregistry.Logger(log.New(io.Discard, "", 0))))
+		t.Cleanup(srv.Close)
+		return strings.TrimPrefix(srv.URL, "http://")
+	}
+	src, dst := memRegistry(), memRegistry()
+	img, err := random.Image(256, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref, _ := name.ParseReference(src + "/ns/app:v1")
+	if err := remote.Write(ref, img); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	rules := writeFile(t, dir, "images.yaml", src+"/ns/app:v1: "+dst+"/ns/app\n")
+	ledgerDir := filepath.Join(dir, "cache")
+	ledgerFile := filepath.Join(ledgerDir, "ledger.jsonl")
+
+	if r := runCLI(t, nil, "plan", "--images", rules, "--ledger", ledgerFile); r.code != 0 || !strings.Contains(r.stdout, "copy") {
+		t.Fatalf("plan before any sync: exit %d", r.code)
+	}
+	if _, err := os.Stat(ledgerDir); !os.IsNotExist(err) {
+		t.Fatalf("plan created %s: %v", ledgerDir, err)
+	}
+	if r := runCLI(t, nil, "sync", "--images", rules, "--ledger", ledgerFile); r.code != 0 {
+		t.Fatalf("sync: exit %d", r.code)
+	}
+	before := folderState(t, ledgerDir)
+	if !strings.Contains(before, "ledger.jsonl ") {
+		t.Fatalf("sync wrote no ledger: %s", before)
+	}
+	for _, args := range [][]string{{}, {"--trust-ledger"}} {
+		r := runCLI(t, nil, append([]string{"plan", "--images", rules, "--ledger", ledgerFile}, args...)...)
+		if r.code != 0 || !strings.Contains(r.stdout, "skip") {
+			t.Fatalf("plan %v after the sync: exit %d", args, r.code)
+		}
+		if after := folderState(t, ledgerDir); after != before {
+			t.Fatalf("plan %v changed the ledger's folder:\nbefore:\n%s\nafter:\n%s", args, before, after)
+		}
+	}
+}

@@ -1,0 +1,109 @@
+package ledger
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// snapshot is every file of a folder with its bytes and modification time.
+func snapshot(t *testing.T, dir string) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	entries, err := os.ReadDir(dir)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		fi, err := e.Info()
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := os.ReadFile(filepath.Join(dir, e.Name()))
+		out[e.Name()] = fmt.Sprintf("%s %v %v", b, fi.ModTime().UnixNano(), fi.Mode())
+	}
+	return out
+}
+
+// plan's ledger: a JSON-lines ledger that Open would compact and whose
+// torn last line it would cut off is read as it is, and nothing in its
+// folder changes (no lock file, no header, no repair, no compaction).
+func TestReadOnlyWritesNothing(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "ledger.jsonl")
+	var b strings.Builder
+	b.WriteString(`{"t":"h","v":1}` + "\n")
+	for i := range 1500 { // the same tag moving back and forth: worth compacting
+		fmt.Fprintf(&b, `{"t":"m","dst":"r.io/ns/a:latest","digest":"%s"}`+"\n", []string{d1, d2}[i%2])
+	}
+	b.WriteString(`{"t":"b","repo":"r.io/ns/a","d":["` + d1 + `"]}` + "\n")
+	b.WriteString(`{"t":"m","dst":"r.io/ns/a:v2","dig`) // a write in progress
+	if err := os.WriteFile(path, []byte(b.String()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	old := time.Now().Add(-time.Hour)
+	if err := os.Chtimes(path, old, old); err != nil {
+		t.Fatal(err)
+	}
+	before := snapshot(t, dir)
+
+	l, err := OpenReadOnly(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e, ok := l.Manifest("r.io/ns/a:latest"); !ok || e.Digest != d2 {
+		t.Errorf("Manifest = %+v, %v; want %s", e, ok, d2)
+	}
+	if !l.HasBlob("r.io/ns/a", d1) {
+		t.Error("blob record not read")
+	}
+	if len(l.Warnings()) != 1 || !strings.Contains(l.Warnings()[0], "torn last line") {
+		t.Errorf("warnings %v", l.Warnings())
+	}
+	for name, err := range map[string]error{
+		"RecordManifest": l.RecordManifest("r.io/ns/a:v3", Entry{Digest: d1}),
+		"RecordBlobs":    l.RecordBlobs("r.io/ns/b", []string{d2}),
+		"Invalidate":     l.Invalidate("r.io/ns/a", ""),
+	} {
+		if !errors.Is(err, ErrReadOnly) {
+			t.Errorf("%s on a read-only ledger: %v, want ErrReadOnly", name, err)
+		}
+	}
+	if _, ok := l.Manifest("r.io/ns/a:v3"); ok || l.HasBlob("r.io/ns/b", d2) {
+		t.Error("a refused record was remembered")
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	after := snapshot(t, dir)
+	if len(after) != len(before) {
+		t.Fatalf("files %d before, %d after: %v", len(before), len(after), after)
+	}
+	for name, s := range before {
+		if after[name] != s {
+			t.Errorf("%s changed", name)
+		}
+	}
+}
+
+// A ledger that does not exist yet knows nothing, and is not created.
+func TestReadOnlyMissingLedger(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "cache", "imagesync")
+	l, err := OpenReadOnly(filepath.Join(dir, "ledger.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := l.Manifest("r.io/ns/a:v1"); ok {
+		t.Error("an empty ledger knows a manifest")
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Dir(dir)); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("OpenReadOnly created %s: %v", filepath.Dir(dir), err)
+	}
+}
