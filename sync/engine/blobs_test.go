@@ -60,7 +60,13 @@ func TestEnsureBlob(t *testing.T) {
 		}
 	})
 
-	// Another job leads the upload to this registry: wait for it, then mount.
+}
+
+// Another job leads the upload to this registry: wait for it, then mount
+// from where it landed, or take over when it failed.
+func TestEnsureBlobWaitsForTheUploadInFlight(t *testing.T) {
+	ctx := context.Background()
+	content := bytes.Repeat([]byte("blob "), 20_000)
 	for _, failed := range []bool{false, true} {
 		name := map[bool]string{false: "waits and mounts", true: "takes over a failed upload"}[failed]
 		t.Run(name, func(t *testing.T) {
@@ -109,6 +115,11 @@ func TestEnsureBlob(t *testing.T) {
 		})
 	}
 
+}
+
+func TestEnsureBlobFails(t *testing.T) {
+	ctx := context.Background()
+	content := bytes.Repeat([]byte("blob "), 20_000)
 	t.Run("destination error", func(t *testing.T) {
 		src := newFake(t, nil)
 		dst := newFake(t, func(w http.ResponseWriter, r *http.Request) bool {

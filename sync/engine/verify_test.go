@@ -30,15 +30,24 @@ func kinds(r VerifyResult) []string {
 	return out
 }
 
-// Verify against in-memory registries: each kind of damage is found where
-// it is, and what is broken is marked in the ledger for the next sync.
-func TestVerify(t *testing.T) {
+// damaged is a source index copied to one destination repository per kind
+// of damage, then damaged.
+type damaged struct {
+	src, dst *fake
+	want     string // the index digest
+	blob     string // the layer removed or corrupted
+	jobs     []rules.Job
+	ledger   *ledger.Ledger
+}
+
+func newDamaged(t *testing.T) *damaged {
+	t.Helper()
 	ctx := context.Background()
-	src := newFake(t, nil)
-	var childDigest, blobDigest string
-	dst := newFake(t, func(w http.ResponseWriter, r *http.Request) bool {
+	d := &damaged{src: newFake(t, nil)}
+	var child string
+	d.dst = newFake(t, func(w http.ResponseWriter, r *http.Request) bool {
 		switch {
-		case strings.HasPrefix(r.URL.Path, "/v2/child/") && strings.HasSuffix(r.URL.Path, "/manifests/"+childDigest):
+		case strings.HasPrefix(r.URL.Path, "/v2/child/") && strings.HasSuffix(r.URL.Path, "/manifests/"+child):
 			w.WriteHeader(http.StatusNotFound)
 		case strings.HasPrefix(r.URL.Path, "/v2/broken/") && r.Method == http.MethodHead && strings.Contains(r.URL.Path, "/manifests/"):
 			w.WriteHeader(http.StatusForbidden)
@@ -47,35 +56,32 @@ func TestVerify(t *testing.T) {
 		}
 		return true
 	})
-	want := pushIndex(t, src.Host+"/ns/app:v1")
-	ledgerPath := filepath.Join(t.TempDir(), "ledger.jsonl")
-	l, err := ledger.Open(ledgerPath)
+	d.want = pushIndex(t, d.src.Host+"/ns/app:v1").String()
+	l, err := ledger.Open(filepath.Join(t.TempDir(), "ledger.jsonl"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer l.Close()
-
-	// Copy the index to every destination repository, then damage them.
+	t.Cleanup(func() { l.Close() })
+	d.ledger = l
 	repos := []string{"ok", "missing", "other", "child", "blob", "corrupt", "broken"}
-	var jobs []rules.Job
 	for _, repo := range repos {
-		jobs = append(jobs, job(src.Host, "ns/app", dst.Host, repo+"/app", "v1"))
+		d.jobs = append(d.jobs, job(d.src.Host, "ns/app", d.dst.Host, repo+"/app", "v1"))
 	}
-	if res := newEngine(t, Options{Ledger: l}).Sync(ctx, jobs, nil); res.Summary.Copied != len(repos)-1 {
+	if res := newEngine(t, Options{Ledger: l}).Sync(ctx, d.jobs, nil); res.Summary.Copied != len(repos)-1 {
 		t.Fatalf("seeding: %+v", res.Summary) // broken/app refuses HEADs
 	}
-	if err := remote.Delete(mustRef(t, dst.Host+"/missing/app:v1")); err != nil {
+	if err := remote.Delete(mustRef(t, d.dst.Host+"/missing/app:v1")); err != nil {
 		t.Fatal(err)
 	}
 	img, _ := random.Image(100, 1)
-	if err := remote.Write(mustRef(t, dst.Host+"/other/app:v1"), img); err != nil {
+	if err := remote.Write(mustRef(t, d.dst.Host+"/other/app:v1"), img); err != nil {
 		t.Fatal(err)
 	}
-	raw, err := newEngine(t, Options{}).c.Repo(ctx, dst.Host, "ok/app", false)
+	repo, err := newEngine(t, Options{}).c.Repo(ctx, d.dst.Host, "ok/app", false)
 	if err != nil {
 		t.Fatal(err)
 	}
-	idx, _, err := raw.GetManifest(ctx, want.String())
+	idx, _, err := repo.GetManifest(ctx, d.want)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -83,8 +89,8 @@ func TestVerify(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	childDigest = children[1].Digest
-	m, _, err := raw.GetManifest(ctx, children[0].Digest)
+	child = children[1].Digest
+	m, _, err := repo.GetManifest(ctx, children[0].Digest)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -92,16 +98,21 @@ func TestVerify(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	blobDigest = im.Layers[0].Digest
-	dst.Blobs.del("blob/app", blobDigest)
-	good, _ := dst.Blobs.get("corrupt/app", blobDigest)
+	d.blob = im.Layers[0].Digest
+	d.dst.Blobs.del("blob/app", d.blob)
+	good, _ := d.dst.Blobs.get("corrupt/app", d.blob)
 	bad := slices.Clone(good)
 	bad[0] ^= 0xff
-	dst.Blobs.put("corrupt/app", blobDigest, bad)
+	d.dst.Blobs.put("corrupt/app", d.blob, bad)
+	return d
+}
 
-	e := newEngine(t, Options{Ledger: l})
+// Verify against in-memory registries: each kind of damage is found where
+// it is, and what is broken is marked in the ledger for the next sync.
+func TestVerify(t *testing.T) {
+	d := newDamaged(t)
+	e := newEngine(t, Options{Ledger: d.ledger})
 	for _, deep := range []bool{false, true} {
-		results := e.Verify(ctx, jobs, VerifyOptions{Deep: deep})
 		wantKinds := map[string][]string{
 			"ok/app":      nil,
 			"missing/app": {ProblemMissing},
@@ -114,50 +125,51 @@ func TestVerify(t *testing.T) {
 		if deep {
 			wantKinds["corrupt/app"] = []string{ProblemCorruptBlob}
 		}
-		for i, r := range results {
-			repo := jobs[i].Destination.Repository
-			if r.Job != jobs[i] || !slices.Equal(kinds(r), wantKinds[repo]) {
-				t.Errorf("deep=%v %s: problems %+v, want %v", deep, repo, r.Problems, wantKinds[repo])
+		for i, r := range e.Verify(context.Background(), d.jobs, VerifyOptions{Deep: deep}) {
+			repo := d.jobs[i].Destination.Repository
+			if r.Job != d.jobs[i] || !slices.Equal(kinds(r), wantKinds[repo]) || r.Want != d.want {
+				t.Errorf("deep=%v %s: want %s, problems %+v; expected %s, %v", deep, repo, r.Want, r.Problems, d.want, wantKinds[repo])
 			}
-			if r.Want != want.String() {
-				t.Errorf("%s: want %s, expected %s", repo, r.Want, want)
-			}
-			if (repo == "ok/app" || repo == "corrupt/app" || repo == "blob/app") && r.Got != want.String() {
+			if (repo == "ok/app" || repo == "corrupt/app" || repo == "blob/app") && r.Got != d.want {
 				t.Errorf("%s: got %s", repo, r.Got)
 			}
 			if repo == "broken/app" && !strings.Contains(r.Problems[0].Detail, "403") {
 				t.Errorf("broken/app: %+v", r.Problems)
 			}
-			if repo == "blob/app" && r.Problems[0].Ref != dst.Host+"/blob/app@"+blobDigest {
+			if repo == "blob/app" && r.Problems[0].Ref != d.dst.Host+"/blob/app@"+d.blob {
 				t.Errorf("missing blob named %q", r.Problems[0].Ref)
 			}
 		}
 	}
 	// The broken ones are marked for repair; the good one is not.
 	for _, repo := range []string{"missing", "other", "child", "blob", "corrupt"} {
-		if !l.NeedsRepair(dst.Host + "/" + repo + "/app:v1") {
+		if !d.ledger.NeedsRepair(d.dst.Host + "/" + repo + "/app:v1") {
 			t.Errorf("%s/app:v1 not marked for repair", repo)
 		}
 	}
-	if l.NeedsRepair(dst.Host + "/ok/app:v1") {
+	if d.ledger.NeedsRepair(d.dst.Host + "/ok/app:v1") {
 		t.Error("ok/app:v1 marked for repair")
 	}
+}
 
-	// Offline: the ledger says what should be there, the source is not asked.
-	before := src.count("", "/manifests/")
-	off := e.Verify(ctx, []rules.Job{jobs[0], job(src.Host, "ns/app", dst.Host, "never/app", "v1")}, VerifyOptions{Offline: true})
-	if !off[0].OK() || off[0].Want != want.String() || !slices.Equal(kinds(off[1]), []string{ProblemUnknown}) {
+// Offline, the ledger says what should be there and the source is not
+// asked; interrupted before it started, every job says it was not checked.
+func TestVerifyOfflineAndInterrupted(t *testing.T) {
+	ctx := context.Background()
+	d := newDamaged(t)
+	before := d.src.count("", "/manifests/")
+	never := job(d.src.Host, "ns/app", d.dst.Host, "never/app", "v1")
+	off := newEngine(t, Options{Ledger: d.ledger}).Verify(ctx, []rules.Job{d.jobs[0], never}, VerifyOptions{Offline: true})
+	if !off[0].OK() || off[0].Want != d.want || !slices.Equal(kinds(off[1]), []string{ProblemUnknown}) {
 		t.Errorf("offline: %+v / %+v", off[0], off[1])
 	}
-	if src.count("", "/manifests/") != before {
+	if d.src.count("", "/manifests/") != before {
 		t.Error("offline verify asked the source")
 	}
 
-	// Interrupted before it started: every job says it was not checked.
 	stop := make(chan struct{})
 	close(stop)
-	e = newEngine(t, Options{Stop: stop})
-	for _, r := range e.Verify(ctx, jobs[:2], VerifyOptions{}) {
+	for _, r := range newEngine(t, Options{Stop: stop}).Verify(ctx, d.jobs[:2], VerifyOptions{}) {
 		if !slices.Equal(kinds(r), []string{ProblemError}) || !strings.Contains(r.Problems[0].Detail, "not checked") {
 			t.Errorf("interrupted: %+v", r)
 		}
