@@ -488,26 +488,13 @@ func (l *Ledger) SourceTags(srcRepo string) []string {
 
 // RecordManifest remembers that dst holds e.Digest.
 func (l *Ledger) RecordManifest(dst string, e Entry) error {
-	if l == nil {
-		return nil
-	}
-	if l.readOnly {
-		return fmt.Errorf("%w: %s", ErrReadOnly, l.path)
-	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	r := record{T: "m", Dst: dst, Digest: e.Digest, Src: e.Src, SrcDigest: e.SrcDigest, Filter: e.Filter, Time: now()}
-	l.apply(r)
-	return l.append(r)
+	return l.record(record{T: "m", Dst: dst, Digest: e.Digest, Src: e.Src, SrcDigest: e.SrcDigest, Filter: e.Filter, Time: now()})
 }
 
 // RecordBlobs remembers that repo holds the blobs.
 func (l *Ledger) RecordBlobs(repo string, digests []string) error {
 	if l == nil || len(digests) == 0 {
 		return nil
-	}
-	if l.readOnly {
-		return fmt.Errorf("%w: %s", ErrReadOnly, l.path)
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -520,23 +507,30 @@ func (l *Ledger) RecordBlobs(repo string, digests []string) error {
 	if len(fresh) == 0 {
 		return nil
 	}
-	r := record{T: "b", Repo: repo, Digests: fresh}
-	l.apply(r)
-	return l.append(r)
+	return l.recordLocked(record{T: "b", Repo: repo, Digests: fresh})
 }
 
 // Invalidate forgets everything about repo; with ref set, ref is also marked
 // for repair (the next sync re-pushes it even if the manifest is there).
 func (l *Ledger) Invalidate(repo, ref string) error {
+	return l.record(record{T: "x", Repo: repo, Ref: ref})
+}
+
+// record learns r and writes it: nothing for a nil ledger, ErrReadOnly
+// (and nothing learnt) for a read-only one.
+func (l *Ledger) record(r record) error {
 	if l == nil {
 		return nil
 	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.recordLocked(r)
+}
+
+func (l *Ledger) recordLocked(r record) error {
 	if l.readOnly {
 		return fmt.Errorf("%w: %s", ErrReadOnly, l.path)
 	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	r := record{T: "x", Repo: repo, Ref: ref}
 	l.apply(r)
 	return l.append(r)
 }

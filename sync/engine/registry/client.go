@@ -108,10 +108,7 @@ func New(kc credentials.Keychain, opts ...Option) *Client {
 // tlsTransport returns the retrying transport for one TLS setting, built
 // once per run.
 func (c *Client) tlsTransport(skipVerify bool, files credentials.TLS) (http.RoundTripper, error) {
-	key := files.ID()
-	if skipVerify {
-		key += "\x00insecure"
-	}
+	key := tlsID(files, skipVerify)
 	c.tlsMu.Lock()
 	defer c.tlsMu.Unlock()
 	if rt, ok := c.transports[key]; ok {
@@ -123,6 +120,14 @@ func (c *Client) tlsTransport(skipVerify bool, files credentials.TLS) (http.Roun
 	}
 	c.transports[key] = rt
 	return rt, nil
+}
+
+// tlsID names one TLS identity: the files, and whether verification is off.
+func tlsID(files credentials.TLS, insecure bool) string {
+	if insecure {
+		return files.ID() + "\x00insecure"
+	}
+	return files.ID()
 }
 
 // HostTLS is implemented by keychains that know the TLS settings of a bare
@@ -275,10 +280,7 @@ type host struct {
 }
 
 func (c *Client) host(registry string, insecure bool, files credentials.TLS) (*host, error) {
-	key := registry + "\x00" + files.ID()
-	if insecure {
-		key += "\x00insecure"
-	}
+	key := registry + "\x00" + tlsID(files, insecure)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if h, ok := c.hosts[key]; ok {

@@ -89,14 +89,15 @@ func TestPingBodyIsCapped(t *testing.T) {
 	}
 }
 
-// A failed ping is not kept: the next request pings again and succeeds.
-func TestPingKeepsOnlySuccess(t *testing.T) {
-	var up atomic.Bool
-	var pings atomic.Int32
+// pingCounter is a registry counting its pings; it answers them 503 while
+// down is set, and every manifest HEAD with a digest.
+func pingCounter(t *testing.T, down *atomic.Bool) (repo *Repo, pings *atomic.Int32) {
+	t.Helper()
+	pings = &atomic.Int32{}
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/v2/" {
 			pings.Add(1)
-			if !up.Load() {
+			if down.Load() {
 				w.WriteHeader(http.StatusServiceUnavailable)
 			}
 			return
@@ -104,13 +105,21 @@ func TestPingKeepsOnlySuccess(t *testing.T) {
 		w.Header().Set("Docker-Content-Digest", "sha256:"+strings.Repeat("a", 64))
 		w.Header().Set("Content-Type", MediaOCIManifest)
 	}))
-	defer srv.Close()
+	t.Cleanup(srv.Close)
 	c := New(&credentials.Chain{}, WithRetryPolicy(fastRetries))
-	repo, _ := c.Repo(context.Background(), strings.TrimPrefix(srv.URL, "http://"), "ns/app", false)
+	repo, _ = c.Repo(context.Background(), strings.TrimPrefix(srv.URL, "http://"), "ns/app", false)
+	return repo, pings
+}
+
+// A failed ping is not kept: the next request pings again and succeeds.
+func TestPingKeepsOnlySuccess(t *testing.T) {
+	var down atomic.Bool
+	down.Store(true)
+	repo, pings := pingCounter(t, &down)
 	if _, err := repo.HeadManifest(context.Background(), "v1"); err == nil || !strings.Contains(err.Error(), "not reachable") {
 		t.Fatalf("while down: %v", err)
 	}
-	up.Store(true)
+	down.Store(false)
 	before := pings.Load()
 	if _, err := repo.HeadManifest(context.Background(), "v1"); err != nil {
 		t.Fatalf("once up: %v", err)
@@ -125,18 +134,7 @@ func TestPingKeepsOnlySuccess(t *testing.T) {
 
 // Concurrent first requests share one ping.
 func TestPingSharedByConcurrentRequests(t *testing.T) {
-	var pings atomic.Int32
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path == "/v2/" {
-			pings.Add(1)
-			return
-		}
-		w.Header().Set("Docker-Content-Digest", "sha256:"+strings.Repeat("a", 64))
-		w.Header().Set("Content-Type", MediaOCIManifest)
-	}))
-	defer srv.Close()
-	c := New(&credentials.Chain{}, WithRetryPolicy(fastRetries))
-	repo, _ := c.Repo(context.Background(), strings.TrimPrefix(srv.URL, "http://"), "ns/app", false)
+	repo, pings := pingCounter(t, &atomic.Bool{})
 	var wg sync.WaitGroup
 	for range 20 {
 		wg.Add(1)
