@@ -10,11 +10,14 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"net/http"
 	"runtime/debug"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 
 	"github.com/imagesync/imagesync/sync/engine/registry"
 	"github.com/imagesync/imagesync/sync/ledger"
@@ -367,7 +370,7 @@ func (e *Engine) staleDestinations(out []JobResult) map[string]bool {
 	stale := map[string]bool{}
 	for _, r := range out {
 		var re *registry.Error
-		if r.Action == Failed && errors.As(r.Err, &re) && (re.HasCode("MANIFEST_BLOB_UNKNOWN") || re.HasCode("BLOB_UNKNOWN") || (re.Method == "PUT" && re.HasCode("MANIFEST_UNKNOWN"))) {
+		if r.Action == Failed && errors.As(r.Err, &re) && (re.HasCode(transport.ManifestBlobUnknownErrorCode, transport.BlobUnknownErrorCode) || (re.Method == http.MethodPut && re.HasCode(transport.ManifestUnknownErrorCode))) {
 			stale[r.Job.Destination.Repo()] = true
 		}
 	}

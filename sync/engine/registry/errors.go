@@ -36,11 +36,14 @@ func (e *Error) Error() string {
 	return b.String()
 }
 
-// HasCode reports whether the registry answered with the error code.
-func (e *Error) HasCode(code string) bool {
+// HasCode reports whether the registry answered with one of the error
+// codes (go-containerregistry's transport names them).
+func (e *Error) HasCode(codes ...transport.ErrorCode) bool {
 	for _, c := range e.Codes {
-		if c == code {
-			return true
+		for _, code := range codes {
+			if c == string(code) {
+				return true
+			}
 		}
 	}
 	return false
@@ -95,7 +98,7 @@ func IsNotFound(err error) bool {
 	if !errors.As(err, &e) {
 		return false
 	}
-	return e.Status == http.StatusNotFound || e.HasCode("MANIFEST_UNKNOWN") || e.HasCode("NAME_UNKNOWN") || e.HasCode("BLOB_UNKNOWN")
+	return e.Status == http.StatusNotFound || e.HasCode(transport.ManifestUnknownErrorCode, transport.NameUnknownErrorCode, transport.BlobUnknownErrorCode)
 }
 
 // status returns the HTTP status of a registry or token-server error, or 0.

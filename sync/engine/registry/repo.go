@@ -15,6 +15,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
+
 	"github.com/imagesync/imagesync/credentials"
 )
 
@@ -431,7 +433,7 @@ func (r *Repo) putMonolithic(ctx context.Context, location, digest string, size 
 // refusesMonolithic reports an answer that refuses the form of a monolithic
 // PUT (its size, or PUT with a body at all) rather than its content.
 func refusesMonolithic(e *Error) bool {
-	if e.HasCode("DIGEST_INVALID") || e.HasCode("SIZE_INVALID") || e.HasCode("BLOB_UNKNOWN") || e.HasCode("BLOB_UPLOAD_UNKNOWN") {
+	if e.HasCode(transport.DigestInvalidErrorCode, transport.SizeInvalidErrorCode, transport.BlobUnknownErrorCode, transport.BlobUploadUnknownErrorCode) {
 		return false
 	}
 	switch e.Status {
