@@ -79,63 +79,11 @@ func AuthFromNode(file string, n *cfgfile.Node, lookup func(string) (string, boo
 			continue
 		}
 		for _, f := range v.Map {
-			switch f.Key {
-			case "username", "password":
-				if f.Value.Kind != cfgfile.String && f.Value.Kind != cfgfile.Null {
-					// a number as password would be silently mangled by YAML: insist on quoting
-					bad(f.Line, "%s must be a string (quote it)", f.Key)
-					continue
-				}
-				s, err := envexpand.Expand(f.Value.Str, lookup)
-				if err != nil {
-					if f.Key == "password" && !wholeReference(f.Value.Str) {
-						// A "$" inside a password: the error would quote the
-						// text after it, a part of the password. Say where
-						// and what to do, never what.
-						bad(f.Line, `field "password": a "$" in it starts an environment variable reference that is not set; for a literal "$" write "$$"`)
-					} else {
-						bad(f.Line, `field %q: %v (for a literal "$" write "$$")`, f.Key, err)
-					}
-					continue
-				}
-				if f.Key == "username" {
-					e.Username = s
-				} else {
-					e.Password = s
-				}
-			case "ca", "cert", "key":
-				if f.Value.Kind != cfgfile.String || f.Value.Str == "" {
-					bad(f.Line, "%s must be a file path", f.Key)
-					continue
-				}
-				p, err := envexpand.Expand(f.Value.Str, lookup)
-				if err != nil {
-					bad(f.Line, "%s: %v", f.Key, err)
-					continue
-				}
-				if !filepath.IsAbs(p) {
-					p = filepath.Join(filepath.Dir(file), p)
-				}
-				if _, err := os.Stat(p); err != nil {
-					bad(f.Line, "%s: %v", f.Key, err)
-					continue
-				}
-				switch f.Key {
-				case "ca":
-					e.CA = p
-				case "cert":
-					e.Cert = p
-				default:
-					e.KeyFile = p
-				}
-			case "insecure":
-				if f.Value.Kind != cfgfile.Bool {
-					bad(f.Line, "insecure must be true or false")
-					continue
-				}
-				e.Insecure = f.Value.Bool
-			default:
+			problem, known := e.setField(file, f, lookup)
+			if !known {
 				af.Warnings = append(af.Warnings, fmt.Sprintf("%s:%d: key %q: unknown field %q ignored", file, f.Line, kv.Key, f.Key))
+			} else if problem != "" {
+				bad(f.Line, "%s", problem)
 			}
 		}
 		if (e.Cert == "") != (e.KeyFile == "") {
@@ -255,4 +203,62 @@ func wholeReference(v string) bool {
 		}
 	}
 	return true
+}
+
+// setField reads one field of an entry. problem is what is wrong with it
+// (for an error at its line); known is false for a field auth files do not
+// have.
+func (e *Entry) setField(file string, f cfgfile.KeyValue, lookup func(string) (string, bool)) (problem string, known bool) {
+	switch f.Key {
+	case "username", "password":
+		if f.Value.Kind != cfgfile.String && f.Value.Kind != cfgfile.Null {
+			// a number as password would be silently mangled by YAML: insist on quoting
+			return fmt.Sprintf("%s must be a string (quote it)", f.Key), true
+		}
+		s, err := envexpand.Expand(f.Value.Str, lookup)
+		if err != nil {
+			if f.Key == "password" && !wholeReference(f.Value.Str) {
+				// A "$" inside a password: the error would quote the
+				// text after it, a part of the password. Say where
+				// and what to do, never what.
+				return `field "password": a "$" in it starts an environment variable reference that is not set; for a literal "$" write "$$"`, true
+			}
+			return fmt.Sprintf(`field %q: %v (for a literal "$" write "$$")`, f.Key, err), true
+		}
+		if f.Key == "username" {
+			e.Username = s
+		} else {
+			e.Password = s
+		}
+	case "ca", "cert", "key":
+		if f.Value.Kind != cfgfile.String || f.Value.Str == "" {
+			return fmt.Sprintf("%s must be a file path", f.Key), true
+		}
+		p, err := envexpand.Expand(f.Value.Str, lookup)
+		if err != nil {
+			return fmt.Sprintf("%s: %v", f.Key, err), true
+		}
+		if !filepath.IsAbs(p) {
+			p = filepath.Join(filepath.Dir(file), p)
+		}
+		if _, err := os.Stat(p); err != nil {
+			return fmt.Sprintf("%s: %v", f.Key, err), true
+		}
+		switch f.Key {
+		case "ca":
+			e.CA = p
+		case "cert":
+			e.Cert = p
+		default:
+			e.KeyFile = p
+		}
+	case "insecure":
+		if f.Value.Kind != cfgfile.Bool {
+			return "insecure must be true or false", true
+		}
+		e.Insecure = f.Value.Bool
+	default:
+		return "", false
+	}
+	return "", true
 }
