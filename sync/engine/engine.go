@@ -44,6 +44,8 @@ type JobResult struct {
 	Digest   string // digest now at the destination (or that would be)
 	Bytes    int64  // blob bytes uploaded for this destination
 	Attempts int
+	// Err says what went wrong, not which job: that is Job, and whoever
+	// prints the error (the report) prints the job with it.
 	Err      error
 	Duration time.Duration
 	// NotStarted: the run was interrupted before this job started (Action
@@ -357,9 +359,6 @@ func (e *Engine) runUnit(ctx context.Context, u *unit) (out []JobResult) {
 	for i := range out {
 		out[i].Attempts = u.attempts
 		out[i].Duration = time.Since(start)
-		if out[i].Err != nil {
-			out[i].Err = fmt.Errorf("copy %s → %s: %w", out[i].Job.Source, out[i].Job.Destination, out[i].Err)
-		}
 	}
 	return out
 }

@@ -80,7 +80,7 @@ func NewPlan(res *engine.Result) Plan {
 			p.Summary.Error++
 		}
 		if r.Err != nil { // the row names the job already
-			j.Reason = strings.TrimPrefix(r.Err.Error(), fmt.Sprintf("copy %s → %s: ", r.Job.Source, r.Job.Destination))
+			j.Reason = r.Err.Error()
 		}
 		if j.Action == "error" || j.Action == "filtered" {
 			j.Digest, j.Rewrite, j.SourceDigest = "", false, ""

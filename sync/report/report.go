@@ -35,10 +35,7 @@ func Line(r engine.JobResult) string {
 		fmt.Fprintf(&b, " (referrer %s of %s)", r.ArtifactType, shortDigest(r.Subject))
 	}
 	if r.Err != nil {
-		// The engine wraps errors with the job ("copy SRC → DST: …"); the
-		// line already says that much.
-		msg := strings.TrimPrefix(r.Err.Error(), fmt.Sprintf("copy %s → %s: ", r.Job.Source, r.Job.Destination))
-		fmt.Fprintf(&b, ": %s", msg)
+		fmt.Fprintf(&b, ": %s", r.Err) // the job it concerns is r.Job, at the start of the line
 	}
 	return b.String()
 }
@@ -213,7 +210,7 @@ func NewSyncReport(res *engine.Result) SyncReport {
 			j.Rewrite, j.SourceDigest = true, r.SourceDigest
 		}
 		if r.Err != nil {
-			j.Error = strings.TrimPrefix(r.Err.Error(), fmt.Sprintf("copy %s → %s: ", r.Job.Source, r.Job.Destination))
+			j.Error = r.Err.Error()
 		}
 		if r.Action == engine.Failed {
 			j.Digest = ""
