@@ -13,6 +13,8 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"golang.org/x/sync/errgroup"
+
 	"github.com/imagesync/imagesync/sync/engine/registry"
 	"github.com/imagesync/imagesync/sync/ledger"
 )
@@ -161,22 +163,20 @@ func (b *blobTracker) manifestPresent(r *registry.Repo, digest string) {
 // mountable) on different registries share one read of the source: the
 // blob is fetched once however many registries receive it.
 func (e *Engine) copyBlobs(ctx context.Context, src *registry.Repo, blobs []blobDesc, targets []*target) {
-	var wg sync.WaitGroup
-	limit := make(chan struct{}, e.opt.Concurrency)
+	var g errgroup.Group
+	g.SetLimit(e.opt.Concurrency)
 	seen := map[string]bool{}
 	for _, b := range blobs {
 		if seen[b.Digest] {
 			continue
 		}
 		seen[b.Digest] = true
-		wg.Add(1)
-		limit <- struct{}{}
-		go func() {
-			defer func() { <-limit; wg.Done() }()
+		g.Go(func() error {
 			e.copyBlob(ctx, src, b, targets)
-		}()
+			return nil
+		})
 	}
-	wg.Wait()
+	_ = g.Wait() // failures are on the targets
 }
 
 func (e *Engine) copyBlob(ctx context.Context, src *registry.Repo, b blobDesc, targets []*target) {

@@ -4,7 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync"
+
+	"golang.org/x/sync/errgroup"
 
 	"github.com/imagesync/imagesync/sync/engine/registry"
 	"github.com/imagesync/imagesync/sync/rules"
@@ -49,23 +50,18 @@ func (e *Engine) expand(ctx context.Context, rs []rules.Rule, skip bool) ([]rule
 			}
 		}()
 	}
-	var wg sync.WaitGroup
-	limit := make(chan struct{}, e.opt.Concurrency)
+	var g errgroup.Group
+	g.SetLimit(e.opt.Concurrency)
 	for i := range rs {
 		r := &rs[i]
 		if !r.NeedsTagList() {
 			continue
 		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			select {
-			case limit <- struct{}{}:
-			case <-ctx.Done():
+		g.Go(func() error {
+			if ctx.Err() != nil { // interrupted while waiting for a slot
 				listed[i].err = context.Cause(ctx)
-				return
+				return nil
 			}
-			defer func() { <-limit }()
 			repo, err := e.c.Repo(ctx, r.Source.Registry, r.Source.Repository, false)
 			if err == nil {
 				listed[i].tags, listed[i].invalid, err = repo.Tags(ctx)
@@ -77,9 +73,10 @@ func (e *Engine) expand(ctx context.Context, rs []rules.Rule, skip bool) ([]rule
 				}
 			}
 			listed[i].err = err
-		}()
+			return nil
+		})
 	}
-	wg.Wait()
+	_ = g.Wait() // errors are per listing
 
 	var jobs []rules.Job
 	var failed []JobResult

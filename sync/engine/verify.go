@@ -7,7 +7,8 @@ import (
 	"fmt"
 	"io"
 	"strings"
-	"sync"
+
+	"golang.org/x/sync/errgroup"
 
 	"github.com/imagesync/imagesync/sync/engine/registry"
 	"github.com/imagesync/imagesync/sync/rules"
@@ -53,24 +54,23 @@ type VerifyOptions struct {
 // next sync repairs it.
 func (e *Engine) Verify(ctx context.Context, jobs []rules.Job, opt VerifyOptions) []VerifyResult {
 	out := make([]VerifyResult, len(jobs))
-	var wg sync.WaitGroup
-	limit := make(chan struct{}, e.opt.Concurrency)
+	// The first Ctrl-C stops starting checks; the ones in flight finish.
+	stopped := func() bool { return ctx.Err() != nil || closed(e.opt.Stop) }
+	notChecked := func(j rules.Job) VerifyResult {
+		return VerifyResult{Job: j, Problems: []Problem{{Kind: ProblemError, Ref: j.Destination.String(), Detail: "not checked: " + ErrInterrupted.Error()}}}
+	}
+	var g errgroup.Group
+	g.SetLimit(e.opt.Concurrency)
 	for i, j := range jobs {
-		// The first Ctrl-C stops starting checks; the ones in flight finish.
-		select {
-		case limit <- struct{}{}:
-		case <-ctx.Done():
-		case <-e.opt.Stop:
+		if stopped() {
+			out[i] = notChecked(j)
+			continue
 		}
-		if ctx.Err() != nil || closed(e.opt.Stop) {
-			for k := i; k < len(jobs); k++ {
-				out[k] = VerifyResult{Job: jobs[k], Problems: []Problem{{Kind: ProblemError, Ref: jobs[k].Destination.String(), Detail: "not checked: " + ErrInterrupted.Error()}}}
+		g.Go(func() error {
+			if stopped() { // while waiting for a slot
+				out[i] = notChecked(j)
+				return nil
 			}
-			break
-		}
-		wg.Add(1)
-		go func() {
-			defer func() { <-limit; wg.Done() }()
 			defer func() {
 				if p := recover(); p != nil {
 					out[i] = VerifyResult{Job: j, Problems: []Problem{{Kind: ProblemError, Detail: fmt.Sprintf("internal error (please report it): %v", p)}}}
@@ -84,9 +84,10 @@ func (e *Engine) Verify(ctx context.Context, jobs []rules.Job, opt VerifyOptions
 				}
 				_ = e.opt.Ledger.Invalidate(j.Destination.Repo(), key)
 			}
-		}()
+			return nil
+		})
 	}
-	wg.Wait()
+	_ = g.Wait() // problems are on the results
 	return out
 }
 
