@@ -1,0 +1,148 @@
+package engine
+
+import (
+	"strings"
+	"sync"
+
+	"github.com/imagesync/imagesync/sync/engine/registry"
+	"github.com/imagesync/imagesync/sync/ledger"
+)
+
+// blobTracker is the run's knowledge of what each destination registry
+// holds, so a blob is uploaded once per registry and mounted everywhere else.
+// It reads the digest ledger for what earlier runs left (unless refreshing)
+// and writes every new fact to it.
+type blobTracker struct {
+	ledger    *ledger.Ledger
+	useLedger bool // false with --refresh: the ledger is written, not believed
+	write     bool // false for plan: nothing is written anywhere
+
+	mu        sync.Mutex
+	present   map[string]map[string]bool // host+digest → repositories that have it
+	manifests map[string]bool            // host/repo@digest known present
+	flights   map[string]*flight         // host+digest → upload in progress
+}
+
+type flight struct {
+	done chan struct{}
+	repo string // where it was uploaded
+	err  error
+}
+
+func newBlobTracker(l *ledger.Ledger, useLedger, write bool) *blobTracker {
+	return &blobTracker{ledger: l, useLedger: useLedger, write: write, present: map[string]map[string]bool{}, manifests: map[string]bool{}, flights: map[string]*flight{}}
+}
+
+func blobKey(r *registry.Repo, digest string) string { return r.Host() + "@" + digest }
+
+func (b *blobTracker) has(r *registry.Repo, digest string) bool {
+	b.mu.Lock()
+	known := b.present[blobKey(r, digest)][r.Name]
+	b.mu.Unlock()
+	return known || (b.useLedger && b.ledger.HasBlob(r.String(), digest))
+}
+
+// add records that r holds the blob, in memory and in the ledger.
+func (b *blobTracker) add(r *registry.Repo, digest string) {
+	b.mu.Lock()
+	k := blobKey(r, digest)
+	if b.present[k] == nil {
+		b.present[k] = map[string]bool{}
+	}
+	b.present[k][r.Name] = true
+	b.mu.Unlock()
+	if b.write {
+		_ = b.ledger.RecordBlobs(r.String(), []string{digest})
+	}
+}
+
+// mountFrom returns a repository of r's registry known to hold the blob.
+func (b *blobTracker) mountFrom(r *registry.Repo, digest string) string {
+	b.mu.Lock()
+	var cands []string
+	for repo := range b.present[blobKey(r, digest)] {
+		cands = append(cands, repo)
+	}
+	b.mu.Unlock()
+	if b.useLedger {
+		for _, full := range b.ledger.ReposWithBlob(r.Registry, digest) {
+			cands = append(cands, strings.TrimPrefix(full, r.Registry+"/"))
+		}
+	}
+	best := ""
+	for _, repo := range cands {
+		if repo != r.Name && (best == "" || repo < best) { // deterministic
+			best = repo
+		}
+	}
+	return best
+}
+
+// forget drops what is known of r, in memory and in the ledger, after the
+// registry contradicted it.
+func (b *blobTracker) forget(r *registry.Repo) {
+	b.mu.Lock()
+	for _, repos := range b.present {
+		delete(repos, r.Name)
+	}
+	prefix := r.Host() + "/" + r.Name + "@"
+	for k := range b.manifests {
+		if strings.HasPrefix(k, prefix) {
+			delete(b.manifests, k)
+		}
+	}
+	b.mu.Unlock()
+	if b.write {
+		_ = b.ledger.Invalidate(r.String(), "")
+	}
+}
+
+// claim makes the caller the uploader of digest to r's registry, or returns
+// the flight already under way.
+func (b *blobTracker) claim(r *registry.Repo, digest string) (f *flight, leader bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	k := blobKey(r, digest)
+	if f, ok := b.flights[k]; ok {
+		return f, false
+	}
+	f = &flight{done: make(chan struct{}), repo: r.Name}
+	b.flights[k] = f
+	return f, true
+}
+
+func (b *blobTracker) land(r *registry.Repo, digest string, f *flight, err error) {
+	if err == nil {
+		b.add(r, digest)
+	}
+	b.mu.Lock()
+	delete(b.flights, blobKey(r, digest))
+	b.mu.Unlock()
+	f.err = err
+	close(f.done)
+}
+
+func (b *blobTracker) hasManifest(r *registry.Repo, digest string) bool {
+	b.mu.Lock()
+	known := b.manifests[r.Host()+"/"+r.Name+"@"+digest]
+	b.mu.Unlock()
+	if known {
+		return true
+	}
+	if b.useLedger {
+		_, ok := b.ledger.Manifest(r.String() + "@" + digest)
+		return ok
+	}
+	return false
+}
+
+// manifestPresent records that r holds the manifest digest (a child, or a
+// root pushed by digest), in memory and in the ledger.
+func (b *blobTracker) manifestPresent(r *registry.Repo, digest string) {
+	b.mu.Lock()
+	b.manifests[r.Host()+"/"+r.Name+"@"+digest] = true
+	b.mu.Unlock()
+	if b.write {
+		_ = b.ledger.RecordManifest(r.String()+"@"+digest, ledger.Entry{Digest: digest})
+	}
+}

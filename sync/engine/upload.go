@@ -1,0 +1,135 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+	"sync/atomic"
+
+	"github.com/imagesync/imagesync/sync/engine/registry"
+)
+
+// uploadSlot is one destination of an upload.
+type uploadSlot struct {
+	dst      *registry.Repo
+	location string // an open upload session, or "" to open one
+	n        int64  // bytes uploaded
+	err      error
+	image    string       // progress: the image these bytes count for
+	sent     atomic.Int64 // progress: bytes reported in this attempt
+}
+
+// upload streams the blob from src into every slot's destination with one
+// read of the source: no disk, no whole-blob buffer, the digest checked as it
+// streams so a corrupt read never completes a PUT. Slots that fail
+// transiently restart together from a fresh read (three attempts in all).
+func (e *Engine) upload(ctx context.Context, src *registry.Repo, b blobDesc, slots []*uploadSlot) {
+	select {
+	case e.sem <- struct{}{}:
+	case <-ctx.Done():
+		for _, s := range slots {
+			s.err = ctx.Err()
+			s.dst.CancelUpload(ctx, s.location)
+		}
+		return
+	}
+	defer func() { <-e.sem }()
+	for _, s := range slots {
+		s.image = e.work.uploading(ctx, blobKey(s.dst, b.Digest), b.Size)
+	}
+	pending := slots
+	for attempt := 0; attempt < 3 && len(pending) > 0; attempt++ {
+		if attempt > 0 {
+			for _, s := range pending {
+				e.log.Debug("restarting upload", "digest", b.Digest, "into", s.dst.String(), "error", s.err)
+				s.location = ""
+			}
+		}
+		e.uploadOnce(ctx, src, b, pending)
+		var again []*uploadSlot
+		for _, s := range pending {
+			if s.err != nil { // its bytes were not uploaded after all
+				e.work.bytes(s.image, -s.sent.Swap(0))
+			}
+			switch {
+			case s.err == nil:
+				e.uploaded.Add(1)
+				e.bytes.Add(s.n)
+				e.work.uploaded(blobKey(s.dst, b.Digest))
+			case !registry.IsPermanent(s.err) && ctx.Err() == nil:
+				again = append(again, s)
+			}
+		}
+		pending = again
+	}
+}
+
+// uploadOnce is one attempt: open the sessions, one GET, and one PUT per
+// destination fed from it (through a pipe each when there are several).
+func (e *Engine) uploadOnce(ctx context.Context, src *registry.Repo, b blobDesc, slots []*uploadSlot) {
+	var live []*uploadSlot
+	for _, s := range slots {
+		s.err, s.n = nil, 0
+		if s.location == "" {
+			loc, _, err := s.dst.StartUpload(ctx, b.Digest, "")
+			if err != nil {
+				s.err = err
+				continue
+			}
+			s.location = loc
+		}
+		live = append(live, s)
+	}
+	if len(live) == 0 {
+		return
+	}
+	failAll := func(err error) {
+		for _, s := range live {
+			s.err = err
+			s.dst.CancelUpload(ctx, s.location) // abandoned: nothing will be sent to it
+			s.location = ""
+		}
+	}
+	rc, size, err := src.GetBlob(ctx, b.Digest)
+	if err != nil {
+		failAll(fmt.Errorf("reading from %s: %w", src, err))
+		return
+	}
+	defer rc.Close()
+	if size >= 0 && b.Size > 0 && size != b.Size {
+		failAll(registry.Permanent(fmt.Errorf("source sent %d bytes, the manifest says %d", size, b.Size)))
+		return
+	}
+	if size < 0 {
+		size = b.Size
+	}
+	vr, err := newVerifier(rc, b.Digest, size)
+	if err != nil {
+		failAll(err)
+		return
+	}
+	if e.opt.OnPlanned != nil {
+		e.opt.OnPlanned(b.Size * int64(len(live)))
+	}
+	if e.opt.OnBytes != nil || e.work != nil {
+		copies := int64(len(live))
+		vr.progress = func(n int64) {
+			if e.opt.OnBytes != nil {
+				e.opt.OnBytes(n * copies)
+			}
+			for _, s := range live {
+				s.sent.Add(n)
+				e.work.bytes(s.image, n)
+			}
+		}
+	}
+	if len(live) == 1 {
+		s := live[0]
+		if s.err = s.dst.PutUpload(ctx, s.location, b.Digest, size, vr); s.err == nil {
+			s.n = vr.n
+		} else if vr.err != nil {
+			s.err = vr.err
+		}
+		return
+	}
+	fanOut(ctx, vr, b.Digest, size, live)
+}

@@ -1,0 +1,68 @@
+package engine
+
+import (
+	"crypto/sha256"
+	"crypto/sha512"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"strings"
+
+	"github.com/imagesync/imagesync/sync/engine/registry"
+)
+
+// verifier passes a blob through while hashing it; at the end it fails the
+// read (and so the PUT carrying it) when the digest or size is wrong.
+type verifier struct {
+	r        io.Reader
+	h        hash.Hash
+	alg      string
+	want     string
+	size     int64
+	n        int64
+	err      error
+	progress func(int64)
+}
+
+func newVerifier(r io.Reader, digest string, size int64) (*verifier, error) {
+	if !registry.ValidDigest(digest) {
+		return nil, registry.Permanent(fmt.Errorf("unsupported or malformed digest %q", clip(digest)))
+	}
+	alg, _, _ := strings.Cut(digest, ":")
+	h := sha256.New()
+	if alg == "sha512" {
+		h = sha512.New()
+	}
+	return &verifier{r: r, h: h, alg: alg, want: digest, size: size}, nil
+}
+
+var errDigestMismatch = errors.New("digest mismatch")
+
+func (v *verifier) Read(p []byte) (int, error) {
+	n, err := v.r.Read(p)
+	v.h.Write(p[:n])
+	v.n += int64(n)
+	if v.progress != nil && n > 0 {
+		v.progress(int64(n))
+	}
+	if v.size >= 0 && v.n > v.size {
+		v.err = registry.Permanent(fmt.Errorf("source sent more than %d bytes", v.size))
+		return n, v.err
+	}
+	if err == io.EOF {
+		got := v.alg + ":" + hex.EncodeToString(v.h.Sum(nil))
+		if got != v.want {
+			v.err = registry.Permanent(fmt.Errorf("%w: source blob hashes to %s", errDigestMismatch, got))
+			return n, v.err
+		}
+		if v.size >= 0 && v.n != v.size {
+			v.err = fmt.Errorf("source blob ended after %d of %d bytes", v.n, v.size)
+			return n, v.err
+		}
+	} else if err != nil {
+		v.err = err
+	}
+	return n, err
+}
