@@ -129,12 +129,13 @@ func closed(c <-chan struct{}) bool {
 
 // Engine runs jobs against one registry client.
 type Engine struct {
-	c     *registry.Client
-	opt   Options
-	blobs *blobTracker
-	sem   chan struct{} // bounds blob transfers
-	log   *slog.Logger
-	work  *workTracker // nil without OnProgress
+	c      *registry.Client
+	opt    Options
+	blobs  *blobTracker
+	belief belief        // which ledger facts the run acts on
+	sem    chan struct{} // bounds blob transfers
+	log    *slog.Logger
+	work   *workTracker // nil without OnProgress
 
 	uploaded, mounted atomic.Int64
 	bytes             atomic.Int64
@@ -153,7 +154,8 @@ func New(c *registry.Client, opt Options) *Engine {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Engine{c: c, opt: opt, blobs: newBlobTracker(opt.Ledger, !opt.Refresh, !opt.DryRun), sem: make(chan struct{}, opt.Concurrency), log: log}
+	believe := newBelief(opt)
+	return &Engine{c: c, opt: opt, belief: believe, blobs: newBlobTracker(believe, !opt.DryRun), sem: make(chan struct{}, opt.Concurrency), log: log}
 }
 
 // Observe sets the progress callbacks (see Options) before Sync.
@@ -285,6 +287,12 @@ func (e *Engine) Sync(ctx context.Context, jobs []rules.Job, pre []JobResult) *R
 	}
 	workers.Wait()
 
+	e.summarize(ctx, res, start)
+	return res
+}
+
+// summarize counts the results of a run into its Summary.
+func (e *Engine) summarize(ctx context.Context, res *Result, start time.Time) {
 	s := &res.Summary
 	for _, r := range res.Jobs {
 		switch r.Action {
@@ -318,7 +326,6 @@ func (e *Engine) Sync(ctx context.Context, jobs []rules.Job, pre []JobResult) *R
 	s.Requests = e.c.Stats.Requests.Load()
 	s.Retries = e.c.Stats.Retries.Load()
 	s.Duration = time.Since(start)
-	return res
 }
 
 // runUnit runs one unit and turns a panic into failed jobs.

@@ -13,9 +13,9 @@ import (
 // It reads the digest ledger for what earlier runs left (unless refreshing)
 // and writes every new fact to it.
 type blobTracker struct {
-	ledger    *ledger.Ledger
-	useLedger bool // false with --refresh: the ledger is written, not believed
-	write     bool // false for plan: nothing is written anywhere
+	ledger  *ledger.Ledger
+	believe belief // which of the ledger's facts count (none with --refresh)
+	write   bool   // false for plan: nothing is written anywhere
 
 	mu        sync.Mutex
 	present   map[string]map[string]bool // host+digest → repositories that have it
@@ -29,8 +29,8 @@ type flight struct {
 	err  error
 }
 
-func newBlobTracker(l *ledger.Ledger, useLedger, write bool) *blobTracker {
-	return &blobTracker{ledger: l, useLedger: useLedger, write: write, present: map[string]map[string]bool{}, manifests: map[string]bool{}, flights: map[string]*flight{}}
+func newBlobTracker(believe belief, write bool) *blobTracker {
+	return &blobTracker{ledger: believe.l, believe: believe, write: write, present: map[string]map[string]bool{}, manifests: map[string]bool{}, flights: map[string]*flight{}}
 }
 
 func blobKey(r *registry.Repo, digest string) string { return r.Host() + "@" + digest }
@@ -39,7 +39,7 @@ func (b *blobTracker) has(r *registry.Repo, digest string) bool {
 	b.mu.Lock()
 	known := b.present[blobKey(r, digest)][r.Name]
 	b.mu.Unlock()
-	return known || (b.useLedger && b.ledger.HasBlob(r.String(), digest))
+	return known || (b.believe.content() && b.ledger.HasBlob(r.String(), digest))
 }
 
 // add records that r holds the blob, in memory and in the ledger.
@@ -64,7 +64,7 @@ func (b *blobTracker) mountFrom(r *registry.Repo, digest string) string {
 		cands = append(cands, repo)
 	}
 	b.mu.Unlock()
-	if b.useLedger {
+	if b.believe.content() {
 		for _, full := range b.ledger.ReposWithBlob(r.Registry, digest) {
 			cands = append(cands, strings.TrimPrefix(full, r.Registry+"/"))
 		}
@@ -129,7 +129,7 @@ func (b *blobTracker) hasManifest(r *registry.Repo, digest string) bool {
 	if known {
 		return true
 	}
-	if b.useLedger {
+	if b.believe.content() {
 		_, ok := b.ledger.Manifest(r.String() + "@" + digest)
 		return ok
 	}

@@ -158,47 +158,19 @@ func (e *Engine) verifyJob(ctx context.Context, j rules.Job, opt VerifyOptions) 
 }
 
 // sourceDigest returns the digest a unit's destinations must hold ("" when
-// the platform filter removes everything); with platform-mode keep-index it
-// marks the children left out in skip.
+// the platform filter removes everything): what a sync decides, by the same
+// steps.
 func (e *Engine) sourceDigest(ctx context.Context, u *unit, skip map[string]bool) (string, error) {
-	repo, err := e.c.Repo(ctx, u.src.Registry, u.src.Repository, false)
+	src, err := e.resolveSource(ctx, u.src)
 	if err != nil {
 		return "", err
 	}
-	src := &source{repo: repo, ref: u.src.Tag, made: map[string]manifestBytes{}}
-	if u.src.Digest != "" {
-		src.ref = u.src.Digest
-		src.desc.Digest = u.src.Digest
-	} else if src.desc, err = repo.HeadManifest(ctx, src.ref); err != nil {
-		return "", e.explain(repo, err)
-	} else {
-		src.ref = src.desc.Digest // read what was decided, not what the tag says now
-	}
-	if u.filter.Empty() {
-		return src.desc.Digest, nil
-	}
-	if err := src.load(ctx); err != nil {
-		return "", e.explain(repo, err)
-	}
-	if isIndex(src.desc.MediaType) && u.keepIndex {
-		kept, err := sparseChildren(ctx, repo, src.raw, u.filter, skip)
-		if err != nil || kept == 0 {
-			return "", err
-		}
-		return src.desc.Digest, nil
-	}
-	if isIndex(src.desc.MediaType) {
-		out, kept, err := filterIndex(ctx, repo, src.raw, u.filter, src.made)
-		if err != nil || kept == 0 {
-			return "", err
-		}
-		return registry.Digest(out), nil
-	}
-	p, err := imagePlatform(ctx, repo, src.raw)
-	if err != nil || !u.filter.Match(p) {
+	src.skip = skip // the children a keep-index filter leaves out are not looked for
+	want, filtered, err := e.wantDigest(ctx, u, src)
+	if err != nil || filtered != nil {
 		return "", err
 	}
-	return src.desc.Digest, nil
+	return want, nil
 }
 
 func refSep(ref string) string {
