@@ -29,12 +29,18 @@ func (c *VerifyCmd) Run(rc *runContext) error {
 	eng := s.engine(&c.Inputs, engine.Options{})
 	var jobs []rules.Job
 	var unchecked []engine.VerifyResult
-	if c.Offline {
-		jobs, err = offlineJobs(rc, s, c.SkipInvalidRules)
+	switch {
+	case c.Offline && c.SkipInvalidRules:
+		var skipped rules.ErrorList
+		jobs, skipped = eng.ExpandOfflineSkipping(s.rules)
+		s.reportSkipped(rc, skipped)
+		jobs, _ = s.selectShard(jobs, nil)
+	case c.Offline:
+		jobs, err = eng.ExpandOffline(s.rules)
 		if err == nil {
 			jobs, _ = s.selectShard(jobs, nil)
 		}
-	} else {
+	default:
 		var failed []engine.JobResult
 		jobs, failed, err = s.expand(rc, &c.Inputs, eng)
 		if err == nil {
@@ -66,33 +72,4 @@ func (c *VerifyCmd) Run(rc *runContext) error {
 		return &exitError{code: exitSomeFail, err: fmt.Errorf("%d of %d destinations differ or could not be checked", v.Summary.Mismatch, len(v.Jobs))}
 	}
 	return s.skippedError()
-}
-
-// offlineJobs expands the rules without the source: a rule that needs a tag
-// listing takes the tags the ledger saw copied from that source repository.
-func offlineJobs(rc *runContext, s *session, skip bool) ([]rules.Job, error) {
-	var jobs []rules.Job
-	var errs rules.ErrorList
-	for i := range s.rules {
-		r := &s.rules[i]
-		var tags []string
-		if r.NeedsTagList() {
-			tags = s.ledger.SourceTags(r.Source.Registry + "/" + r.Source.Repository)
-		}
-		js, err := r.Expand(tags)
-		if err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		jobs = append(jobs, js...)
-	}
-	if skip {
-		jobs, conflicts := rules.CheckJobsSkipping(jobs)
-		s.reportSkipped(rc, append(errs, conflicts...))
-		return jobs, nil
-	}
-	if len(errs) > 0 {
-		return nil, errs
-	}
-	return rules.CheckJobs(jobs)
 }

@@ -1,0 +1,44 @@
+package engine
+
+import (
+	"github.com/imagesync/imagesync/sync/rules"
+)
+
+// ExpandOffline expands rules into jobs without asking the source (verify
+// --offline): a rule that needs a tag listing takes the tags the ledger saw
+// copied from that source repository. Invalid rules and destination
+// conflicts are errors, as in Expand.
+func (e *Engine) ExpandOffline(rs []rules.Rule) ([]rules.Job, error) {
+	jobs, errs := e.expandOffline(rs)
+	if len(errs) > 0 {
+		return nil, errs
+	}
+	return rules.CheckJobs(jobs)
+}
+
+// ExpandOfflineSkipping is ExpandOffline that sets invalid rules and
+// conflicting destinations aside (--skip-invalid-rules) and returns them.
+func (e *Engine) ExpandOfflineSkipping(rs []rules.Rule) ([]rules.Job, rules.ErrorList) {
+	jobs, errs := e.expandOffline(rs)
+	jobs, conflicts := rules.CheckJobsSkipping(jobs)
+	return jobs, append(errs, conflicts...)
+}
+
+func (e *Engine) expandOffline(rs []rules.Rule) ([]rules.Job, rules.ErrorList) {
+	var jobs []rules.Job
+	var errs rules.ErrorList
+	for i := range rs {
+		r := &rs[i]
+		var tags []string
+		if r.NeedsTagList() {
+			tags = e.opt.Ledger.SourceTags(r.Source.Registry + "/" + r.Source.Repository)
+		}
+		js, err := r.Expand(tags)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		jobs = append(jobs, js...)
+	}
+	return jobs, errs
+}
