@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"sync"
 
+	"github.com/google/go-containerregistry/pkg/v1/types"
+
 	"github.com/imagesync/imagesync/sync/engine/registry"
 )
 
@@ -112,14 +114,14 @@ func (e *Engine) syncUnit(ctx context.Context, u *unit) []JobResult {
 // with its blobs) to every live target: children before index, blobs before
 // manifest, the manifest bytes untouched. Dry (plan), it walks the same tree
 // and counts the bytes that would move instead.
-func (e *Engine) copyManifest(ctx context.Context, src *source, raw []byte, mediaType string, targets []*target) {
+func (e *Engine) copyManifest(ctx context.Context, src *source, raw []byte, mediaType types.MediaType, targets []*target) {
 	switch {
-	case isSchema1(mediaType):
+	case mediaType.IsSchema1():
 		for _, t := range targets {
 			t.fail(schema1Error())
 		}
 		return
-	case isIndex(mediaType):
+	case mediaType.IsIndex():
 		children, err := parseIndex(raw)
 		if err != nil {
 			for _, t := range targets {

@@ -84,7 +84,7 @@ func (e *Engine) decide(ctx context.Context, u *unit) *decision {
 	if err := src.load(ctx); err != nil {
 		return d.settle(Failed, e.explain(src.repo, err))
 	}
-	if isSchema1(src.desc.MediaType) {
+	if src.desc.MediaType.IsSchema1() {
 		return d.settle(Failed, schema1Error())
 	}
 	return d
@@ -122,7 +122,7 @@ func (e *Engine) resolveSource(ctx context.Context, ref rules.Ref) (*source, err
 		}
 		return nil, e.explain(repo, err)
 	}
-	if isSchema1(d.MediaType) {
+	if d.MediaType.IsSchema1() {
 		return nil, schema1Error()
 	}
 	src.desc, src.ref = d, d.Digest
@@ -172,9 +172,9 @@ func (e *Engine) wantDigest(ctx context.Context, u *unit, src *source) (want str
 		return "", nil, e.explain(src.repo, err)
 	}
 	switch mt := src.desc.MediaType; {
-	case isSchema1(mt):
+	case mt.IsSchema1():
 		return "", nil, schema1Error()
-	case isIndex(mt) && u.keepIndex:
+	case mt.IsIndex() && u.keepIndex:
 		kept, err := sparseChildren(ctx, src.repo, src.raw, u.filter, src.skip)
 		if err != nil {
 			return "", nil, e.explain(src.repo, err)
@@ -182,7 +182,7 @@ func (e *Engine) wantDigest(ctx context.Context, u *unit, src *source) (want str
 		if kept == 0 {
 			return "", fmt.Errorf("no image matches the platform filter %s", u.filter), nil
 		}
-	case isIndex(mt):
+	case mt.IsIndex():
 		out, kept, err := filterIndex(ctx, src.repo, src.raw, u.filter, src.made)
 		if err != nil {
 			return "", nil, e.explain(src.repo, err)

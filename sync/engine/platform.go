@@ -7,6 +7,8 @@ import (
 	"io"
 	"strings"
 
+	"github.com/google/go-containerregistry/pkg/v1/types"
+
 	"github.com/imagesync/imagesync/sync/engine/registry"
 )
 
@@ -131,16 +133,10 @@ func (f Filter) String() string {
 // childDesc is the part of an index entry the engine reads; the entry's bytes
 // are kept as they are.
 type childDesc struct {
-	MediaType string    `json:"mediaType"`
-	Digest    string    `json:"digest"`
-	Size      int64     `json:"size"`
-	Platform  *Platform `json:"platform,omitempty"`
-}
-
-func isIndex(mt string) bool { return mt == registry.MediaOCIIndex || mt == registry.MediaDockerList }
-
-func isSchema1(mt string) bool {
-	return mt == registry.MediaDockerSchema1 || mt == registry.MediaDockerSigned
+	MediaType types.MediaType `json:"mediaType"`
+	Digest    string          `json:"digest"`
+	Size      int64           `json:"size"`
+	Platform  *Platform       `json:"platform,omitempty"`
 }
 
 func parseIndex(raw []byte) ([]childDesc, error) {
@@ -211,7 +207,7 @@ func filterIndex(ctx context.Context, src *registry.Repo, raw []byte, f Filter, 
 		if !registry.ValidDigest(d.Digest) {
 			return nil, 0, registry.Permanent(fmt.Errorf("index lists a child with the digest %q: %w", clip(d.Digest), registry.ErrInvalidReference))
 		}
-		if isIndex(d.MediaType) && d.Platform == nil {
+		if d.MediaType.IsIndex() && d.Platform == nil {
 			ctx, err := deeper(ctx, d.Digest)
 			if err != nil {
 				return nil, 0, err
@@ -281,10 +277,10 @@ func imagePlatform(ctx context.Context, src *registry.Repo, raw []byte) (*Platfo
 }
 
 type blobDesc struct {
-	MediaType string   `json:"mediaType"`
-	Digest    string   `json:"digest"`
-	Size      int64    `json:"size"`
-	URLs      []string `json:"urls,omitempty"`
+	MediaType types.MediaType `json:"mediaType"`
+	Digest    string          `json:"digest"`
+	Size      int64           `json:"size"`
+	URLs      []string        `json:"urls,omitempty"`
 }
 
 type imageManifest struct {
@@ -294,5 +290,5 @@ type imageManifest struct {
 
 type manifestBytes struct {
 	raw       []byte
-	mediaType string
+	mediaType types.MediaType
 }

@@ -3,6 +3,8 @@ package engine
 import (
 	"context"
 	"sync"
+
+	"github.com/google/go-containerregistry/pkg/v1/types"
 )
 
 // ProgressKind says what a Progress event reports.
@@ -230,11 +232,11 @@ func (e *Engine) resolve(ctx context.Context, units []*unit) {
 // measure walks a manifest tree as copyManifest will, counting for each
 // target the blobs that are neither known present nor mountable. Child
 // manifests read here are kept for the copy.
-func (e *Engine) measure(ctx context.Context, u *unit, src *source, raw []byte, mediaType string, targets []*target) {
+func (e *Engine) measure(ctx context.Context, u *unit, src *source, raw []byte, mediaType types.MediaType, targets []*target) {
 	switch {
-	case isSchema1(mediaType):
+	case mediaType.IsSchema1():
 		return
-	case isIndex(mediaType):
+	case mediaType.IsIndex():
 		children, err := parseIndex(raw)
 		if err != nil {
 			return
@@ -299,7 +301,7 @@ func imageBlobs(raw []byte) ([]blobDesc, error) {
 
 // child returns a child manifest of the source: one the platform filter
 // wrote, one read before, or one read now (and kept).
-func (s *source) child(ctx context.Context, c childDesc) ([]byte, string, bool) {
+func (s *source) child(ctx context.Context, c childDesc) ([]byte, types.MediaType, bool) {
 	if m, ok := s.made[c.Digest]; ok {
 		return m.raw, m.mediaType, true
 	}

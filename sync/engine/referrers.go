@@ -9,6 +9,8 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/google/go-containerregistry/pkg/v1/types"
+
 	"github.com/imagesync/imagesync/sync/engine/registry"
 	"github.com/imagesync/imagesync/sync/rules"
 )
@@ -39,7 +41,7 @@ type referrer struct {
 	artifactType string
 	tag          string // cosign tag ("sha256-<hex>.sig"); "" for subject-bearing referrers
 	raw          []byte
-	mediaType    string
+	mediaType    types.MediaType
 	entry        json.RawMessage // the descriptor as listed (for fallback indexes)
 }
 
@@ -47,7 +49,7 @@ type referrer struct {
 // fallback hold it.
 type referrerIndex struct {
 	SchemaVersion int               `json:"schemaVersion"`
-	MediaType     string            `json:"mediaType"`
+	MediaType     types.MediaType   `json:"mediaType"`
 	Manifests     []json.RawMessage `json:"manifests"`
 }
 

@@ -14,15 +14,16 @@ import (
 	ggcrregistry "github.com/google/go-containerregistry/pkg/registry"
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/imagesync/imagesync/sync/engine/registry"
 	"github.com/imagesync/imagesync/sync/rules"
 )
 
-func putRaw(t *testing.T, host, repo, ref, mediaType string, raw []byte) string {
+func putRaw(t *testing.T, host, repo, ref string, mediaType types.MediaType, raw []byte) string {
 	t.Helper()
 	req, _ := http.NewRequest(http.MethodPut, "http://"+host+"/v2/"+repo+"/manifests/"+ref, bytes.NewReader(raw))
-	req.Header.Set("Content-Type", mediaType)
+	req.Header.Set("Content-Type", string(mediaType))
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil || resp.StatusCode != http.StatusCreated {
 		t.Fatalf("PUT %s: %v %v", ref, resp, err)
@@ -65,7 +66,7 @@ func TestReferrersValidatedAndFiltered(t *testing.T) {
 	inner := ggcrregistry.New(ggcrregistry.Logger(log.New(io.Discard, "", 0)))
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if hostile != nil && r.Method != http.MethodPut && (strings.Contains(r.URL.Path, "/manifests/sha256-") || strings.HasSuffix(r.URL.Path, "/manifests/"+registry.Digest(hostile))) {
-			w.Header().Set("Content-Type", registry.MediaOCIIndex)
+			w.Header().Set("Content-Type", string(registry.MediaOCIIndex))
 			w.Header().Set("Docker-Content-Digest", registry.Digest(hostile))
 			_, _ = w.Write(hostile)
 			return

@@ -76,7 +76,7 @@ func sparseChildren(ctx context.Context, src *registry.Repo, raw []byte, f Filte
 		if err := json.Unmarshal(e, &d); err != nil {
 			return 0, registry.Permanent(fmt.Errorf("parsing index entry: %w", err))
 		}
-		if isIndex(d.MediaType) && d.Platform == nil {
+		if d.MediaType.IsIndex() && d.Platform == nil {
 			nested, _, err := src.GetManifest(ctx, d.Digest)
 			if err != nil {
 				return 0, fmt.Errorf("nested index %s: %w", d.Digest, err)

@@ -195,7 +195,7 @@ func (e *Engine) verifyTree(ctx context.Context, dst *registry.Repo, digest stri
 		return []Problem{{Kind: ProblemError, Ref: dst.String() + "@" + digest, Detail: err.Error()}}
 	}
 	var problems []Problem
-	if isIndex(desc.MediaType) {
+	if desc.MediaType.IsIndex() {
 		children, err := parseIndex(raw)
 		if err != nil {
 			return []Problem{{Kind: ProblemError, Ref: dst.String() + "@" + digest, Detail: err.Error()}}

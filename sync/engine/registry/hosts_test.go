@@ -49,7 +49,7 @@ func TestRetryAfterPausesTheHost(t *testing.T) {
 			return
 		}
 		w.Header().Set("Docker-Content-Digest", "sha256:"+strings.Repeat("e", 64))
-		w.Header().Set("Content-Type", MediaOCIManifest)
+		w.Header().Set("Content-Type", string(MediaOCIManifest))
 	})
 	repo, _ := c.Repo(context.Background(), host, "ns/app", false)
 	start := time.Now()
@@ -75,7 +75,7 @@ func TestDockerHubQuota(t *testing.T) {
 		}
 		w.Header().Set("Ratelimit-Limit", "100;w=21600")
 		w.Header().Set("Ratelimit-Remaining", "0;w=21600")
-		w.Header().Set("Content-Type", MediaOCIManifest)
+		w.Header().Set("Content-Type", string(MediaOCIManifest))
 		w.Header().Set("Docker-Content-Digest", "sha256:"+strings.Repeat("f", 64))
 		io.WriteString(w, `{"schemaVersion":2}`)
 	})
@@ -163,7 +163,7 @@ func TestRateLimit(t *testing.T) {
 			mu.Unlock()
 		}
 		w.Header().Set("Docker-Content-Digest", "sha256:"+strings.Repeat("a", 64))
-		w.Header().Set("Content-Type", MediaOCIManifest)
+		w.Header().Set("Content-Type", string(MediaOCIManifest))
 	})
 	c := New(&credentials.Chain{}, WithRetryPolicy(fastRetries), WithHostPolicy(HostPolicy{Rate: rate}))
 	repo, _ := c.Repo(context.Background(), host, "ns/app", false)

@@ -9,27 +9,29 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+
+	"github.com/google/go-containerregistry/pkg/v1/types"
 )
 
 // Manifest media types imagesync asks for. Schema 1 is asked for only to
 // recognise it and say it is unsupported.
 const (
-	MediaOCIIndex      = "application/vnd.oci.image.index.v1+json"
-	MediaOCIManifest   = "application/vnd.oci.image.manifest.v1+json"
-	MediaDockerList    = "application/vnd.docker.distribution.manifest.list.v2+json"
-	MediaDockerV2      = "application/vnd.docker.distribution.manifest.v2+json"
-	MediaDockerSchema1 = "application/vnd.docker.distribution.manifest.v1+json"
-	MediaDockerSigned  = "application/vnd.docker.distribution.manifest.v1+prettyjws"
+	MediaOCIIndex      = types.OCIImageIndex
+	MediaOCIManifest   = types.OCIManifestSchema1
+	MediaDockerList    = types.DockerManifestList
+	MediaDockerV2      = types.DockerManifestSchema2
+	MediaDockerSchema1 = types.DockerManifestSchema1
+	MediaDockerSigned  = types.DockerManifestSchema1Signed
 )
 
-var acceptManifests = strings.Join([]string{MediaOCIIndex, MediaOCIManifest, MediaDockerList, MediaDockerV2, MediaDockerSigned, MediaDockerSchema1}, ", ")
+var acceptManifests = strings.Join([]string{string(MediaOCIIndex), string(MediaOCIManifest), string(MediaDockerList), string(MediaDockerV2), string(MediaDockerSigned), string(MediaDockerSchema1)}, ", ")
 
 // maxManifestSize bounds a manifest read (distribution's own limit is 4 MiB).
 const maxManifestSize = 8 << 20
 
 // Descriptor is what a manifest HEAD or GET tells.
 type Descriptor struct {
-	MediaType string
+	MediaType types.MediaType
 	Digest    string
 	Size      int64
 }
@@ -130,7 +132,7 @@ func (r *Repo) getSmall(ctx context.Context, path, accept string, limit int64) (
 }
 
 // PutManifest stores raw under ref (a tag or its digest) with the media type.
-func (r *Repo) PutManifest(ctx context.Context, ref, mediaType string, raw []byte) error {
+func (r *Repo) PutManifest(ctx context.Context, ref string, mediaType types.MediaType, raw []byte) error {
 	if err := checkRef("manifest reference", ref); err != nil {
 		return err
 	}
@@ -138,7 +140,7 @@ func (r *Repo) PutManifest(ctx context.Context, ref, mediaType string, raw []byt
 	if err != nil {
 		return err
 	}
-	req.Header.Set("Content-Type", mediaType)
+	req.Header.Set("Content-Type", string(mediaType))
 	resp, err := r.do(ctx, req)
 	if err != nil {
 		return err
@@ -153,18 +155,18 @@ func (r *Repo) PutManifest(ctx context.Context, ref, mediaType string, raw []byt
 	return nil
 }
 
-func mediaType(h http.Header) string {
+func mediaType(h http.Header) types.MediaType {
 	ct := h.Get("Content-Type")
 	if i := strings.IndexByte(ct, ';'); i >= 0 {
 		ct = ct[:i]
 	}
-	return strings.TrimSpace(ct)
+	return types.MediaType(strings.TrimSpace(ct))
 }
 
 // sniffMediaType reads the mediaType field of an OCI/Docker manifest.
-func sniffMediaType(raw []byte) string {
+func sniffMediaType(raw []byte) types.MediaType {
 	var m struct {
-		MediaType     string            `json:"mediaType"`
+		MediaType     types.MediaType   `json:"mediaType"`
 		SchemaVersion int               `json:"schemaVersion"`
 		Manifests     []json.RawMessage `json:"manifests"`
 		Signatures    []json.RawMessage `json:"signatures"`

@@ -66,7 +66,7 @@ func TestPingBodyIsCapped(t *testing.T) {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path != "/v2/" {
 			w.Header().Set("Docker-Content-Digest", "sha256:"+strings.Repeat("a", 64))
-			w.Header().Set("Content-Type", MediaOCIManifest)
+			w.Header().Set("Content-Type", string(MediaOCIManifest))
 			return
 		}
 		chunk := bytes.Repeat([]byte("x"), 32<<10)
@@ -103,7 +103,7 @@ func pingCounter(t *testing.T, down *atomic.Bool) (repo *Repo, pings *atomic.Int
 			return
 		}
 		w.Header().Set("Docker-Content-Digest", "sha256:"+strings.Repeat("a", 64))
-		w.Header().Set("Content-Type", MediaOCIManifest)
+		w.Header().Set("Content-Type", string(MediaOCIManifest))
 	}))
 	t.Cleanup(srv.Close)
 	c := New(&credentials.Chain{}, WithRetryPolicy(fastRetries))

@@ -23,7 +23,7 @@ func (r *Repo) Referrers(ctx context.Context, digest string) ([]byte, error) {
 	if err := checkDigest("referrers subject", digest); err != nil {
 		return nil, err
 	}
-	raw, hdr, err := r.getSmall(ctx, "/referrers/"+url.PathEscape(digest), MediaOCIIndex, maxManifestSize+1)
+	raw, hdr, err := r.getSmall(ctx, "/referrers/"+url.PathEscape(digest), string(MediaOCIIndex), maxManifestSize+1)
 	if err != nil {
 		var re *Error
 		if errors.As(err, &re) {

@@ -13,7 +13,7 @@ import (
 // referrers API are told apart.
 func TestReferrersAnswers(t *testing.T) {
 	subject := "sha256:" + strings.Repeat("a", 64)
-	index := `{"schemaVersion":2,"mediaType":"` + MediaOCIIndex + `","manifests":[]}`
+	index := `{"schemaVersion":2,"mediaType":"` + string(MediaOCIIndex) + `","manifests":[]}`
 	for _, tc := range []struct {
 		name    string
 		status  int
@@ -22,7 +22,7 @@ func TestReferrersAnswers(t *testing.T) {
 		wantAPI bool
 		wantErr bool
 	}{
-		{"the API", 200, MediaOCIIndex, index, true, false},
+		{"the API", 200, string(MediaOCIIndex), index, true, false},
 		{"the API, json", 200, "application/json", index, true, false},
 		{"unknown route (distribution)", 404, "text/plain; charset=utf-8", "404 page not found\n", false, false},
 		{"unknown repository (API)", 404, "application/json", `{"errors":[{"code":"NAME_UNKNOWN"}]}`, true, false},

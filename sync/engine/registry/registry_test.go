@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/v1/types"
+
 	"github.com/imagesync/imagesync/credentials"
 )
 
@@ -41,7 +43,7 @@ func TestRetryTransientThenSucceed(t *testing.T) {
 			w.WriteHeader(http.StatusServiceUnavailable)
 		default:
 			w.Header().Set("Docker-Content-Digest", "sha256:"+strings.Repeat("a", 64))
-			w.Header().Set("Content-Type", MediaOCIIndex)
+			w.Header().Set("Content-Type", string(MediaOCIIndex))
 		}
 	})
 	repo, err := c.Repo(context.Background(), host, "ns/app", false)
@@ -111,7 +113,7 @@ func TestRetryAfterHonoured(t *testing.T) {
 			return
 		}
 		second = time.Now()
-		w.Header().Set("Content-Type", MediaDockerV2)
+		w.Header().Set("Content-Type", string(MediaDockerV2))
 		io.WriteString(w, `{"schemaVersion":2}`)
 	})
 	repo, _ := c.Repo(context.Background(), host, "ns/app", false)
@@ -194,7 +196,7 @@ func TestTagsPagination(t *testing.T) {
 
 func TestGetManifestVerifiesDigest(t *testing.T) {
 	c, host := server(t, func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", MediaDockerV2)
+		w.Header().Set("Content-Type", string(MediaDockerV2))
 		io.WriteString(w, `{"schemaVersion":2,"tampered":true}`)
 	})
 	repo, _ := c.Repo(context.Background(), host, "ns/app", false)
@@ -205,12 +207,12 @@ func TestGetManifestVerifiesDigest(t *testing.T) {
 }
 
 func TestSniffMediaType(t *testing.T) {
-	for raw, want := range map[string]string{
-		`{"schemaVersion":2,"mediaType":"` + MediaDockerList + `","manifests":[]}`: MediaDockerList,
-		`{"schemaVersion":2,"manifests":[]}`:                                       MediaOCIIndex,
-		`{"schemaVersion":2,"config":{},"layers":[]}`:                              MediaOCIManifest,
-		`{"schemaVersion":1,"signatures":[]}`:                                      MediaDockerSigned,
-		`{"schemaVersion":1}`:                                                      MediaDockerSchema1,
+	for raw, want := range map[string]types.MediaType{
+		`{"schemaVersion":2,"mediaType":"` + string(MediaDockerList) + `","manifests":[]}`: MediaDockerList,
+		`{"schemaVersion":2,"manifests":[]}`:                                               MediaOCIIndex,
+		`{"schemaVersion":2,"config":{},"layers":[]}`:                                      MediaOCIManifest,
+		`{"schemaVersion":1,"signatures":[]}`:                                              MediaDockerSigned,
+		`{"schemaVersion":1}`:                                                              MediaDockerSchema1,
 	} {
 		if got := sniffMediaType([]byte(raw)); got != want {
 			t.Errorf("sniff(%s) = %s, want %s", raw, got, want)
@@ -251,7 +253,7 @@ func TestTokenOncePerScopeAndRenewed(t *testing.T) {
 			w.WriteHeader(http.StatusUnauthorized)
 		default:
 			w.Header().Set("Docker-Content-Digest", "sha256:"+strings.Repeat("d", 64))
-			w.Header().Set("Content-Type", MediaOCIManifest)
+			w.Header().Set("Content-Type", string(MediaOCIManifest))
 		}
 	}))
 	t.Cleanup(srv.Close)

@@ -117,7 +117,7 @@ func TestInvalidDigestHeaderIsNotBelieved(t *testing.T) {
 	body := `{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json"}`
 	c, host := server(t, func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Docker-Content-Digest", "sha256:../../victim")
-		w.Header().Set("Content-Type", MediaOCIManifest)
+		w.Header().Set("Content-Type", string(MediaOCIManifest))
 		io.WriteString(w, body)
 	})
 	repo, _ := c.Repo(context.Background(), host, "ns/app", false)
