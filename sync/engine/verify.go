@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -9,6 +10,8 @@ import (
 	"strings"
 
 	"golang.org/x/sync/errgroup"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/imagesync/imagesync/sync/engine/registry"
 	"github.com/imagesync/imagesync/sync/rules"
@@ -194,26 +197,32 @@ func (e *Engine) verifyTree(ctx context.Context, dst *registry.Repo, digest stri
 	if err != nil {
 		return []Problem{{Kind: ProblemError, Ref: dst.String() + "@" + digest, Detail: err.Error()}}
 	}
+	// The tree is only walked: go-containerregistry's parsers do, the
+	// bytes are not needed again.
+	broken := func(err error) []Problem {
+		return []Problem{{Kind: ProblemError, Ref: dst.String() + "@" + digest, Detail: err.Error()}}
+	}
 	var problems []Problem
 	if desc.MediaType.IsIndex() {
-		children, err := parseIndex(raw)
+		idx, err := v1.ParseIndexManifest(bytes.NewReader(raw))
 		if err != nil {
-			return []Problem{{Kind: ProblemError, Ref: dst.String() + "@" + digest, Detail: err.Error()}}
+			return broken(err)
 		}
 		ctx, err := deeper(ctx, digest)
 		if err != nil {
-			return []Problem{{Kind: ProblemError, Ref: dst.String() + "@" + digest, Detail: err.Error()}}
+			return broken(err)
 		}
-		for _, c := range children {
-			problems = append(problems, e.verifyTree(ctx, dst, c.Digest, deep, seen)...)
+		for _, c := range idx.Manifests {
+			problems = append(problems, e.verifyTree(ctx, dst, c.Digest.String(), deep, seen)...)
 		}
 		return problems
 	}
-	m, err := parseImage(raw)
+	m, err := v1.ParseManifest(bytes.NewReader(raw))
 	if err != nil {
-		return []Problem{{Kind: ProblemError, Ref: dst.String() + "@" + digest, Detail: err.Error()}}
+		return broken(err)
 	}
-	for _, b := range append([]blobDesc{m.Config}, m.Layers...) {
+	for _, l := range append([]v1.Descriptor{m.Config}, m.Layers...) {
+		b := blobDesc{MediaType: l.MediaType, Digest: l.Digest.String(), Size: l.Size, URLs: l.URLs}
 		if len(b.URLs) > 0 || seen[b.Digest] {
 			continue
 		}
