@@ -62,23 +62,22 @@ func NewPlan(res *engine.Result) Plan {
 		if r.SourceDigest != "" && r.Digest != "" && r.SourceDigest != r.Digest {
 			j.Rewrite, j.SourceDigest = true, r.SourceDigest
 		}
-		switch r.Action {
-		case engine.WouldCopy:
-			j.Action = "copy"
-			p.Summary.Copy++
-		case engine.WouldUpdate:
-			j.Action = "update"
-			p.Summary.Update++
-		case engine.Skipped:
-			j.Action = "skip"
-			p.Summary.Skip++
-		case engine.Filtered:
-			j.Action = "filtered"
-			p.Summary.Filtered++
-		default:
-			j.Action = "error"
-			p.Summary.Error++
+		// The plan's word for each action, and the count it adds to.
+		rows := map[engine.Action]struct {
+			word  string
+			count *int
+		}{
+			engine.WouldCopy:   {"copy", &p.Summary.Copy},
+			engine.WouldUpdate: {"update", &p.Summary.Update},
+			engine.Skipped:     {"skip", &p.Summary.Skip},
+			engine.Filtered:    {"filtered", &p.Summary.Filtered},
 		}
+		row, ok := rows[r.Action]
+		if !ok {
+			row.word, row.count = "error", &p.Summary.Error
+		}
+		j.Action = row.word
+		*row.count++
 		if r.Err != nil { // the row names the job already
 			j.Reason = r.Err.Error()
 		}

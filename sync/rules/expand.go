@@ -203,29 +203,15 @@ func CheckJobs(jobs []Job) ([]Job, error) {
 
 // conflictError says that j writes the destination first already writes.
 func conflictError(first, j Job) error {
-	return &cfgfile.Error{File: ruleFile(j.Rule), Line: ruleLine(j.Rule), Key: ruleKey(j.Rule),
-		Msg: fmt.Sprintf("destination %q is written from both %q (%s) and %q", j.Destination.String(), first.Source.String(), ruleWhere(first.Rule), j.Source.String())}
+	return ruleError(j.Rule, fmt.Sprintf("destination %q is written from both %q (%s) and %q", j.Destination.String(), first.Source.String(), ruleWhere(first.Rule), j.Source.String()))
 }
 
-func ruleFile(r *Rule) string {
+// ruleError is an error about a job's rule (none for a hand-built job).
+func ruleError(r *Rule, msg string) *cfgfile.Error {
 	if r == nil {
-		return ""
+		return &cfgfile.Error{Msg: msg}
 	}
-	return r.File
-}
-
-func ruleLine(r *Rule) int {
-	if r == nil {
-		return 0
-	}
-	return r.Line
-}
-
-func ruleKey(r *Rule) string {
-	if r == nil {
-		return ""
-	}
-	return r.Key
+	return &cfgfile.Error{File: r.File, Line: r.Line, Key: r.Key, Msg: msg}
 }
 
 // ruleWhere is "FILE:LINE key "KEY"" for messages.

@@ -81,11 +81,16 @@ func validTags(t *testing.T, what string, tags []string) {
 	}
 }
 
-func FuzzParseSource(f *testing.F) {
+// fuzzRefs fuzzes check with the reference seeds.
+func fuzzRefs(f *testing.F, check func(t *testing.T, in string)) {
 	for _, s := range fuzzRefSeeds {
 		f.Add(s)
 	}
-	f.Fuzz(func(t *testing.T, in string) {
+	f.Fuzz(check)
+}
+
+func FuzzParseSource(f *testing.F) {
+	fuzzRefs(f, func(t *testing.T, in string) {
 		s, err := ParseSource(in)
 		if err != nil {
 			return
@@ -126,10 +131,7 @@ func FuzzParseSource(f *testing.F) {
 }
 
 func FuzzParseDestination(f *testing.F) {
-	for _, s := range fuzzRefSeeds {
-		f.Add(s)
-	}
-	f.Fuzz(func(t *testing.T, in string) {
+	fuzzRefs(f, func(t *testing.T, in string) {
 		d, err := ParseDestination(in)
 		if err != nil {
 			if !strings.Contains(err.Error(), "destination") {

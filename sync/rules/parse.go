@@ -52,11 +52,7 @@ func ParseSource(s string) (Source, error) {
 		}
 		return Source{Registry: reg, Repository: repo, Kind: TagRegex, Regex: re}, nil
 	}
-	name, tags, digest, err := splitRef(s)
-	if err != nil {
-		return Source{}, err
-	}
-	reg, repo, err := parseName(name)
+	reg, repo, tags, digest, err := parseRef(s)
 	if err != nil {
 		return Source{}, err
 	}
@@ -93,15 +89,22 @@ func parseDestination(s string) (Destination, error) {
 	if strings.Contains(s, ":/") {
 		return Destination{}, errors.New("a tag regex (:/REGEX/) is only allowed in a source")
 	}
-	name, tags, digest, err := splitRef(s)
-	if err != nil {
-		return Destination{}, err
-	}
-	reg, repo, err := parseName(name)
+	reg, repo, tags, digest, err := parseRef(s)
 	if err != nil {
 		return Destination{}, err
 	}
 	return Destination{Raw: raw, Registry: reg, Repository: repo, Tags: tags, Digest: digest}, nil
+}
+
+// parseRef parses `name[:tags][@digest]` into a registry, a repository
+// (normalised like Docker), the tags and the digest.
+func parseRef(s string) (reg, repo string, tags []string, digest string, err error) {
+	name, tags, digest, err := splitRef(s)
+	if err != nil {
+		return "", "", nil, "", err
+	}
+	reg, repo, err = parseName(name)
+	return reg, repo, tags, digest, err
 }
 
 // splitRef splits `name[:tags][@digest]`. A tag is a ":" after the last "/",

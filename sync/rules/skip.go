@@ -90,8 +90,7 @@ func CheckJobsSkipping(jobs []Job) ([]Job, ErrorList) {
 			continue
 		}
 		named[first.Rule] = true
-		errs = append(errs, &cfgfile.Error{File: ruleFile(first.Rule), Line: ruleLine(first.Rule), Key: ruleKey(first.Rule),
-			Msg: fmt.Sprintf("destination %q is also written from %q (%s)", first.Destination.String(), j.Source.String(), ruleWhere(j.Rule))})
+		errs = append(errs, ruleError(first.Rule, fmt.Sprintf("destination %q is also written from %q (%s)", first.Destination.String(), j.Source.String(), ruleWhere(j.Rule))))
 	}
 	var keep []Job
 	for _, j := range jobs {
