@@ -10,8 +10,8 @@ import (
 
 	"github.com/imagesync/imagesync/credentials"
 	"github.com/imagesync/imagesync/internal/cfgfile"
+	"github.com/imagesync/imagesync/registry/client"
 	"github.com/imagesync/imagesync/sync/engine"
-	"github.com/imagesync/imagesync/sync/engine/registry"
 	"github.com/imagesync/imagesync/sync/ledger"
 	"github.com/imagesync/imagesync/sync/report"
 	"github.com/imagesync/imagesync/sync/rules"
@@ -80,14 +80,14 @@ type session struct {
 	log       *slog.Logger
 	out       io.Writer // redacted log output
 	ledger    *ledger.Ledger
-	client    *registry.Client
+	client    *client.Client
 	filter    engine.Filter
 	skipped   []error         // rules set aside by --skip-invalid-rules
 	console   *report.Console // logs, result lines, progress
 	interrupt <-chan struct{}
 	closers   []func()
 	// From a config file: per-host request limits, and its trust-ledger.
-	hosts       map[string]registry.HostPolicy
+	hosts       map[string]client.HostPolicy
 	trustLedger *bool
 	shard       shard.Spec
 }
@@ -202,12 +202,12 @@ func (in *Inputs) open(rc *runContext) (*session, error) {
 		s.Close()
 		return nil, usageError("%v", err)
 	}
-	s.client = registry.New(s.keychain,
-		registry.WithLogger(s.log),
-		registry.WithSecrets(secrets),
-		registry.WithUserAgent("imagesync/"+version),
-		registry.WithTimeout(in.Timeout),
-		registry.WithHostPolicy(registry.HostPolicy{MaxConns: in.MaxConns, Rate: in.Rate, PullReserve: in.PullReserve, Hosts: s.hosts}))
+	s.client = client.New(s.keychain,
+		client.WithLogger(s.log),
+		client.WithSecrets(secrets),
+		client.WithUserAgent("imagesync/"+version),
+		client.WithTimeout(in.Timeout),
+		client.WithHostPolicy(client.HostPolicy{MaxConns: in.MaxConns, Rate: in.Rate, PullReserve: in.PullReserve, Hosts: s.hosts}))
 	return s, nil
 }
 

@@ -9,7 +9,7 @@ import (
 
 	"github.com/imagesync/imagesync/credentials"
 	"github.com/imagesync/imagesync/internal/cfgfile"
-	"github.com/imagesync/imagesync/sync/engine/registry"
+	"github.com/imagesync/imagesync/registry/client"
 	"github.com/imagesync/imagesync/sync/rules"
 )
 
@@ -186,8 +186,8 @@ func (in *Inputs) loadNative(rc *runContext, s *session, ropt rules.Options) (wa
 // registrySettings turns `registries:` into one auth file (the auth file's
 // entries, overlaid with the settings; credentials by reference resolved)
 // and the per-host request limits.
-func registrySettings(cfg *rules.Native, af *credentials.AuthFile) (*credentials.AuthFile, map[string]registry.HostPolicy, error) {
-	hosts := map[string]registry.HostPolicy{}
+func registrySettings(cfg *rules.Native, af *credentials.AuthFile) (*credentials.AuthFile, map[string]client.HostPolicy, error) {
+	hosts := map[string]client.HostPolicy{}
 	if len(cfg.Registries) == 0 {
 		if af == nil {
 			af = &credentials.AuthFile{File: cfg.File}
@@ -264,7 +264,7 @@ func registrySettings(cfg *rules.Native, af *credentials.AuthFile) (*credentials
 			if host == rules.DockerHub {
 				host = "index.docker.io"
 			}
-			hosts[host] = registry.HostPolicy{Rate: r.Rate, MaxConns: r.MaxConns}
+			hosts[host] = client.HostPolicy{Rate: r.Rate, MaxConns: r.MaxConns}
 		}
 	}
 	if len(errs) > 0 {

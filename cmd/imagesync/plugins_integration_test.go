@@ -13,9 +13,9 @@ import (
 	"github.com/imagesync/imagesync/internal/registrytest"
 )
 
-// client finds a real client binary (docker, kubectl): a skip when absent,
+// clientBinary finds a real client binary (docker, kubectl): a skip when absent,
 // a failure when IMAGESYNC_REQUIRE_CLIENTS=1 (make test sets it).
-func client(t *testing.T, name string) string {
+func clientBinary(t *testing.T, name string) string {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("integration test")
@@ -79,7 +79,7 @@ func runTool(t *testing.T, env []string, name string, args ...string) (string, s
 // without --config/DOCKER_CONFIG; the forms that work with another config
 // folder are tested here, as the README documents them.
 func TestDockerCLIPlugin(t *testing.T) {
-	docker := client(t, "docker")
+	docker := clientBinary(t, "docker")
 	const pw = "d0cker-Plugin-pw"
 	src, dst := pair(t, registrytest.Distribution3, registrytest.Options{Htpasswd: map[string]string{"ci": pw}})
 	digest, _, _ := src.PushIndex(t, "lib/multi", "1", []registrytest.Platform{linuxAmd64, {OS: "linux", Arch: "arm64"}}, true, 101)
@@ -158,7 +158,7 @@ func TestDockerCLIPlugin(t *testing.T) {
 }
 
 func TestKubectlPlugin(t *testing.T) {
-	kubectl := client(t, "kubectl")
+	kubectl := clientBinary(t, "kubectl")
 	src, dst := pair(t, registrytest.Distribution3, registrytest.Options{})
 	d, _ := src.PushRandomImage(t, "lib/app", "1", linuxAmd64, 1, 500, false, 111)
 	work := t.TempDir()

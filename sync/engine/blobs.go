@@ -6,14 +6,14 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
-	"github.com/imagesync/imagesync/sync/engine/registry"
+	"github.com/imagesync/imagesync/registry/client"
 )
 
 // copyBlobs puts every blob into every target, blobs in parallel. For one
 // blob, the targets that need an upload (not known, not present, not
 // mountable) on different registries share one read of the source: the
 // blob is fetched once however many registries receive it.
-func (e *Engine) copyBlobs(ctx context.Context, src *registry.Repo, blobs []blobDesc, targets []*target) {
+func (e *Engine) copyBlobs(ctx context.Context, src *client.Repo, blobs []blobDesc, targets []*target) {
 	var g errgroup.Group
 	g.SetLimit(e.opt.Concurrency)
 	seen := map[string]bool{}
@@ -30,7 +30,7 @@ func (e *Engine) copyBlobs(ctx context.Context, src *registry.Repo, blobs []blob
 	_ = g.Wait() // failures are on the targets
 }
 
-func (e *Engine) copyBlob(ctx context.Context, src *registry.Repo, b blobDesc, targets []*target) {
+func (e *Engine) copyBlob(ctx context.Context, src *client.Repo, b blobDesc, targets []*target) {
 	var slots []*uploadSlot
 	var owners, waiters []*target
 	var flights []*flight
@@ -73,7 +73,7 @@ func (e *Engine) copyBlob(ctx context.Context, src *registry.Repo, b blobDesc, t
 
 // planBlobs counts, per target, the bytes a sync would upload: blobs the
 // destination lacks and cannot mount, once per destination registry.
-func (e *Engine) planBlobs(ctx context.Context, src *registry.Repo, blobs []blobDesc, targets []*target) {
+func (e *Engine) planBlobs(ctx context.Context, src *client.Repo, blobs []blobDesc, targets []*target) {
 	seen := map[string]bool{}
 	for _, b := range blobs {
 		if seen[b.Digest] {
@@ -109,7 +109,7 @@ type blobPrep struct {
 // prepareBlob checks what the run and the ledger know, then (first only)
 // asks the destination, then tries a mount from a repository of the same
 // registry, and finally claims the registry-wide upload.
-func (e *Engine) prepareBlob(ctx context.Context, src *registry.Repo, b blobDesc, dst *registry.Repo, first bool) (blobPrep, error) {
+func (e *Engine) prepareBlob(ctx context.Context, src *client.Repo, b blobDesc, dst *client.Repo, first bool) (blobPrep, error) {
 	if e.blobs.has(dst, b.Digest) {
 		e.work.present(blobKey(dst, b.Digest))
 		return blobPrep{done: true}, nil
@@ -151,7 +151,7 @@ func (e *Engine) prepareBlob(ctx context.Context, src *registry.Repo, b blobDesc
 // ensureBlob makes the blob present in one destination: see prepareBlob;
 // when another job is uploading it to the same registry, it waits and then
 // mounts from where it landed. It returns the bytes it uploaded.
-func (e *Engine) ensureBlob(ctx context.Context, src *registry.Repo, b blobDesc, dst *registry.Repo) (int64, error) {
+func (e *Engine) ensureBlob(ctx context.Context, src *client.Repo, b blobDesc, dst *client.Repo) (int64, error) {
 	for round := 0; ; round++ {
 		p, err := e.prepareBlob(ctx, src, b, dst, round == 0)
 		if err != nil || p.done {

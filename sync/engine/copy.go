@@ -8,12 +8,12 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
-	"github.com/imagesync/imagesync/sync/engine/registry"
+	"github.com/imagesync/imagesync/registry/client"
 )
 
 // target is one destination a manifest is being copied to.
 type target struct {
-	repo   *registry.Repo
+	repo   *client.Repo
 	ref    string // tag or digest the manifest is PUT under
 	force  bool   // re-push even if present (--force, or verify found it broken)
 	exists bool   // the destination tag holds another digest (plan: update)
@@ -54,9 +54,9 @@ func alive(ts []*target) []*target {
 
 // source is a unit's source manifest, read at most once.
 type source struct {
-	repo *registry.Repo
+	repo *client.Repo
 	ref  string
-	desc registry.Descriptor
+	desc client.Descriptor
 	raw  []byte
 	made map[string]manifestBytes // indexes written by the platform filter
 	mu   sync.Mutex
@@ -172,7 +172,7 @@ func (e *Engine) copyManifest(ctx context.Context, src *source, raw []byte, medi
 				t.fail(err)
 				return
 			}
-			e.blobs.manifestPresent(t.repo, registry.Digest(raw))
+			e.blobs.manifestPresent(t.repo, client.Digest(raw))
 		}()
 	}
 	wg.Wait()
@@ -199,7 +199,7 @@ func (e *Engine) copyChild(ctx context.Context, src *source, c childDesc, parent
 				e.blobs.manifestPresent(p.repo, c.Digest)
 				continue
 			}
-			if err != nil && !registry.IsNotFound(err) {
+			if err != nil && !client.IsNotFound(err) {
 				p.fail(fmt.Errorf("child %s: %w", c.Digest, err))
 				continue
 			}
@@ -244,7 +244,7 @@ func (e *Engine) copyChild(ctx context.Context, src *source, c childDesc, parent
 }
 
 func schema1Error() error {
-	return registry.Permanent(errors.New("schema 1 manifests (Docker before 1.10) are not supported: rebuild or re-push the image with a current Docker (schema 2)"))
+	return client.Permanent(errors.New("schema 1 manifests (Docker before 1.10) are not supported: rebuild or re-push the image with a current Docker (schema 2)"))
 }
 
 // notFound says in words what a 404 meant ("tag 1.0 not found in
@@ -259,8 +259,8 @@ func (n *notFound) Error() string { return n.what + " not found in " + n.where }
 func (n *notFound) Unwrap() error { return n.err }
 
 // explain adds what to check to authentication failures.
-func (e *Engine) explain(r *registry.Repo, err error) error {
-	if registry.IsUnauthorized(err) {
+func (e *Engine) explain(r *client.Repo, err error) error {
+	if client.IsUnauthorized(err) {
 		return fmt.Errorf("%w (access to %s denied using %s: check the auth file entry or docker login)", err, r, r.Access.Source)
 	}
 	return err

@@ -4,7 +4,7 @@ import (
 	"context"
 	"fmt"
 
-	"github.com/imagesync/imagesync/sync/engine/registry"
+	"github.com/imagesync/imagesync/registry/client"
 	"github.com/imagesync/imagesync/sync/ledger"
 	"github.com/imagesync/imagesync/sync/rules"
 )
@@ -21,7 +21,7 @@ func ledgerKey(j rules.Job, srcDigest string) string {
 // destHead is the answer to one destination manifest HEAD.
 type destHead struct {
 	ref  string
-	desc registry.Descriptor
+	desc client.Descriptor
 	err  error
 }
 
@@ -117,7 +117,7 @@ func (e *Engine) resolveSource(ctx context.Context, ref rules.Ref) (*source, err
 	}
 	d, err := repo.HeadManifest(ctx, ref.Tag)
 	if err != nil {
-		if registry.IsNotFound(err) {
+		if client.IsNotFound(err) {
 			err = &notFound{what: "tag " + ref.Tag, where: ref.Registry + "/" + ref.Repository, err: err}
 		}
 		return nil, e.explain(repo, err)
@@ -190,7 +190,7 @@ func (e *Engine) wantDigest(ctx context.Context, u *unit, src *source) (want str
 		if kept == 0 {
 			return "", fmt.Errorf("no image matches the platform filter %s", u.filter), nil
 		}
-		if want = registry.Digest(out); want != src.desc.Digest {
+		if want = client.Digest(out); want != src.desc.Digest {
 			src.raw = out
 			e.log.Debug("platform filter rewrote index", "source", u.src.String(), "digest", want)
 		}
@@ -225,7 +225,7 @@ func (e *Engine) decideDestinations(ctx context.Context, u *unit, d *decision, w
 			r.Job.Destination.Digest = want
 		}
 		if j.Destination.Digest != "" && j.Destination.Digest != want {
-			r.Action, r.Err = Failed, registry.Permanent(fmt.Errorf("destination pins %s but the source is %s", j.Destination.Digest, want))
+			r.Action, r.Err = Failed, client.Permanent(fmt.Errorf("destination pins %s but the source is %s", j.Destination.Digest, want))
 			continue
 		}
 		dst, err := e.c.Repo(ctx, j.Destination.Registry, j.Destination.Repository, !e.opt.DryRun)
@@ -240,7 +240,7 @@ func (e *Engine) decideDestinations(ctx context.Context, u *unit, d *decision, w
 		key := ledgerKey(j, d.srcDigest)
 		t := &target{repo: dst, ref: ref, force: e.opt.Force || e.belief.repair(key)}
 		if !t.force {
-			var got registry.Descriptor
+			var got client.Descriptor
 			if h := d.heads[i]; h != nil && h.ref == ref {
 				got, err = h.desc, h.err // asked already, confirming the ledger
 			} else {
@@ -255,7 +255,7 @@ func (e *Engine) decideDestinations(ctx context.Context, u *unit, d *decision, w
 				continue
 			case err == nil:
 				t.exists = true
-			case !registry.IsNotFound(err):
+			case !client.IsNotFound(err):
 				r.Action, r.Err = Failed, e.explain(dst, err)
 				continue
 			}

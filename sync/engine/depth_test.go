@@ -13,7 +13,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
-	"github.com/imagesync/imagesync/sync/engine/registry"
+	"github.com/imagesync/imagesync/registry/client"
 	"github.com/imagesync/imagesync/sync/rules"
 )
 
@@ -64,7 +64,7 @@ func TestIndexNestingIsBounded(t *testing.T) {
 	}
 }
 
-func mustRepo(t *testing.T, e *Engine, host, repo string) *registry.Repo {
+func mustRepo(t *testing.T, e *Engine, host, repo string) *client.Repo {
 	t.Helper()
 	r, err := e.c.Repo(context.Background(), host, repo, false)
 	if err != nil {

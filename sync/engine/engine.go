@@ -19,7 +19,7 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 
-	"github.com/imagesync/imagesync/sync/engine/registry"
+	"github.com/imagesync/imagesync/registry/client"
 	"github.com/imagesync/imagesync/sync/ledger"
 	"github.com/imagesync/imagesync/sync/rules"
 )
@@ -129,7 +129,7 @@ func closed(c <-chan struct{}) bool {
 
 // Engine runs jobs against one registry client.
 type Engine struct {
-	c      *registry.Client
+	c      *client.Client
 	opt    Options
 	blobs  *blobTracker
 	belief belief        // which ledger facts the run acts on
@@ -143,7 +143,7 @@ type Engine struct {
 }
 
 // New returns an Engine.
-func New(c *registry.Client, opt Options) *Engine {
+func New(c *client.Client, opt Options) *Engine {
 	if opt.Concurrency < 1 {
 		opt.Concurrency = 1
 	}
@@ -257,7 +257,7 @@ func (e *Engine) Sync(ctx context.Context, jobs []rules.Job, pre []JobResult) *R
 				}
 				var retry []rules.Job
 				for _, r := range e.runUnit(withUnit(ctx, u), u) {
-					if r.Action == Failed && !registry.IsPermanent(r.Err) && u.attempts <= e.opt.Retries && ctx.Err() == nil && !closed(e.opt.Stop) {
+					if r.Action == Failed && !client.IsPermanent(r.Err) && u.attempts <= e.opt.Retries && ctx.Err() == nil && !closed(e.opt.Stop) {
 						e.log.Warn("will retry", "source", r.Job.Source.String(), "destination", r.Job.Destination.String(), "attempt", u.attempts, "after", wait.Round(time.Millisecond).String(), "error", r.Err)
 						retry = append(retry, r.Job)
 						continue
@@ -337,7 +337,7 @@ func (e *Engine) runUnit(ctx context.Context, u *unit) (out []JobResult) {
 			out = out[:0]
 			for _, j := range u.jobs {
 				out = append(out, JobResult{Job: j, Action: Failed, Attempts: u.attempts, Duration: time.Since(start),
-					Err: registry.Permanent(fmt.Errorf("internal error (please report it): %v", p))})
+					Err: client.Permanent(fmt.Errorf("internal error (please report it): %v", p))})
 			}
 		}
 	}()
@@ -375,7 +375,7 @@ func (e *Engine) runUnit(ctx context.Context, u *unit) (out []JobResult) {
 func (e *Engine) staleDestinations(out []JobResult) map[string]bool {
 	stale := map[string]bool{}
 	for _, r := range out {
-		var re *registry.Error
+		var re *client.Error
 		if r.Action == Failed && errors.As(r.Err, &re) && (re.HasCode(transport.ManifestBlobUnknownErrorCode, transport.BlobUnknownErrorCode) || (re.Method == http.MethodPut && re.HasCode(transport.ManifestUnknownErrorCode))) {
 			stale[r.Job.Destination.Repo()] = true
 		}

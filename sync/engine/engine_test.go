@@ -21,7 +21,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/imagesync/imagesync/credentials"
-	"github.com/imagesync/imagesync/sync/engine/registry"
+	"github.com/imagesync/imagesync/registry/client"
 	"github.com/imagesync/imagesync/sync/rules"
 )
 
@@ -68,7 +68,7 @@ func newEngine(t *testing.T, opt Options) *Engine {
 	if opt.Logger == nil {
 		opt.Logger = slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	}
-	c := registry.New(&credentials.Chain{}, registry.WithRetryPolicy(registry.RetryPolicy{Attempts: 2}))
+	c := client.New(&credentials.Chain{}, client.WithRetryPolicy(client.RetryPolicy{Attempts: 2}))
 	if opt.Concurrency == 0 {
 		opt.Concurrency = 4
 	}
@@ -170,7 +170,7 @@ func (panicKeychain) Resolve(context.Context, string, string) (credentials.Acces
 }
 
 func TestPanicIsAFailedJob(t *testing.T) {
-	e := New(registry.New(panicKeychain{}), Options{Concurrency: 2, Retries: 3})
+	e := New(client.New(panicKeychain{}), Options{Concurrency: 2, Retries: 3})
 	jobs := []rules.Job{
 		{Source: rules.Ref{Registry: "127.0.0.1:1", Repository: "a/b", Tag: "1"}, Destination: rules.Ref{Registry: "127.0.0.1:2", Repository: "a/b"}},
 		{Source: rules.Ref{Registry: "127.0.0.1:1", Repository: "a/c", Tag: "1"}, Destination: rules.Ref{Registry: "127.0.0.1:2", Repository: "a/c"}},
@@ -230,7 +230,7 @@ func TestJobRetryQueue(t *testing.T) {
 			if err != nil || got.Digest != want {
 				t.Fatalf("destination %v %v, want %v", got, err, want)
 			}
-		} else if registry.IsPermanent(r.Err) || !strings.Contains(r.Err.Error(), "503") {
+		} else if client.IsPermanent(r.Err) || !strings.Contains(r.Err.Error(), "503") {
 			t.Fatalf("want the last transient error kept, got %v", r.Err)
 		}
 	}

@@ -7,7 +7,7 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
-	"github.com/imagesync/imagesync/sync/engine/registry"
+	"github.com/imagesync/imagesync/registry/client"
 	"github.com/imagesync/imagesync/sync/rules"
 )
 
@@ -137,7 +137,7 @@ func (e *Engine) invalidTags(r *rules.Rule, invalid []string) []JobResult {
 				// printed as if it named an image.
 				Job:    rules.Job{Source: rules.Ref{Registry: r.Source.Registry, Repository: r.Source.Repository}, Destination: rules.Ref{Registry: d.Registry, Repository: d.Repository}, Rule: r},
 				Action: Failed,
-				Err:    registry.Permanent(err),
+				Err:    client.Permanent(err),
 			})
 		}
 	}

@@ -15,7 +15,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/imagesync/imagesync/internal/faultproxy"
-	"github.com/imagesync/imagesync/sync/engine/registry"
+	"github.com/imagesync/imagesync/registry/client"
 )
 
 // fake is go-containerregistry's in-memory registry behind a scripted
@@ -78,7 +78,7 @@ func (f *fake) writes() []faultproxy.Entry {
 }
 
 // repo returns the engine's client for one repository of the fake.
-func (f *fake) repo(t *testing.T, e *Engine, name string) *registry.Repo {
+func (f *fake) repo(t *testing.T, e *Engine, name string) *client.Repo {
 	t.Helper()
 	r, err := e.c.Repo(context.Background(), f.Host, name, true)
 	if err != nil {
@@ -89,7 +89,7 @@ func (f *fake) repo(t *testing.T, e *Engine, name string) *registry.Repo {
 
 // blob stores content in repo and returns its descriptor.
 func (f *fake) blob(repo string, content []byte) blobDesc {
-	d := registry.Digest(content)
+	d := client.Digest(content)
 	f.Blobs.put(repo, d, content)
 	return blobDesc{Digest: d, Size: int64(len(content))}
 }

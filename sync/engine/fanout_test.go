@@ -9,7 +9,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/imagesync/imagesync/sync/engine/registry"
+	"github.com/imagesync/imagesync/registry/client"
 )
 
 func isBlobPut(r *http.Request) bool {
@@ -59,7 +59,7 @@ func TestFanOutOneReadManyRegistries(t *testing.T) {
 			t.Errorf("destination %d holds %d bytes, want the %d of the source", i, len(got), len(content))
 		}
 	}
-	if slots[2].err == nil || !registry.IsPermanent(slots[2].err) || denied.count(http.MethodPut, "/blobs/uploads/") != 1 {
+	if slots[2].err == nil || !client.IsPermanent(slots[2].err) || denied.count(http.MethodPut, "/blobs/uploads/") != 1 {
 		t.Errorf("denied destination: %v after %d PUTs; want one permanent failure", slots[2].err, denied.count(http.MethodPut, "/blobs/uploads/"))
 	}
 	if _, held := denied.Blobs.get("mirror/app", b.Digest); held {
@@ -95,7 +95,7 @@ func TestFanOutCorruptSourceCommitsNothing(t *testing.T) {
 	}
 	e.upload(context.Background(), src.repo(t, e, "ns/src"), b, slots)
 	for i, s := range slots {
-		if !errors.Is(s.err, errDigestMismatch) || !registry.IsPermanent(s.err) {
+		if !errors.Is(s.err, errDigestMismatch) || !client.IsPermanent(s.err) {
 			t.Errorf("destination %d: %v, want a permanent digest mismatch", i, s.err)
 		}
 		if _, held := dsts[i].Blobs.get("mirror/app", b.Digest); held {
@@ -112,7 +112,7 @@ func TestFanOutShortSource(t *testing.T) {
 	content := []byte(strings.Repeat("x", 1000))
 	dsts := []*fake{newFake(t, nil), newFake(t, nil)}
 	e := newEngine(t, Options{})
-	d := registry.Digest(content)
+	d := client.Digest(content)
 	var slots []*uploadSlot
 	for _, f := range dsts {
 		r := f.repo(t, e, "mirror/app")
@@ -139,7 +139,7 @@ func TestFanOutShortSource(t *testing.T) {
 
 func TestVerifierRejects(t *testing.T) {
 	content := []byte("hello")
-	d := registry.Digest(content)
+	d := client.Digest(content)
 	for _, tc := range []struct {
 		name, digest string
 		body         []byte
@@ -156,14 +156,14 @@ func TestVerifierRejects(t *testing.T) {
 			if err == nil {
 				_, err = readAll(vr)
 			}
-			if err == nil || !strings.Contains(err.Error(), tc.want) || !registry.IsPermanent(err) {
+			if err == nil || !strings.Contains(err.Error(), tc.want) || !client.IsPermanent(err) {
 				t.Fatalf("got %v, want a permanent error containing %q", err, tc.want)
 			}
 		})
 	}
 	// the right bytes, fewer than the manifest says: worth another read
 	vr, _ := newVerifier(bytes.NewReader(content), d, 10)
-	if _, err := readAll(vr); err == nil || !strings.Contains(err.Error(), "ended after 5 of 10 bytes") || registry.IsPermanent(err) {
+	if _, err := readAll(vr); err == nil || !strings.Contains(err.Error(), "ended after 5 of 10 bytes") || client.IsPermanent(err) {
 		t.Fatalf("short read: %v, want a transient error", err)
 	}
 	vr, _ = newVerifier(bytes.NewReader(content), d, -1)

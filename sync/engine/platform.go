@@ -9,7 +9,7 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
-	"github.com/imagesync/imagesync/sync/engine/registry"
+	"github.com/imagesync/imagesync/registry/client"
 )
 
 // Platform is the platform of one image.
@@ -144,11 +144,11 @@ func parseIndex(raw []byte) ([]childDesc, error) {
 		Manifests []childDesc `json:"manifests"`
 	}
 	if err := json.Unmarshal(raw, &idx); err != nil {
-		return nil, registry.Permanent(fmt.Errorf("parsing index: %w", err))
+		return nil, client.Permanent(fmt.Errorf("parsing index: %w", err))
 	}
 	for _, c := range idx.Manifests {
-		if !registry.ValidDigest(c.Digest) {
-			return nil, registry.Permanent(fmt.Errorf("index lists a child with the digest %q: %w", clip(c.Digest), registry.ErrInvalidReference))
+		if !client.ValidDigest(c.Digest) {
+			return nil, client.Permanent(fmt.Errorf("index lists a child with the digest %q: %w", clip(c.Digest), client.ErrInvalidReference))
 		}
 	}
 	return idx.Manifests, nil
@@ -159,17 +159,17 @@ func parseIndex(raw []byte) ([]childDesc, error) {
 func parseImage(raw []byte) (imageManifest, error) {
 	var m imageManifest
 	if err := json.Unmarshal(raw, &m); err != nil {
-		return m, registry.Permanent(fmt.Errorf("parsing manifest: %w", err))
+		return m, client.Permanent(fmt.Errorf("parsing manifest: %w", err))
 	}
 	for i, b := range append([]blobDesc{m.Config}, m.Layers...) {
 		if i > 0 && len(b.URLs) > 0 {
 			continue // foreign layer: never fetched
 		}
-		if !registry.ValidDigest(b.Digest) {
-			return m, registry.Permanent(fmt.Errorf("manifest names a blob with the digest %q: %w", clip(b.Digest), registry.ErrInvalidReference))
+		if !client.ValidDigest(b.Digest) {
+			return m, client.Permanent(fmt.Errorf("manifest names a blob with the digest %q: %w", clip(b.Digest), client.ErrInvalidReference))
 		}
 		if b.Size < 0 {
-			return m, registry.Permanent(fmt.Errorf("manifest gives blob %s a negative size", b.Digest))
+			return m, client.Permanent(fmt.Errorf("manifest gives blob %s a negative size", b.Digest))
 		}
 	}
 	return m, nil
@@ -188,24 +188,24 @@ func clip(s string) string {
 // keeping every field it does not understand, and records rewritten nested
 // indexes in made (digest → bytes), since the source does not have them.
 // kept is the number of images left.
-func filterIndex(ctx context.Context, src *registry.Repo, raw []byte, f Filter, made map[string]manifestBytes) (out []byte, kept int, err error) {
+func filterIndex(ctx context.Context, src *client.Repo, raw []byte, f Filter, made map[string]manifestBytes) (out []byte, kept int, err error) {
 	var top map[string]json.RawMessage
 	if err := json.Unmarshal(raw, &top); err != nil {
-		return nil, 0, registry.Permanent(fmt.Errorf("parsing index: %w", err))
+		return nil, 0, client.Permanent(fmt.Errorf("parsing index: %w", err))
 	}
 	var entries []json.RawMessage
 	if err := json.Unmarshal(top["manifests"], &entries); err != nil {
-		return nil, 0, registry.Permanent(fmt.Errorf("parsing index manifests: %w", err))
+		return nil, 0, client.Permanent(fmt.Errorf("parsing index manifests: %w", err))
 	}
 	changed := false
 	var keep []json.RawMessage
 	for _, e := range entries {
 		var d childDesc
 		if err := json.Unmarshal(e, &d); err != nil {
-			return nil, 0, registry.Permanent(fmt.Errorf("parsing index entry: %w", err))
+			return nil, 0, client.Permanent(fmt.Errorf("parsing index entry: %w", err))
 		}
-		if !registry.ValidDigest(d.Digest) {
-			return nil, 0, registry.Permanent(fmt.Errorf("index lists a child with the digest %q: %w", clip(d.Digest), registry.ErrInvalidReference))
+		if !client.ValidDigest(d.Digest) {
+			return nil, 0, client.Permanent(fmt.Errorf("index lists a child with the digest %q: %w", clip(d.Digest), client.ErrInvalidReference))
 		}
 		if d.MediaType.IsIndex() && d.Platform == nil {
 			ctx, err := deeper(ctx, d.Digest)
@@ -225,7 +225,7 @@ func filterIndex(ctx context.Context, src *registry.Repo, raw []byte, f Filter, 
 				continue
 			}
 			kept += n
-			if dg := registry.Digest(nout); dg != d.Digest {
+			if dg := client.Digest(nout); dg != d.Digest {
 				made[dg] = manifestBytes{raw: nout, mediaType: d.MediaType}
 				var m map[string]json.RawMessage
 				_ = json.Unmarshal(e, &m)
@@ -256,7 +256,7 @@ func filterIndex(ctx context.Context, src *registry.Repo, raw []byte, f Filter, 
 }
 
 // imagePlatform reads the platform of a single image from its config blob.
-func imagePlatform(ctx context.Context, src *registry.Repo, raw []byte) (*Platform, error) {
+func imagePlatform(ctx context.Context, src *client.Repo, raw []byte) (*Platform, error) {
 	m, err := parseImage(raw)
 	if err != nil {
 		return nil, err

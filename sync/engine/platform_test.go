@@ -13,7 +13,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
-	"github.com/imagesync/imagesync/sync/engine/registry"
+	"github.com/imagesync/imagesync/registry/client"
 	"github.com/imagesync/imagesync/sync/rules"
 )
 
@@ -95,7 +95,7 @@ func TestFilterNestedIndex(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res := e.Sync(context.Background(), jobs, nil); res.Summary.Copied != 1 || res.Jobs[0].Digest != registry.Digest(out) {
+	if res := e.Sync(context.Background(), jobs, nil); res.Summary.Copied != 1 || res.Jobs[0].Digest != client.Digest(out) {
 		t.Fatalf("%+v %v", res.Summary, res.Jobs[0].Err)
 	}
 	got, err := remote.Index(mustRef(t, dst+"/ns/nested@"+top.Manifests[1].Digest))

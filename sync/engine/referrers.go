@@ -11,7 +11,7 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
-	"github.com/imagesync/imagesync/sync/engine/registry"
+	"github.com/imagesync/imagesync/registry/client"
 	"github.com/imagesync/imagesync/sync/rules"
 )
 
@@ -63,18 +63,18 @@ func fallbackTag(digest string) string { return strings.Replace(digest, ":", "-"
 //
 // known, when not nil, is the set of referrer tags the repository's tag
 // listing holds: tags not in it are not asked for.
-func (e *Engine) referrersOf(ctx context.Context, repo *registry.Repo, subject string, wants *rules.Referrers, known map[string]bool) ([]referrer, error) {
+func (e *Engine) referrersOf(ctx context.Context, repo *client.Repo, subject string, wants *rules.Referrers, known map[string]bool) ([]referrer, error) {
 	var out []referrer
 	raw, err := repo.Referrers(ctx, subject)
-	if errors.Is(err, registry.ErrNoReferrersAPI) && known != nil && !known[fallbackTag(subject)] {
+	if errors.Is(err, client.ErrNoReferrersAPI) && known != nil && !known[fallbackTag(subject)] {
 		raw, err = nil, nil
-	} else if errors.Is(err, registry.ErrNoReferrersAPI) {
+	} else if errors.Is(err, client.ErrNoReferrersAPI) {
 		// HEAD first: free on Docker Hub's pull quota, and most images have no referrers.
-		var d registry.Descriptor
+		var d client.Descriptor
 		if d, err = repo.HeadManifest(ctx, fallbackTag(subject)); err == nil {
 			raw, _, err = repo.GetManifest(ctx, d.Digest)
 		}
-		if registry.IsNotFound(err) {
+		if client.IsNotFound(err) {
 			raw, err = nil, nil
 		}
 	}
@@ -84,12 +84,12 @@ func (e *Engine) referrersOf(ctx context.Context, repo *registry.Repo, subject s
 	if raw != nil {
 		var idx referrerIndex
 		if err := json.Unmarshal(raw, &idx); err != nil {
-			return nil, registry.Permanent(fmt.Errorf("referrers of %s: not an index: %w", subject, err))
+			return nil, client.Permanent(fmt.Errorf("referrers of %s: not an index: %w", subject, err))
 		}
 		seen := map[string]bool{}
 		for _, m := range idx.Manifests {
 			var d childDesc
-			if err := json.Unmarshal(m, &d); err != nil || !registry.ValidDigest(d.Digest) {
+			if err := json.Unmarshal(m, &d); err != nil || !client.ValidDigest(d.Digest) {
 				e.log.Warn("ignoring an invalid referrer descriptor", "repository", repo.String(), "subject", subject)
 				continue
 			}
@@ -98,7 +98,7 @@ func (e *Engine) referrersOf(ctx context.Context, repo *registry.Repo, subject s
 			}
 			seen[d.Digest] = true
 			body, desc, err := repo.GetManifest(ctx, d.Digest) // checks the digest
-			if registry.IsNotFound(err) {
+			if client.IsNotFound(err) {
 				e.log.Warn("referrer listed but missing", "repository", repo.String(), "subject", subject, "referrer", d.Digest)
 				continue
 			}
@@ -141,7 +141,7 @@ func (e *Engine) referrersOf(ctx context.Context, repo *registry.Repo, subject s
 			continue
 		}
 		d, err := repo.HeadManifest(ctx, tag)
-		if registry.IsNotFound(err) {
+		if client.IsNotFound(err) {
 			continue
 		}
 		if err != nil {
@@ -163,7 +163,7 @@ type referrersAPI struct {
 	m  map[string]bool
 }
 
-func (e *Engine) destinationHasAPI(ctx context.Context, dst *registry.Repo, subject string) (bool, error) {
+func (e *Engine) destinationHasAPI(ctx context.Context, dst *client.Repo, subject string) (bool, error) {
 	e.refAPI.mu.Lock()
 	v, ok := e.refAPI.m[dst.String()]
 	e.refAPI.mu.Unlock()
@@ -172,7 +172,7 @@ func (e *Engine) destinationHasAPI(ctx context.Context, dst *registry.Repo, subj
 	}
 	_, err := dst.Referrers(ctx, subject)
 	switch {
-	case errors.Is(err, registry.ErrNoReferrersAPI):
+	case errors.Is(err, client.ErrNoReferrersAPI):
 		v = false
 	case err == nil:
 		v = true
@@ -191,10 +191,10 @@ func (e *Engine) destinationHasAPI(ctx context.Context, dst *registry.Repo, subj
 // copyReferrers copies the referrers of the unit's source image (digest
 // subject) to every destination that now holds it, after it, recursively.
 // Each referrer is one more result row, with Subject set.
-func (e *Engine) copyReferrers(ctx context.Context, u *unit, srcRepo *registry.Repo, subject string, results []JobResult) []JobResult {
+func (e *Engine) copyReferrers(ctx context.Context, u *unit, srcRepo *client.Repo, subject string, results []JobResult) []JobResult {
 	type dest struct {
 		job  rules.Job
-		repo *registry.Repo
+		repo *client.Repo
 	}
 	var dests []dest
 	seenRepo := map[string]bool{}
@@ -232,7 +232,7 @@ func (e *Engine) copyReferrers(ctx context.Context, u *unit, srcRepo *registry.R
 		if err != nil {
 			for _, d := range dests {
 				results = append(results, JobResult{Job: rules.Job{Source: rules.Ref{Registry: u.src.Registry, Repository: u.src.Repository, Digest: subject}, Destination: d.job.Destination, Rule: d.job.Rule},
-					Action: Failed, Err: registry.Permanent(e.explain(srcRepo, err)), Subject: subject})
+					Action: Failed, Err: client.Permanent(e.explain(srcRepo, err)), Subject: subject})
 			}
 			return
 		}
@@ -259,7 +259,7 @@ func (e *Engine) copyReferrers(ctx context.Context, u *unit, srcRepo *registry.R
 // copyReferrer copies one referrer to one destination repository: by digest
 // (and into the destination's fallback tag index when it lacks the API), or
 // under its cosign tag.
-func (e *Engine) copyReferrer(ctx context.Context, srcRepo *registry.Repo, u *unit, subject string, ref referrer, job rules.Job, dst *registry.Repo) JobResult {
+func (e *Engine) copyReferrer(ctx context.Context, srcRepo *client.Repo, u *unit, subject string, ref referrer, job rules.Job, dst *client.Repo) JobResult {
 	srcRef := rules.Ref{Registry: u.src.Registry, Repository: u.src.Repository, Digest: ref.desc.Digest}
 	dstRef := rules.Ref{Registry: job.Destination.Registry, Repository: job.Destination.Repository, Digest: ref.desc.Digest}
 	putRef := ref.desc.Digest
@@ -270,7 +270,7 @@ func (e *Engine) copyReferrer(ctx context.Context, srcRepo *registry.Repo, u *un
 	fail := func(err error) JobResult {
 		// Not re-queued: the transport retried its requests already, and
 		// the retry queue redoes images, not referrers.
-		res.Action, res.Err = Failed, registry.Permanent(fmt.Errorf("referrer %s of %s → %s: %w", ref.desc.Digest, subject, dst, err))
+		res.Action, res.Err = Failed, client.Permanent(fmt.Errorf("referrer %s of %s → %s: %w", ref.desc.Digest, subject, dst, err))
 		return res
 	}
 	t := &target{repo: dst, ref: putRef, force: e.opt.Force}
@@ -282,12 +282,12 @@ func (e *Engine) copyReferrer(ctx context.Context, srcRepo *registry.Repo, u *un
 			present = true
 		case err == nil:
 			t.exists = true
-		case !registry.IsNotFound(err):
+		case !client.IsNotFound(err):
 			return fail(e.explain(dst, err))
 		}
 	}
 	if !present {
-		src := &source{repo: srcRepo, ref: ref.desc.Digest, desc: registry.Descriptor{MediaType: ref.mediaType, Digest: ref.desc.Digest}, raw: ref.raw, made: map[string]manifestBytes{}, skip: map[string]bool{}}
+		src := &source{repo: srcRepo, ref: ref.desc.Digest, desc: client.Descriptor{MediaType: ref.mediaType, Digest: ref.desc.Digest}, raw: ref.raw, made: map[string]manifestBytes{}, skip: map[string]bool{}}
 		e.copyManifest(ctx, src, ref.raw, ref.mediaType, []*target{t})
 		if t.err != nil {
 			return fail(e.explain(dst, t.err))
@@ -315,7 +315,7 @@ func (e *Engine) copyReferrer(ctx context.Context, srcRepo *registry.Repo, u *un
 // updateFallbackIndex adds ref to the destination's sha256-<hex> tag index
 // when the destination lacks the referrers API (it answers for itself when
 // it has it).
-func (e *Engine) updateFallbackIndex(ctx context.Context, dst *registry.Repo, subject string, ref referrer) error {
+func (e *Engine) updateFallbackIndex(ctx context.Context, dst *client.Repo, subject string, ref referrer) error {
 	api, err := e.destinationHasAPI(ctx, dst, subject)
 	if err != nil {
 		return fmt.Errorf("asking %s for its referrers API: %w", dst, e.explain(dst, err))
@@ -326,14 +326,14 @@ func (e *Engine) updateFallbackIndex(ctx context.Context, dst *registry.Repo, su
 	tag := fallbackTag(subject)
 	e.refAPI.mu.Lock() // one fallback index update at a time (read, modify, write)
 	defer e.refAPI.mu.Unlock()
-	idx := referrerIndex{SchemaVersion: 2, MediaType: registry.MediaOCIIndex}
+	idx := referrerIndex{SchemaVersion: 2, MediaType: client.MediaOCIIndex}
 	raw, _, err := dst.GetManifest(ctx, tag)
 	switch {
 	case err == nil:
 		if err := json.Unmarshal(raw, &idx); err != nil {
-			return registry.Permanent(fmt.Errorf("%s:%s is not a referrers index: %w", dst, tag, err))
+			return client.Permanent(fmt.Errorf("%s:%s is not a referrers index: %w", dst, tag, err))
 		}
-	case !registry.IsNotFound(err):
+	case !client.IsNotFound(err):
 		return e.explain(dst, err)
 	}
 	for _, m := range idx.Manifests {
@@ -351,13 +351,13 @@ func (e *Engine) updateFallbackIndex(ctx context.Context, dst *registry.Repo, su
 		idx.SchemaVersion = 2
 	}
 	if idx.MediaType == "" {
-		idx.MediaType = registry.MediaOCIIndex
+		idx.MediaType = client.MediaOCIIndex
 	}
 	out, err := json.Marshal(idx)
 	if err != nil {
 		return err
 	}
-	if err := dst.PutManifest(ctx, tag, registry.MediaOCIIndex, out); err != nil {
+	if err := dst.PutManifest(ctx, tag, client.MediaOCIIndex, out); err != nil {
 		return fmt.Errorf("writing the referrers tag %s:%s: %w", dst, tag, e.explain(dst, err))
 	}
 	return nil

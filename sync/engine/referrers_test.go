@@ -16,7 +16,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
-	"github.com/imagesync/imagesync/sync/engine/registry"
+	"github.com/imagesync/imagesync/registry/client"
 	"github.com/imagesync/imagesync/sync/rules"
 )
 
@@ -29,12 +29,12 @@ func putRaw(t *testing.T, host, repo, ref string, mediaType types.MediaType, raw
 		t.Fatalf("PUT %s: %v %v", ref, resp, err)
 	}
 	resp.Body.Close()
-	return registry.Digest(raw)
+	return client.Digest(raw)
 }
 
 func putBlob(t *testing.T, host, repo string, b []byte) string {
 	t.Helper()
-	d := registry.Digest(b)
+	d := client.Digest(b)
 	req, _ := http.NewRequest(http.MethodPost, "http://"+host+"/v2/"+repo+"/blobs/uploads/?digest="+d, bytes.NewReader(b))
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil || resp.StatusCode != http.StatusCreated {
@@ -49,9 +49,9 @@ func artifact(t *testing.T, host, repo, artifactType, subject string, payload st
 	empty := putBlob(t, host, repo, []byte("{}"))
 	layer := putBlob(t, host, repo, []byte(payload))
 	raw := fmt.Sprintf(`{"schemaVersion":2,"mediaType":%q,"artifactType":%q,"config":{"mediaType":"application/vnd.oci.empty.v1+json","digest":%q,"size":2},"layers":[{"mediaType":"text/plain","digest":%q,"size":%d}],"subject":{"mediaType":%q,"digest":%q,"size":1}}`,
-		registry.MediaOCIManifest, artifactType, empty, layer, len(payload), registry.MediaOCIManifest, subject)
-	d := registry.Digest([]byte(raw))
-	return putRaw(t, host, repo, d, registry.MediaOCIManifest, []byte(raw))
+		client.MediaOCIManifest, artifactType, empty, layer, len(payload), client.MediaOCIManifest, subject)
+	d := client.Digest([]byte(raw))
+	return putRaw(t, host, repo, d, client.MediaOCIManifest, []byte(raw))
 }
 
 // TestReferrersValidatedAndFiltered: the source's fallback tag index lists a
@@ -65,9 +65,9 @@ func TestReferrersValidatedAndFiltered(t *testing.T) {
 	var hostile []byte
 	inner := ggcrregistry.New(ggcrregistry.Logger(log.New(io.Discard, "", 0)))
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if hostile != nil && r.Method != http.MethodPut && (strings.Contains(r.URL.Path, "/manifests/sha256-") || strings.HasSuffix(r.URL.Path, "/manifests/"+registry.Digest(hostile))) {
-			w.Header().Set("Content-Type", string(registry.MediaOCIIndex))
-			w.Header().Set("Docker-Content-Digest", registry.Digest(hostile))
+		if hostile != nil && r.Method != http.MethodPut && (strings.Contains(r.URL.Path, "/manifests/sha256-") || strings.HasSuffix(r.URL.Path, "/manifests/"+client.Digest(hostile))) {
+			w.Header().Set("Content-Type", string(client.MediaOCIIndex))
+			w.Header().Set("Docker-Content-Digest", client.Digest(hostile))
 			_, _ = w.Write(hostile)
 			return
 		}
@@ -88,7 +88,7 @@ func TestReferrersValidatedAndFiltered(t *testing.T) {
 	liar := artifact(t, src, "ns/app", "application/spdx+json", other, "not ours")
 	unwanted := artifact(t, src, "ns/app", "application/vnd.example.other", subject, "other")
 	idx := fmt.Sprintf(`{"schemaVersion":2,"mediaType":%q,"manifests":[{"mediaType":%q,"digest":%q,"size":1},{"mediaType":%q,"digest":%q,"size":1},{"mediaType":%q,"digest":"sha256:../../../v2/x","size":1},{"mediaType":%q,"digest":%q,"size":1}]}`,
-		registry.MediaOCIIndex, registry.MediaOCIManifest, good, registry.MediaOCIManifest, liar, registry.MediaOCIManifest, registry.MediaOCIManifest, unwanted)
+		client.MediaOCIIndex, client.MediaOCIManifest, good, client.MediaOCIManifest, liar, client.MediaOCIManifest, client.MediaOCIManifest, unwanted)
 	hostile = []byte(idx)
 
 	r := ruleFor(t, src+"/ns/app:v1", dst+"/mirror/app")

@@ -7,7 +7,7 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/imagesync/imagesync/sync/engine/registry"
+	"github.com/imagesync/imagesync/registry/client"
 	"github.com/imagesync/imagesync/sync/rules"
 )
 
@@ -64,17 +64,17 @@ func (s unitSettings) key() string {
 // sparseChildren returns the digests of the children (at any depth) of an
 // index that the filter drops, for platform-mode keep-index: the original
 // index is pushed and only the kept children are copied.
-func sparseChildren(ctx context.Context, src *registry.Repo, raw []byte, f Filter, skip map[string]bool) (kept int, err error) {
+func sparseChildren(ctx context.Context, src *client.Repo, raw []byte, f Filter, skip map[string]bool) (kept int, err error) {
 	var idx struct {
 		Manifests []json.RawMessage `json:"manifests"`
 	}
 	if err := json.Unmarshal(raw, &idx); err != nil {
-		return 0, registry.Permanent(fmt.Errorf("parsing index: %w", err))
+		return 0, client.Permanent(fmt.Errorf("parsing index: %w", err))
 	}
 	for _, e := range idx.Manifests {
 		var d childDesc
 		if err := json.Unmarshal(e, &d); err != nil {
-			return 0, registry.Permanent(fmt.Errorf("parsing index entry: %w", err))
+			return 0, client.Permanent(fmt.Errorf("parsing index entry: %w", err))
 		}
 		if d.MediaType.IsIndex() && d.Platform == nil {
 			nested, _, err := src.GetManifest(ctx, d.Digest)
@@ -103,9 +103,9 @@ func sparseChildren(ctx context.Context, src *registry.Repo, raw []byte, f Filte
 // sparseRefused explains a registry refusing an index whose children are
 // missing (platform-mode keep-index).
 func sparseRefused(err error) error {
-	var re *registry.Error
+	var re *client.Error
 	if errors.As(err, &re) && (re.HasCode("MANIFEST_BLOB_UNKNOWN") || re.HasCode("MANIFEST_INVALID")) {
-		return registry.Permanent(fmt.Errorf("%w (platform-mode keep-index: this registry refuses an index whose filtered-out children are missing; use platform-mode rewrite, or a registry that accepts sparse indexes, e.g. distribution 3 with validation.manifests.indexes.platforms: none)", err))
+		return client.Permanent(fmt.Errorf("%w (platform-mode keep-index: this registry refuses an index whose filtered-out children are missing; use platform-mode rewrite, or a registry that accepts sparse indexes, e.g. distribution 3 with validation.manifests.indexes.platforms: none)", err))
 	}
 	return err
 }

@@ -4,7 +4,7 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/imagesync/imagesync/sync/engine/registry"
+	"github.com/imagesync/imagesync/registry/client"
 	"github.com/imagesync/imagesync/sync/ledger"
 )
 
@@ -33,9 +33,9 @@ func newBlobTracker(believe belief, write bool) *blobTracker {
 	return &blobTracker{ledger: believe.l, believe: believe, write: write, present: map[string]map[string]bool{}, manifests: map[string]bool{}, flights: map[string]*flight{}}
 }
 
-func blobKey(r *registry.Repo, digest string) string { return r.Host() + "@" + digest }
+func blobKey(r *client.Repo, digest string) string { return r.Host() + "@" + digest }
 
-func (b *blobTracker) has(r *registry.Repo, digest string) bool {
+func (b *blobTracker) has(r *client.Repo, digest string) bool {
 	b.mu.Lock()
 	known := b.present[blobKey(r, digest)][r.Name]
 	b.mu.Unlock()
@@ -43,7 +43,7 @@ func (b *blobTracker) has(r *registry.Repo, digest string) bool {
 }
 
 // add records that r holds the blob, in memory and in the ledger.
-func (b *blobTracker) add(r *registry.Repo, digest string) {
+func (b *blobTracker) add(r *client.Repo, digest string) {
 	b.mu.Lock()
 	k := blobKey(r, digest)
 	if b.present[k] == nil {
@@ -57,7 +57,7 @@ func (b *blobTracker) add(r *registry.Repo, digest string) {
 }
 
 // mountFrom returns a repository of r's registry known to hold the blob.
-func (b *blobTracker) mountFrom(r *registry.Repo, digest string) string {
+func (b *blobTracker) mountFrom(r *client.Repo, digest string) string {
 	b.mu.Lock()
 	var cands []string
 	for repo := range b.present[blobKey(r, digest)] {
@@ -80,7 +80,7 @@ func (b *blobTracker) mountFrom(r *registry.Repo, digest string) string {
 
 // forget drops what is known of r, in memory and in the ledger, after the
 // registry contradicted it.
-func (b *blobTracker) forget(r *registry.Repo) {
+func (b *blobTracker) forget(r *client.Repo) {
 	b.mu.Lock()
 	for _, repos := range b.present {
 		delete(repos, r.Name)
@@ -99,7 +99,7 @@ func (b *blobTracker) forget(r *registry.Repo) {
 
 // claim makes the caller the uploader of digest to r's registry, or returns
 // the flight already under way.
-func (b *blobTracker) claim(r *registry.Repo, digest string) (f *flight, leader bool) {
+func (b *blobTracker) claim(r *client.Repo, digest string) (f *flight, leader bool) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	k := blobKey(r, digest)
@@ -111,7 +111,7 @@ func (b *blobTracker) claim(r *registry.Repo, digest string) (f *flight, leader 
 	return f, true
 }
 
-func (b *blobTracker) land(r *registry.Repo, digest string, f *flight, err error) {
+func (b *blobTracker) land(r *client.Repo, digest string, f *flight, err error) {
 	if err == nil {
 		b.add(r, digest)
 	}
@@ -122,7 +122,7 @@ func (b *blobTracker) land(r *registry.Repo, digest string, f *flight, err error
 	close(f.done)
 }
 
-func (b *blobTracker) hasManifest(r *registry.Repo, digest string) bool {
+func (b *blobTracker) hasManifest(r *client.Repo, digest string) bool {
 	b.mu.Lock()
 	known := b.manifests[r.Host()+"/"+r.Name+"@"+digest]
 	b.mu.Unlock()
@@ -138,7 +138,7 @@ func (b *blobTracker) hasManifest(r *registry.Repo, digest string) bool {
 
 // manifestPresent records that r holds the manifest digest (a child, or a
 // root pushed by digest), in memory and in the ledger.
-func (b *blobTracker) manifestPresent(r *registry.Repo, digest string) {
+func (b *blobTracker) manifestPresent(r *client.Repo, digest string) {
 	b.mu.Lock()
 	b.manifests[r.Host()+"/"+r.Name+"@"+digest] = true
 	b.mu.Unlock()

@@ -5,12 +5,12 @@ import (
 	"fmt"
 	"sync/atomic"
 
-	"github.com/imagesync/imagesync/sync/engine/registry"
+	"github.com/imagesync/imagesync/registry/client"
 )
 
 // uploadSlot is one destination of an upload.
 type uploadSlot struct {
-	dst      *registry.Repo
+	dst      *client.Repo
 	location string // an open upload session, or "" to open one
 	n        int64  // bytes uploaded
 	err      error
@@ -22,7 +22,7 @@ type uploadSlot struct {
 // read of the source: no disk, no whole-blob buffer, the digest checked as it
 // streams so a corrupt read never completes a PUT. Slots that fail
 // transiently restart together from a fresh read (three attempts in all).
-func (e *Engine) upload(ctx context.Context, src *registry.Repo, b blobDesc, slots []*uploadSlot) {
+func (e *Engine) upload(ctx context.Context, src *client.Repo, b blobDesc, slots []*uploadSlot) {
 	select {
 	case e.sem <- struct{}{}:
 	case <-ctx.Done():
@@ -55,7 +55,7 @@ func (e *Engine) upload(ctx context.Context, src *registry.Repo, b blobDesc, slo
 				e.uploaded.Add(1)
 				e.bytes.Add(s.n)
 				e.work.uploaded(blobKey(s.dst, b.Digest))
-			case !registry.IsPermanent(s.err) && ctx.Err() == nil:
+			case !client.IsPermanent(s.err) && ctx.Err() == nil:
 				again = append(again, s)
 			}
 		}
@@ -65,7 +65,7 @@ func (e *Engine) upload(ctx context.Context, src *registry.Repo, b blobDesc, slo
 
 // uploadOnce is one attempt: open the sessions, one GET, and one PUT per
 // destination fed from it (through a pipe each when there are several).
-func (e *Engine) uploadOnce(ctx context.Context, src *registry.Repo, b blobDesc, slots []*uploadSlot) {
+func (e *Engine) uploadOnce(ctx context.Context, src *client.Repo, b blobDesc, slots []*uploadSlot) {
 	var live []*uploadSlot
 	for _, s := range slots {
 		s.err, s.n = nil, 0
@@ -96,7 +96,7 @@ func (e *Engine) uploadOnce(ctx context.Context, src *registry.Repo, b blobDesc,
 	}
 	defer rc.Close()
 	if size >= 0 && b.Size > 0 && size != b.Size {
-		failAll(registry.Permanent(fmt.Errorf("source sent %d bytes, the manifest says %d", size, b.Size)))
+		failAll(client.Permanent(fmt.Errorf("source sent %d bytes, the manifest says %d", size, b.Size)))
 		return
 	}
 	if size < 0 {

@@ -10,7 +10,7 @@ import (
 	"io"
 	"strings"
 
-	"github.com/imagesync/imagesync/sync/engine/registry"
+	"github.com/imagesync/imagesync/registry/client"
 )
 
 // verifier passes a blob through while hashing it; at the end it fails the
@@ -27,8 +27,8 @@ type verifier struct {
 }
 
 func newVerifier(r io.Reader, digest string, size int64) (*verifier, error) {
-	if !registry.ValidDigest(digest) {
-		return nil, registry.Permanent(fmt.Errorf("unsupported or malformed digest %q", clip(digest)))
+	if !client.ValidDigest(digest) {
+		return nil, client.Permanent(fmt.Errorf("unsupported or malformed digest %q", clip(digest)))
 	}
 	alg, _, _ := strings.Cut(digest, ":")
 	h := sha256.New()
@@ -48,13 +48,13 @@ func (v *verifier) Read(p []byte) (int, error) {
 		v.progress(int64(n))
 	}
 	if v.size >= 0 && v.n > v.size {
-		v.err = registry.Permanent(fmt.Errorf("source sent more than %d bytes", v.size))
+		v.err = client.Permanent(fmt.Errorf("source sent more than %d bytes", v.size))
 		return n, v.err
 	}
 	if err == io.EOF {
 		got := v.alg + ":" + hex.EncodeToString(v.h.Sum(nil))
 		if got != v.want {
-			v.err = registry.Permanent(fmt.Errorf("%w: source blob hashes to %s", errDigestMismatch, got))
+			v.err = client.Permanent(fmt.Errorf("%w: source blob hashes to %s", errDigestMismatch, got))
 			return n, v.err
 		}
 		if v.size >= 0 && v.n != v.size {

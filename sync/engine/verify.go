@@ -13,7 +13,7 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
-	"github.com/imagesync/imagesync/sync/engine/registry"
+	"github.com/imagesync/imagesync/registry/client"
 	"github.com/imagesync/imagesync/sync/rules"
 )
 
@@ -142,7 +142,7 @@ func (e *Engine) verifyJob(ctx context.Context, j rules.Job, opt VerifyOptions) 
 	}
 	d, err := dst.HeadManifest(ctx, ref)
 	switch {
-	case registry.IsNotFound(err):
+	case client.IsNotFound(err):
 		return problem(ProblemMissing, j.Destination.Repo()+refSep(ref)+ref, "")
 	case err != nil:
 		return problem(ProblemError, j.Destination.Repo()+refSep(ref)+ref, e.explain(dst, err).Error())
@@ -185,13 +185,13 @@ func refSep(ref string) string {
 
 // verifyTree checks that every child manifest and blob under digest exists
 // at dst (and, deep, that every blob hashes right).
-func (e *Engine) verifyTree(ctx context.Context, dst *registry.Repo, digest string, deep bool, seen map[string]bool) []Problem {
+func (e *Engine) verifyTree(ctx context.Context, dst *client.Repo, digest string, deep bool, seen map[string]bool) []Problem {
 	if seen[digest] {
 		return nil
 	}
 	seen[digest] = true
 	raw, desc, err := dst.GetManifest(ctx, digest)
-	if registry.IsNotFound(err) {
+	if client.IsNotFound(err) {
 		return []Problem{{Kind: ProblemMissingChild, Ref: dst.String() + "@" + digest}}
 	}
 	if err != nil {
@@ -247,7 +247,7 @@ func (e *Engine) verifyTree(ctx context.Context, dst *registry.Repo, digest stri
 
 // verifyBlobBytes downloads a blob and re-hashes it; a download that breaks
 // is tried again (three times in all) before it counts as an error.
-func verifyBlobBytes(ctx context.Context, dst *registry.Repo, b blobDesc) *Problem {
+func verifyBlobBytes(ctx context.Context, dst *client.Repo, b blobDesc) *Problem {
 	var p *Problem
 	for range 3 {
 		var transient bool
@@ -258,20 +258,20 @@ func verifyBlobBytes(ctx context.Context, dst *registry.Repo, b blobDesc) *Probl
 	return p
 }
 
-func hashBlob(ctx context.Context, dst *registry.Repo, b blobDesc) (*Problem, bool) {
+func hashBlob(ctx context.Context, dst *client.Repo, b blobDesc) (*Problem, bool) {
 	ref := dst.String() + "@" + b.Digest
 	rc, _, err := dst.GetBlob(ctx, b.Digest)
-	if registry.IsNotFound(err) {
+	if client.IsNotFound(err) {
 		return &Problem{Kind: ProblemMissingBlob, Ref: ref}, false
 	}
 	if err != nil {
-		return &Problem{Kind: ProblemError, Ref: ref, Detail: err.Error()}, !registry.IsPermanent(err)
+		return &Problem{Kind: ProblemError, Ref: ref, Detail: err.Error()}, !client.IsPermanent(err)
 	}
 	defer rc.Close()
 	h := sha256.New()
 	n, err := io.Copy(h, rc)
 	if err != nil {
-		return &Problem{Kind: ProblemError, Ref: ref, Detail: err.Error()}, registry.IsTransientNetwork(err)
+		return &Problem{Kind: ProblemError, Ref: ref, Detail: err.Error()}, client.IsTransientNetwork(err)
 	}
 	got := "sha256:" + hex.EncodeToString(h.Sum(nil))
 	if got != b.Digest || (b.Size > 0 && n != b.Size) {

@@ -1,4 +1,4 @@
-// Package registry is imagesync's registry client: one place owns each
+// Package client is imagesync's registry client: one place owns each
 // registry host (scheme, ping, auth, transport, retries), and a Repo offers
 // the handful of distribution-API calls the engine needs, with manifests kept
 // as raw bytes so that digests never change.
@@ -9,7 +9,7 @@
 // every new transport. The upload path is ours: POST (with a cross-repository
 // mount when a candidate is known) + one monolithic PUT, instead of
 // HEAD + POST + PATCH + PUT.
-package registry
+package client
 
 import (
 	"context"
