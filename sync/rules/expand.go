@@ -118,15 +118,8 @@ func (r *Rule) filterItems(items []Ref) []Ref {
 		tags[i] = it.Tag
 	}
 	if r.Referrers != nil {
-		var keep, removed []string
-		for _, t := range tags {
-			if IsReferrerTag(t) {
-				removed = append(removed, t)
-			} else {
-				keep = append(keep, t)
-			}
-		}
-		tags = keep
+		var removed []string
+		tags, removed = partition(tags, func(t string) bool { return !IsReferrerTag(t) })
 		if len(removed) > 0 {
 			r.Steps = append(r.Steps, FilterStep{Filter: "referrers", Removed: removed})
 		}

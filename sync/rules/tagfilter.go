@@ -67,15 +67,8 @@ func (f *TagFilter) Apply(tags []string) (kept []string, steps []FilterStep) {
 		return kept, nil
 	}
 	step := func(name string, keep func(string) bool) {
-		var k, removed []string
-		for _, t := range kept {
-			if keep(t) {
-				k = append(k, t)
-			} else {
-				removed = append(removed, t)
-			}
-		}
-		kept = k
+		var removed []string
+		kept, removed = partition(kept, keep)
 		steps = append(steps, FilterStep{Filter: name, Removed: nonNil(removed)})
 	}
 	if len(f.Include) > 0 {
@@ -162,3 +155,15 @@ var referrerTagRE = regexp.MustCompile(`^sha256-[0-9a-f]{64}(?:\.(?:sig|att|sbom
 
 // IsReferrerTag reports whether tag is a referrers fallback tag or a cosign tag.
 func IsReferrerTag(tag string) bool { return referrerTagRE.MatchString(tag) }
+
+// partition splits tags into those keep accepts and the others, in order.
+func partition(tags []string, keep func(string) bool) (kept, removed []string) {
+	for _, t := range tags {
+		if keep(t) {
+			kept = append(kept, t)
+		} else {
+			removed = append(removed, t)
+		}
+	}
+	return kept, removed
+}
