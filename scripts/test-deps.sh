@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Installs the real registry servers the integration tests run against
-# (internal/registrytest), when missing, and prints their paths as
+# (internal/registrytest), and skopeo (an independent reader of the OCI
+# layouts the layout tests write), when missing, and prints their paths as
 #   export IMAGESYNC_REGISTRY_V2=...
 #   export IMAGESYNC_REGISTRY_V3=...
+#   export IMAGESYNC_SKOPEO=...
 # and the real artifact clients the referrer tests drive (cosign, oras) as
 #   export IMAGESYNC_COSIGN=...
 #   export IMAGESYNC_ORAS=...
@@ -89,6 +91,19 @@ else
 	[ -x "$V3" ] || { log "$V3 missing after go install"; exit 1; }
 fi
 
+# --- skopeo (an independent reader of the OCI layouts and archives imagesync writes)
+if command -v skopeo >/dev/null 2>&1; then
+	log "found $(command -v skopeo)"
+elif command -v apt-get >/dev/null 2>&1; then
+	log "installing skopeo with apt-get"
+	as_root apt-get update -qq >&2
+	as_root env DEBIAN_FRONTEND=noninteractive \
+		apt-get install -y -qq --no-install-recommends skopeo >&2
+	command -v skopeo >/dev/null 2>&1 || { log "skopeo still missing after apt-get install"; exit 1; }
+else
+	log "no apt-get: the layout tests that read with skopeo will be skipped unless skopeo is on PATH"
+fi
+
 # --- staticcheck (make test runs it) ----------------------------------------
 STATICCHECK_VERSION=v0.8.2
 STATICCHECK="$CACHE/staticcheck-$STATICCHECK_VERSION/staticcheck"
@@ -141,5 +156,6 @@ go_tool "$COSIGN" "github.com/sigstore/cosign/v2/cmd/cosign@$COSIGN_VERSION"
 
 echo "export IMAGESYNC_REGISTRY_V2=$V2"
 echo "export IMAGESYNC_REGISTRY_V3=$V3"
+if command -v skopeo >/dev/null 2>&1; then echo "export IMAGESYNC_SKOPEO=$(command -v skopeo)"; fi
 echo "export IMAGESYNC_COSIGN=$COSIGN"
 echo "export IMAGESYNC_ORAS=$ORAS"

@@ -10,6 +10,8 @@ func (SyncCmd) Help() string {
   imagesync sync --images images.yaml --arch amd64,arm64 --output-failed-images failed.yaml
   imagesync --config config.yaml                     # legacy file with auth: and images:
   imagesync --images images.yaml -o json > report.json
+  imagesync --images export.yaml                     # rules into oci:DIR or oci-archive:FILE (air gap)
+  imagesync --images import.yaml                     # oci:DIR: registry/prefix, paths kept
   docker sync --images images.yaml                   # credentials from docker login
   docker sync --docker-config ~/.docker-ci --images images.yaml
   kubectl imagesync sync --images images.yaml
@@ -42,6 +44,7 @@ compares with the ledger instead of the source. Examples:
   imagesync verify --images images.yaml
   imagesync verify --images images.yaml --deep -o json
   imagesync verify --images images.yaml --offline    # air-gapped mirror
+  imagesync verify --images export.yaml --deep       # re-hashes an OCI layout's blobs
   docker sync verify --images images.yaml
   kubectl imagesync verify --images images.yaml
 

@@ -27,6 +27,7 @@ func (c *VerifyCmd) Run(rc *runContext) error {
 	}
 	defer s.Close()
 	eng := s.engine(&c.Inputs, engine.Options{})
+	defer eng.Close()
 	var jobs []rules.Job
 	var unchecked []engine.VerifyResult
 	switch {

@@ -92,8 +92,13 @@ func printable(s string, max int) string {
 	return s
 }
 
-// IsNotFound reports a 404 or a *_UNKNOWN answer.
+// IsNotFound reports a 404 or a *_UNKNOWN answer, or an error of another
+// store (an image layout) that says NotFound.
 func IsNotFound(err error) bool {
+	var nf interface{ NotFound() bool }
+	if errors.As(err, &nf) && nf.NotFound() {
+		return true
+	}
 	var e *Error
 	if !errors.As(err, &e) {
 		return false

@@ -5,15 +5,13 @@ import (
 	"fmt"
 
 	"golang.org/x/sync/errgroup"
-
-	"github.com/imagesync/imagesync/registry/client"
 )
 
 // copyBlobs puts every blob into every target, blobs in parallel. For one
 // blob, the targets that need an upload (not known, not present, not
 // mountable) on different registries share one read of the source: the
 // blob is fetched once however many registries receive it.
-func (e *Engine) copyBlobs(ctx context.Context, src *client.Repo, blobs []blobDesc, targets []*target) {
+func (e *Engine) copyBlobs(ctx context.Context, src Store, blobs []blobDesc, targets []*target) {
 	var g errgroup.Group
 	g.SetLimit(e.opt.Concurrency)
 	seen := map[string]bool{}
@@ -30,7 +28,7 @@ func (e *Engine) copyBlobs(ctx context.Context, src *client.Repo, blobs []blobDe
 	_ = g.Wait() // failures are on the targets
 }
 
-func (e *Engine) copyBlob(ctx context.Context, src *client.Repo, b blobDesc, targets []*target) {
+func (e *Engine) copyBlob(ctx context.Context, src Store, b blobDesc, targets []*target) {
 	var slots []*uploadSlot
 	var owners, waiters []*target
 	var flights []*flight
@@ -73,7 +71,7 @@ func (e *Engine) copyBlob(ctx context.Context, src *client.Repo, b blobDesc, tar
 
 // planBlobs counts, per target, the bytes a sync would upload: blobs the
 // destination lacks and cannot mount, once per destination registry.
-func (e *Engine) planBlobs(ctx context.Context, src *client.Repo, blobs []blobDesc, targets []*target) {
+func (e *Engine) planBlobs(ctx context.Context, src Store, blobs []blobDesc, targets []*target) {
 	seen := map[string]bool{}
 	for _, b := range blobs {
 		if seen[b.Digest] {
@@ -89,7 +87,7 @@ func (e *Engine) planBlobs(ctx context.Context, src *client.Repo, blobs []blobDe
 				t.fail(fmt.Errorf("blob %s: %w", b.Digest, err))
 				continue
 			}
-			mountable := e.blobs.mountFrom(t.repo, b.Digest) != "" || (src.Host() == t.repo.Host() && src.Name != t.repo.Name)
+			mountable := e.blobs.mountFrom(t.repo, b.Digest) != "" || (src.Host() == t.repo.Host() && src.Path() != t.repo.Path())
 			if !ok && !mountable {
 				t.addBytes(b.Size)
 			}
@@ -109,7 +107,7 @@ type blobPrep struct {
 // prepareBlob checks what the run and the ledger know, then (first only)
 // asks the destination, then tries a mount from a repository of the same
 // registry, and finally claims the registry-wide upload.
-func (e *Engine) prepareBlob(ctx context.Context, src *client.Repo, b blobDesc, dst *client.Repo, first bool) (blobPrep, error) {
+func (e *Engine) prepareBlob(ctx context.Context, src Store, b blobDesc, dst Store, first bool) (blobPrep, error) {
 	if e.blobs.has(dst, b.Digest) {
 		e.work.present(blobKey(dst, b.Digest))
 		return blobPrep{done: true}, nil
@@ -126,8 +124,8 @@ func (e *Engine) prepareBlob(ctx context.Context, src *client.Repo, b blobDesc, 
 		}
 	}
 	from := e.blobs.mountFrom(dst, b.Digest)
-	if from == "" && src.Host() == dst.Host() && src.Name != dst.Name {
-		from = src.Name // same registry: mount straight from the source
+	if from == "" && src.Host() == dst.Host() && src.Path() != dst.Path() {
+		from = src.Path() // same registry: mount straight from the source
 	}
 	var p blobPrep
 	if from != "" {
@@ -151,7 +149,7 @@ func (e *Engine) prepareBlob(ctx context.Context, src *client.Repo, b blobDesc, 
 // ensureBlob makes the blob present in one destination: see prepareBlob;
 // when another job is uploading it to the same registry, it waits and then
 // mounts from where it landed. It returns the bytes it uploaded.
-func (e *Engine) ensureBlob(ctx context.Context, src *client.Repo, b blobDesc, dst *client.Repo) (int64, error) {
+func (e *Engine) ensureBlob(ctx context.Context, src Store, b blobDesc, dst Store) (int64, error) {
 	for round := 0; ; round++ {
 		p, err := e.prepareBlob(ctx, src, b, dst, round == 0)
 		if err != nil || p.done {
@@ -164,7 +162,7 @@ func (e *Engine) ensureBlob(ctx context.Context, src *client.Repo, b blobDesc, d
 			case <-ctx.Done():
 				return 0, ctx.Err()
 			}
-			if p.flight.err == nil && p.flight.repo == dst.Name {
+			if p.flight.err == nil && p.flight.repo == dst.Path() {
 				return 0, nil
 			}
 			continue // mount from the repository it landed in, or take over

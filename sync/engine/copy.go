@@ -13,7 +13,7 @@ import (
 
 // target is one destination a manifest is being copied to.
 type target struct {
-	repo   *client.Repo
+	repo   Store
 	ref    string // tag or digest the manifest is PUT under
 	force  bool   // re-push even if present (--force, or verify found it broken)
 	exists bool   // the destination tag holds another digest (plan: update)
@@ -54,7 +54,7 @@ func alive(ts []*target) []*target {
 
 // source is a unit's source manifest, read at most once.
 type source struct {
-	repo *client.Repo
+	repo Store
 	ref  string
 	desc client.Descriptor
 	raw  []byte
@@ -104,7 +104,7 @@ func (e *Engine) syncUnit(ctx context.Context, u *unit) []JobResult {
 			results[i].Action = WouldCopy
 		default:
 			results[i].Action = Copied
-			_ = e.opt.Ledger.RecordManifest(ledgerKey(u.jobs[i], srcDigest), entry)
+			_ = e.ledgerFor(u.jobs[i].Destination).RecordManifest(ledgerKey(u.jobs[i], srcDigest), entry)
 		}
 	}
 	return results
@@ -259,8 +259,8 @@ func (n *notFound) Error() string { return n.what + " not found in " + n.where }
 func (n *notFound) Unwrap() error { return n.err }
 
 // explain adds what to check to authentication failures.
-func (e *Engine) explain(r *client.Repo, err error) error {
-	if client.IsUnauthorized(err) {
+func (e *Engine) explain(s Store, err error) error {
+	if r, ok := s.(*client.Repo); ok && client.IsUnauthorized(err) {
 		return fmt.Errorf("%w (access to %s denied using %s: check the auth file entry or docker login)", err, r, r.Access.Source)
 	}
 	return err

@@ -106,7 +106,7 @@ func (d *decision) settle(a Action, err error) *decision {
 // after reads the manifest by the digest answered here, so report, ledger
 // and destination agree even when the tag moves meanwhile.
 func (e *Engine) resolveSource(ctx context.Context, ref rules.Ref) (*source, error) {
-	repo, err := e.c.Repo(ctx, ref.Registry, ref.Repository, false)
+	repo, err := e.store(ctx, ref.Registry, ref.Repository, false)
 	if err != nil {
 		return nil, err
 	}
@@ -138,6 +138,10 @@ func (e *Engine) resolveSource(ctx context.Context, ref rules.Ref) (*source, err
 func (e *Engine) skipKnown(ctx context.Context, u *unit, d *decision) (pending int) {
 	for i, j := range u.jobs {
 		ent, ok := e.belief.manifest(j, d.srcDigest, u.filterKey())
+		if !ok || rules.IsLayout(j.Destination.Registry) { // a layout is its own truth
+			pending++
+			continue
+		}
 		if !ok {
 			pending++
 			continue
@@ -228,17 +232,14 @@ func (e *Engine) decideDestinations(ctx context.Context, u *unit, d *decision, w
 			r.Action, r.Err = Failed, client.Permanent(fmt.Errorf("destination pins %s but the source is %s", j.Destination.Digest, want))
 			continue
 		}
-		dst, err := e.c.Repo(ctx, j.Destination.Registry, j.Destination.Repository, !e.opt.DryRun)
+		dst, err := e.store(ctx, j.Destination.Registry, j.Destination.Repository, !e.opt.DryRun)
 		if err != nil {
 			r.Action, r.Err = Failed, err
 			continue
 		}
-		ref := j.Destination.Tag
-		if ref == "" {
-			ref = want
-		}
+		ref := manifestRef(dst, j.Destination.Tag, want)
 		key := ledgerKey(j, d.srcDigest)
-		t := &target{repo: dst, ref: ref, force: e.opt.Force || e.belief.repair(key)}
+		t := &target{repo: dst, ref: ref, force: e.opt.Force || (!isLayout(dst) && e.belief.repair(key))}
 		if !t.force {
 			var got client.Descriptor
 			if h := d.heads[i]; h != nil && h.ref == ref {
@@ -250,7 +251,7 @@ func (e *Engine) decideDestinations(ctx context.Context, u *unit, d *decision, w
 			case err == nil && got.Digest == want:
 				r.Action = Skipped
 				if !e.opt.DryRun {
-					_ = e.opt.Ledger.RecordManifest(key, d.entry)
+					_ = e.ledgerFor(j.Destination).RecordManifest(key, d.entry)
 				}
 				continue
 			case err == nil:

@@ -19,6 +19,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 
 	"github.com/imagesync/imagesync/registry/client"
+	"github.com/imagesync/imagesync/sync/layout"
 	"github.com/imagesync/imagesync/sync/ledger"
 	"github.com/imagesync/imagesync/sync/rules"
 )
@@ -139,6 +140,8 @@ type Engine struct {
 	uploaded, mounted atomic.Int64
 	bytes             atomic.Int64
 	refAPI            referrersAPI
+
+	layouts *layout.Set // the image layouts the rules name
 }
 
 // New returns an Engine.
@@ -154,7 +157,7 @@ func New(c *client.Client, opt Options) *Engine {
 		log = slog.New(slog.DiscardHandler)
 	}
 	believe := newBelief(opt)
-	return &Engine{c: c, opt: opt, belief: believe, blobs: newBlobTracker(believe, !opt.DryRun), sem: make(chan struct{}, opt.Concurrency), log: log}
+	return &Engine{c: c, layouts: layout.NewSet(), opt: opt, belief: believe, blobs: newBlobTracker(believe, !opt.DryRun), sem: make(chan struct{}, opt.Concurrency), log: log}
 }
 
 // Observe sets the progress callbacks (see Options) before Sync.
@@ -285,6 +288,7 @@ func (e *Engine) Sync(ctx context.Context, jobs []rules.Job, pre []JobResult) *R
 		}()
 	}
 	workers.Wait()
+	e.finishLayouts(res)
 
 	e.summarize(ctx, res, start)
 	return res

@@ -50,11 +50,19 @@ func (e *Engine) expand(ctx context.Context, rs []rules.Rule, skip bool) ([]rule
 			}
 		}()
 	}
+	names, bad, layoutErrs := e.openLayouts(rs)
+	if len(layoutErrs) > 0 && !skip {
+		return nil, nil, layoutErrs
+	}
 	var g errgroup.Group
 	g.SetLimit(e.opt.Concurrency)
 	for i := range rs {
 		r := &rs[i]
-		if !r.NeedsTagList() {
+		if n, ok := names[i]; ok {
+			listed[i].tags = n
+			continue
+		}
+		if bad[i] || !r.NeedsTagList() || rules.IsLayout(r.Source.Registry) {
 			continue
 		}
 		g.Go(func() error {
@@ -80,9 +88,12 @@ func (e *Engine) expand(ctx context.Context, rs []rules.Rule, skip bool) ([]rule
 
 	var jobs []rules.Job
 	var failed []JobResult
-	var errs rules.ErrorList
+	errs := layoutErrs // set aside, with --skip-invalid-rules
 	for i := range rs {
 		r := &rs[i]
+		if bad[i] {
+			continue
+		}
 		if err := listed[i].err; err != nil {
 			for _, d := range r.Destinations {
 				failed = append(failed, JobResult{

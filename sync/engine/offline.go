@@ -26,11 +26,16 @@ func (e *Engine) ExpandOfflineSkipping(rs []rules.Rule) ([]rules.Job, rules.Erro
 
 func (e *Engine) expandOffline(rs []rules.Rule) ([]rules.Job, rules.ErrorList) {
 	var jobs []rules.Job
-	var errs rules.ErrorList
+	// An image layout source is on disk, not behind the network: its names
+	// are read from it.
+	names, bad, errs := e.openLayouts(rs)
 	for i := range rs {
 		r := &rs[i]
-		var tags []string
-		if r.NeedsTagList() {
+		if bad[i] {
+			continue
+		}
+		tags := names[i]
+		if r.NeedsTagList() && !rules.IsLayout(r.Source.Registry) {
 			tags = e.opt.Ledger.SourceTags(r.Source.Registry + "/" + r.Source.Repository)
 		}
 		js, err := r.Expand(tags)

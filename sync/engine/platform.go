@@ -188,7 +188,7 @@ func clip(s string) string {
 // keeping every field it does not understand, and records rewritten nested
 // indexes in made (digest → bytes), since the source does not have them.
 // kept is the number of images left.
-func filterIndex(ctx context.Context, src *client.Repo, raw []byte, f Filter, made map[string]manifestBytes) (out []byte, kept int, err error) {
+func filterIndex(ctx context.Context, src Store, raw []byte, f Filter, made map[string]manifestBytes) (out []byte, kept int, err error) {
 	var top map[string]json.RawMessage
 	if err := json.Unmarshal(raw, &top); err != nil {
 		return nil, 0, client.Permanent(fmt.Errorf("parsing index: %w", err))
@@ -256,7 +256,7 @@ func filterIndex(ctx context.Context, src *client.Repo, raw []byte, f Filter, ma
 }
 
 // imagePlatform reads the platform of a single image from its config blob.
-func imagePlatform(ctx context.Context, src *client.Repo, raw []byte) (*Platform, error) {
+func imagePlatform(ctx context.Context, src Store, raw []byte) (*Platform, error) {
 	m, err := parseImage(raw)
 	if err != nil {
 		return nil, err

@@ -211,6 +211,10 @@ func (e *Engine) copyReferrers(ctx context.Context, u *unit, srcRepo *client.Rep
 		if seenRepo[r.Job.Destination.Repo()] {
 			continue
 		}
+		if rules.IsLayout(r.Job.Destination.Registry) {
+			e.log.Warn("referrers are not written into image layouts yet: only the image is copied", "source", u.src.String(), "destination", r.Job.Destination.String())
+			continue
+		}
 		seenRepo[r.Job.Destination.Repo()] = true
 		dst, err := e.c.Repo(ctx, r.Job.Destination.Registry, r.Job.Destination.Repository, !e.opt.DryRun)
 		if err != nil {
@@ -374,6 +378,10 @@ func (e *Engine) withReferrers(ctx context.Context, u *unit, out []JobResult) []
 		}
 	}
 	if subject == "" {
+		return out
+	}
+	if rules.IsLayout(u.src.Registry) {
+		e.log.Warn("referrers are not read from image layouts yet: only the image is copied", "source", u.src.String())
 		return out
 	}
 	repo, err := e.c.Repo(ctx, u.src.Registry, u.src.Repository, false)

@@ -64,7 +64,7 @@ func (s unitSettings) key() string {
 // sparseChildren returns the digests of the children (at any depth) of an
 // index that the filter drops, for platform-mode keep-index: the original
 // index is pushed and only the kept children are copied.
-func sparseChildren(ctx context.Context, src *client.Repo, raw []byte, f Filter, skip map[string]bool) (kept int, err error) {
+func sparseChildren(ctx context.Context, src Store, raw []byte, f Filter, skip map[string]bool) (kept int, err error) {
 	var idx struct {
 		Manifests []json.RawMessage `json:"manifests"`
 	}

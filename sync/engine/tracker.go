@@ -4,7 +4,6 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/imagesync/imagesync/registry/client"
 	"github.com/imagesync/imagesync/sync/ledger"
 )
 
@@ -33,45 +32,46 @@ func newBlobTracker(believe belief, write bool) *blobTracker {
 	return &blobTracker{ledger: believe.l, believe: believe, write: write, present: map[string]map[string]bool{}, manifests: map[string]bool{}, flights: map[string]*flight{}}
 }
 
-func blobKey(r *client.Repo, digest string) string { return r.Host() + "@" + digest }
+func blobKey(r Store, digest string) string { return r.Host() + "@" + digest }
 
-func (b *blobTracker) has(r *client.Repo, digest string) bool {
+func (b *blobTracker) has(r Store, digest string) bool {
 	b.mu.Lock()
-	known := b.present[blobKey(r, digest)][r.Name]
+	known := b.present[blobKey(r, digest)][r.Path()]
 	b.mu.Unlock()
-	return known || (b.believe.content() && b.ledger.HasBlob(r.String(), digest))
+	return known || (b.believe.content() && !isLayout(r) && b.ledger.HasBlob(r.String(), digest))
 }
 
 // add records that r holds the blob, in memory and in the ledger.
-func (b *blobTracker) add(r *client.Repo, digest string) {
+func (b *blobTracker) add(r Store, digest string) {
 	b.mu.Lock()
 	k := blobKey(r, digest)
 	if b.present[k] == nil {
 		b.present[k] = map[string]bool{}
 	}
-	b.present[k][r.Name] = true
+	b.present[k][r.Path()] = true
 	b.mu.Unlock()
-	if b.write {
+	if b.write && !isLayout(r) {
 		_ = b.ledger.RecordBlobs(r.String(), []string{digest})
 	}
 }
 
 // mountFrom returns a repository of r's registry known to hold the blob.
-func (b *blobTracker) mountFrom(r *client.Repo, digest string) string {
+func (b *blobTracker) mountFrom(r Store, digest string) string {
 	b.mu.Lock()
 	var cands []string
 	for repo := range b.present[blobKey(r, digest)] {
 		cands = append(cands, repo)
 	}
 	b.mu.Unlock()
-	if b.believe.content() {
-		for _, full := range b.ledger.ReposWithBlob(r.Registry, digest) {
-			cands = append(cands, strings.TrimPrefix(full, r.Registry+"/"))
+	if b.believe.content() && !isLayout(r) {
+		reg := registryOf(r)
+		for _, full := range b.ledger.ReposWithBlob(reg, digest) {
+			cands = append(cands, strings.TrimPrefix(full, reg+"/"))
 		}
 	}
 	best := ""
 	for _, repo := range cands {
-		if repo != r.Name && (best == "" || repo < best) { // deterministic
+		if repo != r.Path() && (best == "" || repo < best) { // deterministic
 			best = repo
 		}
 	}
@@ -80,38 +80,38 @@ func (b *blobTracker) mountFrom(r *client.Repo, digest string) string {
 
 // forget drops what is known of r, in memory and in the ledger, after the
 // registry contradicted it.
-func (b *blobTracker) forget(r *client.Repo) {
+func (b *blobTracker) forget(r Store) {
 	b.mu.Lock()
 	for _, repos := range b.present {
-		delete(repos, r.Name)
+		delete(repos, r.Path())
 	}
-	prefix := r.Host() + "/" + r.Name + "@"
+	prefix := r.Host() + "/" + r.Path() + "@"
 	for k := range b.manifests {
 		if strings.HasPrefix(k, prefix) {
 			delete(b.manifests, k)
 		}
 	}
 	b.mu.Unlock()
-	if b.write {
+	if b.write && !isLayout(r) {
 		_ = b.ledger.Invalidate(r.String(), "")
 	}
 }
 
 // claim makes the caller the uploader of digest to r's registry, or returns
 // the flight already under way.
-func (b *blobTracker) claim(r *client.Repo, digest string) (f *flight, leader bool) {
+func (b *blobTracker) claim(r Store, digest string) (f *flight, leader bool) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	k := blobKey(r, digest)
 	if f, ok := b.flights[k]; ok {
 		return f, false
 	}
-	f = &flight{done: make(chan struct{}), repo: r.Name}
+	f = &flight{done: make(chan struct{}), repo: r.Path()}
 	b.flights[k] = f
 	return f, true
 }
 
-func (b *blobTracker) land(r *client.Repo, digest string, f *flight, err error) {
+func (b *blobTracker) land(r Store, digest string, f *flight, err error) {
 	if err == nil {
 		b.add(r, digest)
 	}
@@ -122,14 +122,14 @@ func (b *blobTracker) land(r *client.Repo, digest string, f *flight, err error) 
 	close(f.done)
 }
 
-func (b *blobTracker) hasManifest(r *client.Repo, digest string) bool {
+func (b *blobTracker) hasManifest(r Store, digest string) bool {
 	b.mu.Lock()
-	known := b.manifests[r.Host()+"/"+r.Name+"@"+digest]
+	known := b.manifests[r.Host()+"/"+r.Path()+"@"+digest]
 	b.mu.Unlock()
 	if known {
 		return true
 	}
-	if b.believe.content() {
+	if b.believe.content() && !isLayout(r) {
 		_, ok := b.ledger.Manifest(r.String() + "@" + digest)
 		return ok
 	}
@@ -138,11 +138,11 @@ func (b *blobTracker) hasManifest(r *client.Repo, digest string) bool {
 
 // manifestPresent records that r holds the manifest digest (a child, or a
 // root pushed by digest), in memory and in the ledger.
-func (b *blobTracker) manifestPresent(r *client.Repo, digest string) {
+func (b *blobTracker) manifestPresent(r Store, digest string) {
 	b.mu.Lock()
-	b.manifests[r.Host()+"/"+r.Name+"@"+digest] = true
+	b.manifests[r.Host()+"/"+r.Path()+"@"+digest] = true
 	b.mu.Unlock()
-	if b.write {
+	if b.write && !isLayout(r) {
 		_ = b.ledger.RecordManifest(r.String()+"@"+digest, ledger.Entry{Digest: digest})
 	}
 }

@@ -10,7 +10,7 @@ import (
 
 // uploadSlot is one destination of an upload.
 type uploadSlot struct {
-	dst      *client.Repo
+	dst      Store
 	location string // an open upload session, or "" to open one
 	n        int64  // bytes uploaded
 	err      error
@@ -22,7 +22,7 @@ type uploadSlot struct {
 // read of the source: no disk, no whole-blob buffer, the digest checked as it
 // streams so a corrupt read never completes a PUT. Slots that fail
 // transiently restart together from a fresh read (three attempts in all).
-func (e *Engine) upload(ctx context.Context, src *client.Repo, b blobDesc, slots []*uploadSlot) {
+func (e *Engine) upload(ctx context.Context, src Store, b blobDesc, slots []*uploadSlot) {
 	select {
 	case e.sem <- struct{}{}:
 	case <-ctx.Done():
@@ -65,7 +65,7 @@ func (e *Engine) upload(ctx context.Context, src *client.Repo, b blobDesc, slots
 
 // uploadOnce is one attempt: open the sessions, one GET, and one PUT per
 // destination fed from it (through a pipe each when there are several).
-func (e *Engine) uploadOnce(ctx context.Context, src *client.Repo, b blobDesc, slots []*uploadSlot) {
+func (e *Engine) uploadOnce(ctx context.Context, src Store, b blobDesc, slots []*uploadSlot) {
 	var live []*uploadSlot
 	for _, s := range slots {
 		s.err, s.n = nil, 0

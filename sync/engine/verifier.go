@@ -54,7 +54,7 @@ func (v *verifier) Read(p []byte) (int, error) {
 	if err == io.EOF {
 		got := v.alg + ":" + hex.EncodeToString(v.h.Sum(nil))
 		if got != v.want {
-			v.err = client.Permanent(fmt.Errorf("%w: source blob hashes to %s", errDigestMismatch, got))
+			v.err = client.Permanent(fmt.Errorf("%w: source blob hashes to %s%s", errDigestMismatch, got, readFrom(v.r)))
 			return n, v.err
 		}
 		if v.size >= 0 && v.n != v.size {

@@ -80,7 +80,7 @@ func (e *Engine) Verify(ctx context.Context, jobs []rules.Job, opt VerifyOptions
 				}
 			}()
 			out[i] = e.verifyJob(ctx, j, opt)
-			if !out[i].OK() && e.opt.Ledger != nil {
+			if !out[i].OK() && e.ledgerFor(j.Destination) != nil {
 				key := ledgerKey(j, out[i].Want)
 				if j.Source.Digest != "" {
 					key = ledgerKey(j, j.Source.Digest)
@@ -99,6 +99,9 @@ func (e *Engine) verifyJob(ctx context.Context, j rules.Job, opt VerifyOptions) 
 	problem := func(kind, ref, detail string) VerifyResult {
 		res.Problems = append(res.Problems, Problem{Kind: kind, Ref: ref, Detail: detail})
 		return res
+	}
+	if opt.Deep && rules.IsLayout(j.Source.Registry) {
+		res.Problems = append(res.Problems, e.verifyLayoutSource(ctx, j)...)
 	}
 
 	// What the destination should hold; children a keep-index filter left
@@ -132,18 +135,15 @@ func (e *Engine) verifyJob(ctx context.Context, j rules.Job, opt VerifyOptions) 
 		res.Job.Destination.Digest = res.Want
 	}
 
-	dst, err := e.c.Repo(ctx, j.Destination.Registry, j.Destination.Repository, false)
+	dst, err := e.store(ctx, j.Destination.Registry, j.Destination.Repository, false)
 	if err != nil {
 		return problem(ProblemError, j.Destination.Repo(), err.Error())
 	}
-	ref := j.Destination.Tag
-	if ref == "" {
-		ref = res.Want
-	}
+	ref := manifestRef(dst, j.Destination.Tag, res.Want)
 	d, err := dst.HeadManifest(ctx, ref)
 	switch {
 	case client.IsNotFound(err):
-		return problem(ProblemMissing, j.Destination.Repo()+refSep(ref)+ref, "")
+		return problem(ProblemMissing, j.Destination.Repo()+refSep(ref)+ref, missingDetail(err))
 	case err != nil:
 		return problem(ProblemError, j.Destination.Repo()+refSep(ref)+ref, e.explain(dst, err).Error())
 	}
@@ -177,6 +177,9 @@ func (e *Engine) sourceDigest(ctx context.Context, u *unit, skip map[string]bool
 }
 
 func refSep(ref string) string {
+	if strings.HasPrefix(ref, "@") { // a layout's image named by digest
+		return ""
+	}
 	if len(ref) > 7 && ref[:7] == "sha256:" {
 		return "@"
 	}
@@ -185,7 +188,7 @@ func refSep(ref string) string {
 
 // verifyTree checks that every child manifest and blob under digest exists
 // at dst (and, deep, that every blob hashes right).
-func (e *Engine) verifyTree(ctx context.Context, dst *client.Repo, digest string, deep bool, seen map[string]bool) []Problem {
+func (e *Engine) verifyTree(ctx context.Context, dst Store, digest string, deep bool, seen map[string]bool) []Problem {
 	if seen[digest] {
 		return nil
 	}
@@ -247,7 +250,7 @@ func (e *Engine) verifyTree(ctx context.Context, dst *client.Repo, digest string
 
 // verifyBlobBytes downloads a blob and re-hashes it; a download that breaks
 // is tried again (three times in all) before it counts as an error.
-func verifyBlobBytes(ctx context.Context, dst *client.Repo, b blobDesc) *Problem {
+func verifyBlobBytes(ctx context.Context, dst Store, b blobDesc) *Problem {
 	var p *Problem
 	for range 3 {
 		var transient bool
@@ -258,7 +261,7 @@ func verifyBlobBytes(ctx context.Context, dst *client.Repo, b blobDesc) *Problem
 	return p
 }
 
-func hashBlob(ctx context.Context, dst *client.Repo, b blobDesc) (*Problem, bool) {
+func hashBlob(ctx context.Context, dst Store, b blobDesc) (*Problem, bool) {
 	ref := dst.String() + "@" + b.Digest
 	rc, _, err := dst.GetBlob(ctx, b.Digest)
 	if client.IsNotFound(err) {
@@ -275,7 +278,7 @@ func hashBlob(ctx context.Context, dst *client.Repo, b blobDesc) (*Problem, bool
 	}
 	got := "sha256:" + hex.EncodeToString(h.Sum(nil))
 	if got != b.Digest || (b.Size > 0 && n != b.Size) {
-		return &Problem{Kind: ProblemCorruptBlob, Ref: ref, Detail: fmt.Sprintf("%d bytes hashing to %s", n, got)}, false
+		return &Problem{Kind: ProblemCorruptBlob, Ref: ref, Detail: fmt.Sprintf("%d bytes hashing to %s%s", n, got, readFrom(rc))}, false
 	}
 	return nil, false
 }

@@ -16,6 +16,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/imagesync/imagesync/sync/engine"
+	"github.com/imagesync/imagesync/sync/rules"
 )
 
 // Line formats one job result.
@@ -83,7 +84,11 @@ func SuccessImages(results []engine.JobResult) map[string][]string {
 		// Referrers travel with their image: the image's entry stands for them.
 		if (r.Action == engine.Copied || r.Action == engine.Skipped) && r.Subject == "" {
 			k := r.Job.Source.String()
-			out[k] = append(out[k], r.Job.Destination.String())
+			d := r.Job.Destination.String()
+			if rules.IsLayout(r.Job.Destination.Registry) {
+				d = r.Job.Destination.Registry // as a rule writes it: oci:DIR (the image keeps its name)
+			}
+			out[k] = append(out[k], d)
 		}
 	}
 	for k := range out {

@@ -8,9 +8,9 @@ import (
 )
 
 // NeedsTagList reports whether Expand needs the repository's tag listing
-// (AllTags and TagRegex sources).
+// (AllTags and TagRegex sources), or for AllImages the names in the layout.
 func (r *Rule) NeedsTagList() bool {
-	return r.Source.Kind == AllTags || r.Source.Kind == TagRegex
+	return r.Source.Kind == AllTags || r.Source.Kind == TagRegex || r.Source.Kind == AllImages
 }
 
 // Expand returns the jobs of the rule: for each source item (tag or digest),
@@ -18,7 +18,8 @@ func (r *Rule) NeedsTagList() bool {
 // NeedsTagList (pass nil otherwise); AllTags keeps every listed tag and
 // TagRegex the tags its regexp matches (unanchored), in listing order,
 // deduplicated. A single-tag rename on AllTags/TagRegex is an error unless
-// exactly one tag remains. Errors name the rule's file, line and key.
+// exactly one tag remains. For AllImages, listed holds the names of the
+// layout's index.json. Errors name the rule's file, line and key.
 func (r *Rule) Expand(listed []string) ([]Job, error) {
 	src := r.Source
 	var items []Ref
@@ -58,6 +59,24 @@ func (r *Rule) Expand(listed []string) ([]Job, error) {
 		ref := base
 		ref.Digest = src.Digest
 		items = append(items, ref)
+	case AllImages:
+		seen := map[string]bool{}
+		for _, name := range listed {
+			n, err := ParseLayoutName(name)
+			if err != nil {
+				return nil, ErrorList{&cfgfile.Error{File: r.File, Line: r.Line, Key: r.Key, Msg: fmt.Sprintf("%s: index.json names an image %q: %v", src.Registry, name, err)}}
+			}
+			ref := Ref{Registry: src.Registry, Tag: n.Tag, Digest: n.Digest}
+			if n.Registry != "" {
+				ref.Repository = n.Repo()
+			}
+			if seen[ref.String()] {
+				continue
+			}
+			seen[ref.String()] = true
+			items = append(items, ref)
+		}
+		items = r.filterLayoutItems(items)
 	}
 
 	var errs ErrorList
@@ -85,6 +104,12 @@ func (r *Rule) Expand(listed []string) ([]Job, error) {
 		for _, d := range r.Destinations {
 			dst := Ref{Registry: d.Registry, Repository: d.Repository}
 			switch {
+			case IsLayout(src.Registry) || IsLayout(d.Registry):
+				dst = layoutItemDestination(d, s)
+				if dst.Repository == "" && !IsLayout(dst.Registry) {
+					return nil, ErrorList{&cfgfile.Error{File: r.File, Line: d.Line, Key: r.Key,
+						Msg: fmt.Sprintf("%s names an image by the bare tag %q: give the destination %q a repository to push it to", src.Registry, s.Tag, d.name())}}
+				}
 			case d.Digest != "":
 				dst.Digest = d.Digest
 			case len(d.Tags) == 1:
@@ -141,6 +166,8 @@ func describeItems(src Source, items []Ref) string {
 		verb = "lists"
 	case TagRegex:
 		verb = "matches"
+	case AllImages:
+		verb = "names"
 	}
 	if len(items) == 0 {
 		return verb + " no tags"

@@ -43,6 +43,24 @@ var fuzzRefSeeds = []string{
 	"a/b/c/d/e/f:" + strings.Repeat("t", 128),
 	"x.io/" + strings.Repeat("a", 251),
 	"",
+	"oci:./bundle",
+	"oci:/abs/bundle:docker.io/library/nginx:1.27",
+	"oci-archive:bundle.tar:quay.io/a/d@sha256:" + strings.Repeat("a", 64),
+	"oci:C:\\bundle:latest",
+	"oci:",
+}
+
+// validLayout checks a source or destination that names an image layout.
+func validLayout(t *testing.T, what, reg, repo string) {
+	t.Helper()
+	path, _, ok := LayoutLocation(reg)
+	if !ok || path == "" {
+		t.Fatalf("%s: layout %q without a path", what, reg)
+	}
+	if repo != "" {
+		host, path, _ := strings.Cut(repo, "/")
+		validRepository(t, what, host, path)
+	}
 }
 
 func validRepository(t *testing.T, what, reg, repo string) {
@@ -95,6 +113,10 @@ func FuzzParseSource(f *testing.F) {
 		if err != nil {
 			return
 		}
+		if IsLayout(s.Registry) {
+			validLayout(t, in, s.Registry, s.Repository)
+			return
+		}
 		validRepository(t, in, s.Registry, s.Repository)
 		switch s.Kind {
 		case AllTags:
@@ -141,6 +163,10 @@ func FuzzParseDestination(f *testing.F) {
 		}
 		if d.Raw != in {
 			t.Fatalf("Raw %q, want the input %q", d.Raw, in)
+		}
+		if IsLayout(d.Registry) {
+			validLayout(t, in, d.Registry, d.Repository)
+			return
 		}
 		if strings.Contains(in, ":/") {
 			t.Fatalf("%q: a tag regex was accepted in a destination", in)
@@ -209,6 +235,8 @@ func FuzzLoadImagesFile(f *testing.F) {
 		"[\"not\", \"a\", \"map\"]",
 		"",
 		"# only a comment\n",
+		// image layouts
+		"oci:./bundle: [registry.internal/mirror, 127.0.0.1:5000, oci:copy]\nnginx:1.27: [oci:./bundle, oci-archive:b.tar]\n",
 	} {
 		f.Add([]byte(s))
 	}
@@ -229,14 +257,26 @@ func FuzzLoadImagesFile(f *testing.F) {
 			var all []Job
 			for i := range rules {
 				r := &rules[i]
-				if r.Source.Registry == "" || r.Source.Repository == "" {
+				layoutSrc := IsLayout(r.Source.Registry)
+				if layoutSrc {
+					validLayout(t, r.Key, r.Source.Registry, r.Source.Repository)
+				} else if r.Source.Registry == "" || r.Source.Repository == "" {
 					t.Fatalf("%s: rule %q without registry or repository: %+v", name, r.Key, r.Source)
 				}
 				if len(r.Destinations) == 0 {
 					t.Fatalf("%s: rule %q without destinations", name, r.Key)
 				}
 				for _, d := range r.Destinations {
-					validRepository(t, r.Key, d.Registry, d.Repository)
+					switch {
+					case IsLayout(d.Registry):
+						validLayout(t, r.Key, d.Registry, d.Repository)
+					case layoutSrc && d.Repository == "": // a registry alone: paths go right below it
+						if !domainRE.MatchString(d.Registry) {
+							t.Fatalf("%s: rule %q: invalid registry %q", name, r.Key, d.Registry)
+						}
+					default:
+						validRepository(t, r.Key, d.Registry, d.Repository)
+					}
 					if len(d.Tags) > 0 && d.Digest != "" {
 						t.Fatalf("%s: rule %q: destination with tags and digest: %+v", name, r.Key, d)
 					}

@@ -167,6 +167,9 @@ func destination(raw string, src Source, srcOK bool, opt Options) (Destination, 
 		return Destination{}, fmt.Errorf("destination %q: %v", raw, err)
 	}
 	if strings.TrimSpace(s) == "" {
+		if srcOK && IsLayout(src.Registry) {
+			return Destination{}, errors.New("an empty destination cannot take images out of a layout: write the destination registry/repository")
+		}
 		if opt.DefaultRegistry == "" {
 			return Destination{}, errors.New("empty destination needs --registry (or DEFAULT_REGISTRY), with or without --namespace (DEFAULT_NAMESPACE)")
 		}
@@ -179,6 +182,12 @@ func destination(raw string, src Source, srcOK bool, opt Options) (Destination, 
 		}
 		d.Raw = raw
 		return d, nil
+	}
+	if srcOK && IsLayout(src.Registry) {
+		if d, ok := bareRegistry(s); ok {
+			d.Raw = raw
+			return d, nil
+		}
 	}
 	d, err := parseDestination(s)
 	if err != nil {
@@ -257,12 +266,17 @@ func (k SelectorKind) describe() string {
 		return "a tag list"
 	case DigestRef:
 		return "a digest"
+	case AllImages:
+		return "every image of a layout"
 	}
 	return "unknown"
 }
 
 // checkDestination runs the checks that need no tag listing.
 func checkDestination(src Source, d Destination) error {
+	if err := checkLayoutRule(src, d); err != nil {
+		return err
+	}
 	n := src.itemCount()
 	if d.Digest != "" {
 		switch {

@@ -31,6 +31,9 @@ func ParseSource(s string) (Source, error) {
 	if s == "" {
 		return Source{}, errors.New("empty source")
 	}
+	if hasLayoutScheme(s) {
+		return layoutSource(s)
+	}
 	// The regex form: everything after the first ":/" up to the final "/".
 	// A registry port never produces ":/" (":5000/"), so this is unambiguous.
 	if i := strings.Index(s, ":/"); i >= 0 {
@@ -85,6 +88,11 @@ func parseDestination(s string) (Destination, error) {
 	s = strings.TrimSpace(s)
 	if s == "" {
 		return Destination{}, errors.New("empty destination")
+	}
+	if hasLayoutScheme(s) {
+		d, err := layoutDestination(s)
+		d.Raw = raw
+		return d, err
 	}
 	if strings.Contains(s, ":/") {
 		return Destination{}, errors.New("a tag regex (:/REGEX/) is only allowed in a source")

@@ -19,8 +19,17 @@ type Ref struct {
 	Digest     string // "sha256:…"
 }
 
-// Repo returns "registry/repository".
-func (r Ref) Repo() string { return r.Registry + "/" + r.Repository }
+// Repo returns "registry/repository", or for an image layout "oci:DIR:name"
+// ("oci:DIR" when the name is a bare tag).
+func (r Ref) Repo() string {
+	if IsLayout(r.Registry) {
+		if r.Repository == "" {
+			return r.Registry
+		}
+		return r.Registry + ":" + r.Repository
+	}
+	return r.Registry + "/" + r.Repository
+}
 
 // String returns "registry/repository:tag", "registry/repository@digest",
 // or both forms joined ("…:tag@digest") when both are set.
@@ -43,6 +52,7 @@ const (
 	TagList                       // reg/ns/repo:t or :t1,t2,t3
 	TagRegex                      // reg/ns/repo:/REGEX/ (needs a tag listing)
 	DigestRef                     // reg/ns/repo@sha256:…
+	AllImages                     // oci:DIR, oci-archive:FILE: every image named in the layout (needs its names)
 )
 
 // Source is the key of a rule.

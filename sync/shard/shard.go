@@ -95,7 +95,7 @@ func Assign(jobs []rules.Job, n int) []int {
 	}
 	bySource := map[string]string{}
 	for _, j := range jobs {
-		repo := j.Destination.Repo()
+		repo := destKey(j.Destination)
 		find(repo)
 		src := j.Source.String()
 		if first, ok := bySource[src]; ok {
@@ -105,9 +105,18 @@ func Assign(jobs []rules.Job, n int) []int {
 		}
 	}
 	for i, j := range jobs {
-		out[i] = Of(find(j.Destination.Repo()), n)
+		out[i] = Of(find(destKey(j.Destination)), n)
 	}
 	return out
+}
+
+// destKey is what a job's destination is grouped by: its repository, or a
+// whole image layout (one process writes a layout: it is locked).
+func destKey(d rules.Ref) string {
+	if rules.IsLayout(d.Registry) {
+		return d.Registry
+	}
+	return d.Repo()
 }
 
 // Of is the shard of a group named key among n.

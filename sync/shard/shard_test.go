@@ -110,3 +110,18 @@ func TestAssignIsDeterministic(t *testing.T) {
 		}
 	}
 }
+
+// Every job into one image layout runs in one shard: a layout has one writer.
+func TestAssignKeepsALayoutTogether(t *testing.T) {
+	var jobs []rules.Job
+	for i := range 40 {
+		src := rules.Ref{Registry: "r.io", Repository: fmt.Sprintf("ns/app%d", i), Tag: "1"}
+		jobs = append(jobs, rules.Job{Source: src, Destination: rules.Ref{Registry: "oci:bundle", Repository: src.Repo(), Tag: "1"}})
+	}
+	got := Assign(jobs, 8)
+	for i := range got {
+		if got[i] != got[0] {
+			t.Fatalf("job %d in shard %d, job 0 in %d", i, got[i], got[0])
+		}
+	}
+}

@@ -1,0 +1,200 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/google/go-containerregistry/pkg/v1/types"
+
+	"github.com/imagesync/imagesync/internal/cfgfile"
+	"github.com/imagesync/imagesync/registry/client"
+	"github.com/imagesync/imagesync/sync/layout"
+	"github.com/imagesync/imagesync/sync/ledger"
+	"github.com/imagesync/imagesync/sync/rules"
+)
+
+// Store is one repository the engine copies from and to: a registry's
+// (*client.Repo) or an OCI image layout's (*layout.Repo). The engine has
+// one code path for both: manifests as raw bytes, blobs streamed, presence
+// by HEAD. An upload into a layout is a crash-safe file write; a "mount"
+// into a layout is a blob it already holds.
+type Store interface {
+	String() string // for messages: "registry/repository", "oci:DIR:name"
+	Host() string   // stores of one host share blobs (mount between them)
+	Path() string   // the repository path within the host
+
+	HeadManifest(ctx context.Context, ref string) (client.Descriptor, error)
+	GetManifest(ctx context.Context, ref string) ([]byte, client.Descriptor, error)
+	PutManifest(ctx context.Context, ref string, mediaType types.MediaType, raw []byte) error
+	Tags(ctx context.Context) (tags, invalid []string, err error)
+	HeadBlob(ctx context.Context, digest string) (bool, error)
+	GetBlob(ctx context.Context, digest string) (io.ReadCloser, int64, error)
+	StartUpload(ctx context.Context, digest, from string) (location string, mounted bool, err error)
+	PutUpload(ctx context.Context, location, digest string, size int64, body io.Reader) error
+	CancelUpload(ctx context.Context, location string)
+}
+
+var (
+	_ Store = (*client.Repo)(nil)
+	_ Store = (*layout.Repo)(nil)
+)
+
+// store opens the repository a rule reference names: a registry repository,
+// or a repository of an image layout (oci:DIR, oci-archive:FILE).
+func (e *Engine) store(ctx context.Context, reg, repository string, push bool) (Store, error) {
+	if path, archive, ok := rules.LayoutLocation(reg); ok {
+		l, err := e.layouts.Open(path, archive, false)
+		if err != nil {
+			return nil, err
+		}
+		return l.Repo(repository), nil
+	}
+	r, err := e.c.Repo(ctx, reg, repository, push)
+	if err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// isLayout reports whether a store is an image layout: the layout itself is
+// the truth about what it holds, so the ledger neither answers nor records
+// for it.
+func isLayout(s Store) bool {
+	_, ok := s.(*layout.Repo)
+	return ok
+}
+
+// ledgerFor returns the ledger for a destination: none (nil, which answers
+// nothing and records nothing) for a layout.
+func (e *Engine) ledgerFor(dst rules.Ref) *ledger.Ledger {
+	if rules.IsLayout(dst.Registry) {
+		return nil
+	}
+	return e.opt.Ledger
+}
+
+// registryOf returns the registry part of a registry store's String().
+func registryOf(s Store) string { return strings.TrimSuffix(s.String(), "/"+s.Path()) }
+
+// manifestRef is the reference a job's manifest is PUT (and looked up)
+// under at its destination: the tag, else the digest. A layout names every
+// image it holds in index.json, so an image pushed by digest is PUT there as
+// "@digest" (stored and named), unlike a child manifest (stored only).
+func manifestRef(dst Store, tag, digest string) string {
+	switch {
+	case tag != "":
+		return tag
+	case isLayout(dst):
+		return "@" + digest
+	}
+	return digest
+}
+
+// openLayouts opens every layout the rules name before anything is copied:
+// a source must be a layout (and its names are returned, by rule index, for
+// the rules that take every image); a destination that exists must be one.
+// Any problem is a configuration error naming the rule and the path; bad
+// says which rules have one.
+func (e *Engine) openLayouts(rs []rules.Rule) (names map[int][]string, bad map[int]bool, errs rules.ErrorList) {
+	names, bad = map[int][]string{}, map[int]bool{}
+	fail := func(i int, r *rules.Rule, line int, err error) {
+		if line == 0 {
+			line = r.Line
+		}
+		bad[i] = true
+		errs = append(errs, &cfgfile.Error{File: r.File, Line: line, Key: r.Key, Msg: err.Error()})
+	}
+	for i := range rs {
+		r := &rs[i]
+		if path, archive, ok := rules.LayoutLocation(r.Source.Registry); ok {
+			l, err := e.layouts.Open(path, archive, true)
+			if err != nil {
+				fail(i, r, r.Line, err)
+				continue
+			}
+			if r.Source.Kind == rules.AllImages {
+				n, unnamed := l.Names()
+				if len(unnamed) > 0 {
+					u := unnamed[0]
+					fail(i, r, r.Line, fmt.Errorf("%s: index.json entry %d (%s) has no %s annotation: there is no name to push it under (%d of %d entries are unnamed; name them registry/repository:tag)", path, u.Position, u.Digest, layout.AnnotationName, len(unnamed), len(unnamed)+len(n)))
+					continue
+				}
+				names[i] = n
+			}
+		}
+		for _, d := range r.Destinations {
+			if path, archive, ok := rules.LayoutLocation(d.Registry); ok {
+				if r.PlatformMode == ModeKeepIndex {
+					// The layout would name an index whose filtered-out
+					// children it does not hold: not a valid layout.
+					fail(i, r, d.Line, fmt.Errorf("%s: platform mode %s cannot write into an image layout (it would name an index without its children); use %s", d.Registry, ModeKeepIndex, "rewrite"))
+					continue
+				}
+				if _, err := e.layouts.Open(path, archive, false); err != nil {
+					fail(i, r, d.Line, err)
+				}
+			}
+		}
+	}
+	return names, bad, errs
+}
+
+// finishLayouts completes the archives this run wrote to; a job whose
+// archive could not be written fails.
+func (e *Engine) finishLayouts(res *Result) {
+	if e.opt.DryRun {
+		return
+	}
+	errs := e.layouts.Finish()
+	if len(errs) == 0 {
+		return
+	}
+	for i := range res.Jobs {
+		r := &res.Jobs[i]
+		path, archive, ok := rules.LayoutLocation(r.Job.Destination.Registry)
+		if err := errs[path]; ok && archive && err != nil && r.Action != Failed {
+			r.Action, r.Err = Failed, fmt.Errorf("copy %s → %s: %w", r.Job.Source, r.Job.Destination, err)
+		}
+	}
+}
+
+// Close releases the files of the image layouts the engine opened.
+func (e *Engine) Close() { e.layouts.Close() }
+
+// readFrom names the file a blob was read from, when it came from a layout.
+func readFrom(r io.Reader) string {
+	if w, ok := r.(interface{ Where() string }); ok {
+		return " (read from " + w.Where() + ")"
+	}
+	return ""
+}
+
+// missingDetail says what a layout lacks of an image it names.
+func missingDetail(err error) string {
+	var w interface{ Why() string }
+	if errors.As(err, &w) {
+		return w.Why()
+	}
+	return ""
+}
+
+// verifyLayoutSource re-hashes everything a job's source image holds in its
+// layout (verify --deep on the side that imports a layout).
+func (e *Engine) verifyLayoutSource(ctx context.Context, j rules.Job) []Problem {
+	src, err := e.store(ctx, j.Source.Registry, j.Source.Repository, false)
+	if err != nil {
+		return []Problem{{Kind: ProblemError, Ref: j.Source.String(), Detail: err.Error()}}
+	}
+	digest := j.Source.Digest
+	if digest == "" {
+		d, err := src.HeadManifest(ctx, j.Source.Tag)
+		if err != nil {
+			return []Problem{{Kind: ProblemError, Ref: j.Source.String(), Detail: err.Error()}}
+		}
+		digest = d.Digest
+	}
+	return e.verifyTree(ctx, src, digest, true, map[string]bool{})
+}
