@@ -120,10 +120,12 @@ func (t *tarLayout) close() { t.f.Close() }
 // renames it over the archive and removes the staging directory. Entries
 // are in a fixed order (oci-layout, index.json, blobs by digest) with fixed
 // times, so the same content gives the same archive.
-func writeTar(l *Layout) error {
+// archiveDigests lists, sorted, every blob the new archive holds: those
+// staged by this run and those of the archive it replaces.
+func archiveDigests(l *Layout) ([]string, error) {
 	staged, err := l.stagedBlobs()
 	if err != nil {
-		return err
+		return nil, err
 	}
 	blobs := map[string]bool{}
 	for _, d := range staged {
@@ -139,21 +141,12 @@ func writeTar(l *Layout) error {
 		digests = append(digests, d)
 	}
 	sort.Strings(digests)
+	return digests, nil
+}
 
-	f, err := os.CreateTemp(filepath.Dir(l.abs), tempPrefix+filepath.Base(l.abs)+"-*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	ok := false
-	defer func() {
-		if !ok {
-			f.Close()
-			os.Remove(tmp)
-		}
-	}()
-	bw := bufio.NewWriterSize(f, 1<<20)
-	tw := tar.NewWriter(bw)
+// writeTarEntries writes the layout's files into tw: the two folders,
+// oci-layout, index.json and each blob in digests.
+func writeTarEntries(tw *tar.Writer, l *Layout, digests []string) error {
 	mtime := time.Unix(0, 0)
 	add := func(name string, size int64, r io.Reader) error {
 		if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: name, Size: size, Mode: 0o644, ModTime: mtime, Format: tar.FormatPAX}); err != nil {
@@ -187,6 +180,31 @@ func writeTar(l *Layout) error {
 		if err != nil {
 			return err
 		}
+	}
+	return nil
+}
+
+func writeTar(l *Layout) error {
+	digests, err := archiveDigests(l)
+	if err != nil {
+		return err
+	}
+	f, err := os.CreateTemp(filepath.Dir(l.abs), tempPrefix+filepath.Base(l.abs)+"-*")
+	if err != nil {
+		return err
+	}
+	tmp := f.Name()
+	ok := false
+	defer func() {
+		if !ok {
+			f.Close()
+			os.Remove(tmp)
+		}
+	}()
+	bw := bufio.NewWriterSize(f, 1<<20)
+	tw := tar.NewWriter(bw)
+	if err := writeTarEntries(tw, l, digests); err != nil {
+		return err
 	}
 	if err := tw.Close(); err != nil {
 		return err

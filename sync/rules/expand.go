@@ -21,6 +21,20 @@ func (r *Rule) NeedsTagList() bool {
 // exactly one tag remains. For AllImages, listed holds the names of the
 // layout's index.json. Errors name the rule's file, line and key.
 func (r *Rule) Expand(listed []string) ([]Job, error) {
+	items, err := r.sourceItems(listed)
+	if err != nil {
+		return nil, err
+	}
+	if err := r.checkDestinations(items); err != nil {
+		return nil, err
+	}
+	return r.jobs(items)
+}
+
+// sourceItems lists the source references the rule copies: the listed tags
+// it selects (after its filters), its tag list, its digest, or the images a
+// layout's index.json names.
+func (r *Rule) sourceItems(listed []string) ([]Ref, error) {
 	src := r.Source
 	var items []Ref
 	base := Ref{Registry: src.Registry, Repository: src.Repository}
@@ -78,7 +92,13 @@ func (r *Rule) Expand(listed []string) ([]Job, error) {
 		}
 		items = r.filterLayoutItems(items)
 	}
+	return items, nil
+}
 
+// checkDestinations checks each destination against the source and the
+// number of items (a tag rename needs one tag per item).
+func (r *Rule) checkDestinations(items []Ref) error {
+	src := r.Source
 	var errs ErrorList
 	for _, d := range r.Destinations {
 		line := d.Line
@@ -95,9 +115,14 @@ func (r *Rule) Expand(listed []string) ([]Job, error) {
 		}
 	}
 	if len(errs) > 0 {
-		return nil, errs
+		return errs
 	}
+	return nil
+}
 
+// jobs pairs each item with each destination, once.
+func (r *Rule) jobs(items []Ref) ([]Job, error) {
+	src := r.Source
 	jobs := make([]Job, 0, len(items)*len(r.Destinations))
 	seen := map[[2]string]bool{}
 	for i, s := range items {
