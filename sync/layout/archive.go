@@ -195,12 +195,7 @@ func writeTar(l *Layout) error {
 	}
 	tmp := f.Name()
 	ok := false
-	defer func() {
-		if !ok {
-			f.Close()
-			os.Remove(tmp)
-		}
-	}()
+	defer removeUnless(&ok, f)
 	bw := bufio.NewWriterSize(f, 1<<20)
 	tw := tar.NewWriter(bw)
 	if err := writeTarEntries(tw, l, digests); err != nil {

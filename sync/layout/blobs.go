@@ -34,12 +34,7 @@ func (l *Layout) writeBlob(ctx context.Context, digest string, size int64, body 
 	}
 	tmp := f.Name()
 	done := false
-	defer func() {
-		if !done {
-			f.Close()
-			os.Remove(tmp)
-		}
-	}()
+	defer removeUnless(&done, f)
 	h := sha256.New()
 	n, err := io.Copy(io.MultiWriter(f, h), &ctxReader{ctx: ctx, r: body})
 	if err != nil {
@@ -153,4 +148,13 @@ func (c *ctxReader) Read(p []byte) (int, error) {
 		return 0, err
 	}
 	return c.r.Read(p)
+}
+
+// removeUnless closes and removes the temporary file f unless *keep became
+// true (it was renamed into place).
+func removeUnless(keep *bool, f *os.File) {
+	if !*keep {
+		f.Close()
+		os.Remove(f.Name())
+	}
 }
