@@ -1,7 +1,16 @@
-// Package ledger is the digest ledger: an append-only JSON-lines file that
-// remembers what each destination holds (manifest digests per reference,
-// blobs per repository) so that a re-run can skip work without asking the
-// destination, and verify can check a mirror without the source.
+// Package ledger is the digest ledger: an indexed single-file store
+// (go.etcd.io/bbolt) that remembers what each destination holds (manifest
+// digests per reference, blobs per repository) so that a re-run can skip
+// work without asking the destination, and verify can check a mirror
+// without the source. Lookups read only the pages they need, so a ledger of
+// a million images opens at once and costs little memory.
+//
+// New facts are visible at once to this process and reach the file in
+// batches (one transaction, fsync'd, every flushDelay or flushRecords
+// facts, and at Close): a crash loses at most the last batch, never the
+// file. Ledgers of the older JSON-lines format are migrated on first open
+// (the old file is kept as PATH.bak); `imagesync ledger export` writes
+// that format back.
 //
 // The ledger is a hint, never the truth: entries a registry contradicts are
 // invalidated and the work is redone. It holds references and digests only,
@@ -9,43 +18,32 @@
 package ledger
 
 import (
-	"bufio"
-	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
-	"sort"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/gofrs/flock"
+	bolt "go.etcd.io/bbolt"
+	bolterrors "go.etcd.io/bbolt/errors"
 )
 
-// Version is the format version written in the header record.
+// Version is the format version of the JSON-lines form (the header record
+// of `imagesync ledger export` and of the files older versions wrote).
 const Version = 1
 
-// record is one line of the file.
-type record struct {
-	T string `json:"t"` // "h" header, "m" manifest, "b" blobs, "x" invalidate
-	// header
-	V       int    `json:"v,omitempty"`
-	Created string `json:"created,omitempty"`
-	// manifest
-	Dst       string `json:"dst,omitempty"`    // registry/repo:tag or registry/repo@digest
-	Digest    string `json:"digest,omitempty"` // what the destination holds
-	Src       string `json:"src,omitempty"`
-	SrcDigest string `json:"srcDigest,omitempty"`
-	Filter    string `json:"filter,omitempty"` // platform filter that produced Digest
-	Time      string `json:"time,omitempty"`
-	// blobs and invalidation
-	Repo    string   `json:"repo,omitempty"` // registry/repo
-	Digests []string `json:"d,omitempty"`
-	Ref     string   `json:"ref,omitempty"` // with "x": this reference needs repair
-}
+// StoreVersion is the format version of the database file.
+const StoreVersion = 2
+
+// Batching of writes: a batch is committed (and fsync'd) this long after its
+// first fact, or at once when it holds this many.
+const (
+	flushDelay   = 200 * time.Millisecond
+	flushRecords = 4096
+)
 
 // Entry is what the ledger knows of a destination reference.
 type Entry struct {
@@ -56,28 +54,34 @@ type Entry struct {
 	Time      time.Time
 }
 
-// Ledger is an open, locked ledger file. A nil *Ledger is a valid ledger
-// that knows nothing and records nothing (--no-ledger).
+// Ledger is an open, locked ledger. A nil *Ledger is a valid ledger that
+// knows nothing and records nothing (--no-ledger).
 type Ledger struct {
 	path     string
-	lock     *flock.Flock // nil when read-only
+	lock     *flock.Flock // nil when opened read-only
+	db       *bolt.DB     // nil: nothing stored (read-only view of a missing or JSON-lines ledger)
 	readOnly bool
+	created  string // of a read-only ledger read into memory: its header's
+	migrated string // of a read-only database read into memory: its meta's
+	snapDB   bool   // base holds a database read into memory (not JSON lines)
+	warnings []string
 
-	mu        sync.Mutex
-	f         *os.File
-	manifests map[string]Entry                      // dst ref → entry
-	blobs     map[string]map[string]bool            // registry/repo → digests
-	byReg     map[string]map[string]map[string]bool // registry → digest → repos
-	repair    map[string]bool                       // refs verify found broken
-	lines     int
-	warnings  []string
-	guard     func(string) string // the run's redactor; nil: none
-	withheld  int                 // records not written because they held a secret
+	flushMu sync.Mutex // one commit at a time
+
+	mu       sync.Mutex
+	base     *layer // read-only view of a JSON-lines ledger, all in memory
+	pending  *layer // facts not yet handed to a commit
+	flushing *layer // facts of the commit in progress
+	timer    *time.Timer
+	flushErr error
+	closed   bool
+	guard    func(string) string // the run's redactor; nil: none
+	withheld int                 // records not written because they held a secret
 }
 
 // Guard passes every record through redact (the run's output redactor)
-// before it is written. A record the redactor would change holds a known
-// secret: it is not written at all (a redacted reference would be a wrong
+// before it is recorded. A record the redactor would change holds a known
+// secret: it is not recorded at all (a redacted reference would be a wrong
 // one), and the run only forgets that fact — the next run asks the
 // registry instead.
 func (l *Ledger) Guard(redact func(string) string) {
@@ -99,13 +103,14 @@ func (l *Ledger) Withheld() int {
 	return l.withheld
 }
 
-// DefaultPath is the ledger used when --ledger is not given.
+// DefaultPath is the ledger used when --ledger is not given. A ledger.jsonl
+// beside it (what older versions used) is migrated on first open.
 func DefaultPath() (string, error) {
 	dir, err := os.UserCacheDir()
 	if err != nil {
 		return "", fmt.Errorf("no cache directory for the ledger (give --ledger or --no-ledger): %w", err)
 	}
-	return filepath.Join(dir, "imagesync", "ledger.jsonl"), nil
+	return filepath.Join(dir, "imagesync", "ledger.db"), nil
 }
 
 // ResolvePath returns the absolute path a ledger path stands for, with
@@ -144,13 +149,15 @@ var ErrLocked = errors.New("ledger is in use by another imagesync run")
 // ErrReadOnly is returned by the Record methods of a read-only ledger.
 var ErrReadOnly = errors.New("ledger is open read-only")
 
-// Open locks and loads the ledger at path, creating it (mode 0600) if
-// needed. A torn last line is ignored with a warning (see Warnings).
+// Open locks and opens the ledger at path, creating it (mode 0600) if
+// needed. A JSON-lines ledger at path (or, for a path ending in .db, at the
+// same path ending in .jsonl) is migrated first; problems met while reading
+// it are reported by Warnings.
 func Open(path string) (*Ledger, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, fmt.Errorf("ledger %s: %w", path, err)
 	}
-	// The lock (and every write, compaction included) goes to the file the
+	// The lock (and every write, a migration included) goes to the file the
 	// path resolves to: a symlink to a ledger in use meets the same lock.
 	resolved, err := ResolvePath(path)
 	if err != nil {
@@ -163,247 +170,89 @@ func Open(path string) (*Ledger, error) {
 		return nil, fmt.Errorf("ledger %s: locking: %w", path, err)
 	}
 	if !ok {
-		return nil, fmt.Errorf("%w: %s (wait for it to finish, or give another --ledger or --no-ledger)", ErrLocked, path)
+		return nil, lockedError(path)
 	}
-	l := newLedger(path)
-	l.lock = lock
-	if err := l.load(); err != nil {
-		lock.Unlock()
+	l := &Ledger{path: path, lock: lock, pending: newLayer()}
+	if err := l.openStore(); err != nil {
+		_ = lock.Unlock()
 		return nil, err
-	}
-	if l.lines > 1000 && l.lines > 4*l.live() {
-		if err := l.compact(); err != nil {
-			l.warnings = append(l.warnings, fmt.Sprintf("ledger %s: compaction skipped: %v", path, err))
-		}
-	}
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
-	if err != nil {
-		lock.Unlock()
-		return nil, fmt.Errorf("ledger %s: %w", path, err)
-	}
-	_ = f.Chmod(0o600)
-	l.f = f
-	if l.lines == 0 {
-		if err := l.append(record{T: "h", V: Version, Created: now()}); err != nil {
-			l.Close()
-			return nil, err
-		}
 	}
 	return l, nil
 }
 
-// OpenReadOnly loads the ledger at path for lookups only (plan): it
-// creates, locks, repairs and compacts nothing, and its Record methods
-// return ErrReadOnly. A missing ledger knows nothing. The writer only ever
-// appends whole lines and compacts by renaming a new file into place, so
-// what is read is a state the ledger was in; a torn last line (a write in
-// progress) is ignored.
+// OpenReadOnly opens the ledger at path for lookups only, writing nothing:
+// a missing ledger knows nothing, a JSON-lines ledger is read into memory
+// (not migrated), a database is read into memory under bbolt's shared lock,
+// which is released at once: a run that starts meanwhile is not refused. A
+// database a run is writing is refused (ErrLocked).
 func OpenReadOnly(path string) (*Ledger, error) {
 	if resolved, err := ResolvePath(path); err == nil {
 		path = resolved
 	} else if !errors.Is(err, os.ErrNotExist) { // a missing folder: nothing recorded yet
 		return nil, fmt.Errorf("ledger %s: %w", path, err)
 	}
-	l := newLedger(path)
-	l.readOnly = true
-	if err := l.load(); err != nil {
+	l := &Ledger{path: path, readOnly: true, pending: newLayer()}
+	src, kind, err := l.locate()
+	if err != nil {
+		return nil, err
+	}
+	switch kind {
+	case kindMissing, kindEmpty:
+		return l, nil
+	case kindJSONL:
+		l.base = newLayer()
+		if _, err := readJSONL(src, l.base.apply, &l.warnings); err != nil {
+			return nil, err
+		}
+		return l, nil
+	}
+	db, err := bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true, Timeout: 100 * time.Millisecond})
+	if err != nil {
+		if errors.Is(err, bolterrors.ErrTimeout) {
+			return nil, lockedError(path)
+		}
+		return nil, fmt.Errorf("ledger %s: %w", path, err)
+	}
+	l.db = db
+	if err := db.View(func(tx *bolt.Tx) error { return checkMeta(tx, path) }); err != nil {
+		db.Close()
+		return nil, err
+	}
+	if err := l.snapshot(); err != nil {
 		return nil, err
 	}
 	return l, nil
 }
 
-func newLedger(path string) *Ledger {
-	return &Ledger{
-		path:      path,
-		manifests: map[string]Entry{},
-		blobs:     map[string]map[string]bool{},
-		byReg:     map[string]map[string]map[string]bool{},
-		repair:    map[string]bool{},
-	}
-}
-
-func now() string { return time.Now().UTC().Format(time.RFC3339) }
-
-func (l *Ledger) load() error {
-	data, err := os.ReadFile(l.path)
-	if errors.Is(err, os.ErrNotExist) {
-		return nil
-	}
+// snapshot reads the whole database of a read-only ledger into its base
+// layer and closes the database (and so its lock).
+func (l *Ledger) snapshot() error {
+	l.view(func(tx *bolt.Tx) { l.migrated = string(tx.Bucket(bucketMeta).Get([]byte("migrated"))) })
+	pr, pw := io.Pipe()
+	go func() { pw.CloseWithError(l.Export(pw)) }()
+	base := newLayer()
+	var warnings []string
+	_, err := readJSONLFrom(pr, l.path, func(r record) {
+		if r.T == "h" {
+			l.created = r.Created
+		}
+		base.apply(r)
+	}, &warnings)
+	_ = pr.CloseWithError(errors.New("stopped reading"))
+	err = errors.Join(err, l.db.Close())
+	l.db = nil
 	if err != nil {
 		return fmt.Errorf("ledger %s: %w", l.path, err)
 	}
-	lines := bytes.Split(data, []byte("\n")) // ends with "" when the file ends with a newline
-	for i, line := range lines {
-		last := i == len(lines)-1 // only non-empty when the last write was cut short
-		if len(bytes.TrimSpace(line)) == 0 {
-			continue
-		}
-		var r record
-		if err := json.Unmarshal(line, &r); err != nil {
-			if last {
-				l.warnings = append(l.warnings, fmt.Sprintf("ledger %s: ignoring the torn last line %d (an interrupted write)", l.path, i+1))
-				if l.readOnly {
-					break
-				}
-				// cut it off so the next append starts on a line of its own
-				if err := os.Truncate(l.path, int64(len(data)-len(line))); err != nil {
-					return fmt.Errorf("ledger %s: %w", l.path, err)
-				}
-				break
-			}
-			l.warnings = append(l.warnings, fmt.Sprintf("ledger %s:%d: ignoring an unreadable line", l.path, i+1))
-			continue
-		}
-		if last && !l.readOnly { // complete record, missing only its newline
-			if err := appendNewline(l.path); err != nil {
-				return err
-			}
-		}
-		if r.T == "h" && r.V > Version {
-			return fmt.Errorf("ledger %s was written by a newer imagesync (format %d, this one reads %d): give another --ledger", l.path, r.V, Version)
-		}
-		l.apply(r)
-		l.lines++
-	}
+	l.base, l.snapDB = base, true
 	return nil
 }
 
-func appendNewline(path string) error {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0o600)
-	if err != nil {
-		return fmt.Errorf("ledger %s: %w", path, err)
-	}
-	_, err = f.Write([]byte("\n"))
-	return errors.Join(err, f.Close())
+func lockedError(path string) error {
+	return fmt.Errorf("%w: %s (wait for it to finish, or give another --ledger or --no-ledger)", ErrLocked, path)
 }
 
-func (l *Ledger) apply(r record) {
-	switch r.T {
-	case "m":
-		t, _ := time.Parse(time.RFC3339, r.Time)
-		l.manifests[r.Dst] = Entry{Digest: r.Digest, Src: r.Src, SrcDigest: r.SrcDigest, Filter: r.Filter, Time: t}
-		delete(l.repair, r.Dst)
-	case "b":
-		reg, _, _ := strings.Cut(r.Repo, "/")
-		if l.blobs[r.Repo] == nil {
-			l.blobs[r.Repo] = map[string]bool{}
-		}
-		if l.byReg[reg] == nil {
-			l.byReg[reg] = map[string]map[string]bool{}
-		}
-		for _, d := range r.Digests {
-			l.blobs[r.Repo][d] = true
-			if l.byReg[reg][d] == nil {
-				l.byReg[reg][d] = map[string]bool{}
-			}
-			l.byReg[reg][d][r.Repo] = true
-		}
-	case "x":
-		prefix := r.Repo + ":"
-		prefixD := r.Repo + "@"
-		for k := range l.manifests {
-			if strings.HasPrefix(k, prefix) || strings.HasPrefix(k, prefixD) {
-				delete(l.manifests, k)
-			}
-		}
-		reg, _, _ := strings.Cut(r.Repo, "/")
-		for d := range l.blobs[r.Repo] {
-			delete(l.byReg[reg][d], r.Repo)
-		}
-		delete(l.blobs, r.Repo)
-		if r.Ref != "" {
-			l.repair[r.Ref] = true
-		}
-	}
-}
-
-func (l *Ledger) live() int {
-	n := len(l.manifests) + len(l.repair)
-	return n + len(l.blobs)
-}
-
-// compact rewrites the ledger with one record per live fact, to a temp
-// file renamed over the old one.
-func (l *Ledger) compact() error {
-	tmp, err := os.CreateTemp(filepath.Dir(l.path), ".ledger-*")
-	if err != nil {
-		return err
-	}
-	w := bufio.NewWriter(tmp)
-	enc := json.NewEncoder(w)
-	write := func(r record) { _ = enc.Encode(r) }
-	write(record{T: "h", V: Version, Created: now()})
-	lines := 1
-	for ref := range l.repair { // first: an "x" drops the facts of its repository written before it
-		write(record{T: "x", Repo: repoOf(ref), Ref: ref})
-		lines++
-	}
-	for repo, ds := range l.blobs {
-		r := record{T: "b", Repo: repo}
-		for d := range ds {
-			r.Digests = append(r.Digests, d)
-		}
-		write(r)
-		lines++
-	}
-	for dst, e := range l.manifests {
-		write(record{T: "m", Dst: dst, Digest: e.Digest, Src: e.Src, SrcDigest: e.SrcDigest, Filter: e.Filter, Time: e.Time.UTC().Format(time.RFC3339)})
-		lines++
-	}
-	if err := w.Flush(); err != nil {
-		tmp.Close()
-		os.Remove(tmp.Name())
-		return err
-	}
-	if err := tmp.Chmod(0o600); err != nil {
-		tmp.Close()
-		os.Remove(tmp.Name())
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		os.Remove(tmp.Name())
-		return err
-	}
-	tmp.Close()
-	if err := os.Rename(tmp.Name(), l.path); err != nil {
-		os.Remove(tmp.Name())
-		return err
-	}
-	l.lines = lines
-	return nil
-}
-
-func repoOf(ref string) string {
-	if i := strings.LastIndex(ref, "@"); i >= 0 {
-		return ref[:i]
-	}
-	slash := strings.LastIndex(ref, "/")
-	if i := strings.LastIndex(ref, ":"); i > slash {
-		return ref[:i]
-	}
-	return ref
-}
-
-// append writes one record as one line in one write.
-func (l *Ledger) append(r record) error {
-	b, err := json.Marshal(r)
-	if err != nil {
-		return err
-	}
-	if l.guard != nil && l.guard(string(b)) != string(b) {
-		l.withheld++
-		return nil
-	}
-	b = append(b, '\n')
-	if _, err := l.f.Write(b); err != nil {
-		return fmt.Errorf("ledger %s: %w", l.path, err)
-	}
-	l.lines++
-	return nil
-}
-
-// Warnings are the non-fatal problems met while loading.
+// Warnings are the non-fatal problems met while opening.
 func (l *Ledger) Warnings() []string {
 	if l == nil {
 		return nil
@@ -418,139 +267,3 @@ func (l *Ledger) Path() string {
 	}
 	return l.path
 }
-
-// Manifest returns what the ledger knows of a destination reference.
-func (l *Ledger) Manifest(dst string) (Entry, bool) {
-	if l == nil {
-		return Entry{}, false
-	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	e, ok := l.manifests[dst]
-	return e, ok
-}
-
-// NeedsRepair reports whether verify found dst broken since it was last written.
-func (l *Ledger) NeedsRepair(dst string) bool {
-	if l == nil {
-		return false
-	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.repair[dst]
-}
-
-// HasBlob reports whether repo ("registry/repository") is known to hold the blob.
-func (l *Ledger) HasBlob(repo, digest string) bool {
-	if l == nil {
-		return false
-	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.blobs[repo][digest]
-}
-
-// ReposWithBlob returns the repositories ("registry/repository") of registry
-// known to hold the blob.
-func (l *Ledger) ReposWithBlob(registry, digest string) []string {
-	if l == nil {
-		return nil
-	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	var out []string
-	for r := range l.byReg[registry][digest] {
-		out = append(out, r)
-	}
-	return out
-}
-
-// SourceTags returns the tags of srcRepo ("registry/repository") that the
-// ledger saw copied, sorted: what an offline verify checks for rules that
-// would otherwise need the source's tag list.
-func (l *Ledger) SourceTags(srcRepo string) []string {
-	if l == nil {
-		return nil
-	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	seen := map[string]bool{}
-	var out []string
-	for _, e := range l.manifests {
-		if tag, ok := strings.CutPrefix(e.Src, srcRepo+":"); ok && !strings.Contains(tag, "/") && !seen[tag] {
-			seen[tag] = true
-			out = append(out, tag)
-		}
-	}
-	sort.Strings(out)
-	return out
-}
-
-// RecordManifest remembers that dst holds e.Digest.
-func (l *Ledger) RecordManifest(dst string, e Entry) error {
-	return l.record(record{T: "m", Dst: dst, Digest: e.Digest, Src: e.Src, SrcDigest: e.SrcDigest, Filter: e.Filter, Time: now()})
-}
-
-// RecordBlobs remembers that repo holds the blobs.
-func (l *Ledger) RecordBlobs(repo string, digests []string) error {
-	if l == nil || len(digests) == 0 {
-		return nil
-	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	var fresh []string
-	for _, d := range digests {
-		if !l.blobs[repo][d] {
-			fresh = append(fresh, d)
-		}
-	}
-	if len(fresh) == 0 {
-		return nil
-	}
-	return l.recordLocked(record{T: "b", Repo: repo, Digests: fresh})
-}
-
-// Invalidate forgets everything about repo; with ref set, ref is also marked
-// for repair (the next sync re-pushes it even if the manifest is there).
-func (l *Ledger) Invalidate(repo, ref string) error {
-	return l.record(record{T: "x", Repo: repo, Ref: ref})
-}
-
-// record learns r and writes it: nothing for a nil ledger, ErrReadOnly
-// (and nothing learnt) for a read-only one.
-func (l *Ledger) record(r record) error {
-	if l == nil {
-		return nil
-	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.recordLocked(r)
-}
-
-func (l *Ledger) recordLocked(r record) error {
-	if l.readOnly {
-		return fmt.Errorf("%w: %s", ErrReadOnly, l.path)
-	}
-	l.apply(r)
-	return l.append(r)
-}
-
-// Close syncs and unlocks the ledger.
-func (l *Ledger) Close() error {
-	if l == nil {
-		return nil
-	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	var err error
-	if l.f != nil {
-		err = errors.Join(l.f.Sync(), l.f.Close())
-		l.f = nil
-	}
-	if l.lock != nil {
-		err = errors.Join(err, l.lock.Unlock())
-	}
-	return err
-}
-
-var _ io.Closer = (*Ledger)(nil)

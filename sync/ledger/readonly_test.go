@@ -107,3 +107,42 @@ func TestReadOnlyMissingLedger(t *testing.T) {
 		t.Errorf("OpenReadOnly created %s: %v", filepath.Dir(dir), err)
 	}
 }
+
+// A database opened read-only is read at once and its lock released: a run
+// that starts while plan holds it open is not refused. A database a run is
+// writing is refused read-only (plan then goes without it).
+func TestReadOnlyDatabaseLocksNothing(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "ledger.db")
+	w := open(t, path)
+	if err := w.RecordManifest("r.io/ns/a:v1", Entry{Digest: d1}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := OpenReadOnly(path); !errors.Is(err, ErrLocked) {
+		t.Errorf("read-only open of a ledger a run writes: %v, want ErrLocked", err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	ro, err := OpenReadOnly(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ro.Close()
+	w, err = Open(path)
+	if err != nil {
+		t.Fatalf("a run beside a read-only ledger: %v", err)
+	}
+	if err := w.RecordManifest("r.io/ns/a:v2", Entry{Digest: d2}); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if e, ok := ro.Manifest("r.io/ns/a:v1"); !ok || e.Digest != d1 {
+		t.Errorf("read-only Manifest = %+v, %v; want %s", e, ok, d1)
+	}
+	if !errors.Is(ro.RecordManifest("r.io/ns/a:v3", Entry{Digest: d1}), ErrReadOnly) {
+		t.Error("a read-only database ledger accepted a record")
+	}
+}
