@@ -60,6 +60,7 @@ type CLI struct {
 	Convert    ConvertCmd    `cmd:"" help:"Print the imagesync config file equivalent to image-syncer's --images and --auth files."`
 	Job        JobCmd        `cmd:"" help:"Print (or --apply) a Kubernetes Indexed Job that runs sync in N shards, with its ConfigMap, ServiceAccount and RBAC."`
 	Status     StatusCmd     `cmd:"" help:"Add up the results the shards of a Kubernetes job wrote: summary, failed images, exit code."`
+	Ledger     LedgerCmd     `cmd:"" help:"Look into the digest ledger: export (JSON lines) or stats."`
 	Version    VersionCmd    `cmd:"" help:"Print the version."`
 	Completion CompletionCmd `cmd:"" help:"Print a shell completion script: bash, zsh, fish or powershell."`
 }

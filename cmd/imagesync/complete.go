@@ -95,11 +95,9 @@ func complete(app *kong.Application, words []string) ([]string, int) {
 			}
 		}
 	}
-	if !chosen {
-		for _, c := range node.Children {
-			if !c.Hidden && strings.HasPrefix(c.Name, partial) {
-				out = append(out, c.Name)
-			}
+	for _, c := range node.Children { // subcommands (`ledger export`), at the root or below
+		if c.Type == kong.CommandNode && !c.Hidden && strings.HasPrefix(c.Name, partial) {
+			out = append(out, c.Name)
 		}
 	}
 	return out, directiveNoFile

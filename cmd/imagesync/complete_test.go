@@ -27,7 +27,8 @@ func TestComplete(t *testing.T) {
 		words []string
 		want  []string
 	}{
-		{[]string{""}, []string{"sync", "plan", "verify", "convert", "job", "status", "version", "completion", ":4"}},
+		{[]string{""}, []string{"sync", "plan", "verify", "convert", "job", "status", "ledger", "version", "completion", ":4"}},
+		{[]string{"ledger", ""}, []string{"export", "stats", ":4"}},
 		{[]string{"v"}, []string{"verify", "version", ":4"}},
 		{[]string{"--ima"}, []string{"--images", ":4"}},                         // the default command's flags at the root
 		{[]string{"plan", "--detailed"}, []string{"--detailed-exitcode", ":4"}}, // plan's own

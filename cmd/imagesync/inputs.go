@@ -49,7 +49,7 @@ type Inputs struct {
 	FromCluster
 	KubeFlags
 
-	Ledger   string `type:"path" placeholder:"FILE" env:"IMAGESYNC_LEDGER" help:"Digest ledger file (default: imagesync/ledger.jsonl in the user cache directory)."`
+	Ledger   string `type:"path" placeholder:"FILE" env:"IMAGESYNC_LEDGER" help:"Digest ledger file (default: imagesync/ledger.db in the user cache directory)."`
 	NoLedger bool   `help:"Run without a ledger: every decision asks the destination."`
 
 	SkipInvalidRules bool `name:"skip-invalid-rules" help:"Report every invalid rule of the rule file (duplicate key, unset $VAR, tag-count mismatch, two rules writing one destination tag…), run the valid ones, and exit 1 at the end (default: refuse the whole file, exit 2)."`
@@ -181,6 +181,11 @@ func (in *Inputs) open(rc *runContext) (*session, error) {
 			open = ledger.OpenReadOnly
 		}
 		l, err := open(path)
+		if err != nil && in.readOnlyLedger && errors.Is(err, ledger.ErrLocked) {
+			// plan beside a running sync: every decision asks the destination
+			s.log.Warn("the ledger is in use by a running sync: planning without it", "ledger", path)
+			err = nil
+		}
 		if err != nil {
 			s.Close()
 			return nil, usageError("%v", err)

@@ -601,15 +601,14 @@ func TestLedgerAcrossRuns(t *testing.T) {
 	if r := runCLI(t, nil, "--images", second, "--ledger", ledger, "--trust-ledger"); r.code != 0 || len(dst.Log.All()) != 0 {
 		t.Fatalf("no-op with the ledger: exit %d, %d destination requests", r.code, len(dst.Log.All()))
 	}
-	before, _ := os.ReadFile(ledger)
+	before := ledgerEntry(t, ledger, dst.Host+"/team-b/app:1")
 	if r := runCLI(t, nil, "--images", second, "--ledger", ledger, "--refresh"); r.code != 0 {
 		t.Fatal("refresh failed")
 	}
 	if n := dst.Log.Count("HEAD", "/manifests/1$"); n != 1 {
 		t.Errorf("--refresh sent %d manifest HEADs to the destination, want 1", n)
 	}
-	after, _ := os.ReadFile(ledger)
-	if len(after) <= len(before) {
-		t.Error("--refresh did not record what it found")
+	if after := ledgerEntry(t, ledger, dst.Host+"/team-b/app:1"); after.Digest != d || !after.Time.After(before.Time) {
+		t.Errorf("--refresh did not record what it found: %+v, before %+v", after, before)
 	}
 }

@@ -14,6 +14,8 @@ import (
 	ggcrregistry "github.com/google/go-containerregistry/pkg/registry"
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+
+	"github.com/imagesync/imagesync/sync/ledger"
 )
 
 // folderState is every file of a folder with its size, mode and time.
@@ -78,5 +80,36 @@ func TestPlanWritesNoLedger(t *testing.T) {
 		if after := folderState(t, ledgerDir); after != before {
 			t.Fatalf("plan %v changed the ledger's folder:\nbefore:\n%s\nafter:\n%s", args, before, after)
 		}
+	}
+}
+
+// `plan` beside a running sync: the sync holds the ledger, plan goes without
+// it (asking the destination) instead of refusing.
+func TestPlanBesideRunningSync(t *testing.T) {
+	srv := httptest.NewServer(ggcrregistry.New(ggcrregistry.Logger(log.New(io.Discard, "", 0))))
+	t.Cleanup(srv.Close)
+	host := strings.TrimPrefix(srv.URL, "http://")
+	img, err := random.Image(256, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref, _ := name.ParseReference(host + "/ns/app:v1")
+	if err := remote.Write(ref, img); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	rules := writeFile(t, dir, "images.yaml", host+"/ns/app:v1: "+host+"/mirror/app\n")
+	ledgerFile := filepath.Join(dir, "ledger.db")
+	held, err := ledger.Open(ledgerFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Close()
+	r := runCLI(t, nil, "plan", "--images", rules, "--ledger", ledgerFile)
+	if r.code != 0 || !strings.Contains(r.stdout, "copy") || !strings.Contains(r.stderr, "planning without it") {
+		t.Fatalf("plan beside a sync: exit %d\nstdout: %s\nstderr: %s", r.code, r.stdout, r.stderr)
+	}
+	if r := runCLI(t, nil, "sync", "--images", rules, "--ledger", ledgerFile); r.code != 2 || !strings.Contains(r.stderr, "in use") {
+		t.Fatalf("a second sync on a held ledger: exit %d, %s", r.code, r.stderr)
 	}
 }
