@@ -34,6 +34,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"golang.org/x/time/rate"
 )
 
 // Fault names used in [Entry].Fault.
@@ -44,6 +46,7 @@ const (
 	FaultResetResponse = "reset-response"
 	FaultResetRequest  = "reset-request"
 	FaultSlow          = "slow"
+	FaultLimited       = "limited" // refused by the token bucket (Plan.Limit)
 )
 
 // Plan says which faults to inject. The four rates are fractions of the
@@ -71,6 +74,19 @@ type Plan struct {
 	// before the first response byte), for a fraction RateSlow.
 	SlowFirstByte time.Duration
 	RateSlow      float64
+	// Limit, if positive, puts a token bucket of Limit requests per second
+	// (LimitBurst tokens deep; default Limit/10, at least 1) in front of
+	// the candidate requests, as a registry's rate limiter does: a request
+	// that finds the bucket empty is answered 429 with "Retry-After:
+	// LimitRetryAfter" (default "1") without contacting the target, and
+	// draws no random numbers. The other faults apply to the requests the
+	// bucket lets through.
+	Limit           float64
+	LimitBurst      int
+	LimitRetryAfter string
+	// Status5xx, if set, is the status of every injected server error
+	// instead of a uniform choice of 500, 502 and 503.
+	Status5xx int
 	// Only, if set, limits faults to the requests it returns true for.
 	Only func(r *http.Request) bool
 	// Exempt requests are never faulted (e.g. a token endpoint).
@@ -91,6 +107,15 @@ func (p Plan) validate() error {
 	if sum > 1+1e-9 {
 		return fmt.Errorf("faultproxy: the rates add up to %v, more than 1", sum)
 	}
+	if math.IsNaN(p.Limit) || p.Limit < 0 || p.LimitBurst < 0 {
+		return fmt.Errorf("faultproxy: Limit %v, LimitBurst %d: want non-negative", p.Limit, p.LimitBurst)
+	}
+	if p.Status5xx != 0 && (p.Status5xx < 500 || p.Status5xx > 599) {
+		return fmt.Errorf("faultproxy: Status5xx %d is not a 5xx status", p.Status5xx)
+	}
+	if strings.ContainsAny(p.LimitRetryAfter, "\r\n") {
+		return errors.New("faultproxy: LimitRetryAfter contains a line break")
+	}
 	if p.SlowFirstByte < 0 {
 		return fmt.Errorf("faultproxy: negative SlowFirstByte %v", p.SlowFirstByte)
 	}
@@ -102,10 +127,11 @@ func (p Plan) validate() error {
 
 // Counts are the number of requests seen, forwarded untouched (Passed), and
 // faulted per kind. Requests == Passed + TooMany + ServerErrors +
-// ResetsResponse + ResetsRequest + Slow (a slow request is forwarded after
-// its delay and counted as Slow only).
+// ResetsResponse + ResetsRequest + Slow + Limited (a slow request is
+// forwarded after its delay and counted as Slow only; Limited are the
+// requests the token bucket refused).
 type Counts struct {
-	Requests, Passed, TooMany, ServerErrors, ResetsResponse, ResetsRequest, Slow int
+	Requests, Passed, TooMany, ServerErrors, ResetsResponse, ResetsRequest, Slow, Limited int
 }
 
 // Entry is one request seen by the proxy, in the order of decisions.
@@ -140,11 +166,12 @@ type Proxy struct {
 	srv    *http.Server
 	served chan struct{}
 
-	mu     sync.Mutex
-	plan   Plan
-	rng    *rand.Rand
-	counts Counts
-	log    []Entry
+	mu      sync.Mutex
+	plan    Plan
+	rng     *rand.Rand
+	limiter *rate.Limiter // nil without Plan.Limit
+	counts  Counts
+	log     []Entry
 
 	// Handlers in flight, for Close to wait for.
 	inflight int
@@ -185,7 +212,7 @@ func New(target string, plan Plan) (*Proxy, error) {
 	}
 	u = &url.URL{Scheme: u.Scheme, Host: u.Host, Path: strings.TrimSuffix(u.Path, "/")}
 
-	p := &Proxy{target: u, plan: plan, rng: newRand(plan.Seed), served: make(chan struct{})}
+	p := &Proxy{target: u, plan: plan, rng: newRand(plan.Seed), limiter: newLimiter(plan), served: make(chan struct{})}
 	p.tr = http.DefaultTransport.(*http.Transport).Clone()
 	p.tr.Proxy = nil
 	p.tr.DisableCompression = true // never alter bodies or Content-Encoding
@@ -220,6 +247,17 @@ func New(target string, plan Plan) (*Proxy, error) {
 		_ = p.srv.Serve(ln)
 	}()
 	return p, nil
+}
+
+func newLimiter(p Plan) *rate.Limiter {
+	if p.Limit <= 0 {
+		return nil
+	}
+	burst := p.LimitBurst
+	if burst == 0 {
+		burst = max(1, int(p.Limit/10))
+	}
+	return rate.NewLimiter(rate.Limit(p.Limit), burst)
 }
 
 func newRand(seed int64) *rand.Rand {
@@ -264,6 +302,9 @@ func (p *Proxy) SetPlan(plan Plan) {
 	if plan.Seed != p.plan.Seed {
 		p.rng = newRand(plan.Seed)
 	}
+	if plan.Limit != p.plan.Limit || plan.LimitBurst != p.plan.LimitBurst {
+		p.limiter = newLimiter(plan)
+	}
 	p.plan = plan
 }
 
@@ -302,7 +343,12 @@ func (p *Proxy) decide(r *http.Request) decision {
 	defer p.mu.Unlock()
 	plan = p.plan
 	d := decision{}
-	if candidate {
+	if candidate && p.limiter != nil && !p.limiter.Allow() {
+		d.fault, d.status, d.retryAfter = FaultLimited, http.StatusTooManyRequests, plan.LimitRetryAfter
+		if d.retryAfter == "" {
+			d.retryAfter = "1"
+		}
+	} else if candidate {
 		u, v := p.rng.Float64(), p.rng.Uint64()
 		switch {
 		case u < plan.Rate429:
@@ -316,6 +362,9 @@ func (p *Proxy) decide(r *http.Request) decision {
 		case u < plan.Rate429+plan.Rate5xx:
 			d.fault = FaultServerError
 			d.status = [...]int{http.StatusInternalServerError, http.StatusBadGateway, http.StatusServiceUnavailable}[v%3]
+			if plan.Status5xx != 0 {
+				d.status = plan.Status5xx
+			}
 		case u < plan.Rate429+plan.Rate5xx+plan.RateReset:
 			d.fault = FaultResetResponse
 			if v%2 == 1 {
@@ -339,6 +388,8 @@ func (p *Proxy) decide(r *http.Request) decision {
 		p.counts.ResetsRequest++
 	case FaultSlow:
 		p.counts.Slow++
+	case FaultLimited:
+		p.counts.Limited++
 	}
 	d.index = len(p.log)
 	p.log = append(p.log, Entry{Method: r.Method, Path: r.URL.Path, RawQuery: r.URL.RawQuery, Fault: d.fault, Status: d.status})
@@ -378,7 +429,7 @@ func (p *Proxy) serve(w http.ResponseWriter, r *http.Request) {
 	defer p.leave()
 	d := p.decide(r)
 	switch d.fault {
-	case FaultTooMany, FaultServerError:
+	case FaultTooMany, FaultServerError, FaultLimited:
 		// Read the request body first so that the client, still sending
 		// it, reliably gets the answer instead of a reset.
 		_, _ = io.Copy(io.Discard, r.Body)

@@ -87,7 +87,7 @@ func backend(t *testing.T, size int) (*httptest.Server, *atomic.Int64) {
 func checkCounts(t *testing.T, p *Proxy) Counts {
 	t.Helper()
 	c := p.Counts()
-	if sum := c.Passed + c.TooMany + c.ServerErrors + c.ResetsResponse + c.ResetsRequest + c.Slow; sum != c.Requests {
+	if sum := c.Passed + c.TooMany + c.ServerErrors + c.ResetsResponse + c.ResetsRequest + c.Slow + c.Limited; sum != c.Requests {
 		t.Errorf("counts do not add up: %+v (sum %d)", c, sum)
 	}
 	if n := len(p.Log()); n != c.Requests {
