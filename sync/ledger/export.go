@@ -31,7 +31,7 @@ func (l *Ledger) Export(w io.Writer) error {
 	bw := bufio.NewWriter(w)
 	enc := json.NewEncoder(bw)
 	enc.SetEscapeHTML(false)
-	created := l.created
+	created := ""
 	l.view(func(tx *bolt.Tx) { created = string(tx.Bucket(bucketMeta).Get([]byte("created"))) })
 	if err := enc.Encode(record{T: "h", V: Version, Created: created}); err != nil {
 		return err
@@ -155,9 +155,6 @@ func (l *Ledger) Stats() (Stats, error) {
 	defer l.mu.Unlock()
 	if ly := l.base; ly != nil {
 		s.Format = "json-lines (read-only; the next sync migrates it)"
-		if l.snapDB {
-			s.Format, s.Created, s.Migrated = "database", l.created, l.migrated
-		}
 		s.Manifests = len(ly.manifests)
 		regs := map[string]bool{}
 		for repo, ds := range ly.blobs {

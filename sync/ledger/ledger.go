@@ -20,7 +20,6 @@ package ledger
 import (
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"sync"
@@ -61,9 +60,7 @@ type Ledger struct {
 	lock     *flock.Flock // nil when opened read-only
 	db       *bolt.DB     // nil: nothing stored (read-only view of a missing or JSON-lines ledger)
 	readOnly bool
-	created  string // of a read-only ledger read into memory: its header's
-	migrated string // of a read-only database read into memory: its meta's
-	snapDB   bool   // base holds a database read into memory (not JSON lines)
+	tmp      string // read-only: the private copy db reads, removed at Close
 	warnings []string
 
 	flushMu sync.Mutex // one commit at a time
@@ -182,9 +179,9 @@ func Open(path string) (*Ledger, error) {
 
 // OpenReadOnly opens the ledger at path for lookups only, writing nothing:
 // a missing ledger knows nothing, a JSON-lines ledger is read into memory
-// (not migrated), a database is read into memory under bbolt's shared lock,
-// which is released at once: a run that starts meanwhile is not refused. A
-// database a run is writing is refused (ErrLocked).
+// (not migrated), a database is copied under bbolt's shared lock, which is
+// released at once (a run that starts meanwhile is not refused), and the
+// copy read. A database a run is writing is refused (ErrLocked).
 func OpenReadOnly(path string) (*Ledger, error) {
 	if resolved, err := ResolvePath(path); err == nil {
 		path = resolved
@@ -224,27 +221,29 @@ func OpenReadOnly(path string) (*Ledger, error) {
 	return l, nil
 }
 
-// snapshot reads the whole database of a read-only ledger into its base
-// layer and closes the database (and so its lock).
+// snapshot copies the database of a read-only ledger, under bbolt's shared
+// lock, to a private temporary file and reads that instead: the lock is held
+// only for the copy, so a run that starts meanwhile is not refused, and the
+// copy is read page by page like the ledger itself.
 func (l *Ledger) snapshot() error {
-	l.view(func(tx *bolt.Tx) { l.migrated = string(tx.Bucket(bucketMeta).Get([]byte("migrated"))) })
-	pr, pw := io.Pipe()
-	go func() { pw.CloseWithError(l.Export(pw)) }()
-	base := newLayer()
-	var warnings []string
-	_, err := readJSONLFrom(pr, l.path, func(r record) {
-		if r.T == "h" {
-			l.created = r.Created
-		}
-		base.apply(r)
-	}, &warnings)
-	_ = pr.CloseWithError(errors.New("stopped reading"))
-	err = errors.Join(err, l.db.Close())
-	l.db = nil
+	f, err := os.CreateTemp("", "imagesync-ledger-*.db")
 	if err != nil {
-		return fmt.Errorf("ledger %s: %w", l.path, err)
+		return errors.Join(fmt.Errorf("ledger %s: copying it for reading: %w", l.path, err), l.db.Close())
 	}
-	l.base, l.snapDB = base, true
+	err = l.db.View(func(tx *bolt.Tx) error {
+		_, err := tx.WriteTo(f)
+		return err
+	})
+	err = errors.Join(err, f.Close(), l.db.Close())
+	l.db = nil
+	if err == nil {
+		l.db, err = bolt.Open(f.Name(), 0o600, &bolt.Options{ReadOnly: true})
+	}
+	if err != nil {
+		_ = os.Remove(f.Name())
+		return fmt.Errorf("ledger %s: copying it for reading: %w", l.path, err)
+	}
+	l.tmp = f.Name()
 	return nil
 }
 

@@ -124,11 +124,20 @@ func TestReadOnlyDatabaseLocksNothing(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	tmp := t.TempDir()
+	t.Setenv("TMPDIR", tmp) // where the private copy goes
 	ro, err := OpenReadOnly(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ro.Close()
+	defer func() {
+		if err := ro.Close(); err != nil {
+			t.Error(err)
+		}
+		if left, _ := os.ReadDir(tmp); len(left) != 0 {
+			t.Errorf("the read-only copy was left behind: %v", left)
+		}
+	}()
 	w, err = Open(path)
 	if err != nil {
 		t.Fatalf("a run beside a read-only ledger: %v", err)
