@@ -52,10 +52,11 @@ clean:
 release-check:
 	./scripts/release-check.sh
 
-# imagesync vs crane, regsync, skopeo and image-syncer on loopback registries: prints a
-# table of times and request counts (measured, never asserted). Installs the peers
-# (bench/install-peers.sh) and the distribution v3 registry when missing. Not part of `make test`.
+# imagesync vs crane, regsync, skopeo, image-syncer and the protocol floor (bench/floor) on
+# loopback registries: issue #12's workloads, a rate-limited destination, a ledger of a million
+# images. Prints the tables and rewrites docs/benchmarks.md (between its markers) and
+# docs/benchmarks.svg (measured, never asserted). Installs the peers (bench/install-peers.sh) and
+# the registries when missing. Not part of `make test`; see docs/benchmarks.md for BENCH_* knobs.
 bench: build
-	./scripts/test-deps.sh >/dev/null
-	./bench/install-peers.sh
-	IMAGESYNC_REQUIRE_REGISTRIES=1 $(GO) test -tags bench -run TestBench -v -timeout 30m -count=1 ./bench/
+	eval "$$(./scripts/test-deps.sh)" && ./bench/install-peers.sh && \
+	IMAGESYNC_REQUIRE_REGISTRIES=1 $(GO) test -tags bench -run TestBench -v -timeout 90m -count=1 ./bench/

@@ -1,11 +1,26 @@
 //go:build bench
 
 // Package bench measures imagesync against peer tools (crane, regsync, skopeo,
-// image-syncer) on loopback distribution registries and prints a comparison
-// table. Run it with `make bench`; it asserts nothing about time. A peer whose
-// binary is in neither <repo>/bin nor PATH is reported as skipped
-// (bench/install-peers.sh installs them). BENCH_TRACE=1 logs, per run, which
-// requests each tool sent (method and kind: ping, manifests, blobs, uploads).
+// image-syncer) and against the protocol floor (bench/floor: the fewest
+// requests a copy can make) on loopback distribution registries, on the
+// workloads of issue #12, behind a rate limiter, and with a ledger of a
+// million images. Run it with `make bench`: it prints the tables and
+// rewrites the generated part of docs/benchmarks.md and docs/benchmarks.svg.
+// It asserts nothing about time.
+//
+// Every workload has one source registry; every run gets a fresh, empty
+// destination. Rounds are interleaved (each tool once per round, in turn),
+// and each row is the median of the rounds. A peer whose binary is in
+// neither <repo>/bin nor PATH is reported as skipped (bench/install-peers.sh
+// installs them). bin/imagesync-base, when present, runs as a second
+// imagesync ("before" numbers of a change).
+//
+// Environment: BENCH_ONLY=W1,W2,W3,limit,ledger runs a subset (and then
+// leaves docs/ alone unless BENCH_WRITE_DOCS=1); BENCH_TOOLS=imagesync,floor,…
+// runs some tools only (by binary name); BENCH_ROUNDS (default 3);
+// BENCH_REGISTRY=3 for distribution v3 instead of Debian's 2.8;
+// BENCH_LEDGER_MANIFESTS (default 1000000); BENCH_TRACE=1 logs every run's
+// requests by method and kind.
 package bench
 
 import (
@@ -20,34 +35,40 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
-	"text/tabwriter"
 	"time"
 
 	"github.com/imagesync/imagesync/internal/registrytest"
 )
 
-// Workload shape.
 const (
-	singleRepos   = 5 // src/app0 … src/app4
-	tagsPerRepo   = 4 // v1 … v4: 20 single-platform images
-	layersPerImg  = 3 // random gzip layers per single-platform image
-	layerSize     = 512 << 10
-	parallelism   = 8 // --proc, parallel:, crane worker pool
-	fullRuns      = 3 // runs per scenario; the median is reported
-	noopRuns      = 3
-	movedRuns     = 3
-	toolTimeout   = 5 * time.Minute
-	srcNS, dstNS  = "src", "dst"
-	movedSeedBase = 900_000
+	parallelism  = 8 // --proc, parallel:, crane's worker pool, the floor's -j
+	toolTimeout  = 10 * time.Minute
+	srcNS, dstNS = "src", "dst"
 )
 
-var platforms = []registrytest.Platform{
-	{OS: "linux", Arch: "amd64"},
-	{OS: "linux", Arch: "arm64"},
-	{OS: "linux", Arch: "arm", Variant: "v7"},
+func rounds() int {
+	if n, err := strconv.Atoi(os.Getenv("BENCH_ROUNDS")); err == nil && n > 0 {
+		return n
+	}
+	return 3
+}
+
+func registryKind() registrytest.Kind {
+	if os.Getenv("BENCH_REGISTRY") == "3" {
+		return registrytest.Distribution3
+	}
+	return registrytest.Distribution2
+}
+
+// selected reports whether BENCH_ONLY (if set) names part.
+func selected(part string) bool {
+	only := os.Getenv("BENCH_ONLY")
+	return only == "" || slices.Contains(strings.Split(only, ","), part)
 }
 
 // image is one seeded source tag and the digest the destination must hold.
@@ -68,47 +89,26 @@ func repoTags(imgs []image) (repos []string, tags map[string][]string) {
 	return repos, tags
 }
 
-// seed pushes the workload into src (directly, not counted) and returns it.
-// The same seeds give the same digests in every registry.
-func seed(t testing.TB, src *registrytest.Registry) []image {
-	var imgs []image
-	for r := 0; r < singleRepos; r++ {
-		repo := fmt.Sprintf("app%d", r)
-		for k := 1; k <= tagsPerRepo; k++ {
-			tag := fmt.Sprintf("v%d", k)
-			d, _ := src.PushRandomImage(t, srcNS+"/"+repo, tag, platforms[0], layersPerImg, layerSize, r%2 == 1, int64(1000*r+k))
-			imgs = append(imgs, image{repo: repo, tag: tag, digest: d})
-		}
-	}
-	// Four indexes: OCI (with annotations, artifactType) and Docker manifest
-	// lists (with an unknown field), of 2 and 3 platforms.
-	for m, oci := range []bool{true, false} {
-		repo := fmt.Sprintf("multi%d", m)
-		for k, n := range []int{2, 3} {
-			tag := fmt.Sprintf("v%d", k+1)
-			d, _, _ := src.PushIndex(t, srcNS+"/"+repo, tag, platforms[:n], oci, int64(50_000+10*m+k))
-			imgs = append(imgs, image{repo: repo, tag: tag, digest: d})
-		}
-	}
-	return imgs
-}
-
-// env is one tool's registries (the source, and the destination of the
-// latest full sync), its work folder and the workload.
+// env is one run's registries, work folder and workload.
 type env struct {
-	t        *testing.T
-	dir      string // work folder (configs, ledger, HOME)
-	bin      string // the tool's binary
-	src, dst *registrytest.Registry
-	imgs     []image
-	environ  []string
-	logged   map[string]bool // digest differences already logged
+	t       *testing.T
+	dir     string // work folder (configs, ledger, HOME)
+	bin     string // the tool's binary
+	src     *registrytest.Registry
+	dst     *registrytest.Registry
+	dstHost string // where the tool writes: dst.Host, or a proxy in front of it
+	imgs    []image
+	environ []string
+	rss     atomic.Int64 // peak RSS of the tool's processes in this run, bytes
+	peer    bool         // a peer tool: its failures are reported in the table, not as test failures
 }
 
 // tool describes how to drive one program.
 type tool struct {
 	name  string // label in the table
 	bin   string // binary name, looked up in <repo>/bin then PATH
+	heavy bool   // also runs on the heavy workload (W3)
+	noop  bool   // has a meaningful no-op re-run
 	setup func(e *env) error
 	run   func(e *env, args ...string) error // args: extra flags (imagesync only)
 }
@@ -121,8 +121,8 @@ func (e *env) write(name, content string) string {
 	return p
 }
 
-// exec runs the tool binary with args, returning an error with the output's
-// tail when it fails.
+// exec runs bin with args, records its peak RSS, and returns an error with
+// the output's tail when it fails.
 func (e *env) exec(bin string, args ...string) error {
 	ctx, cancel := context.WithTimeout(context.Background(), toolTimeout)
 	defer cancel()
@@ -130,7 +130,14 @@ func (e *env) exec(bin string, args ...string) error {
 	cmd.Dir, cmd.Env = e.dir, e.environ
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Run(); err != nil {
+	rss, err := runWatched(cmd)
+	for {
+		old := e.rss.Load()
+		if rss <= old || e.rss.CompareAndSwap(old, rss) {
+			break
+		}
+	}
+	if err != nil {
 		tail := out.String()
 		if len(tail) > 1500 {
 			tail = "…" + tail[len(tail)-1500:]
@@ -140,40 +147,82 @@ func (e *env) exec(bin string, args ...string) error {
 	return nil
 }
 
-var tools = []tool{
-	{
-		name: "imagesync",
-		bin:  "imagesync",
+func imagesyncTool(name, bin string) tool {
+	return tool{
+		name: name, bin: bin, heavy: true, noop: true,
 		setup: func(e *env) error {
 			var b strings.Builder
 			repos, tags := repoTags(e.imgs)
 			for _, r := range repos {
-				fmt.Fprintf(&b, "%s/%s/%s:%s: %s/%s/%s\n", e.src.Host, srcNS, r, strings.Join(tags[r], ","), e.dst.Host, dstNS, r)
+				fmt.Fprintf(&b, "%s/%s/%s:%s: %s/%s/%s\n", e.src.Host, srcNS, r, strings.Join(tags[r], ","), e.dstHost, dstNS, r)
 			}
 			e.write("images.yaml", b.String())
 			return nil
 		},
 		run: func(e *env, extra ...string) error {
 			args := []string{"sync", "--images", filepath.Join(e.dir, "images.yaml"),
-				"--ledger", filepath.Join(e.dir, "ledger.jsonl"), "--proc", fmt.Sprint(parallelism)}
+				"--ledger", filepath.Join(e.dir, "ledger.db"), "--proc", fmt.Sprint(parallelism)}
 			return e.exec(e.bin, append(args, extra...)...)
+		},
+	}
+}
+
+var tools = []tool{
+	imagesyncTool("imagesync", "imagesync"),
+	imagesyncTool("imagesync (base)", "imagesync-base"),
+	{
+		name: "floor", bin: "floor", heavy: true,
+		setup: func(e *env) error {
+			type img struct{ Repo, Dst, Tag string }
+			p := struct {
+				Src, Dst string
+				Images   []img
+			}{Src: e.src.Host, Dst: e.dstHost}
+			for _, im := range e.imgs {
+				p.Images = append(p.Images, img{srcNS + "/" + im.repo, dstNS + "/" + im.repo, im.tag})
+			}
+			b, err := json.Marshal(p)
+			if err != nil {
+				return err
+			}
+			e.write("floor.json", string(b))
+			return nil
+		},
+		run: func(e *env, _ ...string) error {
+			return e.exec(e.bin, "-plan", filepath.Join(e.dir, "floor.json"), "-j", fmt.Sprint(parallelism))
 		},
 	},
 	{
-		name: fmt.Sprintf("crane (%d jobs)", parallelism),
-		bin:  "crane",
+		name: fmt.Sprintf("regsync (parallel %d)", parallelism), bin: "regsync", heavy: true, noop: true,
+		setup: func(e *env) error {
+			var b strings.Builder
+			fmt.Fprintf(&b, "version: 1\ncreds:\n  - registry: %q\n    tls: disabled\n  - registry: %q\n    tls: disabled\n", e.src.Host, e.dstHost)
+			fmt.Fprintf(&b, "defaults:\n  parallel: %d\n  skipDockerConfig: true\nsync:\n", parallelism)
+			for _, im := range e.imgs {
+				fmt.Fprintf(&b, "  - source: %s/%s/%s:%s\n    target: %s/%s/%s:%s\n    type: image\n",
+					e.src.Host, srcNS, im.repo, im.tag, e.dstHost, dstNS, im.repo, im.tag)
+			}
+			e.write("regsync.yaml", b.String())
+			return nil
+		},
+		run: func(e *env, _ ...string) error {
+			return e.exec(e.bin, "once", "-c", filepath.Join(e.dir, "regsync.yaml"), "-v", "warn")
+		},
+	},
+	{
+		name: fmt.Sprintf("crane (%d jobs)", parallelism), bin: "crane", noop: true,
 		run: func(e *env, _ ...string) error {
 			// crane has no many-to-many mode: one `crane copy` per image, in a
 			// pool of `parallelism` processes.
 			jobs := make(chan image)
 			errs := make(chan error, len(e.imgs))
 			var wg sync.WaitGroup
-			for w := 0; w < parallelism; w++ {
+			for range parallelism {
 				wg.Go(func() {
 					for im := range jobs {
 						errs <- e.exec(e.bin, "copy", "--insecure",
 							fmt.Sprintf("%s/%s/%s:%s", e.src.Host, srcNS, im.repo, im.tag),
-							fmt.Sprintf("%s/%s/%s:%s", e.dst.Host, dstNS, im.repo, im.tag))
+							fmt.Sprintf("%s/%s/%s:%s", e.dstHost, dstNS, im.repo, im.tag))
 					}
 				})
 			}
@@ -196,26 +245,7 @@ var tools = []tool{
 		},
 	},
 	{
-		name: fmt.Sprintf("regsync (parallel %d)", parallelism),
-		bin:  "regsync",
-		setup: func(e *env) error {
-			var b strings.Builder
-			fmt.Fprintf(&b, "version: 1\ncreds:\n  - registry: %q\n    tls: disabled\n  - registry: %q\n    tls: disabled\n", e.src.Host, e.dst.Host)
-			fmt.Fprintf(&b, "defaults:\n  parallel: %d\n  skipDockerConfig: true\nsync:\n", parallelism)
-			for _, im := range e.imgs {
-				fmt.Fprintf(&b, "  - source: %s/%s/%s:%s\n    target: %s/%s/%s:%s\n    type: image\n",
-					e.src.Host, srcNS, im.repo, im.tag, e.dst.Host, dstNS, im.repo, im.tag)
-			}
-			e.write("regsync.yaml", b.String())
-			return nil
-		},
-		run: func(e *env, _ ...string) error {
-			return e.exec(e.bin, "once", "-c", filepath.Join(e.dir, "regsync.yaml"), "-v", "warn")
-		},
-	},
-	{
-		name: "skopeo sync (sequential)",
-		bin:  "skopeo",
+		name: "skopeo sync (sequential)", bin: "skopeo", noop: true,
 		setup: func(e *env) error {
 			var b strings.Builder
 			repos, tags := repoTags(e.imgs)
@@ -231,19 +261,18 @@ var tools = []tool{
 			return e.exec(e.bin, "--policy", filepath.Join(e.dir, "policy.json"),
 				"sync", "--src", "yaml", "--dest", "docker",
 				"--src-tls-verify=false", "--dest-tls-verify=false", "--all",
-				filepath.Join(e.dir, "skopeo.yaml"), e.dst.Host+"/"+dstNS)
+				filepath.Join(e.dir, "skopeo.yaml"), e.dstHost+"/"+dstNS)
 		},
 	},
 	{
-		name: fmt.Sprintf("image-syncer --proc %d", parallelism),
-		bin:  "image-syncer",
+		name: fmt.Sprintf("image-syncer --proc %d", parallelism), bin: "image-syncer", noop: true,
 		setup: func(e *env) error {
-			auth := map[string]map[string]bool{e.src.Host: {"insecure": true}, e.dst.Host: {"insecure": true}}
+			auth := map[string]map[string]bool{e.src.Host: {"insecure": true}, e.dstHost: {"insecure": true}}
 			images := map[string]string{}
 			repos, tags := repoTags(e.imgs)
 			for _, r := range repos {
 				images[fmt.Sprintf("%s/%s/%s:%s", e.src.Host, srcNS, r, strings.Join(tags[r], ","))] =
-					fmt.Sprintf("%s/%s/%s", e.dst.Host, dstNS, r)
+					fmt.Sprintf("%s/%s/%s", e.dstHost, dstNS, r)
 			}
 			for name, v := range map[string]any{"auth.json": auth, "images.json": images} {
 				b, err := json.MarshalIndent(v, "", "  ")
@@ -261,60 +290,71 @@ var tools = []tool{
 	},
 }
 
-// row is one line of the result table.
-type row struct {
-	scenario, tool string
+// sample is one measured run.
+type sample struct {
 	dur            time.Duration
 	reqs, src, dst int // requests: total, to the source, to the destination
 	srcManGET      int // manifest GETs on the source (what Docker Hub's quota counts)
+	srcBlobGET     int // blob GETs on the source
+	dstBlobReqs    int // destination requests on /blobs/ (HEAD, POST, PATCH, PUT) but successful mounts
+	mounts         int // POSTs with mount= answered 201
+	uploads        int // blobs uploaded (PUTs of an upload answered 201)
 	dstWrites      int // POST/PUT/PATCH/DELETE on the destination
-	digests        string
-	note           string // "missing …", "FAIL …"
+	rss            int64
+	digests        string // "OK", "DIFFER (n)", "-"
+	failed         bool
 }
 
-// measure runs fn n times, each after before(i) (not timed), with the request
-// logs reset before each run, and returns the median time and median counts.
-// With check, the destination's digests are compared after each run.
-func measure(e *env, scenario, label string, n int, before func(i int), fn func() error, check bool) row {
-	r := row{scenario: scenario, tool: label, digests: "-"}
-	var durs []time.Duration
-	var reqs, srcs, dsts, gets, writes []int
-	for i := 0; i < n; i++ {
-		if before != nil {
-			before(i)
+// measure runs fn once with the request logs reset, and with check compares
+// the destination's digests after it.
+func measure(e *env, label string, fn func() error, check bool) sample {
+	e.src.Log.Reset()
+	e.dst.Log.Reset()
+	e.rss.Store(0)
+	start := time.Now()
+	err := fn()
+	s := sample{dur: time.Since(start), digests: "-", rss: e.rss.Load()}
+	if err != nil {
+		if e.peer {
+			e.t.Logf("%s: %v", label, err)
+		} else {
+			e.t.Errorf("%s: %v", label, err)
 		}
-		e.src.Log.Reset()
-		e.dst.Log.Reset()
-		start := time.Now()
-		err := fn()
-		d := time.Since(start)
-		if err != nil {
-			e.t.Errorf("%s / %s: %v", scenario, label, err)
-			r.note = "FAIL (see log)"
+		s.failed = true
+	}
+	srcReqs, dstReqs := e.src.Log.All(), e.dst.Log.All()
+	s.src, s.dst = len(srcReqs), len(dstReqs)
+	s.reqs = s.src + s.dst
+	for _, q := range srcReqs {
+		if q.Method == http.MethodGet && strings.Contains(q.Path, "/manifests/") {
+			s.srcManGET++
 		}
-		durs = append(durs, d)
-		s, t := len(e.src.Log.All()), len(e.dst.Log.All())
-		srcs, dsts, reqs = append(srcs, s), append(dsts, t), append(reqs, s+t)
-		gets = append(gets, e.src.Log.Count(http.MethodGet, `/manifests/`))
-		w := 0
-		for _, q := range e.dst.Log.All() {
-			if q.Method != http.MethodGet && q.Method != http.MethodHead {
-				w++
+		if q.Method == http.MethodGet && strings.Contains(q.Path, "/blobs/") && !strings.Contains(q.Path, "/blobs/uploads") {
+			s.srcBlobGET++
+		}
+	}
+	for _, q := range dstReqs {
+		if q.Method != http.MethodGet && q.Method != http.MethodHead {
+			s.dstWrites++
+		}
+		if strings.Contains(q.Path, "/blobs/") {
+			if q.Method == http.MethodPost && strings.Contains(q.RawQuery, "mount=") && q.Status == http.StatusCreated {
+				s.mounts++
+				continue
 			}
-		}
-		writes = append(writes, w)
-		if os.Getenv("BENCH_TRACE") != "" {
-			e.t.Logf("%s / %s run %d: src: %s; dst: %s", scenario, label, i+1, breakdown(e.src.Log.All()), breakdown(e.dst.Log.All()))
-		}
-		if check {
-			if v := verify(e, label); v != "OK" || r.digests == "-" {
-				r.digests = v
+			s.dstBlobReqs++
+			if q.Method == http.MethodPut && strings.Contains(q.Path, "/blobs/uploads/") && q.Status == http.StatusCreated {
+				s.uploads++
 			}
 		}
 	}
-	r.dur, r.reqs, r.src, r.dst = median(durs), median(reqs), median(srcs), median(dsts)
-	r.srcManGET, r.dstWrites = median(gets), median(writes)
-	return r
+	if os.Getenv("BENCH_TRACE") != "" {
+		e.t.Logf("%s: src: %s; dst: %s", label, breakdown(srcReqs), breakdown(dstReqs))
+	}
+	if check {
+		s.digests = verify(e, label)
+	}
+	return s
 }
 
 // breakdown summarises requests as "GET manifests 24, HEAD blobs 3, …".
@@ -343,14 +383,8 @@ func breakdown(reqs []registrytest.Request) string {
 	return strings.Join(parts, ", ")
 }
 
-func median[T int | time.Duration](v []T) T {
-	s := slices.Clone(v)
-	slices.Sort(s)
-	return s[len(s)/2]
-}
-
 // verify compares every destination tag with the source digest; it reports
-// "OK" or "DIFFER (n)" and logs the differences.
+// "OK" or "DIFFER (n)" and logs the first differences.
 func verify(e *env, label string) string {
 	client := e.dst.Client()
 	defer client.CloseIdleConnections()
@@ -362,9 +396,8 @@ func verify(e *env, label string) string {
 			if err != nil {
 				got = err.Error()
 			}
-			if msg := fmt.Sprintf("%s: %s/%s:%s: want %s, got %s", label, dstNS, im.repo, im.tag, im.digest, got); !e.logged[msg] {
-				e.logged[msg] = true
-				e.t.Log(msg)
+			if bad <= 3 {
+				e.t.Logf("%s: %s/%s:%s: want %s, got %s", label, dstNS, im.repo, im.tag, im.digest, got)
 			}
 		}
 	}
@@ -397,21 +430,14 @@ func manifestDigest(c *http.Client, r *registrytest.Registry, repo, tag string) 
 	return registrytest.Digest(body), nil
 }
 
-// moveTag pushes new content under src/<repo>:<tag> and updates the expected digest.
-func moveTag(e *env, repo, tag string, seed int64) {
-	d, _ := e.src.PushRandomImage(e.t, srcNS+"/"+repo, tag, platforms[0], layersPerImg, layerSize, false, seed)
-	for i := range e.imgs {
-		if e.imgs[i].repo == repo && e.imgs[i].tag == tag {
-			e.imgs[i].digest = d
-		}
-	}
-}
-
 // lookPath finds a tool binary in <repo>/bin, then PATH.
 func lookPath(root, name string) (string, bool) {
 	p := filepath.Join(root, "bin", name)
 	if fi, err := os.Stat(p); err == nil && fi.Mode().IsRegular() && fi.Mode().Perm()&0o111 != 0 {
 		return p, true
+	}
+	if name == "imagesync-base" {
+		return "", false // never from PATH
 	}
 	p, err := exec.LookPath(name)
 	return p, err == nil
@@ -425,7 +451,7 @@ func version(bin string) string {
 			return bi.Main.Path + " " + v
 		}
 	}
-	for _, args := range [][]string{{"--version"}, {"version"}} {
+	for _, args := range [][]string{{"version"}, {"--version"}} {
 		out, err := exec.Command(bin, args...).Output()
 		if err == nil {
 			if line, _, _ := strings.Cut(strings.TrimSpace(string(out)), "\n"); line != "" {
@@ -436,123 +462,158 @@ func version(bin string) string {
 	return "unknown version"
 }
 
+// newEnv makes a run's work folder and private environment, with a fresh
+// destination registry.
+func newEnv(t *testing.T, bin string, src *registrytest.Registry, imgs []image) *env {
+	e := &env{t: t, dir: t.TempDir(), bin: bin, src: src, imgs: imgs}
+	home := filepath.Join(e.dir, "home")
+	if err := os.MkdirAll(filepath.Join(home, ".docker"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	// A private HOME and docker config: no credentials or caches of the user.
+	e.environ = append(os.Environ(), "HOME="+home, "DOCKER_CONFIG="+filepath.Join(home, ".docker"),
+		"XDG_CONFIG_HOME="+filepath.Join(home, ".config"), "XDG_CACHE_HOME="+filepath.Join(home, ".cache"),
+		"IMAGESYNC_LEDGER=", "NO_COLOR=1")
+	e.dst = registrytest.Start(t, registryKind(), registrytest.Options{})
+	e.dstHost = e.dst.Host
+	return e
+}
+
+// runWatched runs cmd and returns its peak RSS: the high-water mark of its
+// own memory (VmHWM in /proc/PID/status), read every few milliseconds while
+// it runs. (getrusage's ru_maxrss of a child starts from the RSS of the
+// process that forked it, here this test's.)
+func runWatched(cmd *exec.Cmd) (int64, error) {
+	if err := cmd.Start(); err != nil {
+		return 0, err
+	}
+	var peak atomic.Int64
+	done := make(chan struct{})
+	go func() {
+		status := fmt.Sprintf("/proc/%d/status", cmd.Process.Pid)
+		t := time.NewTicker(3 * time.Millisecond)
+		defer t.Stop()
+		for {
+			if b, err := os.ReadFile(status); err == nil {
+				for _, line := range strings.Split(string(b), "\n") {
+					if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+						var kb int64
+						fmt.Sscanf(strings.TrimSpace(v), "%d", &kb)
+						if kb*1024 > peak.Load() {
+							peak.Store(kb * 1024)
+						}
+					}
+				}
+			}
+			select {
+			case <-done:
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	err := cmd.Wait()
+	close(done)
+	return peak.Load(), err
+}
+
+// hasFlag reports whether `bin sync --help` mentions flag.
+func hasFlag(bin, flag string) bool {
+	out, _ := exec.Command(bin, "sync", "--help").CombinedOutput()
+	return bytes.Contains(out, []byte(flag))
+}
+
 func TestBench(t *testing.T) {
 	root, err := filepath.Abs("..")
 	if err != nil {
 		t.Fatal(err)
 	}
-	var (
-		mu       sync.Mutex
-		rows     []row
-		versions []string
-	)
-	add := func(r ...row) {
-		mu.Lock()
-		defer mu.Unlock()
-		rows = append(rows, r...)
+	rep := newReport(registryKind())
+	// The floor client, built for this run.
+	floorDir := t.TempDir()
+	if out, err := exec.Command("go", "build", "-o", filepath.Join(floorDir, "floor"), "./floor").CombinedOutput(); err != nil {
+		t.Fatalf("building the floor client: %v\n%s", err, out)
 	}
-
+	var avail []tool
 	for _, tl := range tools {
-		bin, ok := lookPath(root, tl.bin)
-		if !ok {
-			add(row{scenario: "full sync", tool: tl.name, note: "SKIPPED"})
-			versions = append(versions, tl.bin+": not found in bin/ or PATH, skipped (bench/install-peers.sh installs it)")
+		if only := os.Getenv("BENCH_TOOLS"); only != "" && !slices.Contains(strings.Split(only, ","), tl.bin) {
 			continue
 		}
-		versions = append(versions, fmt.Sprintf("%s: %s (%s)", tl.bin, version(bin), bin))
-		t.Run(tl.bin, func(t *testing.T) {
-			e := &env{t: t, dir: t.TempDir(), bin: bin, logged: map[string]bool{}}
-			e.src = registrytest.Start(t, registrytest.Distribution3, registrytest.Options{})
-			home := filepath.Join(e.dir, "home")
-			if err := os.MkdirAll(filepath.Join(home, ".docker"), 0o700); err != nil {
-				t.Fatal(err)
+		bin, ok := lookPath(root, tl.bin)
+		if tl.bin == "floor" {
+			bin, ok = filepath.Join(floorDir, "floor"), true
+		}
+		if !ok {
+			if tl.bin != "imagesync-base" {
+				rep.versions = append(rep.versions, tl.bin+": not found in bin/ or PATH, skipped (bench/install-peers.sh installs it)")
 			}
-			// A private HOME and docker config: no credentials or caches of the user.
-			e.environ = append(os.Environ(), "HOME="+home, "DOCKER_CONFIG="+filepath.Join(home, ".docker"),
-				"XDG_CONFIG_HOME="+filepath.Join(home, ".config"), "XDG_CACHE_HOME="+filepath.Join(home, ".cache"),
-				"IMAGESYNC_LEDGER=", "NO_COLOR=1")
-			start := time.Now()
-			e.imgs = seed(t, e.src)
-			t.Logf("seeded %d images into %s in %v", len(e.imgs), e.src.Host, time.Since(start).Round(time.Millisecond))
-			run := func(extra ...string) func() error { return func() error { return tl.run(e, extra...) } }
-
-			// Full sync: a fresh, empty destination registry (and ledger) for each run.
-			freshDst := func(int) {
-				e.dst = registrytest.Start(t, registrytest.Distribution3, registrytest.Options{})
-				if err := os.Remove(filepath.Join(e.dir, "ledger.jsonl")); err != nil && !os.IsNotExist(err) {
-					t.Fatal(err)
+			continue
+		}
+		v := version(bin)
+		if tl.bin == "floor" {
+			v = "bench/floor"
+		}
+		rep.versions = append(rep.versions, fmt.Sprintf("%s: %s", tl.name, v))
+		tl.bin = bin
+		avail = append(avail, tl)
+	}
+	if len(avail) == 0 || !strings.HasSuffix(avail[0].bin, "imagesync") {
+		t.Fatal("bin/imagesync not found: run `make build` first")
+	}
+	sources := map[string]*registrytest.Registry{}
+	imgsOf := map[string][]image{}
+	for _, w := range workloads {
+		if !selected(w.name) && !(w.name == "W1" && selected("limit")) {
+			continue
+		}
+		src := registrytest.Start(t, registryKind(), registrytest.Options{})
+		start := time.Now()
+		imgs := w.seed(t, src)
+		t.Logf("%s: seeded %d images into %s in %v", w.name, len(imgs), src.Host, time.Since(start).Round(time.Millisecond))
+		sources[w.name], imgsOf[w.name] = src, imgs
+	}
+	for _, w := range workloads {
+		if !selected(w.name) {
+			continue
+		}
+		rep.workloads = append(rep.workloads, w)
+		for round := range rounds() {
+			for _, tl := range avail {
+				if w.heavy && !tl.heavy {
+					continue
 				}
-				if tl.setup != nil {
-					if err := tl.setup(e); err != nil {
-						t.Fatal(err)
+				t.Run(fmt.Sprintf("%s/round%d/%s", w.name, round+1, filepath.Base(tl.bin)), func(t *testing.T) {
+					e := newEnv(t, tl.bin, sources[w.name], imgsOf[w.name])
+					e.peer = !strings.HasPrefix(tl.name, "imagesync") && tl.name != "floor"
+					if tl.setup != nil {
+						if err := tl.setup(e); err != nil {
+							t.Fatal(err)
+						}
 					}
-				}
+					run := func(extra ...string) func() error { return func() error { return tl.run(e, extra...) } }
+					rep.add(w.name+" full", tl.name, measure(e, w.name+" full / "+tl.name, run(), true))
+					if !w.noop || !tl.noop {
+						return
+					}
+					rep.add(w.name+" no-op", tl.name, measure(e, w.name+" no-op / "+tl.name, run(), false))
+					if strings.HasPrefix(tl.name, "imagesync") && hasFlag(tl.bin, "--trust-ledger") {
+						rep.add(w.name+" no-op", tl.name+" --trust-ledger", measure(e, w.name+" no-op trusting / "+tl.name, run("--trust-ledger"), false))
+					}
+				})
 			}
-			add(measure(e, "full sync", tl.name, fullRuns, freshDst, run(), true))
-			// Each "moved" run moves another tag of the repository to new content.
-			move := func(repo string, seed int64) func(int) {
-				return func(i int) { moveTag(e, repo, fmt.Sprintf("v%d", i+1), seed+int64(i)) }
-			}
-			if tl.bin == "imagesync" {
-				add(measure(e, "no-op re-run", tl.name, noopRuns, nil, run(), false),
-					measure(e, "no-op re-run", tl.name+" --trust-ledger", noopRuns, nil, run("--trust-ledger"), false),
-					measure(e, "no-op re-run", tl.name+" --no-ledger", noopRuns, nil, run("--no-ledger"), false),
-					measure(e, "one tag moved", tl.name, movedRuns, move("app0", movedSeedBase), run(), true),
-					measure(e, "one tag moved", tl.name+" --no-ledger", movedRuns, move("app1", movedSeedBase+100), run("--no-ledger"), true))
-				return
-			}
-			add(measure(e, "no-op re-run", tl.name, noopRuns, nil, run(), false),
-				measure(e, "one tag moved", tl.name, movedRuns, move("app0", movedSeedBase), run(), true))
-		})
-	}
-	printTable(os.Stdout, rows, versions)
-}
-
-var scenarios = []string{"full sync", "no-op re-run", "one tag moved"}
-
-func printTable(w io.Writer, rows []row, versions []string) {
-	base := map[string]row{}
-	for _, r := range rows {
-		if r.tool == "imagesync" && r.note == "" {
-			base[r.scenario] = r
 		}
 	}
-	ratio := func(v, b float64) string {
-		if b == 0 {
-			return "-"
-		}
-		return fmt.Sprintf("%.2f", v/b)
+	if selected("limit") {
+		runLimit(t, rep, avail, sources["W1"], imgsOf["W1"])
 	}
-	fmt.Fprintf(w, "\nimagesync vs peers: %d single-platform images (%d layers × %d KiB) in %d repositories + 4 indexes (2–3 platforms)\n",
-		singleRepos*tagsPerRepo, layersPerImg, layerSize>>10, singleRepos)
-	fmt.Fprintf(w, "on loopback distribution-3 registries; each tool has its own source, and a fresh empty destination per full sync.\n")
-	fmt.Fprintf(w, "Median of %d runs per scenario. ×imagesync = peer ÷ imagesync (ledger). src manifest GETs = what Docker Hub's\n", noopRuns)
-	fmt.Fprintf(w, "pull quota counts; dst writes = POST/PUT/PATCH/DELETE on the destination. \"one tag moved\": a source tag now\n")
-	fmt.Fprintf(w, "points at a new image, then a re-run. crane: one `crane copy` process per image, %d at a time.\n\n", parallelism)
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "scenario\ttool\ttime\t×imagesync\trequests\t×imagesync\tsrc/dst\tsrc manifest GETs\tdst writes\tdigests")
-	for _, sc := range scenarios {
-		b := base[sc]
-		for _, r := range rows {
-			if r.scenario != sc {
-				continue
-			}
-			if strings.HasPrefix(r.note, "SKIPPED") {
-				fmt.Fprintf(tw, "%s\t%s\t-\t-\t-\t-\t-\t-\t-\tskipped: not installed\n", r.scenario, r.tool)
-				continue
-			}
-			dig := r.digests
-			if r.note != "" {
-				dig = r.note
-			}
-			fmt.Fprintf(tw, "%s\t%s\t%.3fs\t%s\t%d\t%s\t%d/%d\t%d\t%d\t%s\n", r.scenario, r.tool, r.dur.Seconds(),
-				ratio(r.dur.Seconds(), b.dur.Seconds()), r.reqs, ratio(float64(r.reqs), float64(b.reqs)),
-				r.src, r.dst, r.srcManGET, r.dstWrites, dig)
-		}
+	if selected("ledger") {
+		runLedgerScale(t, rep, avail[0].bin)
 	}
-	tw.Flush()
-	fmt.Fprintln(w, "\nversions:")
-	for _, v := range versions {
-		fmt.Fprintln(w, "  "+v)
+	rep.print(os.Stdout)
+	if os.Getenv("BENCH_ONLY") == "" || os.Getenv("BENCH_WRITE_DOCS") == "1" {
+		if err := rep.writeDocs(root); err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("wrote docs/benchmarks.md and docs/benchmarks.svg")
 	}
 }
