@@ -97,11 +97,3 @@ func (c *LedgerStatsCmd) Run(rc *runContext) error {
 	fmt.Fprintf(tw, "marked for repair\t%d\n", s.Repairs)
 	return tw.Flush()
 }
-
-// openLedger opens the session's ledger: read-only for plan.
-func (in *Inputs) openLedger(path string) (*ledger.Ledger, error) {
-	if in.readOnlyLedger {
-		return ledger.OpenReadOnly(path)
-	}
-	return ledger.Open(path)
-}
