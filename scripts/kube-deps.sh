@@ -26,16 +26,8 @@ KWOK_DIR="$CACHE/kwok-$KWOK_VERSION"
 
 log() { printf 'kube-deps: %s\n' "$*" >&2; }
 
-as_root() {
-	if [ "$(id -u)" -eq 0 ]; then
-		"$@"
-	elif command -v sudo >/dev/null 2>&1; then
-		sudo "$@"
-	else
-		log "need root for: $* (no sudo)"
-		return 1
-	fi
-}
+# shellcheck source=as-root.sh
+. "$(dirname "${BASH_SOURCE[0]}")/as-root.sh"
 
 # --- etcd -------------------------------------------------------------------
 ETCD="${IMAGESYNC_ETCD:-}"

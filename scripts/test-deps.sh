@@ -23,17 +23,8 @@ V3="$CACHE/distribution-$V3_VERSION/registry"
 
 log() { printf 'test-deps: %s\n' "$*" >&2; }
 
-# Run as root: directly, via sudo, or fail.
-as_root() {
-	if [ "$(id -u)" -eq 0 ]; then
-		"$@"
-	elif command -v sudo >/dev/null 2>&1; then
-		sudo "$@"
-	else
-		log "need root for: $* (no sudo)"
-		return 1
-	fi
-}
+# shellcheck source=as-root.sh
+. "$(dirname "${BASH_SOURCE[0]}")/as-root.sh"
 
 # --- distribution 2.8 (Debian's docker-registry) + htpasswd ----------------
 if [ -x "$V2" ] && command -v htpasswd >/dev/null 2>&1; then
