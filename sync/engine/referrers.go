@@ -63,7 +63,7 @@ func fallbackTag(digest string) string { return strings.Replace(digest, ":", "-"
 //
 // known, when not nil, is the set of referrer tags the repository's tag
 // listing holds: tags not in it are not asked for.
-func (e *Engine) referrersOf(ctx context.Context, repo *client.Repo, subject string, wants *rules.Referrers, known map[string]bool) ([]referrer, error) {
+func (e *Engine) referrersOf(ctx context.Context, repo Store, subject string, wants *rules.Referrers, known map[string]bool) ([]referrer, error) {
 	var out []referrer
 	raw, err := repo.Referrers(ctx, subject)
 	if errors.Is(err, client.ErrNoReferrersAPI) && known != nil && !known[fallbackTag(subject)] {
@@ -191,10 +191,10 @@ func (e *Engine) destinationHasAPI(ctx context.Context, dst *client.Repo, subjec
 // copyReferrers copies the referrers of the unit's source image (digest
 // subject) to every destination that now holds it, after it, recursively.
 // Each referrer is one more result row, with Subject set.
-func (e *Engine) copyReferrers(ctx context.Context, u *unit, srcRepo *client.Repo, subject string, results []JobResult) []JobResult {
+func (e *Engine) copyReferrers(ctx context.Context, u *unit, srcRepo Store, subject string, results []JobResult) []JobResult {
 	type dest struct {
 		job  rules.Job
-		repo *client.Repo
+		repo Store
 	}
 	var dests []dest
 	seenRepo := map[string]bool{}
@@ -211,12 +211,8 @@ func (e *Engine) copyReferrers(ctx context.Context, u *unit, srcRepo *client.Rep
 		if seenRepo[r.Job.Destination.Repo()] {
 			continue
 		}
-		if rules.IsLayout(r.Job.Destination.Registry) {
-			e.log.Warn("referrers are not written into image layouts yet: only the image is copied", "source", u.src.String(), "destination", r.Job.Destination.String())
-			continue
-		}
 		seenRepo[r.Job.Destination.Repo()] = true
-		dst, err := e.c.Repo(ctx, r.Job.Destination.Registry, r.Job.Destination.Repository, !e.opt.DryRun)
+		dst, err := e.store(ctx, r.Job.Destination.Registry, r.Job.Destination.Repository, !e.opt.DryRun)
 		if err != nil {
 			continue // the image's own row already failed on this
 		}
@@ -263,7 +259,7 @@ func (e *Engine) copyReferrers(ctx context.Context, u *unit, srcRepo *client.Rep
 // copyReferrer copies one referrer to one destination repository: by digest
 // (and into the destination's fallback tag index when it lacks the API), or
 // under its cosign tag.
-func (e *Engine) copyReferrer(ctx context.Context, srcRepo *client.Repo, u *unit, subject string, ref referrer, job rules.Job, dst *client.Repo) JobResult {
+func (e *Engine) copyReferrer(ctx context.Context, srcRepo Store, u *unit, subject string, ref referrer, job rules.Job, dst Store) JobResult {
 	srcRef := rules.Ref{Registry: u.src.Registry, Repository: u.src.Repository, Digest: ref.desc.Digest}
 	dstRef := rules.Ref{Registry: job.Destination.Registry, Repository: job.Destination.Repository, Digest: ref.desc.Digest}
 	putRef := ref.desc.Digest
@@ -283,7 +279,9 @@ func (e *Engine) copyReferrer(ctx context.Context, srcRepo *client.Repo, u *unit
 		d, err := dst.HeadManifest(ctx, putRef)
 		switch {
 		case err == nil && d.Digest == ref.desc.Digest:
-			present = true
+			// A layout lists a referrer in index.json after storing it:
+			// stored but not listed, it is listed now (a copy of nothing).
+			present = ref.tag != "" || !unlisted(dst, ref.desc.Digest)
 		case err == nil:
 			t.exists = true
 		case !client.IsNotFound(err):
@@ -299,7 +297,7 @@ func (e *Engine) copyReferrer(ctx context.Context, srcRepo *client.Repo, u *unit
 		res.Bytes = t.bytes
 	}
 	if ref.tag == "" && !e.opt.DryRun {
-		if err := e.updateFallbackIndex(ctx, dst, subject, ref); err != nil {
+		if err := e.indexReferrer(ctx, dst, subject, ref); err != nil {
 			return fail(err)
 		}
 	}
@@ -380,11 +378,7 @@ func (e *Engine) withReferrers(ctx context.Context, u *unit, out []JobResult) []
 	if subject == "" {
 		return out
 	}
-	if rules.IsLayout(u.src.Registry) {
-		e.log.Warn("referrers are not read from image layouts yet: only the image is copied", "source", u.src.String())
-		return out
-	}
-	repo, err := e.c.Repo(ctx, u.src.Registry, u.src.Repository, false)
+	repo, err := e.store(ctx, u.src.Registry, u.src.Repository, false)
 	if err != nil {
 		return out
 	}

@@ -35,6 +35,10 @@ type Store interface {
 	StartUpload(ctx context.Context, digest, from string) (location string, mounted bool, err error)
 	PutUpload(ctx context.Context, location, digest string, size int64, body io.Reader) error
 	CancelUpload(ctx context.Context, location string)
+	// Referrers lists the manifests whose subject is digest, as an OCI
+	// index (the referrers API); client.ErrNoReferrersAPI where the store
+	// does not answer it (then the sha256-<hex> tag is read).
+	Referrers(ctx context.Context, digest string) ([]byte, error)
 }
 
 var (
@@ -100,6 +104,7 @@ func manifestRef(dst Store, tag, digest string) string {
 // says which rules have one.
 func (e *Engine) openLayouts(rs []rules.Rule) (names map[int][]string, bad map[int]bool, errs rules.ErrorList) {
 	names, bad = map[int][]string{}, map[int]bool{}
+	warned := map[string]bool{} // layouts whose orphaned referrers were reported
 	fail := func(i int, r *rules.Rule, line int, err error) {
 		if line == 0 {
 			line = r.Line
@@ -116,13 +121,11 @@ func (e *Engine) openLayouts(rs []rules.Rule) (names map[int][]string, bad map[i
 				continue
 			}
 			if r.Source.Kind == rules.AllImages {
-				n, unnamed := l.Names()
-				if len(unnamed) > 0 {
-					u := unnamed[0]
-					fail(i, r, r.Line, fmt.Errorf("%s: index.json entry %d (%s) has no %s annotation: there is no name to push it under (%d of %d entries are unnamed; name them registry/repository:tag)", path, u.Position, u.Digest, layout.AnnotationName, len(unnamed), len(unnamed)+len(n)))
+				if err := e.checkUnnamed(path, l, warned); err != nil {
+					fail(i, r, r.Line, err)
 					continue
 				}
-				names[i] = n
+				names[i], _ = l.Names()
 			}
 		}
 		for _, d := range r.Destinations {

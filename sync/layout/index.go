@@ -11,10 +11,11 @@ import (
 
 // descriptor is an index.json entry as the layout reads and writes it.
 type descriptor struct {
-	MediaType   string            `json:"mediaType"`
-	Digest      string            `json:"digest"`
-	Size        int64             `json:"size"`
-	Annotations map[string]string `json:"annotations,omitempty"`
+	MediaType    string            `json:"mediaType"`
+	Digest       string            `json:"digest"`
+	Size         int64             `json:"size"`
+	ArtifactType string            `json:"artifactType,omitempty"`
+	Annotations  map[string]string `json:"annotations,omitempty"`
 }
 
 // entry is one index.json entry: its bytes (kept as they were) and the
@@ -83,6 +84,24 @@ func (x *indexDoc) set(name string, raw json.RawMessage, desc descriptor) {
 	e := &entry{raw: raw, desc: desc, name: name}
 	x.entries = append(x.entries, e)
 	x.byName[name] = e
+}
+
+// lists reports whether an entry (named or not) holds digest.
+func (x *indexDoc) lists(digest string) bool {
+	for _, e := range x.entries {
+		if e.desc.Digest == digest {
+			return true
+		}
+	}
+	return false
+}
+
+// addUnnamed appends an entry without a name (a referrer), unless one for
+// its digest is there already.
+func (x *indexDoc) addUnnamed(raw json.RawMessage, desc descriptor) {
+	if !x.lists(desc.Digest) {
+		x.entries = append(x.entries, &entry{raw: raw, desc: desc})
+	}
 }
 
 func (x *indexDoc) clone() *indexDoc {

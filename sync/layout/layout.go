@@ -149,6 +149,11 @@ type Layout struct {
 	cleaned bool      // stale temporary files were looked for
 	restage bool      // archive: the staging directory is unusable, remove it first
 	lock    *flock.Flock
+
+	// refMu guards refs, the referrers index.json lists by their subject
+	// (nil until first asked for); taken before mu.
+	refMu sync.Mutex
+	refs  map[string][]descriptor
 }
 
 func (l *Layout) load() error {
@@ -188,6 +193,8 @@ func (l *Layout) load() error {
 		for _, e := range staged.entries {
 			if e.name != "" {
 				l.index.set(e.name, e.raw, e.desc)
+			} else {
+				l.index.addUnnamed(e.raw, e.desc) // a referrer
 			}
 		}
 	case err != nil:

@@ -183,11 +183,28 @@ func checkLayoutRule(src Source, d Destination) error {
 	return nil
 }
 
-// filterLayoutItems applies the rule's tag filter to the images a layout
-// names, repository by repository (latest: N keeps N tags of each); images
-// named by digest are kept. Removed tags are reported with their repository.
+// filterLayoutItems drops the names of referrer tags when the rule copies
+// referrers (they travel with their subject, as from a registry), then
+// applies the rule's tag filter to the images a layout names, repository by
+// repository (latest: N keeps N tags of each); images named by digest are
+// kept. Removed tags are reported with their repository.
 func (r *Rule) filterLayoutItems(items []Ref) []Ref {
 	r.Steps = nil
+	if r.Referrers != nil {
+		kept := items[:0:0]
+		var removed []string
+		for _, it := range items {
+			if it.Tag != "" && IsReferrerTag(it.Tag) {
+				removed = append(removed, layoutName(it.Repository, it.Tag, ""))
+				continue
+			}
+			kept = append(kept, it)
+		}
+		if len(removed) > 0 {
+			r.Steps = append(r.Steps, FilterStep{Filter: "referrers", Removed: removed})
+		}
+		items = kept
+	}
 	if r.Tags.Empty() {
 		return items
 	}

@@ -203,3 +203,49 @@ func TestLayoutTagFilter(t *testing.T) {
 		t.Fatalf("steps %v", removed)
 	}
 }
+
+// With referrers on, a layout's cosign and referrers-tag-schema names
+// (x.io/a:sha256-<hex>.sig) are not images of their own: they travel with
+// their subject, as from a registry. Without, they are copied as tags.
+func TestLayoutReferrerTags(t *testing.T) {
+	hex := strings.Repeat("d", 64)
+	listed := []string{"x.io/a:1.0", "x.io/a:sha256-" + hex + ".sig", "x.io/a:sha256-" + hex, "x.io/b:sha256-" + hex + ".att", "x.io/b:2.0"}
+	for _, tc := range []struct {
+		name      string
+		referrers *Referrers
+		want      string
+		steps     string
+	}{
+		{"referrers", &Referrers{}, "r.io/m/a:1.0 r.io/m/b:2.0", "referrers=x.io/a:sha256-" + hex + ".sig,x.io/a:sha256-" + hex + ",x.io/b:sha256-" + hex + ".att"},
+		{"no referrers", nil, "r.io/m/a:1.0 r.io/m/a:sha256-" + hex + ".sig r.io/m/a:sha256-" + hex + " r.io/m/b:sha256-" + hex + ".att r.io/m/b:2.0", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := t.TempDir() + "/images.yaml"
+			_ = writeString(p, "oci:bundle: r.io/m\n")
+			rs, err := LoadFile(p, Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			r := &rs[0]
+			r.Referrers = tc.referrers
+			jobs, err := r.Expand(listed)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for _, j := range jobs {
+				got = append(got, j.Destination.String())
+			}
+			if strings.Join(got, " ") != tc.want {
+				t.Errorf("got %v, want %s", got, tc.want)
+			}
+			var steps []string
+			for _, s := range r.Steps {
+				steps = append(steps, s.Filter+"="+strings.Join(s.Removed, ","))
+			}
+			if strings.Join(steps, " ") != tc.steps {
+				t.Errorf("steps %v, want %s", steps, tc.steps)
+			}
+		})
+	}
+}
