@@ -257,8 +257,8 @@ func (e *Engine) copyReferrers(ctx context.Context, u *unit, srcRepo Store, subj
 }
 
 // copyReferrer copies one referrer to one destination repository: by digest
-// (and into the destination's fallback tag index when it lacks the API), or
-// under its cosign tag.
+// (then listed where the destination finds referrers: see indexReferrer),
+// or under its cosign tag.
 func (e *Engine) copyReferrer(ctx context.Context, srcRepo Store, u *unit, subject string, ref referrer, job rules.Job, dst Store) JobResult {
 	srcRef := rules.Ref{Registry: u.src.Registry, Repository: u.src.Repository, Digest: ref.desc.Digest}
 	dstRef := rules.Ref{Registry: job.Destination.Registry, Repository: job.Destination.Repository, Digest: ref.desc.Digest}
