@@ -122,7 +122,9 @@ func TestLayoutReferrers(t *testing.T) {
 			t.Errorf("plan of the export: %v, want %v", got, want)
 		}
 
+		src.Log.Reset()
 		rep, r := syncJSON(t, "--referrers", "--images", export)
+		t.Logf("export with referrers: %d requests to the source, %d blobs written", len(src.Log.All()), rep.Summary.BlobsUploaded)
 		if r.code != 0 {
 			t.Fatalf("export: exit %d\n%s", r.code, r.stderr)
 		}
@@ -155,7 +157,9 @@ func TestLayoutReferrers(t *testing.T) {
 
 		// A second export writes nothing (and says every referrer is there).
 		before := snapshot(t, dir)
+		src.Log.Reset()
 		rep, r = syncJSON(t, "--referrers", "--images", export)
+		t.Logf("second export: %d requests to the source (%d manifest or blob GETs)", len(src.Log.All()), src.Log.Count("GET", "/(blobs|manifests)/"))
 		if got, want := syncRows(names, rep), wantRows("skipped", 2); r.code != 0 || fmt.Sprint(got) != fmt.Sprint(want) {
 			t.Errorf("second export: exit %d, rows %v, want %v", r.code, got, want)
 		}
@@ -196,7 +200,9 @@ func TestLayoutReferrers(t *testing.T) {
 			t.Errorf("plan of the import: %v, want %v", got, want)
 		}
 		for run, action := range []string{"copied", "skipped"} {
+			far.Log.Reset()
 			rep, r = syncJSON(t, "--referrers", "--images", imp)
+			t.Logf("import run %d: %d requests to the registry, %d blobs uploaded, %d mounted", run+1, len(far.Log.All()), rep.Summary.BlobsUploaded, rep.Summary.BlobsMounted)
 			if got, want := syncRows(names, rep), wantRows(action, 2); r.code != 0 || fmt.Sprint(got) != fmt.Sprint(want) {
 				t.Errorf("import run %d: exit %d, rows %v, want %v\n%s", run+1, r.code, got, want, r.stderr)
 			}
