@@ -228,6 +228,26 @@ func TestLayoutReferrers(t *testing.T) {
 				t.Errorf("oras discover at %s does not list the SBOM and its note:\n%s", dst, out)
 			}
 		}
+
+		// On the far side, oras attaches one more referrer inside the
+		// layout (oras-go rewrites index.json its own way): imagesync reads
+		// it and carries it with the rest.
+		writeFile(t, c.home, "vex.json", `{"statements":[]}`)
+		out := c.run(c.oras, "attach", "--oci-layout", "--artifact-type", "application/vnd.example.vex", "--format", "json", bundle+"@"+digest, "vex.json:application/json")
+		var vex struct{ Digest string }
+		if err := json.Unmarshal([]byte(out), &vex); err != nil || vex.Digest == "" {
+			t.Fatalf("oras attach --oci-layout output %q: %v", out, err)
+		}
+		rep, r = syncJSON(t, "--referrers", "--images", imp)
+		want = wantRows("skipped", 2)
+		want["image application/vnd.example.vex copied"] = 1 // the directory only
+		if got := syncRows(names, rep); r.code != 0 || fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Errorf("import after oras attach: exit %d, rows %v, want %v\n%s", r.code, got, want, r.stderr)
+		}
+		assertDigest(t, far, "dir/lib/app", vex.Digest, vex.Digest)
+		if out := c.discover(far.Host+"/dir/lib/app@"+digest, "v1.1-referrers-tag"); !strings.Contains(out, vex.Digest) {
+			t.Errorf("oras discover at the destination does not list what oras attached in the layout:\n%s", out)
+		}
 	})
 }
 
