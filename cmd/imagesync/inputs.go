@@ -32,7 +32,7 @@ type Inputs struct {
 	File string `short:"f" name:"file" type:"path" placeholder:"FILE" help:"imagesync config file (.yaml, .yml, .json): defaults, registries and sync entries with tag, platform and referrer filters."`
 	Selection
 
-	MaxConns    int           `name:"max-conns" default:"32" help:"Requests in flight at once per registry host; halved on each 429, recovered gradually."`
+	MaxConns    int           `name:"max-conns" default:"32" help:"Requests in flight at once per registry host (a 429 paces the host instead: see the README)."`
 	Rate        float64       `placeholder:"N" help:"At most N requests per second per registry host (default: no limit)."`
 	PullReserve int           `name:"pull-reserve" default:"2" help:"Stop fetching manifests from a registry that reports (Docker Hub's ratelimit-remaining) this many pulls left or fewer."`
 	Timeout     time.Duration `default:"2m" help:"Give up on a connection attempt, or on a request that makes no progress, after this long (no overall deadline)."`

@@ -15,7 +15,7 @@ import (
 
 // HostPolicy bounds what one registry host receives.
 type HostPolicy struct {
-	MaxConns    int     // requests in flight at once per host (0: 32); halved on each 429, recovered gradually
+	MaxConns    int     // requests in flight at once per host (0: 32)
 	Rate        float64 // requests per second per host (0: unlimited), a token bucket
 	PullReserve int     // stop fetching manifests from Docker Hub when its ratelimit-remaining is at most this
 	// Hosts overrides MaxConns and Rate (where set) for single hosts
@@ -40,11 +40,13 @@ func (e *PullLimitError) Error() string {
 }
 
 // hostState is the run's view of one host: how many requests it takes at
-// once (AIMD: halved on a 429, +1/limit per success), until when it asked
-// us to pause (Retry-After), its request rate, and Docker Hub's quota.
+// once, the request rate learned from its 429s (see pacer), until when it
+// asked us to pause (a long Retry-After), the configured request rate, and
+// Docker Hub's quota.
 type hostState struct {
 	policy HostPolicy
 	bucket *rate.Limiter
+	pace   pacer
 
 	mu          sync.Mutex
 	limit       float64
@@ -101,6 +103,9 @@ func (h *hostState) acquire(ctx context.Context) error {
 			return err
 		}
 	}
+	if err := h.pace.wait(ctx); err != nil {
+		return err
+	}
 	for {
 		h.mu.Lock()
 		now := time.Now()
@@ -132,13 +137,16 @@ func (h *hostState) release(resp *http.Response, pause time.Duration) {
 	defer h.mu.Unlock()
 	h.inflight--
 	if resp != nil {
+		now := time.Now()
 		if resp.StatusCode == http.StatusTooManyRequests {
-			h.limit = max(1, h.limit/2)
-			if until := time.Now().Add(pause); until.After(h.pausedUntil) {
+			// The refused request waits its Retry-After; the host is
+			// paced (see pacer), and stopped only for a long pause.
+			h.pace.refused(now)
+			if until := now.Add(pause); pause > longPause && until.After(h.pausedUntil) {
 				h.pausedUntil = until
 			}
-		} else if resp.StatusCode < 400 {
-			h.limit = min(float64(h.policy.MaxConns), h.limit+1/h.limit)
+		} else {
+			h.pace.answered(now)
 		}
 		h.readQuota(resp.Header)
 	}

@@ -15,55 +15,114 @@ import (
 	"github.com/imagesync/imagesync/credentials"
 )
 
-func TestAIMDLimit(t *testing.T) {
-	h := (&hostTable{policy: HostPolicy{MaxConns: 8}}).get("r.io")
-	ctx := context.Background()
-	for range 3 {
-		_ = h.acquire(ctx)
-		h.release(&http.Response{StatusCode: http.StatusTooManyRequests, Header: http.Header{}}, 0)
+// The pace is learned from the answers: a little below the rate of the
+// answers before the first 429, cut once per second of refusals, raised
+// by every answer.
+func TestPaceLearnsFromRefusals(t *testing.T) {
+	var p pacer
+	t0 := time.Unix(1000, 0)
+	for i := range 50 { // 100 answers per second
+		p.answered(t0.Add(time.Duration(i) * 10 * time.Millisecond))
 	}
-	if h.limit != 1 {
-		t.Fatalf("limit after three 429s = %v, want 1", h.limit)
+	if p.current() != 0 {
+		t.Fatal("paced before any refusal")
 	}
-	for range 20 {
-		_ = h.acquire(ctx)
-		h.release(&http.Response{StatusCode: http.StatusOK, Header: http.Header{}}, 0)
+	at := t0.Add(500 * time.Millisecond)
+	if got := p.refused(at); got < 85 || got > 95 {
+		t.Fatalf("first pace %v, want 0.9 × ~100/s", got)
 	}
-	if h.limit <= 1 || h.limit >= 8 {
-		t.Fatalf("limit after 20 successes = %v: want a gradual recovery", h.limit)
+	first := p.current()
+	if got := p.refused(at.Add(300 * time.Millisecond)); got != first {
+		t.Fatalf("a second refusal within a second cut the pace to %v", got)
+	}
+	if got := p.refused(at.Add(1100 * time.Millisecond)); got != first*paceCut {
+		t.Fatalf("pace after a later refusal %v, want %v", got, first*paceCut)
+	}
+	cut := p.current()
+	for range 100 {
+		p.answered(at.Add(2 * time.Second))
+	}
+	if got := p.current(); got <= cut || got > cut+100*paceRise/cut {
+		t.Fatalf("pace after 100 answers %v (from %v): want a gradual rise", got, cut)
+	}
+	for range 100 {
+		p.refused(at.Add(3 * time.Second))
+		at = at.Add(paceCutEvery)
+	}
+	if p.current() != paceMin {
+		t.Fatalf("pace after many refusals %v, want the floor %v", p.current(), paceMin)
 	}
 }
 
-// A 429 with Retry-After pauses the whole host, not just the one request.
-func TestRetryAfterPausesTheHost(t *testing.T) {
-	var first atomic.Bool
+// A 429 no longer stops the host or halves its connections; a long
+// Retry-After still stops it.
+func TestLongRetryAfterPausesTheHost(t *testing.T) {
+	h := (&hostTable{policy: HostPolicy{MaxConns: 8}}).get("r.io")
+	ctx := context.Background()
+	tooMany := &http.Response{StatusCode: http.StatusTooManyRequests, Header: http.Header{}}
+	_ = h.acquire(ctx)
+	h.release(tooMany, time.Second)
+	if !h.pausedUntil.IsZero() || h.limit != 8 {
+		t.Fatalf("after a 429 with Retry-After 1: paused until %v, %v connections", h.pausedUntil, h.limit)
+	}
+	_ = h.acquire(ctx)
+	h.release(tooMany, time.Minute)
+	if time.Until(h.pausedUntil) < 50*time.Second {
+		t.Fatalf("a Retry-After of a minute paused the host until %v", h.pausedUntil)
+	}
+}
+
+// A 429 with a short Retry-After delays the refused request by that much;
+// the host's other requests go on, paced.
+func TestRetryAfterDelaysOnlyTheRefused(t *testing.T) {
 	var mu sync.Mutex
-	var times []time.Time
+	var seen []string
+	refused := make(chan struct{})
 	c, host := server(t, func(w http.ResponseWriter, r *http.Request) {
 		mu.Lock()
-		times = append(times, time.Now())
+		seen = append(seen, r.URL.Path)
+		n := 0
+		for _, p := range seen {
+			if strings.HasSuffix(p, "/refused") {
+				n++
+			}
+		}
 		mu.Unlock()
-		if first.CompareAndSwap(false, true) {
+		if strings.HasSuffix(r.URL.Path, "/refused") && n == 1 {
 			w.Header().Set("Retry-After", "1")
 			w.WriteHeader(http.StatusTooManyRequests)
+			close(refused)
 			return
 		}
 		w.Header().Set("Docker-Content-Digest", "sha256:"+strings.Repeat("e", 64))
 		w.Header().Set("Content-Type", string(MediaOCIManifest))
 	})
 	repo, _ := c.Repo(context.Background(), host, "ns/app", false)
+	ctx := context.Background()
+	for range 20 { // the host answers quickly: the pace learned will be high
+		if _, err := repo.HeadManifest(ctx, "warm"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	done := make(chan error, 1)
 	start := time.Now()
-	if _, err := repo.HeadManifest(context.Background(), "a"); err != nil {
+	go func() { _, err := repo.HeadManifest(ctx, "refused"); done <- err }()
+	<-refused
+	for range 3 {
+		if _, err := repo.HeadManifest(ctx, "other"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
-	// a request made now, by anyone, waits for the pause too
-	if _, err := repo.HeadManifest(context.Background(), "b"); err != nil {
-		t.Fatal(err)
+	if took := time.Since(start); took < 900*time.Millisecond {
+		t.Fatalf("the refused request was retried after %v, before its Retry-After", took)
 	}
 	mu.Lock()
 	defer mu.Unlock()
-	if len(times) != 3 || times[1].Sub(start) < 900*time.Millisecond {
-		t.Fatalf("%d requests; the retry came %v after the start", len(times), times[1].Sub(start))
+	if last := seen[len(seen)-1]; !strings.HasSuffix(last, "/refused") {
+		t.Fatalf("the other requests waited for the refused one: %v", seen[len(seen)-5:])
 	}
 }
 
