@@ -22,10 +22,10 @@ import (
 // longer than longPause stops the whole host.
 const (
 	paceFirst    = 0.9
-	paceCut      = 0.75
+	paceCut      = 0.85
 	paceCutEvery = time.Second
-	paceRise     = 5.0 // requests per second, per second
-	paceMin      = 1.0 // requests per second
+	paceRise     = 15.0 // requests per second, per second
+	paceMin      = 1.0  // requests per second
 	longPause    = 5 * time.Second
 )
 
