@@ -5,6 +5,8 @@ import (
 	"fmt"
 
 	"golang.org/x/sync/errgroup"
+
+	"github.com/imagesync/imagesync/registry/client"
 )
 
 // copyBlobs puts every blob into every target, blobs in parallel. For one
@@ -36,7 +38,7 @@ func (e *Engine) copyBlob(ctx context.Context, src Store, b blobDesc, targets []
 		if t.failed() || ctx.Err() != nil {
 			continue
 		}
-		p, err := e.prepareBlob(ctx, src, b, t.repo, true)
+		p, err := e.prepareBlob(ctx, src, b, t.repo, true, !t.exists)
 		switch {
 		case err != nil:
 			t.fail(fmt.Errorf("blob %s: %w", b.Digest, err))
@@ -54,6 +56,9 @@ func (e *Engine) copyBlob(ctx context.Context, src Store, b blobDesc, targets []
 		e.upload(ctx, src, b, slots)
 		for i, s := range slots {
 			e.blobs.land(s.dst, b.Digest, flights[i], s.err)
+			if s.err == nil {
+				e.probeMounts(ctx, s.dst, b.Digest)
+			}
 			owners[i].addBytes(s.n)
 			if s.err != nil {
 				owners[i].fail(fmt.Errorf("blob %s: %w", b.Digest, s.err))
@@ -61,7 +66,7 @@ func (e *Engine) copyBlob(ctx context.Context, src Store, b blobDesc, targets []
 		}
 	}
 	for _, t := range waiters {
-		n, err := e.ensureBlob(ctx, src, b, t.repo)
+		n, err := e.ensureBlob(ctx, src, b, t.repo, !t.exists)
 		t.addBytes(n)
 		if err != nil {
 			t.fail(fmt.Errorf("blob %s: %w", b.Digest, err))
@@ -106,11 +111,17 @@ type blobPrep struct {
 
 // prepareBlob checks what the run and the ledger know, then (first only)
 // asks the destination, then tries a mount from a repository of the same
-// registry, and finally claims the registry-wide upload.
-func (e *Engine) prepareBlob(ctx context.Context, src Store, b blobDesc, dst Store, first bool) (blobPrep, error) {
+// registry, and finally claims the registry-wide upload. For a fresh
+// destination (its tag was missing: its blobs likely are too) on a registry
+// whose mounts answer for present blobs, the question and the mount are one
+// POST (see checkBlob).
+func (e *Engine) prepareBlob(ctx context.Context, src Store, b blobDesc, dst Store, first, fresh bool) (blobPrep, error) {
 	if e.blobs.has(dst, b.Digest) {
 		e.work.present(blobKey(dst, b.Digest))
 		return blobPrep{done: true}, nil
+	}
+	if r, ok := dst.(*client.Repo); ok && fresh && e.blobs.mountState(dst) == mountsWork {
+		return e.checkBlob(ctx, src, b, r)
 	}
 	if first {
 		ok, err := dst.HeadBlob(ctx, b.Digest)
@@ -149,9 +160,9 @@ func (e *Engine) prepareBlob(ctx context.Context, src Store, b blobDesc, dst Sto
 // ensureBlob makes the blob present in one destination: see prepareBlob;
 // when another job is uploading it to the same registry, it waits and then
 // mounts from where it landed. It returns the bytes it uploaded.
-func (e *Engine) ensureBlob(ctx context.Context, src Store, b blobDesc, dst Store) (int64, error) {
+func (e *Engine) ensureBlob(ctx context.Context, src Store, b blobDesc, dst Store, fresh bool) (int64, error) {
 	for round := 0; ; round++ {
-		p, err := e.prepareBlob(ctx, src, b, dst, round == 0)
+		p, err := e.prepareBlob(ctx, src, b, dst, round == 0, fresh)
 		if err != nil || p.done {
 			return 0, err
 		}
@@ -174,6 +185,68 @@ func (e *Engine) ensureBlob(ctx context.Context, src Store, b blobDesc, dst Stor
 		} else if slot.err == nil {
 			e.blobs.add(dst, b.Digest)
 		}
+		if slot.err == nil {
+			e.probeMounts(ctx, dst, b.Digest)
+		}
 		return slot.n, slot.err
 	}
+}
+
+// checkBlob claims the registry-wide upload of the blob, then asks with one
+// POST carrying a mount — from a repository known to hold the blob, or from
+// dst itself — which answers "present" (201) or opens the upload session
+// (202): no HEAD. Only for hosts where probeMounts saw a mount of a present
+// blob answered 201; a host that then declines a mount from a repository
+// that holds the blob gets HEADs from then on.
+func (e *Engine) checkBlob(ctx context.Context, src Store, b blobDesc, dst *client.Repo) (blobPrep, error) {
+	var p blobPrep
+	if p.flight, p.leader = e.blobs.claim(dst, b.Digest); !p.leader {
+		return p, nil // another job uploads it to this registry: wait, then mount
+	}
+	from := e.blobs.mountFrom(dst, b.Digest)
+	if from == "" && src.Host() == dst.Host() && src.Path() != dst.Path() {
+		from = src.Path() // same registry: mount straight from the source
+	}
+	loc, mounted, err := dst.CheckUpload(ctx, b.Digest, from)
+	if err != nil {
+		e.blobs.land(dst, b.Digest, p.flight, err)
+		return blobPrep{}, err
+	}
+	if mounted {
+		e.blobs.land(dst, b.Digest, p.flight, nil)
+		e.work.present(blobKey(dst, b.Digest))
+		if from != "" {
+			e.mounted.Add(1)
+			e.log.Debug("mounted blob", "digest", b.Digest, "into", dst.String(), "from", from)
+		}
+		return blobPrep{done: true}, nil
+	}
+	if from != "" {
+		e.blobs.setMounts(dst, mountsNot)
+	}
+	p.location = loc
+	return p, nil
+}
+
+// probeMounts learns, once per registry host and run, whether a mount POST
+// can stand for a HEAD there: it mounts a blob just uploaded into the
+// repository that holds it, which a registry that mounts answers 201 (a
+// 202's session is cancelled). Layouts answer HEADs from the file system:
+// they are not probed.
+func (e *Engine) probeMounts(ctx context.Context, dst Store, digest string) {
+	r, ok := dst.(*client.Repo)
+	if !ok || !e.blobs.startProbe(dst) {
+		return
+	}
+	loc, mounted, err := r.CheckUpload(ctx, digest, "")
+	switch {
+	case err != nil:
+		e.blobs.setMounts(dst, mountsUnknown) // try again after another upload
+	case mounted:
+		e.blobs.setMounts(dst, mountsWork)
+	default:
+		r.CancelUpload(ctx, loc)
+		e.blobs.setMounts(dst, mountsNot)
+	}
+	e.log.Debug("registry mounts", "host", dst.Host(), "answer present", mounted, "error", err)
 }

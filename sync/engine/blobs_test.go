@@ -25,7 +25,7 @@ func TestEnsureBlob(t *testing.T) {
 		b := src.blob("ns/src", content)
 		dst.blob("mirror/app", content)
 		e := newEngine(t, Options{})
-		n, err := e.ensureBlob(ctx, src.repo(t, e, "ns/src"), b, dst.repo(t, e, "mirror/app"))
+		n, err := e.ensureBlob(ctx, src.repo(t, e, "ns/src"), b, dst.repo(t, e, "mirror/app"), false)
 		if err != nil || n != 0 || len(dst.writes()) != 0 || dst.count(http.MethodHead, "/blobs/") != 1 {
 			t.Fatalf("%d bytes, %v; destination requests %v", n, err, dst.Front.Seen())
 		}
@@ -38,7 +38,7 @@ func TestEnsureBlob(t *testing.T) {
 		src, dst := newFake(t, nil), newFake(t, nil)
 		b := src.blob("ns/src", content)
 		e := newEngine(t, Options{})
-		n, err := e.ensureBlob(ctx, src.repo(t, e, "ns/src"), b, dst.repo(t, e, "mirror/app"))
+		n, err := e.ensureBlob(ctx, src.repo(t, e, "ns/src"), b, dst.repo(t, e, "mirror/app"), false)
 		if got, _ := dst.Blobs.get("mirror/app", b.Digest); err != nil || n != b.Size || !bytes.Equal(got, content) {
 			t.Fatalf("%d bytes, %v; destination holds %d bytes", n, err, len(got))
 		}
@@ -51,7 +51,7 @@ func TestEnsureBlob(t *testing.T) {
 		reg := newFake(t, nil)
 		b := reg.blob("ns/src", content)
 		e := newEngine(t, Options{})
-		n, err := e.ensureBlob(ctx, reg.repo(t, e, "ns/src"), b, reg.repo(t, e, "mirror/app"))
+		n, err := e.ensureBlob(ctx, reg.repo(t, e, "ns/src"), b, reg.repo(t, e, "mirror/app"), false)
 		if got, _ := reg.Blobs.get("mirror/app", b.Digest); err != nil || n != 0 || !bytes.Equal(got, content) || e.mounted.Load() != 1 {
 			t.Fatalf("%d bytes, %v, %d mounts; destination holds %d bytes", n, err, e.mounted.Load(), len(got))
 		}
@@ -84,7 +84,7 @@ func TestEnsureBlobWaitsForTheUploadInFlight(t *testing.T) {
 			}
 			done := make(chan result, 1)
 			go func() {
-				n, err := e.ensureBlob(ctx, src.repo(t, e, "ns/src"), b, dst.repo(t, e, "second/app"))
+				n, err := e.ensureBlob(ctx, src.repo(t, e, "ns/src"), b, dst.repo(t, e, "second/app"), false)
 				done <- result{n, err}
 			}()
 			select {
@@ -131,7 +131,7 @@ func TestEnsureBlobFails(t *testing.T) {
 		})
 		b := src.blob("ns/src", content)
 		e := newEngine(t, Options{})
-		if n, err := e.ensureBlob(ctx, src.repo(t, e, "ns/src"), b, dst.repo(t, e, "mirror/app")); err == nil || n != 0 || len(dst.writes()) != 0 {
+		if n, err := e.ensureBlob(ctx, src.repo(t, e, "ns/src"), b, dst.repo(t, e, "mirror/app"), false); err == nil || n != 0 || len(dst.writes()) != 0 {
 			t.Fatalf("%d bytes, %v, writes %v", n, err, dst.writes())
 		}
 	})
@@ -143,7 +143,7 @@ func TestEnsureBlobFails(t *testing.T) {
 		e.blobs.claim(dst.repo(t, e, "first/app"), b.Digest) // never lands
 		ctx, cancel := context.WithCancel(ctx)
 		time.AfterFunc(50*time.Millisecond, cancel)
-		if _, err := e.ensureBlob(ctx, src.repo(t, e, "ns/src"), b, dst.repo(t, e, "second/app")); !errors.Is(err, context.Canceled) {
+		if _, err := e.ensureBlob(ctx, src.repo(t, e, "ns/src"), b, dst.repo(t, e, "second/app"), false); !errors.Is(err, context.Canceled) {
 			t.Fatalf("got %v, want the context's error", err)
 		}
 	})

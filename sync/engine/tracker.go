@@ -20,6 +20,7 @@ type blobTracker struct {
 	present   map[string]map[string]bool // host+digest → repositories that have it
 	manifests map[string]bool            // host/repo@digest known present
 	flights   map[string]*flight         // host+digest → upload in progress
+	mounts    map[string]mountState      // host → whether a mount POST also answers "present"
 }
 
 type flight struct {
@@ -29,7 +30,7 @@ type flight struct {
 }
 
 func newBlobTracker(believe belief, write bool) *blobTracker {
-	return &blobTracker{ledger: believe.l, believe: believe, write: write, present: map[string]map[string]bool{}, manifests: map[string]bool{}, flights: map[string]*flight{}}
+	return &blobTracker{ledger: believe.l, believe: believe, write: write, present: map[string]map[string]bool{}, manifests: map[string]bool{}, flights: map[string]*flight{}, mounts: map[string]mountState{}}
 }
 
 func blobKey(r Store, digest string) string { return r.Host() + "@" + digest }
@@ -76,6 +77,39 @@ func (b *blobTracker) mountFrom(r Store, digest string) string {
 		}
 	}
 	return best
+}
+
+// mountState is what a run learned of a registry host's blob mounts.
+type mountState int8
+
+const (
+	mountsUnknown mountState = iota
+	mountsProbing
+	mountsWork // a mount of a blob the repository holds answers 201: the POST is a presence check
+	mountsNot  // declined: blobs are checked with HEAD
+)
+
+func (b *blobTracker) mountState(r Store) mountState {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.mounts[r.Host()]
+}
+
+func (b *blobTracker) setMounts(r Store, s mountState) {
+	b.mu.Lock()
+	b.mounts[r.Host()] = s
+	b.mu.Unlock()
+}
+
+// startProbe reports whether the caller is the one to probe r's host.
+func (b *blobTracker) startProbe(r Store) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.mounts[r.Host()] != mountsUnknown {
+		return false
+	}
+	b.mounts[r.Host()] = mountsProbing
+	return true
 }
 
 // forget drops what is known of r, in memory and in the ledger, after the
