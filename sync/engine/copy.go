@@ -129,15 +129,20 @@ func (e *Engine) copyManifest(ctx context.Context, src *source, raw []byte, medi
 			}
 			return
 		}
-		for _, c := range children {
+		var wg sync.WaitGroup
+		for _, c := range children { // in parallel; the index after all of them
 			if src.skip[c.Digest] {
 				continue // platform-mode keep-index: a child the filter drops
 			}
 			live := alive(targets)
 			if len(live) == 0 {
-				return
+				break
 			}
-			e.copyChild(ctx, src, c, live)
+			wg.Go(func() { e.copyChild(ctx, src, c, live) })
+		}
+		wg.Wait()
+		if len(alive(targets)) == 0 {
+			return
 		}
 	default:
 		m, err := parseImage(raw)
@@ -193,7 +198,7 @@ func (e *Engine) copyChild(ctx context.Context, src *source, c childDesc, parent
 		if !p.force && e.blobs.hasManifest(p.repo, c.Digest) {
 			continue
 		}
-		if !p.force {
+		if !p.force && p.exists { // a destination whose tag was missing lacks the children too: PUT them without asking
 			d, err := p.repo.HeadManifest(ctx, c.Digest)
 			if err == nil && d.Digest == c.Digest {
 				e.blobs.manifestPresent(p.repo, c.Digest)
@@ -204,7 +209,7 @@ func (e *Engine) copyChild(ctx context.Context, src *source, c childDesc, parent
 				continue
 			}
 		}
-		t := &target{repo: p.repo, ref: c.Digest, force: p.force}
+		t := &target{repo: p.repo, ref: c.Digest, force: p.force, exists: p.exists}
 		need = append(need, t)
 		links[t] = p
 	}
