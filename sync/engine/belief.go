@@ -44,3 +44,24 @@ func (b belief) repair(key string) bool { return !b.refresh && b.l.NeedsRepair(k
 // for a HEAD (in both modes: a destination that lost them refuses the
 // manifest PUT, and the unit is healed).
 func (b belief) content() bool { return b.l != nil && !b.refresh }
+
+// asksDestination reports whether deciding j asks its destination tag with
+// a HEAD whatever the source digest turns out to be, so the HEAD can go out
+// with the source's: a registry tag (a layout answers from its files), not
+// pinned, not forced or marked for repair, and — trusting the ledger — not
+// known to it (a trusted no-op sends the destination nothing).
+func (b belief) asksDestination(j rules.Job) bool {
+	if j.Destination.Tag == "" || j.Destination.Digest != "" || b.force || rules.IsLayout(j.Destination.Registry) {
+		return false
+	}
+	key := ledgerKey(j, "")
+	if b.repair(key) {
+		return false
+	}
+	if !b.confirm && !b.refresh {
+		if _, ok := b.l.Manifest(key); ok {
+			return false
+		}
+	}
+	return true
+}

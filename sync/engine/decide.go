@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"fmt"
+	"sync"
 
 	"github.com/imagesync/imagesync/registry/client"
 	"github.com/imagesync/imagesync/sync/ledger"
@@ -61,7 +62,16 @@ func (e *Engine) decide(ctx context.Context, u *unit) *decision {
 	for i, j := range u.jobs {
 		d.results[i] = JobResult{Job: j}
 	}
+	// The destination tags' HEADs go out with the source's: the decision
+	// needs both, and neither waits for the other.
+	var prefetch sync.WaitGroup
+	for i, j := range u.jobs {
+		if e.belief.asksDestination(j) {
+			prefetch.Go(func() { d.heads[i] = e.headDestination(ctx, j, "") })
+		}
+	}
 	src, err := e.resolveSource(ctx, u.src)
+	prefetch.Wait()
 	if err != nil {
 		return d.settle(Failed, err)
 	}
@@ -142,12 +152,11 @@ func (e *Engine) skipKnown(ctx context.Context, u *unit, d *decision) (pending i
 			pending++
 			continue
 		}
-		if !ok {
-			pending++
-			continue
-		}
 		if e.belief.confirm {
-			h := e.headDestination(ctx, j, ent.Digest)
+			h := d.heads[i] // made with the source's HEAD
+			if h == nil || h.ref == "" || h.ref != j.Destination.Tag {
+				h = e.headDestination(ctx, j, ent.Digest)
+			}
 			if h == nil || h.err != nil || h.desc.Digest != ent.Digest {
 				d.heads[i] = h
 				pending++
