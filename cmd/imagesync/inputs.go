@@ -26,7 +26,7 @@ type Inputs struct {
 	Auth    string `type:"path" placeholder:"FILE" help:"Auth file (.json, .yaml, .yml): registry[/namespace] → {username, password, insecure}."`
 	Images  string `type:"path" placeholder:"FILE" help:"Rule file (.json, .yaml, .yml): source → destination(s). Required unless --config."`
 	Config  string `type:"path" placeholder:"FILE" help:"image-syncer's legacy file with top-level auth: and images:; --auth and --images are then ignored."`
-	Proc    int    `short:"p" default:"5" help:"Images and blob transfers in flight at once."`
+	Proc    int    `short:"p" default:"5" help:"Blob transfers in flight at once; up to 4×N images are decided and copied at once."`
 	Retries int    `short:"r" default:"2" help:"Extra attempts for a job that failed transiently."`
 
 	File string `short:"f" name:"file" type:"path" placeholder:"FILE" help:"imagesync config file (.yaml, .yml, .json): defaults, registries and sync entries with tag, platform and referrer filters."`

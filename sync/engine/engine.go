@@ -196,6 +196,12 @@ func (e *Engine) groupUnits(jobs []rules.Job) []*unit {
 	return units
 }
 
+// unitsPerSlot is how many images are decided and copied at once per
+// --proc slot: small images are bound by request latency, not bandwidth, so
+// more of them are in flight than blob transfers (e.sem bounds those to
+// --proc), and each host's --max-conns bounds the requests.
+const unitsPerSlot = 4
+
 // Sync copies every job. Results that were already decided (failed tag
 // listings from Expand) are passed in pre and reported as they are.
 func (e *Engine) Sync(ctx context.Context, jobs []rules.Job, pre []JobResult) *Result {
@@ -236,7 +242,7 @@ func (e *Engine) Sync(ctx context.Context, jobs []rules.Job, pre []JobResult) *R
 	}
 
 	var workers sync.WaitGroup
-	for range min(e.opt.Concurrency, max(len(units), 1)) {
+	for range min(e.opt.Concurrency*unitsPerSlot, max(len(units), 1)) {
 		workers.Add(1)
 		go func() {
 			defer workers.Done()

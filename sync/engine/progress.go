@@ -205,7 +205,7 @@ func (e *Engine) resolve(ctx context.Context, units []*unit) {
 	emit := e.opt.OnProgress
 	emit(Progress{Kind: ProgressResolving, Images: len(units)})
 	var wg sync.WaitGroup
-	limit := make(chan struct{}, e.opt.Concurrency)
+	limit := make(chan struct{}, e.opt.Concurrency*unitsPerSlot) // decisions are bound by latency
 	for _, u := range units {
 		if ctx.Err() != nil || closed(e.opt.Stop) {
 			break
