@@ -176,11 +176,7 @@ func (in *Inputs) open(rc *runContext) (*session, error) {
 	}
 	if !in.NoLedger {
 		path := ledgerPath
-		open := ledger.Open
-		if in.readOnlyLedger {
-			open = ledger.OpenReadOnly
-		}
-		l, err := open(path)
+		l, err := openLedger(rc, s, path, in.readOnlyLedger)
 		if err != nil && in.readOnlyLedger && errors.Is(err, ledger.ErrLocked) {
 			// plan beside a running sync: every decision asks the destination
 			s.log.Warn("the ledger is in use by a running sync: planning without it", "ledger", path)

@@ -1,9 +1,11 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"text/tabwriter"
+	"time"
 
 	"github.com/imagesync/imagesync/sync/ledger"
 )
@@ -96,4 +98,28 @@ func (c *LedgerStatsCmd) Run(rc *runContext) error {
 	fmt.Fprintf(tw, "registries\t%d\n", s.Registries)
 	fmt.Fprintf(tw, "marked for repair\t%d\n", s.Repairs)
 	return tw.Flush()
+}
+
+// readerWait is how long a run waits for readers of its ledger (a plan,
+// ledger export or stats, which hold it while they run) before giving up.
+const readerWait = 5 * time.Minute
+
+// openLedger opens the run's ledger: read-only for plan; for writing
+// otherwise, waiting (with a message, until interrupted) for readers.
+func openLedger(rc *runContext, s *session, path string, readOnly bool) (*ledger.Ledger, error) {
+	if readOnly {
+		return ledger.OpenReadOnly(path)
+	}
+	ctx, cancel := context.WithCancel(rc.ctx)
+	defer cancel()
+	go func() {
+		select {
+		case <-rc.env.interrupt:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	return ledger.Open(path, ledger.WaitForReaders(ctx, readerWait, func() {
+		s.log.Warn("the ledger is being read by another imagesync (plan, ledger export or stats): waiting for it to finish", "ledger", path)
+	}))
 }

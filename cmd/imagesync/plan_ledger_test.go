@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	ggcrregistry "github.com/google/go-containerregistry/pkg/registry"
@@ -111,5 +112,55 @@ func TestPlanBesideRunningSync(t *testing.T) {
 	}
 	if r := runCLI(t, nil, "sync", "--images", rules, "--ledger", ledgerFile); r.code != 2 || !strings.Contains(r.stderr, "in use") {
 		t.Fatalf("a second sync on a held ledger: exit %d, %s", r.code, r.stderr)
+	}
+}
+
+// A sync that starts while a plan (or ledger export/stats) reads the ledger
+// says so and waits for it, then runs and records.
+func TestSyncWaitsForAPlanReading(t *testing.T) {
+	srv := httptest.NewServer(ggcrregistry.New(ggcrregistry.Logger(log.New(io.Discard, "", 0))))
+	t.Cleanup(srv.Close)
+	host := strings.TrimPrefix(srv.URL, "http://")
+	img, err := random.Image(256, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref, _ := name.ParseReference(host + "/ns/app:v1")
+	if err := remote.Write(ref, img); err != nil {
+		t.Fatal(err)
+	}
+	want, _ := img.Digest()
+	dir := t.TempDir()
+	rules := writeFile(t, dir, "images.yaml", host+"/ns/app:v1: "+host+"/mirror/app\n")
+	ledgerFile := filepath.Join(dir, "ledger.db")
+	if r := runCLI(t, nil, "sync", "--ledger", ledgerFile, host+"/ns/app:v1", host+"/first/app:v1"); r.code != 0 {
+		t.Fatalf("first sync: exit %d", r.code)
+	}
+	reader, err := ledger.OpenReadOnly(ledgerFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	released := make(chan struct{})
+	go func() {
+		time.Sleep(500 * time.Millisecond)
+		close(released)
+		reader.Close()
+	}()
+	r := runCLI(t, nil, "sync", "--images", rules, "--ledger", ledgerFile)
+	select {
+	case <-released:
+	default:
+		t.Error("the sync ran while the reader held the ledger")
+	}
+	if r.code != 0 || !strings.Contains(r.stderr, "waiting for it to finish") {
+		t.Fatalf("sync beside a reader: exit %d, %s", r.code, r.stderr)
+	}
+	l, err := ledger.OpenReadOnly(ledgerFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	if e, ok := l.Manifest(host + "/mirror/app:v1"); !ok || e.Digest != want.String() {
+		t.Errorf("ledger after the waiting sync: %+v, %v; want %s", e, ok, want)
 	}
 }

@@ -60,7 +60,7 @@ type Ledger struct {
 	lock     *flock.Flock // nil when opened read-only
 	db       *bolt.DB     // nil: nothing stored (read-only view of a missing or JSON-lines ledger)
 	readOnly bool
-	tmp      string // read-only: the private copy db reads, removed at Close
+	opts     openOptions
 	warnings []string
 
 	flushMu sync.Mutex // one commit at a time
@@ -149,8 +149,10 @@ var ErrReadOnly = errors.New("ledger is open read-only")
 // Open locks and opens the ledger at path, creating it (mode 0600) if
 // needed. A JSON-lines ledger at path (or, for a path ending in .db, at the
 // same path ending in .jsonl) is migrated first; problems met while reading
-// it are reported by Warnings.
-func Open(path string) (*Ledger, error) {
+// it are reported by Warnings. A ledger another run writes is refused
+// (ErrLocked); one that readers hold is too, unless WaitForReaders says to
+// wait for them.
+func Open(path string, opts ...Option) (*Ledger, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, fmt.Errorf("ledger %s: %w", path, err)
 	}
@@ -170,6 +172,9 @@ func Open(path string) (*Ledger, error) {
 		return nil, lockedError(path)
 	}
 	l := &Ledger{path: path, lock: lock, pending: newLayer()}
+	for _, o := range opts {
+		o(&l.opts)
+	}
 	if err := l.openStore(); err != nil {
 		_ = lock.Unlock()
 		return nil, err
@@ -179,9 +184,10 @@ func Open(path string) (*Ledger, error) {
 
 // OpenReadOnly opens the ledger at path for lookups only, writing nothing:
 // a missing ledger knows nothing, a JSON-lines ledger is read into memory
-// (not migrated), a database is copied under bbolt's shared lock, which is
-// released at once (a run that starts meanwhile is not refused), and the
-// copy read. A database a run is writing is refused (ErrLocked).
+// (not migrated), a database is read in place, page by page, under bbolt's
+// shared lock, held until Close: however large the ledger, opening costs
+// no copy and no memory. A database a run is writing is refused
+// (ErrLocked), and so is a run that would write while a reader holds it.
 func OpenReadOnly(path string) (*Ledger, error) {
 	if resolved, err := ResolvePath(path); err == nil {
 		path = resolved
@@ -215,36 +221,7 @@ func OpenReadOnly(path string) (*Ledger, error) {
 		db.Close()
 		return nil, err
 	}
-	if err := l.snapshot(); err != nil {
-		return nil, err
-	}
 	return l, nil
-}
-
-// snapshot copies the database of a read-only ledger, under bbolt's shared
-// lock, to a private temporary file and reads that instead: the lock is held
-// only for the copy, so a run that starts meanwhile is not refused, and the
-// copy is read page by page like the ledger itself.
-func (l *Ledger) snapshot() error {
-	f, err := os.CreateTemp("", "imagesync-ledger-*.db")
-	if err != nil {
-		return errors.Join(fmt.Errorf("ledger %s: copying it for reading: %w", l.path, err), l.db.Close())
-	}
-	err = l.db.View(func(tx *bolt.Tx) error {
-		_, err := tx.WriteTo(f)
-		return err
-	})
-	err = errors.Join(err, f.Close(), l.db.Close())
-	l.db = nil
-	if err == nil {
-		l.db, err = bolt.Open(f.Name(), 0o600, &bolt.Options{ReadOnly: true})
-	}
-	if err != nil {
-		_ = os.Remove(f.Name())
-		return fmt.Errorf("ledger %s: copying it for reading: %w", l.path, err)
-	}
-	l.tmp = f.Name()
-	return nil
 }
 
 func lockedError(path string) error {

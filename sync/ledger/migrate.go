@@ -12,7 +12,6 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
-	bolterrors "go.etcd.io/bbolt/errors"
 )
 
 // The kinds of file a ledger path can hold.
@@ -85,12 +84,9 @@ func (l *Ledger) openStore() error {
 			return err
 		}
 	}
-	db, err := bolt.Open(l.path, 0o600, &bolt.Options{Timeout: 100 * time.Millisecond, FreelistType: bolt.FreelistMapType})
+	db, err := l.openDB()
 	if err != nil {
-		if errors.Is(err, bolterrors.ErrTimeout) {
-			return lockedError(l.path)
-		}
-		return fmt.Errorf("ledger %s: %w", l.path, err)
+		return err
 	}
 	if err := os.Chmod(l.path, 0o600); err != nil {
 		db.Close()

@@ -1,6 +1,7 @@
 package ledger
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -108,10 +109,11 @@ func TestReadOnlyMissingLedger(t *testing.T) {
 	}
 }
 
-// A database opened read-only is read at once and its lock released: a run
-// that starts while plan holds it open is not refused. A database a run is
-// writing is refused read-only (plan then goes without it).
-func TestReadOnlyDatabaseLocksNothing(t *testing.T) {
+// A database opened read-only is read in place (no copy anywhere) under a
+// shared lock held until Close. A database a run is writing is refused
+// read-only (plan then goes without it); a run that would write while a
+// reader holds it is refused, or with WaitForReaders waits for the reader.
+func TestReadOnlyDatabaseInPlace(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "ledger.db")
 	w := open(t, path)
 	if err := w.RecordManifest("r.io/ns/a:v1", Entry{Digest: d1}); err != nil {
@@ -125,27 +127,10 @@ func TestReadOnlyDatabaseLocksNothing(t *testing.T) {
 	}
 
 	tmp := t.TempDir()
-	t.Setenv("TMPDIR", tmp) // where the private copy goes
+	t.Setenv("TMPDIR", tmp) // no private copy may go there
+	before := snapshot(t, filepath.Dir(path))
 	ro, err := OpenReadOnly(path)
 	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		if err := ro.Close(); err != nil {
-			t.Error(err)
-		}
-		if left, _ := os.ReadDir(tmp); len(left) != 0 {
-			t.Errorf("the read-only copy was left behind: %v", left)
-		}
-	}()
-	w, err = Open(path)
-	if err != nil {
-		t.Fatalf("a run beside a read-only ledger: %v", err)
-	}
-	if err := w.RecordManifest("r.io/ns/a:v2", Entry{Digest: d2}); err != nil {
-		t.Fatal(err)
-	}
-	if err := w.Close(); err != nil {
 		t.Fatal(err)
 	}
 	if e, ok := ro.Manifest("r.io/ns/a:v1"); !ok || e.Digest != d1 {
@@ -153,5 +138,54 @@ func TestReadOnlyDatabaseLocksNothing(t *testing.T) {
 	}
 	if !errors.Is(ro.RecordManifest("r.io/ns/a:v3", Entry{Digest: d1}), ErrReadOnly) {
 		t.Error("a read-only database ledger accepted a record")
+	}
+	if left, _ := os.ReadDir(tmp); len(left) != 0 {
+		t.Errorf("reading the ledger copied it: %v", left)
+	}
+
+	// A writer is refused at once, naming the readers ...
+	if _, err := Open(path); !errors.Is(err, ErrLocked) || !strings.Contains(err.Error(), "being read") {
+		t.Errorf("a run beside a reader: %v, want ErrLocked naming the readers", err)
+	}
+	// ... or gives up when its wait is cancelled ...
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := Open(path, WaitForReaders(ctx, time.Minute, nil)); !errors.Is(err, ErrLocked) {
+		t.Errorf("a cancelled wait: %v, want ErrLocked", err)
+	}
+	// ... or waits for the reader to finish.
+	noticed := make(chan struct{})
+	opened := make(chan *Ledger)
+	go func() {
+		w, err := Open(path, WaitForReaders(context.Background(), time.Minute, func() { close(noticed) }))
+		if err != nil {
+			t.Error(err)
+		}
+		opened <- w
+	}()
+	<-noticed
+	select {
+	case <-opened:
+		t.Fatal("the writer opened the ledger while a reader held it")
+	case <-time.After(300 * time.Millisecond):
+	}
+	if err := ro.Close(); err != nil {
+		t.Fatal(err)
+	}
+	w = <-opened
+	if w == nil {
+		t.FailNow()
+	}
+	if err := w.RecordManifest("r.io/ns/a:v2", Entry{Digest: d2}); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	after := snapshot(t, filepath.Dir(path))
+	for name := range after {
+		if _, ok := before[name]; !ok && name != "ledger.db.lock" {
+			t.Errorf("file %s appeared beside the ledger", name)
+		}
 	}
 }

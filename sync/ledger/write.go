@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -151,9 +150,6 @@ func (l *Ledger) Close() error {
 	defer l.flushMu.Unlock()
 	if l.db != nil {
 		err = errors.Join(err, l.db.Close())
-	}
-	if l.tmp != "" {
-		err = errors.Join(err, os.Remove(l.tmp))
 	}
 	if l.lock != nil {
 		err = errors.Join(err, l.lock.Unlock())
