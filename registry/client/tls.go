@@ -153,6 +153,11 @@ func (c *Client) newTransport(skipVerify bool, files credentials.TLS) (http.Roun
 		ExpectContinueTimeout: time.Second,
 		ResponseHeaderTimeout: c.timeout,
 		TLSClientConfig:       tlsConfig,
+		// A blob streams from the source's body into the destination's
+		// request through these buffers: 64 KiB reads and writes instead
+		// of net/http's 4 KiB (16 times fewer system calls per blob).
+		WriteBufferSize: 64 << 10,
+		ReadBufferSize:  64 << 10,
 	}
 	return &userAgent{ua: c.userAgent, inner: &retryTransport{inner: base, policy: c.policy, stats: &c.Stats, log: c.log, hosts: c.limits}}, nil
 }
