@@ -325,7 +325,7 @@ func (r *report) print(w io.Writer) {
 
 // body is the generated part of docs/benchmarks.md.
 func (r *report) body(w io.Writer, root string) {
-	fmt.Fprintf(w, "Run of %s (commit %s), %s registries on loopback (%s), `--proc %d` and its equivalents, median of %d interleaved rounds.\n\n",
+	fmt.Fprintf(w, "Run of %s (commit %s), %s registries on loopback (%s), `--proc %d` and its equivalents, median of %d interleaved rounds (a no-op: of its 5 runs in each round, the median).\n\n",
 		r.start.UTC().Format("2006-01-02 15:04 MST"), commit(root), r.kind, machine(), parallelism, rounds())
 	fmt.Fprintln(w, "Workloads:")
 	for _, wl := range r.workloads {
