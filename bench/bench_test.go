@@ -100,6 +100,7 @@ type env struct {
 	imgs    []image
 	environ []string
 	rss     atomic.Int64 // peak RSS of the tool's processes in this run, bytes
+	anon    atomic.Int64 // peak of its anonymous part (heap, stacks): RSS less the binary's mapped pages
 	peer    bool         // a peer tool: its failures are reported in the table, not as test failures
 }
 
@@ -130,11 +131,16 @@ func (e *env) exec(bin string, args ...string) error {
 	cmd.Dir, cmd.Env = e.dir, e.environ
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
-	rss, err := runWatched(cmd)
-	for {
-		old := e.rss.Load()
-		if rss <= old || e.rss.CompareAndSwap(old, rss) {
-			break
+	rss, anon, err := runWatched(cmd)
+	for _, p := range []struct {
+		v   *atomic.Int64
+		new int64
+	}{{&e.rss, rss}, {&e.anon, anon}} {
+		for {
+			old := p.v.Load()
+			if p.new <= old || p.v.CompareAndSwap(old, p.new) {
+				break
+			}
 		}
 	}
 	if err != nil {
@@ -301,6 +307,7 @@ type sample struct {
 	uploads        int // blobs uploaded (PUTs of an upload answered 201)
 	dstWrites      int // POST/PUT/PATCH/DELETE on the destination
 	rss            int64
+	anon           int64 // peak RssAnon
 	digests        string // "OK", "DIFFER (n)", "-"
 	failed         bool
 }
@@ -325,9 +332,10 @@ func measure(e *env, label string, fn func() error, check bool) sample {
 	e.src.Log.Reset()
 	e.dst.Log.Reset()
 	e.rss.Store(0)
+	e.anon.Store(0)
 	start := time.Now()
 	err := fn()
-	s := sample{dur: time.Since(start), digests: "-", rss: e.rss.Load()}
+	s := sample{dur: time.Since(start), digests: "-", rss: e.rss.Load(), anon: e.anon.Load()}
 	if err != nil {
 		if e.peer {
 			e.t.Logf("%s: %v", label, err)
@@ -495,13 +503,24 @@ func newEnv(t *testing.T, bin string, src *registrytest.Registry, imgs []image) 
 
 // runWatched runs cmd and returns its peak RSS: the high-water mark of its
 // own memory (VmHWM in /proc/PID/status), read every few milliseconds while
-// it runs. (getrusage's ru_maxrss of a child starts from the RSS of the
-// process that forked it, here this test's.)
-func runWatched(cmd *exec.Cmd) (int64, error) {
+// it runs, and the largest anonymous part seen (RssAnon: the heap and
+// stacks, without the pages of the binary itself, which grow with its size
+// rather than its work). (getrusage's ru_maxrss of a child starts from the
+// RSS of the process that forked it, here this test's.)
+func runWatched(cmd *exec.Cmd) (int64, int64, error) {
 	if err := cmd.Start(); err != nil {
-		return 0, err
+		return 0, 0, err
 	}
-	var peak atomic.Int64
+	var peak, anon atomic.Int64
+	raise := func(v *atomic.Int64, line, prefix string) {
+		if rest, ok := strings.CutPrefix(line, prefix); ok {
+			var kb int64
+			fmt.Sscanf(strings.TrimSpace(rest), "%d", &kb)
+			if kb*1024 > v.Load() {
+				v.Store(kb * 1024)
+			}
+		}
+	}
 	done := make(chan struct{})
 	go func() {
 		status := fmt.Sprintf("/proc/%d/status", cmd.Process.Pid)
@@ -510,13 +529,8 @@ func runWatched(cmd *exec.Cmd) (int64, error) {
 		for {
 			if b, err := os.ReadFile(status); err == nil {
 				for _, line := range strings.Split(string(b), "\n") {
-					if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
-						var kb int64
-						fmt.Sscanf(strings.TrimSpace(v), "%d", &kb)
-						if kb*1024 > peak.Load() {
-							peak.Store(kb * 1024)
-						}
-					}
+					raise(&peak, line, "VmHWM:")
+					raise(&anon, line, "RssAnon:")
 				}
 			}
 			select {
@@ -528,7 +542,7 @@ func runWatched(cmd *exec.Cmd) (int64, error) {
 	}()
 	err := cmd.Wait()
 	close(done)
-	return peak.Load(), err
+	return peak.Load(), anon.Load(), err
 }
 
 // hasFlag reports whether `bin sync --help` mentions flag.

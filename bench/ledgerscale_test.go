@@ -89,7 +89,7 @@ func runMeasured(t *testing.T, e *env, bin string, args ...string) (measured, st
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	start := time.Now()
-	rss, err := runWatched(cmd)
+	rss, _, err := runWatched(cmd)
 	m := measured{dur: time.Since(start), rss: rss}
 	if err != nil {
 		t.Fatalf("%s %s: %v\n%s", filepath.Base(bin), strings.Join(args, " "), err, errb.String())
