@@ -84,12 +84,13 @@ func TestPlanWritesNoLedger(t *testing.T) {
 	}
 }
 
-// `plan` beside a running sync: the sync holds the ledger, plan goes without
-// it (asking the destination) instead of refusing.
-func TestPlanBesideRunningSync(t *testing.T) {
+// oneAppInMemory pushes ns/app:v1 into an in-memory registry and writes a
+// rule copying it to mirror/app; the ledger path is in the same folder.
+func oneAppInMemory(t *testing.T) (host, rules, ledgerFile, digest string) {
+	t.Helper()
 	srv := httptest.NewServer(ggcrregistry.New(ggcrregistry.Logger(log.New(io.Discard, "", 0))))
 	t.Cleanup(srv.Close)
-	host := strings.TrimPrefix(srv.URL, "http://")
+	host = strings.TrimPrefix(srv.URL, "http://")
 	img, err := random.Image(256, 2)
 	if err != nil {
 		t.Fatal(err)
@@ -99,8 +100,19 @@ func TestPlanBesideRunningSync(t *testing.T) {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
-	rules := writeFile(t, dir, "images.yaml", host+"/ns/app:v1: "+host+"/mirror/app\n")
-	ledgerFile := filepath.Join(dir, "ledger.db")
+	rules = writeFile(t, dir, "images.yaml", host+"/ns/app:v1: "+host+"/mirror/app\n")
+	ledgerFile = filepath.Join(dir, "ledger.db")
+	d, err := img.Digest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return host, rules, ledgerFile, d.String()
+}
+
+// `plan` beside a running sync: the sync holds the ledger, plan goes without
+// it (asking the destination) instead of refusing.
+func TestPlanBesideRunningSync(t *testing.T) {
+	_, rules, ledgerFile, _ := oneAppInMemory(t)
 	held, err := ledger.Open(ledgerFile)
 	if err != nil {
 		t.Fatal(err)
@@ -118,21 +130,7 @@ func TestPlanBesideRunningSync(t *testing.T) {
 // A sync that starts while a plan (or ledger export/stats) reads the ledger
 // says so and waits for it, then runs and records.
 func TestSyncWaitsForAPlanReading(t *testing.T) {
-	srv := httptest.NewServer(ggcrregistry.New(ggcrregistry.Logger(log.New(io.Discard, "", 0))))
-	t.Cleanup(srv.Close)
-	host := strings.TrimPrefix(srv.URL, "http://")
-	img, err := random.Image(256, 2)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ref, _ := name.ParseReference(host + "/ns/app:v1")
-	if err := remote.Write(ref, img); err != nil {
-		t.Fatal(err)
-	}
-	want, _ := img.Digest()
-	dir := t.TempDir()
-	rules := writeFile(t, dir, "images.yaml", host+"/ns/app:v1: "+host+"/mirror/app\n")
-	ledgerFile := filepath.Join(dir, "ledger.db")
+	host, rules, ledgerFile, want := oneAppInMemory(t)
 	if r := runCLI(t, nil, "sync", "--ledger", ledgerFile, host+"/ns/app:v1", host+"/first/app:v1"); r.code != 0 {
 		t.Fatalf("first sync: exit %d", r.code)
 	}
@@ -160,7 +158,7 @@ func TestSyncWaitsForAPlanReading(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer l.Close()
-	if e, ok := l.Manifest(host + "/mirror/app:v1"); !ok || e.Digest != want.String() {
+	if e, ok := l.Manifest(host + "/mirror/app:v1"); !ok || e.Digest != want {
 		t.Errorf("ledger after the waiting sync: %+v, %v; want %s", e, ok, want)
 	}
 }
