@@ -100,6 +100,7 @@ type env struct {
 	imgs    []image
 	environ []string
 	rss     atomic.Int64 // peak RSS of the tool's processes in this run, bytes
+	cpu     atomic.Int64 // CPU time (user + system) of the tool's processes in this run, ns
 	anon    atomic.Int64 // peak of its anonymous part (heap, stacks): RSS less the binary's mapped pages
 	peer    bool         // a peer tool: its failures are reported in the table, not as test failures
 }
@@ -132,6 +133,9 @@ func (e *env) exec(bin string, args ...string) error {
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	rss, anon, err := runWatched(cmd)
+	if cmd.ProcessState != nil {
+		e.cpu.Add(int64(cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()))
+	}
 	for _, p := range []struct {
 		v   *atomic.Int64
 		new int64
@@ -308,6 +312,7 @@ type sample struct {
 	dstWrites      int // POST/PUT/PATCH/DELETE on the destination
 	rss            int64
 	anon           int64 // peak RssAnon
+	cpu            time.Duration
 	digests        string // "OK", "DIFFER (n)", "-"
 	failed         bool
 }
@@ -333,9 +338,10 @@ func measure(e *env, label string, fn func() error, check bool) sample {
 	e.dst.Log.Reset()
 	e.rss.Store(0)
 	e.anon.Store(0)
+	e.cpu.Store(0)
 	start := time.Now()
 	err := fn()
-	s := sample{dur: time.Since(start), digests: "-", rss: e.rss.Load(), anon: e.anon.Load()}
+	s := sample{dur: time.Since(start), digests: "-", rss: e.rss.Load(), anon: e.anon.Load(), cpu: time.Duration(e.cpu.Load())}
 	if err != nil {
 		if e.peer {
 			e.t.Logf("%s: %v", label, err)

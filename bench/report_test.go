@@ -87,7 +87,7 @@ func pick[T any, R int | int64 | time.Duration | float64](v []T, f func(T) R) R 
 type row struct {
 	key
 	n                                       int
-	dur                                     time.Duration
+	dur, cpu                                time.Duration
 	reqs, src, dst, srcManGET, srcBlobGET   int
 	dstBlobReqs, uploads, dstWrites, mounts int
 	rss, anon                               int64
@@ -101,6 +101,7 @@ func (r *report) row(k key) (row, bool) {
 	}
 	out := row{key: k, n: len(ss), digests: "-"}
 	out.dur = pick(ss, func(s sample) time.Duration { return s.dur })
+	out.cpu = pick(ss, func(s sample) time.Duration { return s.cpu })
 	out.reqs = pick(ss, func(s sample) int { return s.reqs })
 	out.src = pick(ss, func(s sample) int { return s.src })
 	out.dst = pick(ss, func(s sample) int { return s.dst })
@@ -156,8 +157,8 @@ func perBlob(n, uploads int) string {
 
 // table writes the main table as Markdown.
 func (r *report) table(w io.Writer) {
-	fmt.Fprintln(w, "| scenario | tool | time | × regsync | × floor | requests (src/dst) | uploads + mounts | dst blob requests per upload | src blob GETs per upload | peak RSS (anonymous) | digests |")
-	fmt.Fprintln(w, "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|")
+	fmt.Fprintln(w, "| scenario | tool | time | CPU | × regsync | × floor | requests (src/dst) | uploads + mounts | dst blob requests per upload | src blob GETs per upload | peak RSS (anonymous) | digests |")
+	fmt.Fprintln(w, "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
 	for _, sc := range r.scenarios() {
 		reg, _ := r.row(key{sc, regsyncName})
 		floor, _ := r.row(key{strings.Replace(sc, "no-op", "full", 1), "floor"})
@@ -170,7 +171,7 @@ func (r *report) table(w io.Writer) {
 			if !strings.Contains(sc, "no-op") {
 				fl = ratio(x.dur.Seconds(), floor.dur.Seconds())
 			}
-			fmt.Fprintf(w, "| %s | %s | %.2f s | %s | %s | %d (%d/%d) | %d + %d | %s | %s | %s | %s |\n", sc, k.tool, x.dur.Seconds(),
+			fmt.Fprintf(w, "| %s | %s | %.2f s | %.2f s | %s | %s | %d (%d/%d) | %d + %d | %s | %s | %s | %s |\n", sc, k.tool, x.dur.Seconds(), x.cpu.Seconds(),
 				ratio(x.dur.Seconds(), reg.dur.Seconds()), fl, x.reqs, x.src, x.dst, x.uploads, x.mounts,
 				perBlob(x.dstBlobReqs, x.uploads), perBlob(x.srcBlobGET, x.uploads), mib(x.rss)+" ("+mib(x.anon)+")", x.digests)
 		}
