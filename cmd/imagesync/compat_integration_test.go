@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/base64"
+	"encoding/json"
 	"fmt"
 	"path/filepath"
 	"slices"
@@ -101,7 +102,7 @@ func TestSkipInvalidRules(t *testing.T) {
 		strictExpand = strings.ReplaceAll(strictExpand, "fixed.yaml:2", "images.yaml:6")
 		strictExpand = strings.ReplaceAll(strictExpand, "fixed.yaml:3", "images.yaml:7")
 
-		r = runCLI(t, envs, "--images", images, "--skip-invalid-rules")
+		r = runCLI(t, envs, "--images", images, "--skip-invalid-rules", "-o", "json")
 		if r.code != exitSomeFail {
 			t.Fatalf("--skip-invalid-rules: exit %d, want %d", r.code, exitSomeFail)
 		}
@@ -128,6 +129,37 @@ func TestSkipInvalidRules(t *testing.T) {
 		}
 		if !strings.Contains(r.stderr, "3 copied") {
 			t.Error("the summary does not count the 3 jobs of the valid rules")
+		}
+		// -o json lists the rules set aside, each with its place.
+		var rep struct {
+			Jobs         []struct{ Destination string }
+			SkippedRules []struct {
+				File  string
+				Line  int
+				Key   string
+				Error string
+			}
+		}
+		if err := json.Unmarshal([]byte(r.stdout), &rep); err != nil {
+			t.Fatalf("-o json: %v\n%s", err, r.stdout)
+		}
+		lines := map[int]bool{}
+		for _, sr := range rep.SkippedRules {
+			if sr.File != images || sr.Key == "" || sr.Error == "" {
+				t.Errorf("skipped rule without its place or reason: %+v", sr)
+			}
+			lines[sr.Line] = true
+		}
+		for _, l := range []int{2, 3, 4, 5, 6, 7} {
+			if !lines[l] {
+				t.Errorf("-o json skippedRules lacks line %d: %+v", l, rep.SkippedRules)
+			}
+		}
+		if len(rep.Jobs) != 3 {
+			t.Errorf("-o json has %d jobs, want the 3 of the valid rules", len(rep.Jobs))
+		}
+		if r := runCLI(t, envs, "plan", "--images", images, "--skip-invalid-rules", "-o", "json"); r.code != exitSomeFail || !strings.Contains(r.stdout, `"skippedRules"`) {
+			t.Errorf("plan -o json --skip-invalid-rules: exit %d, want %d listing skippedRules", r.code, exitSomeFail)
 		}
 
 		// plan takes the flag too: the valid rules are in sync, still exit 1.

@@ -35,6 +35,7 @@ func (c *PlanCmd) Run(rc *runContext) error {
 	res := eng.Sync(rc.ctx, jobs, failed)
 	p := report.NewPlan(res)
 	p.AddFilters(s.rules)
+	p.SkippedRules = report.SkippedRules(s.skipped)
 	if c.Output == "json" {
 		err = p.WriteJSON(rc.stdout)
 	} else {

@@ -52,7 +52,9 @@ func (c *SyncCmd) Run(rc *runContext) error {
 	report.Summary(credentials.NewRedactor(summaryOut, s.keychain.Secrets), res.Summary)
 
 	if c.Output == "json" {
-		if err := report.NewSyncReport(res).WriteJSON(rc.stdout); err != nil {
+		rep := report.NewSyncReport(res)
+		rep.SkippedRules = report.SkippedRules(s.skipped)
+		if err := rep.WriteJSON(rc.stdout); err != nil {
 			return err
 		}
 	}

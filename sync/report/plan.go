@@ -51,7 +51,9 @@ type PlanSummary struct {
 type Plan struct {
 	Jobs    []PlanJob    `json:"jobs"`
 	Filters []PlanFilter `json:"filters,omitempty"`
-	Summary PlanSummary  `json:"summary"`
+	// SkippedRules are the rules --skip-invalid-rules set aside.
+	SkippedRules []SkippedRule `json:"skippedRules,omitempty"`
+	Summary      PlanSummary   `json:"summary"`
 }
 
 // NewPlan turns dry-run results into a plan, sorted by source then destination.

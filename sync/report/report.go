@@ -189,8 +189,11 @@ type SyncJob struct {
 
 // SyncReport is the document `imagesync sync -o json` prints on stdout.
 type SyncReport struct {
-	Jobs    []SyncJob `json:"jobs"`
-	Summary struct {
+	Jobs []SyncJob `json:"jobs"`
+	// SkippedRules are the rules --skip-invalid-rules set aside: no job
+	// came from them.
+	SkippedRules []SkippedRule `json:"skippedRules,omitempty"`
+	Summary      struct {
 		Copied        int     `json:"copied"`
 		Skipped       int     `json:"skipped"`
 		Filtered      int     `json:"filtered"`
