@@ -193,6 +193,10 @@ func (r *Repo) IndexReferrer(ctx context.Context, digest string, mediaType types
 // subject) are expected there; any other has no name to be copied under.
 // Orphans are referrers whose subject the layout does not hold (they are
 // never reached from an image, and so never copied).
+//
+// Children of an index the layout lists are not "others": oras-go (and
+// other tools) list every manifest they store untagged, an index's
+// children included; those are copied with their index.
 func (l *Layout) UnnamedEntries() (others []Unnamed, orphans []Orphan) {
 	_, unnamed := l.Names()
 	l.mu.Lock()
@@ -201,13 +205,19 @@ func (l *Layout) UnnamedEntries() (others []Unnamed, orphans []Orphan) {
 		descs[e.desc.Digest] = e.desc.MediaType
 	}
 	l.mu.Unlock()
+	var children map[string]bool // read only when an unnamed entry is not a referrer
 	for _, u := range unnamed {
 		raw, err := l.readManifest(u.Digest)
 		subject := ""
 		if err == nil {
 			_, subject = referrerDescriptor(u.Digest, raw, descs[u.Digest])
 		}
+		if subject == "" && children == nil {
+			children = l.indexChildren(descs)
+		}
 		switch {
+		case subject == "" && children[u.Digest]:
+			// copied as part of the index that holds it
 		case subject == "":
 			others = append(others, u)
 		default:
@@ -223,4 +233,29 @@ func (l *Layout) UnnamedEntries() (others []Unnamed, orphans []Orphan) {
 type Orphan struct {
 	Unnamed
 	Subject string
+}
+
+// indexChildren returns the digests of the manifests that the indexes
+// listed in index.json (named or not) hold; an entry that cannot be read
+// or parsed holds none (copying it reports why).
+func (l *Layout) indexChildren(descs map[string]string) map[string]bool {
+	children := map[string]bool{}
+	for digest := range descs {
+		raw, err := l.readManifest(digest)
+		if err != nil {
+			continue
+		}
+		var idx struct {
+			Manifests []struct {
+				Digest string `json:"digest"`
+			} `json:"manifests"`
+		}
+		if json.Unmarshal(raw, &idx) != nil {
+			continue
+		}
+		for _, m := range idx.Manifests {
+			children[m.Digest] = true
+		}
+	}
+	return children
 }

@@ -268,3 +268,50 @@ func TestReferrersFromTagSchemaIndex(t *testing.T) {
 		t.Errorf("another repository's tag schema index was read: %v", got)
 	}
 }
+
+// oras-go lists the children of an index it stores as unnamed index.json
+// entries too: they are copied with their index, not refused as images
+// without a name.
+func TestUnnamedIndexChildren(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "bundle")
+	l, err := NewSet().Open(dir, false, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := l.Repo("x.io/multi")
+	amd := image(t, r, "@", "amd64 layer")
+	arm := image(t, r, "@", "arm64 layer")
+	idx := []byte(`{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[` +
+		`{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"` + amd + `","size":1,"platform":{"os":"linux","architecture":"amd64"}},` +
+		`{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"` + arm + `","size":1,"platform":{"os":"linux","architecture":"arm64"}}]}`)
+	if err := r.PutManifest(ctx, "v1", client.MediaOCIIndex, idx); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Finish(); err != nil {
+		t.Fatal(err)
+	}
+	// As oras writes it: the children listed without a name.
+	b, _ := os.ReadFile(filepath.Join(dir, IndexFile))
+	var doc map[string]any
+	_ = json.Unmarshal(b, &doc)
+	for _, m := range doc["manifests"].([]any) {
+		e := m.(map[string]any)
+		if e["digest"] == amd || e["digest"] == arm {
+			delete(e, "annotations")
+		}
+	}
+	b, _ = json.Marshal(doc)
+	_ = os.WriteFile(filepath.Join(dir, IndexFile), b, 0o644)
+
+	l, err = NewSet().Open(dir, false, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, unnamed := l.Names(); len(unnamed) != 2 {
+		t.Fatalf("unnamed entries %+v, want the two children", unnamed)
+	}
+	others, orphans := l.UnnamedEntries()
+	if len(others) != 0 || len(orphans) != 0 {
+		t.Errorf("children of a listed index counted as unnamed images %+v or orphans %+v", others, orphans)
+	}
+}
