@@ -219,15 +219,10 @@ func TestUnnamedEntries(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Add by hand an unnamed entry that is an image, and one whose manifest is missing.
-	b, _ := os.ReadFile(filepath.Join(dir, IndexFile))
-	var idx map[string]any
-	_ = json.Unmarshal(b, &idx)
-	ms := idx["manifests"].([]any)
-	ms = append(ms, map[string]any{"mediaType": string(client.MediaOCIManifest), "digest": plain, "size": 1},
-		map[string]any{"mediaType": string(client.MediaOCIManifest), "digest": "sha256:" + strings.Repeat("c", 64), "size": 1})
-	idx["manifests"] = ms
-	b, _ = json.Marshal(idx)
-	_ = os.WriteFile(filepath.Join(dir, IndexFile), b, 0o644)
+	editIndex(t, dir, func(ms []any) []any {
+		return append(ms, map[string]any{"mediaType": string(client.MediaOCIManifest), "digest": plain, "size": 1},
+			map[string]any{"mediaType": string(client.MediaOCIManifest), "digest": "sha256:" + strings.Repeat("c", 64), "size": 1})
+	})
 
 	l, err = NewSet().Open(dir, false, true)
 	if err != nil {
@@ -249,11 +244,7 @@ func TestUnnamedEntries(t *testing.T) {
 // the referrers tag schema names the sha256-<hex> index: its manifests
 // count as referrers too.
 func TestReferrersFromTagSchemaIndex(t *testing.T) {
-	dir := filepath.Join(t.TempDir(), "bundle")
-	l, err := NewSet().Open(dir, false, false)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, l := newLayout(t)
 	r := l.Repo("x.io/app")
 	subject := image(t, r, "v1", "layer")
 	sbom := referrerOf(t, r, subject, "application/spdx+json", "sbom", false)
@@ -273,11 +264,7 @@ func TestReferrersFromTagSchemaIndex(t *testing.T) {
 // entries too: they are copied with their index, not refused as images
 // without a name.
 func TestUnnamedIndexChildren(t *testing.T) {
-	dir := filepath.Join(t.TempDir(), "bundle")
-	l, err := NewSet().Open(dir, false, false)
-	if err != nil {
-		t.Fatal(err)
-	}
+	dir, l := newLayout(t)
 	r := l.Repo("x.io/multi")
 	amd := image(t, r, "@", "amd64 layer")
 	arm := image(t, r, "@", "arm64 layer")
@@ -291,19 +278,15 @@ func TestUnnamedIndexChildren(t *testing.T) {
 		t.Fatal(err)
 	}
 	// As oras writes it: the children listed without a name.
-	b, _ := os.ReadFile(filepath.Join(dir, IndexFile))
-	var doc map[string]any
-	_ = json.Unmarshal(b, &doc)
-	for _, m := range doc["manifests"].([]any) {
-		e := m.(map[string]any)
-		if e["digest"] == amd || e["digest"] == arm {
-			delete(e, "annotations")
+	editIndex(t, dir, func(ms []any) []any {
+		for _, m := range ms {
+			if e := m.(map[string]any); e["digest"] == amd || e["digest"] == arm {
+				delete(e, "annotations")
+			}
 		}
-	}
-	b, _ = json.Marshal(doc)
-	_ = os.WriteFile(filepath.Join(dir, IndexFile), b, 0o644)
-
-	l, err = NewSet().Open(dir, false, true)
+		return ms
+	})
+	l, err := NewSet().Open(dir, false, true)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -313,5 +296,36 @@ func TestUnnamedIndexChildren(t *testing.T) {
 	others, orphans := l.UnnamedEntries()
 	if len(others) != 0 || len(orphans) != 0 {
 		t.Errorf("children of a listed index counted as unnamed images %+v or orphans %+v", others, orphans)
+	}
+}
+
+// newLayout opens a new layout in a test folder.
+func newLayout(t *testing.T) (string, *Layout) {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), "bundle")
+	l, err := NewSet().Open(dir, false, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return dir, l
+}
+
+// editIndex rewrites the manifests of a layout's index.json by hand.
+func editIndex(t *testing.T, dir string, edit func([]any) []any) {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(dir, IndexFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc map[string]any
+	if err := json.Unmarshal(b, &doc); err != nil {
+		t.Fatal(err)
+	}
+	doc["manifests"] = edit(doc["manifests"].([]any))
+	if b, err = json.Marshal(doc); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, IndexFile), b, 0o644); err != nil {
+		t.Fatal(err)
 	}
 }
