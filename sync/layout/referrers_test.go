@@ -204,11 +204,7 @@ func indexOfTar(t *testing.T, file string) string {
 // (ignored with a warning by the engine); one without a subject has no
 // name to be copied under.
 func TestUnnamedEntries(t *testing.T) {
-	dir := filepath.Join(t.TempDir(), "bundle")
-	l, err := NewSet().Open(dir, false, false)
-	if err != nil {
-		t.Fatal(err)
-	}
+	dir, l := newLayout(t)
 	r := l.Repo("x.io/app")
 	subject := image(t, r, "v1", "layer")
 	ok := referrerOf(t, r, subject, "application/spdx+json", "sbom", true)
@@ -224,7 +220,7 @@ func TestUnnamedEntries(t *testing.T) {
 			map[string]any{"mediaType": string(client.MediaOCIManifest), "digest": "sha256:" + strings.Repeat("c", 64), "size": 1})
 	})
 
-	l, err = NewSet().Open(dir, false, true)
+	l, err := NewSet().Open(dir, false, true)
 	if err != nil {
 		t.Fatal(err)
 	}

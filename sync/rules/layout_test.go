@@ -175,13 +175,7 @@ func writeString(p, s string) error { return os.WriteFile(p, []byte(s), 0o600) }
 // images named by digest pass.
 func TestLayoutTagFilter(t *testing.T) {
 	dg := "sha256:" + strings.Repeat("c", 64)
-	p := t.TempDir() + "/images.yaml"
-	_ = writeString(p, "oci:bundle: r.io/m\n")
-	rs, err := LoadFile(p, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	r := &rs[0]
+	r := layoutRule(t)
 	r.Tags = &TagFilter{Exclude: []*regexp.Regexp{regexp.MustCompile(`-alpine$`)}, Latest: 1}
 	jobs, err := r.Expand([]string{"x.io/a:1.0", "x.io/a:1.1", "x.io/a:1.2-alpine", "x.io/b:2.0", "x.io/b:1.0", "x.io/c@" + dg})
 	if err != nil {
@@ -220,13 +214,7 @@ func TestLayoutReferrerTags(t *testing.T) {
 		{"no referrers", nil, "r.io/m/a:1.0 r.io/m/a:sha256-" + hex + ".sig r.io/m/a:sha256-" + hex + " r.io/m/b:sha256-" + hex + ".att r.io/m/b:2.0", ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			p := t.TempDir() + "/images.yaml"
-			_ = writeString(p, "oci:bundle: r.io/m\n")
-			rs, err := LoadFile(p, Options{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			r := &rs[0]
+			r := layoutRule(t)
 			r.Referrers = tc.referrers
 			jobs, err := r.Expand(listed)
 			if err != nil {
@@ -248,4 +236,16 @@ func TestLayoutReferrerTags(t *testing.T) {
 			}
 		})
 	}
+}
+
+// layoutRule loads the rule "oci:bundle: r.io/m" (every image of a layout).
+func layoutRule(t *testing.T) *Rule {
+	t.Helper()
+	p := t.TempDir() + "/images.yaml"
+	_ = writeString(p, "oci:bundle: r.io/m\n")
+	rs, err := LoadFile(p, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &rs[0]
 }
