@@ -526,13 +526,7 @@ func TestLayoutExportSurvivesSIGKILL(t *testing.T) {
 		fmt.Fprintf(&rules, "%s/%s:1: [oci:%s, oci-archive:%s]\n", src.Host, repo, bundle, archive)
 	}
 	images := writeFile(t, dir, "images.yaml", rules.String())
-	cmd := exec.Command(os.Args[0], "--images", images, "--no-ledger", "--proc", "1")
-	cmd.Env = append(os.Environ(), "IMAGESYNC_TEST_AS_MAIN=1", "HOME="+dir)
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
+	cmd, stderr := startSlowExport(t, images, dir)
 	deadline := time.Now().Add(2 * time.Minute)
 	for {
 		// Some images named, a blob being written.
@@ -685,13 +679,7 @@ func TestLayoutArchiveInterrupted(t *testing.T) {
 		fmt.Fprintf(&rules, "%s/%s:1: oci-archive:%s\n", src.Host, repo, archive)
 	}
 	images := writeFile(t, dir, "images.yaml", rules.String())
-	cmd := exec.Command(os.Args[0], "--images", images, "--no-ledger", "--proc", "1")
-	cmd.Env = append(os.Environ(), "IMAGESYNC_TEST_AS_MAIN=1", "HOME="+dir)
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
+	cmd, stderr := startSlowExport(t, images, dir)
 	deadline := time.Now().Add(2 * time.Minute)
 	for {
 		b, _ := os.ReadFile(filepath.Join(archive+".partial", "index.json"))
@@ -811,4 +799,18 @@ func TestLayoutRefusesKeepIndex(t *testing.T) {
 	if r.code != exitUsage || !strings.Contains(r.stderr, "images.yaml:1") || !strings.Contains(r.stderr, "cannot write into an image layout") {
 		t.Fatalf("exit %d, want %d and the rule named", r.code, exitUsage)
 	}
+}
+
+// startSlowExport starts imagesync as its own process on the rule file,
+// one image at a time, so that a test can kill it mid-way.
+func startSlowExport(t *testing.T, images, home string) (*exec.Cmd, *strings.Builder) {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "--images", images, "--no-ledger", "--proc", "1")
+	cmd.Env = append(os.Environ(), "IMAGESYNC_TEST_AS_MAIN=1", "HOME="+home)
+	stderr := &strings.Builder{}
+	cmd.Stderr = stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	return cmd, stderr
 }

@@ -92,7 +92,7 @@ func (e *Engine) planBlobs(ctx context.Context, src Store, blobs []blobDesc, tar
 				t.fail(fmt.Errorf("blob %s: %w", b.Digest, err))
 				continue
 			}
-			mountable := e.blobs.mountFrom(t.repo, b.Digest) != "" || (src.Host() == t.repo.Host() && src.Path() != t.repo.Path())
+			mountable := e.mountSource(src, t.repo, b.Digest) != ""
 			if !ok && !mountable {
 				t.addBytes(b.Size)
 			}
@@ -134,10 +134,7 @@ func (e *Engine) prepareBlob(ctx context.Context, src Store, b blobDesc, dst Sto
 			return blobPrep{done: true}, nil
 		}
 	}
-	from := e.blobs.mountFrom(dst, b.Digest)
-	if from == "" && src.Host() == dst.Host() && src.Path() != dst.Path() {
-		from = src.Path() // same registry: mount straight from the source
-	}
+	from := e.mountSource(src, dst, b.Digest)
 	var p blobPrep
 	if from != "" {
 		loc, mounted, err := dst.StartUpload(ctx, b.Digest, from)
@@ -146,9 +143,7 @@ func (e *Engine) prepareBlob(ctx context.Context, src Store, b blobDesc, dst Sto
 		}
 		if mounted {
 			e.blobs.add(dst, b.Digest)
-			e.work.present(blobKey(dst, b.Digest))
-			e.mounted.Add(1)
-			e.log.Debug("mounted blob", "digest", b.Digest, "into", dst.String(), "from", from)
+			e.noteMounted(dst, b.Digest, from)
 			return blobPrep{done: true}, nil
 		}
 		p.location = loc // the registry declined the mount and opened an upload
@@ -203,10 +198,7 @@ func (e *Engine) checkBlob(ctx context.Context, src Store, b blobDesc, dst *clie
 	if p.flight, p.leader = e.blobs.claim(dst, b.Digest); !p.leader {
 		return p, nil // another job uploads it to this registry: wait, then mount
 	}
-	from := e.blobs.mountFrom(dst, b.Digest)
-	if from == "" && src.Host() == dst.Host() && src.Path() != dst.Path() {
-		from = src.Path() // same registry: mount straight from the source
-	}
+	from := e.mountSource(src, dst, b.Digest)
 	loc, mounted, err := dst.CheckUpload(ctx, b.Digest, from)
 	if err != nil {
 		e.blobs.land(dst, b.Digest, p.flight, err)
@@ -214,11 +206,7 @@ func (e *Engine) checkBlob(ctx context.Context, src Store, b blobDesc, dst *clie
 	}
 	if mounted {
 		e.blobs.land(dst, b.Digest, p.flight, nil)
-		e.work.present(blobKey(dst, b.Digest))
-		if from != "" {
-			e.mounted.Add(1)
-			e.log.Debug("mounted blob", "digest", b.Digest, "into", dst.String(), "from", from)
-		}
+		e.noteMounted(dst, b.Digest, from) // from "": it was there already
 		return blobPrep{done: true}, nil
 	}
 	if from != "" {
@@ -249,4 +237,24 @@ func (e *Engine) probeMounts(ctx context.Context, dst Store, digest string) {
 		e.blobs.setMounts(dst, mountsNot)
 	}
 	e.log.Debug("registry mounts", "host", dst.Host(), "answer present", mounted, "error", err)
+}
+
+// mountSource is the repository of dst's registry to mount the blob from: one
+// known to hold it, else the source when it is on the same registry ("": none).
+func (e *Engine) mountSource(src, dst Store, digest string) string {
+	from := e.blobs.mountFrom(dst, digest)
+	if from == "" && src.Host() == dst.Host() && src.Path() != dst.Path() {
+		from = src.Path() // same registry: mount straight from the source
+	}
+	return from
+}
+
+// noteMounted counts a blob now present at dst: mounted from another
+// repository (from), or found there by a mount check (from "").
+func (e *Engine) noteMounted(dst Store, digest, from string) {
+	e.work.present(blobKey(dst, digest))
+	if from != "" {
+		e.mounted.Add(1)
+		e.log.Debug("mounted blob", "digest", digest, "into", dst.String(), "from", from)
+	}
 }

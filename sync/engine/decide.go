@@ -153,8 +153,8 @@ func (e *Engine) skipKnown(ctx context.Context, u *unit, d *decision) (pending i
 			continue
 		}
 		if e.belief.confirm {
-			h := d.heads[i] // made with the source's HEAD
-			if h == nil || h.ref == "" || h.ref != j.Destination.Tag {
+			h := d.heads[i]                             // made with the source's HEAD
+			if h == nil || h.ref != j.Destination.Tag { // prefetched only for tags
 				h = e.headDestination(ctx, j, ent.Digest)
 			}
 			if h == nil || h.err != nil || h.desc.Digest != ent.Digest {

@@ -271,8 +271,7 @@ func (e *Engine) measure(ctx context.Context, u *unit, src *source, raw []byte, 
 		}
 		for _, b := range blobs {
 			for _, t := range targets {
-				if e.blobs.has(t.repo, b.Digest) || e.blobs.mountFrom(t.repo, b.Digest) != "" ||
-					(src.repo.Host() == t.repo.Host() && src.repo.Path() != t.repo.Path()) {
+				if e.blobs.has(t.repo, b.Digest) || e.mountSource(src.repo, t.repo, b.Digest) != "" {
 					continue
 				}
 				e.work.need(u, blobKey(t.repo, b.Digest), b.Size)
