@@ -11,7 +11,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/imagesync/imagesync/internal/cfgfile"
-	"github.com/imagesync/imagesync/internal/kube"
+	"github.com/imagesync/imagesync/kube"
 	"github.com/imagesync/imagesync/sync/rules"
 )
 

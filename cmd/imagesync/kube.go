@@ -13,7 +13,7 @@ import (
 	"github.com/alecthomas/kong"
 
 	"github.com/imagesync/imagesync/internal/cfgfile"
-	"github.com/imagesync/imagesync/internal/kube"
+	"github.com/imagesync/imagesync/kube"
 	"github.com/imagesync/imagesync/plugin"
 	"github.com/imagesync/imagesync/sync/engine"
 	"github.com/imagesync/imagesync/sync/report"
