@@ -12,6 +12,7 @@ import (
 
 	"github.com/imagesync/imagesync/internal/cfgfile"
 	"github.com/imagesync/imagesync/internal/envexpand"
+	"github.com/imagesync/imagesync/registry/dockerhub"
 )
 
 // Entry is one key of an auth file.
@@ -105,7 +106,7 @@ func (a *AuthFile) Match(registry, repository string) (Entry, bool) {
 	if a == nil {
 		return Entry{}, false
 	}
-	full := NormalizeRegistry(registry) + "/" + repository
+	full := dockerhub.Canonical(registry) + "/" + repository
 	for _, e := range a.Entries { // longest first
 		if full == e.Key || strings.HasPrefix(full, e.Key+"/") {
 			return e, true
@@ -128,16 +129,6 @@ func (a *AuthFile) Secrets() []string {
 	return out
 }
 
-// NormalizeRegistry maps Docker Hub's aliases to "docker.io" and lower-cases the host.
-func NormalizeRegistry(r string) string {
-	r = strings.ToLower(r)
-	switch r {
-	case "index.docker.io", "registry-1.docker.io", "registry.hub.docker.com":
-		return "docker.io"
-	}
-	return r
-}
-
 // NormalizeKey turns an auth-file key into "registry[/namespace…]": a scheme
 // and trailing slashes are dropped and Docker Hub's aliases become docker.io
 // (so docker's "https://index.docker.io/v1/" key means docker.io).
@@ -149,8 +140,8 @@ func NormalizeKey(k string) (string, error) {
 		return "", fmt.Errorf("empty registry key")
 	}
 	reg, rest, _ := strings.Cut(s, "/")
-	reg = NormalizeRegistry(reg)
-	if reg == "docker.io" && rest == "v1" { // https://index.docker.io/v1/
+	reg = dockerhub.Canonical(reg)
+	if reg == dockerhub.Registry && rest == "v1" { // https://index.docker.io/v1/
 		rest = ""
 	}
 	if strings.ContainsAny(s, " \t") {

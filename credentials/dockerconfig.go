@@ -16,6 +16,8 @@ import (
 	"github.com/docker/docker-credential-helpers/client"
 	helpercreds "github.com/docker/docker-credential-helpers/credentials"
 	"github.com/google/go-containerregistry/pkg/authn"
+
+	"github.com/imagesync/imagesync/registry/dockerhub"
 )
 
 // DockerConfig reads the credentials `docker login` stored: the `auths` of
@@ -63,7 +65,7 @@ func (d *DockerConfig) Resolve(_ context.Context, registry, _ string) (Access, e
 	if err := d.load(); err != nil {
 		return Access{}, err
 	}
-	registry = NormalizeRegistry(registry)
+	registry = dockerhub.Canonical(registry)
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if a, ok := d.cache[registry]; ok {
@@ -112,8 +114,8 @@ func (d *DockerConfig) Resolve(_ context.Context, registry, _ string) (Access, e
 // helperFor names the credential helper docker would run for registry.
 func (d *DockerConfig) helperFor(registry string) string {
 	key := registry
-	if registry == "docker.io" {
-		key = "https://index.docker.io/v1/"
+	if registry == dockerhub.Registry {
+		key = dockerhub.ConfigKey
 	}
 	if h, ok := d.cf.CredentialHelpers[key]; ok {
 		return h
@@ -142,8 +144,8 @@ func helperGist(err error) string {
 // (it may echo a secret) never reaches the terminal.
 func (d *DockerConfig) authConfig(registry, helper string) (types.AuthConfig, error) {
 	key := registry
-	if registry == "docker.io" {
-		key = "https://index.docker.io/v1/"
+	if registry == dockerhub.Registry {
+		key = dockerhub.ConfigKey
 	}
 	if helper == "" || os.Getenv("DOCKER_AUTH_CONFIG") != "" {
 		return d.cf.GetAuthConfig(key)

@@ -27,6 +27,7 @@ func TestDockerConfigKeys(t *testing.T) {
 		{"docker.io", "hubuser", "hubpass", ""},
 		{"index.docker.io", "hubuser", "hubpass", ""},
 		{"registry-1.docker.io", "hubuser", "hubpass", ""},
+		{"registry.hub.docker.com", "hubuser", "hubpass", ""},
 		{"registry.example.com", "reg", "regpass", ""},
 		{"ghcr.io", "", "", "idt-secret-123"},
 		{"quay.io", "", "", ""},

@@ -10,6 +10,8 @@ import (
 	"strings"
 
 	"github.com/google/go-containerregistry/pkg/authn"
+
+	"github.com/imagesync/imagesync/registry/dockerhub"
 )
 
 // Access is what a run may use for one repository.
@@ -72,7 +74,7 @@ func (c *Chain) AddFile(af *AuthFile) {
 // that host (its ca, cert, key and insecure). Nothing is inherited from the
 // registry that sent the request there.
 func (c *Chain) HostTLS(host string) (TLS, bool) {
-	host = NormalizeRegistry(host)
+	host = dockerhub.Canonical(host)
 	tls := c.certsFor(host)
 	for _, f := range c.Files {
 		for _, e := range f.Entries {
@@ -110,7 +112,7 @@ func DefaultCertDirs(home string) []string {
 
 // Resolve implements Keychain.
 func (c *Chain) Resolve(ctx context.Context, registry, repository string) (Access, error) {
-	registry = NormalizeRegistry(registry)
+	registry = dockerhub.Canonical(registry)
 	tls := c.certsFor(registry)
 	var insecure bool
 	for _, f := range c.Files {

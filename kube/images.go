@@ -11,6 +11,8 @@ import (
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/client-go/rest"
+
+	"github.com/imagesync/imagesync/registry/dockerhub"
 )
 
 // Image is one image reference a cluster's workloads use.
@@ -245,14 +247,10 @@ func ParseImage(ref string) (Image, error) {
 	if ok && (strings.ContainsAny(first, ".:") || first == "localhost") {
 		img.Registry, img.Repository = first, rest
 	} else {
-		img.Registry, img.Repository = "docker.io", s
+		img.Registry, img.Repository = dockerhub.Registry, s
 	}
-	if img.Registry == "index.docker.io" || img.Registry == "registry-1.docker.io" {
-		img.Registry = "docker.io"
-	}
-	if img.Registry == "docker.io" && !strings.Contains(img.Repository, "/") {
-		img.Repository = "library/" + img.Repository
-	}
+	img.Registry = dockerhub.Canonical(img.Registry)
+	img.Repository = dockerhub.Repository(img.Registry, img.Repository)
 	if img.Tag == "" && img.Digest == "" {
 		img.Tag = "latest"
 	}

@@ -24,6 +24,9 @@ func TestParseImage(t *testing.T) {
 		{in: "nginx:1.27", want: "docker.io/library/nginx:1.27"},
 		{in: "bitnami/redis:7", want: "docker.io/bitnami/redis:7"},
 		{in: "index.docker.io/library/alpine:3", want: "docker.io/library/alpine:3"},
+		{in: "registry-1.docker.io/alpine:3", want: "docker.io/library/alpine:3"},
+		{in: "registry.hub.docker.com/alpine:3", want: "docker.io/library/alpine:3"}, // an alias credentials knew, the cluster's images did not
+		{in: "Registry.Example.com/team/app:1", want: "registry.example.com/team/app:1"},
 		{in: "registry.k8s.io/pause:3.10", want: "registry.k8s.io/pause:3.10"},
 		{in: "localhost/app", want: "localhost/app:latest"},
 		{in: "127.0.0.1:5000/team/app:v1", want: "127.0.0.1:5000/team/app:v1"},

@@ -10,6 +10,7 @@ import (
 	"github.com/imagesync/imagesync/credentials"
 	"github.com/imagesync/imagesync/internal/cfgfile"
 	"github.com/imagesync/imagesync/registry/client"
+	"github.com/imagesync/imagesync/registry/dockerhub"
 	"github.com/imagesync/imagesync/sync/rules"
 )
 
@@ -261,8 +262,8 @@ func registrySettings(cfg *rules.Native, af *credentials.AuthFile) (*credentials
 		}
 		if r.Rate > 0 || r.MaxConns > 0 {
 			host := key
-			if host == rules.DockerHub {
-				host = "index.docker.io"
+			if host == dockerhub.Registry {
+				host = dockerhub.Host // as the registry client keys its hosts
 			}
 			hosts[host] = client.HostPolicy{Rate: r.Rate, MaxConns: r.MaxConns}
 		}

@@ -94,6 +94,7 @@ func TestConfigDefaultsYieldToFlags(t *testing.T) {
 	cfg := writeFile(t, dir, "imagesync.yaml", `defaults: {proc: 7, retries: 4, max-conns: 3, trust-ledger: true}
 registries:
   127.0.0.1:1: {rate: 2, max-conns: 1}
+  registry-1.docker.io: {rate: 5}
 sync:
   - {from: 127.0.0.1:1/a/b:1, to: 127.0.0.1:1/c/d}
 `)
@@ -109,6 +110,10 @@ sync:
 	}
 	if h := s.hosts["127.0.0.1:1"]; h.Rate != 2 || h.MaxConns != 1 {
 		t.Errorf("host policy %+v", h)
+	}
+	// Docker Hub under any name is limited at the host its API answers at.
+	if h := s.hosts["index.docker.io"]; h.Rate != 5 || len(s.hosts) != 2 {
+		t.Errorf("Docker Hub's host policy %+v (hosts %v)", h, s.hosts)
 	}
 	var tl TrustLedger
 	if !tl.effective(rc, &in, s) {

@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/imagesync/imagesync/internal/cfgfile"
+	"github.com/imagesync/imagesync/registry/dockerhub"
 )
 
 // Seeds shared by the reference fuzzers: every source and destination form
@@ -71,7 +72,7 @@ func validRepository(t *testing.T, what, reg, repo string) {
 	if reg != strings.ToLower(reg) || !domainRE.MatchString(reg) {
 		t.Fatalf("%s: registry %q is not a lowercase host[:port]", what, reg)
 	}
-	if reg == "index.docker.io" || reg == "registry-1.docker.io" {
+	if reg != DockerHub && dockerhub.Is(reg) {
 		t.Fatalf("%s: Docker Hub alias %q not normalised", what, reg)
 	}
 	if repo != strings.ToLower(repo) {

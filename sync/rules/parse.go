@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+
+	"github.com/imagesync/imagesync/registry/dockerhub"
 )
 
 var (
@@ -207,19 +209,14 @@ func parseName(name string) (registry, repository string, err error) {
 
 // normalise applies Docker Hub aliases and validates the repository path.
 func normalise(registry, repository string) (string, string, error) {
-	switch registry {
-	case "index.docker.io", "registry-1.docker.io":
-		registry = DockerHub
-	}
+	registry = dockerhub.Canonical(registry)
 	if repository == "" {
 		return "", "", fmt.Errorf("missing repository path after registry %q", registry)
 	}
 	if err := checkRepository(repository); err != nil {
 		return "", "", err
 	}
-	if registry == DockerHub && !strings.Contains(repository, "/") {
-		repository = "library/" + repository
-	}
+	repository = dockerhub.Repository(registry, repository)
 	if len(registry)+1+len(repository) > maxNameLen {
 		return "", "", fmt.Errorf("repository name %q is longer than %d characters", registry+"/"+repository, maxNameLen)
 	}

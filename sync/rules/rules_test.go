@@ -493,6 +493,7 @@ func TestParseSource(t *testing.T) {
 		{in: "library/nginx", want: "docker.io/library/nginx"},
 		{in: "index.docker.io/nginx", want: "docker.io/library/nginx"},
 		{in: "registry-1.docker.io/user/app", want: "docker.io/user/app"},
+		{in: "registry.hub.docker.com/nginx", want: "docker.io/library/nginx"}, // an alias credentials knew, rules did not
 		{in: "Quay.IO/a/b:1, 2 ,3", want: "quay.io/a/b:1,2,3"},
 		{in: "quay.io/etcd", want: "quay.io/etcd"},
 		{in: "localhost/a", want: "localhost/a"},

@@ -4,10 +4,12 @@ package rules
 
 import (
 	"regexp"
+
+	"github.com/imagesync/imagesync/registry/dockerhub"
 )
 
 // DockerHub is the canonical registry name for Docker Hub references.
-const DockerHub = "docker.io"
+const DockerHub = dockerhub.Registry
 
 // Ref is one concrete image reference: a repository plus a tag or a digest
 // (exactly one of them is set on a job's source; a destination may carry
