@@ -130,7 +130,7 @@ type JobCmd struct {
 	Shards               int    `default:"4" help:"Shards: the Job's completions and parallelism; each pod copies one shard."`
 	BackoffLimitPerIndex int    `name:"backoff-limit-per-index" default:"2" help:"Retries of one shard's pod before that shard counts as failed."`
 	Schedule             string `placeholder:"CRON" help:"Make a CronJob with this schedule (\"0 3 * * *\") instead of a Job."`
-	Image                string `placeholder:"IMAGE" help:"Container image with imagesync on its PATH (default: ghcr.io/imagesync/imagesync:<this version>)."`
+	Image                string `placeholder:"IMAGE" help:"Container image with imagesync on its PATH (default: a release's own image, ghcr.io/imagesync/imagesync:<version>; required with a build that is not a release)."`
 	DockerConfigSecret   string `name:"docker-config-secret" placeholder:"SECRET" help:"Secret (type kubernetes.io/dockerconfigjson) with the registries' credentials, mounted as the pods' docker config.json."`
 	Apply                bool   `help:"Create or update the objects through the current kubeconfig instead of printing them."`
 }
@@ -180,7 +180,10 @@ func (c *JobCmd) Run(rc *runContext) error {
 		}
 	}
 	if c.Image == "" {
-		c.Image = defaultImage + ":" + imageVersion()
+		if releaseImage == "" {
+			return usageError("--image: this imagesync (version %s) is not a release build and has no container image of its own: give --image IMAGE, an image with imagesync on its PATH (a release's is %s:<version>; mirror it into a registry the cluster can pull from)", version, releaseRepository)
+		}
+		c.Image = releaseImage
 	}
 	spec := kube.JobSpec{
 		Name: c.Name, Image: c.Image, Shards: c.Shards, BackoffLimitPerIndex: c.BackoffLimitPerIndex,
@@ -318,13 +321,13 @@ func exitCode(err error) int {
 	return exitAllFailed
 }
 
-// defaultImage is the repository of the container image `job` runs.
-const defaultImage = "ghcr.io/imagesync/imagesync"
+// releaseImage is the container image a release build runs in `job`'s
+// pods: its own version of ghcr.io/imagesync/imagesync, which the release
+// publishes (.goreleaser.yaml, kos). goreleaser sets it for releases
+// (-ldflags "-X main.releaseImage=…"); other builds (go build, make build,
+// snapshots) leave it empty, and `job` then requires --image: no pod should
+// pull a tag that was never published.
+var releaseImage = ""
 
-// imageVersion is the tag of the default container image for `job`.
-func imageVersion() string {
-	if version == "dev" || version == "" {
-		return "latest"
-	}
-	return version
-}
+// releaseRepository is where releases publish the image (for messages).
+const releaseRepository = "ghcr.io/imagesync/imagesync"

@@ -258,7 +258,7 @@ func TestJobApplyAndStatus(t *testing.T) {
 		"--docker-config-secret", "regcred", "--image", "registry.example/imagesync:test"}
 	// A native config file: the pods run it with -f.
 	native := writeFile(t, dir, "imagesync.yaml", fmt.Sprintf("sync:\n  - from: %s/team/svc0\n    to: %s/mirror/svc0\n", src.Host, dst.Host))
-	r := runAs(t, "kubectl-imagesync", nil, "job", "-f", native, "--shards", "2", "-n", "mirror", "--kubeconfig", c.Kubeconfig)
+	r := runAs(t, "kubectl-imagesync", nil, "job", "-f", native, "--shards", "2", "-n", "mirror", "--kubeconfig", c.Kubeconfig, "--image", "registry.example/imagesync:test")
 	if r.code != 0 || !strings.Contains(r.stdout, "- -f\n") || !strings.Contains(r.stdout, "/etc/imagesync/config/imagesync.yaml") || !strings.Contains(r.stdout, "imagesync.yaml: |") {
 		t.Errorf("job -f: exit %d", r.code)
 	}
@@ -433,7 +433,7 @@ func TestJobApplyAndStatus(t *testing.T) {
 	}
 	// --schedule: a CronJob with the same pod template.
 	r = runAs(t, "kubectl-imagesync", nil, "job", "--images", images, "--shards", "2", "--name", "weekly", "--kubeconfig", c.Kubeconfig,
-		"-n", "mirror", "--schedule", "0 3 * * 0", "--apply")
+		"-n", "mirror", "--schedule", "0 3 * * 0", "--image", "registry.example/imagesync:test", "--apply")
 	if r.code != 0 {
 		t.Fatalf("job --schedule --apply: exit %d", r.code)
 	}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -43,5 +44,35 @@ func TestNamespaceFlagPerPersonality(t *testing.T) {
 	// Under imagesync, -n is not a flag and --kube-namespace is kubectl's.
 	if r := runAs(t, "imagesync", nil, "plan", "--images", images, "-n", "x"); r.code != exitUsage {
 		t.Errorf("imagesync -n: exit %d, want 2", r.code)
+	}
+}
+
+// TestJobDefaultImage: a release build's pods run the release's own image;
+// any other build has none and requires --image (exit 2, naming the flag),
+// so no pod pulls a tag that was never published.
+func TestJobDefaultImage(t *testing.T) {
+	dir := t.TempDir()
+	images := writeFile(t, dir, "images.yaml", "127.0.0.1:1/src/app:1: 127.0.0.1:2/dst/app\n")
+	args := []string{"job", "--images", images, "--shards", "2", "--kube-namespace", "mirror", "--kubeconfig", filepath.Join(dir, "none")}
+
+	r := runCLI(t, nil, args...)
+	if r.code != exitUsage || !strings.Contains(r.stderr, "--image") || !strings.Contains(r.stderr, "not a release") || r.stdout != "" {
+		t.Errorf("job without --image in a build that is not a release: exit %d, stderr %q, stdout %q", r.code, r.stderr, r.stdout)
+	}
+	r = runCLI(t, nil, append(args, "--image", "registry.example/tools/imagesync:1")...)
+	if r.code != 0 || !strings.Contains(r.stdout, "image: registry.example/tools/imagesync:1\n") {
+		t.Errorf("job --image: exit %d\n%s", r.code, r.stdout)
+	}
+
+	// As goreleaser links it (-X main.releaseImage=…).
+	defer func(v string) { releaseImage = v }(releaseImage)
+	releaseImage = "ghcr.io/imagesync/imagesync:1.2.3"
+	r = runCLI(t, nil, args...)
+	if r.code != 0 || !strings.Contains(r.stdout, "image: ghcr.io/imagesync/imagesync:1.2.3\n") {
+		t.Errorf("job in a release build: exit %d\n%s", r.code, r.stdout)
+	}
+	r = runCLI(t, nil, append(args, "--image", "mirror.example/imagesync:1.2.3")...)
+	if r.code != 0 || !strings.Contains(r.stdout, "image: mirror.example/imagesync:1.2.3\n") || strings.Contains(r.stdout, "ghcr.io") {
+		t.Errorf("job --image in a release build: exit %d\n%s", r.code, r.stdout)
 	}
 }
