@@ -54,7 +54,7 @@ type Globals struct {
 type CLI struct {
 	Globals
 
-	Sync       SyncCmd       `cmd:"" default:"withargs" help:"Copy images as the rule file says (the default command)."`
+	Sync       SyncCmd       `cmd:"" default:"withargs" aliases:"copy,cp" help:"Copy images as the rule file says, or one: SRC DST (the default command; also copy, cp)."`
 	Plan       PlanCmd       `cmd:"" help:"Show what sync would do, writing nothing: copy, update, skip, filtered or error per image, with bytes."`
 	Verify     VerifyCmd     `cmd:"" help:"Check that every destination holds the source's digest, every child manifest and every blob."`
 	Convert    ConvertCmd    `cmd:"" help:"Print the imagesync config file equivalent to image-syncer's --images and --auth files."`
@@ -204,7 +204,12 @@ func run(ctx context.Context, args []string, e env, stdout, stderr io.Writer) (c
 			}
 		}
 	}()
+	if len(args) == 0 {
+		fmt.Fprintf(stderr, "%s: %s\n", p.Name, nothingToDo(p.Name))
+		return exitUsage
+	}
 	args = splitShortValues(parser.Model, helpArgs(args))
+	args, dryRun := dryRunAsPlan(parser.Model, args)
 	if err := misuse(parser.Model, p.Name, args); err != nil {
 		fmt.Fprintf(stderr, "%s: %v\n", p.Name, err)
 		return exitUsage
@@ -212,7 +217,21 @@ func run(ctx context.Context, args []string, e env, stdout, stderr io.Writer) (c
 	kctx, err := parser.Parse(args)
 	if err != nil {
 		fmt.Fprintf(stderr, "%s: %v\n", p.Name, err)
+		var pe *kong.ParseError
+		if errors.As(err, &pe) && pe.Context != nil && stoppedAtCommand(pe.Context, args) {
+			// `imagesync ledger`: the command's help, not the parser's words alone
+			fmt.Fprintln(stderr)
+			pe.Context.Stdout = stderr
+			_ = pe.Context.PrintUsage(false)
+		}
 		return exitUsage
+	}
+	if err := oneOffInputs(&cli); err != nil {
+		fmt.Fprintf(stderr, "%s: %v\n", p.Name, err)
+		return exitUsage
+	}
+	if dryRun {
+		fmt.Fprintf(stderr, "%s: --dry-run: running %s plan, which shows what sync would do and writes nothing\n", p.Name, p.Name)
 	}
 	if cli.Globals.Version {
 		_ = VersionCmd{}.Run(&runContext{stdout: stdout, personality: p})

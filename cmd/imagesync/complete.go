@@ -130,6 +130,11 @@ func findFlag(node *kong.Node, chosen bool, word string) *kong.Flag {
 		if name == "--"+f.Name || (f.Short != 0 && name == "-"+string(f.Short)) {
 			return f
 		}
+		for _, a := range f.Aliases {
+			if name == "--"+a {
+				return f
+			}
+		}
 	}
 	return nil
 }

@@ -294,7 +294,7 @@ func (in *Inputs) load(rc *runContext, s *session) (warnings []string, skipped r
 			}
 		}
 	case in.Images == "":
-		return nil, nil, usageError("no rules: give --images FILE (or --config FILE)")
+		return nil, nil, usageError("%s", nothingToDo(rc.personality.Name))
 	default:
 		if in.Auth != "" {
 			addAuth(credentials.LoadAuthFile(in.Auth, rc.env.lookup))

@@ -41,7 +41,7 @@ func (k *KubeFlags) access() kube.Access {
 // kubeNamespaceFlags gives the namespace flags their names for the
 // personality: as `kubectl imagesync`, -n/--namespace is kubectl's (the
 // Kubernetes namespace); elsewhere --namespace stays image-syncer's default
-// destination namespace, also called --default-namespace everywhere.
+// destination namespace (-n too), also called --default-namespace everywhere.
 func kubeNamespaceFlags(p plugin.Personality) kong.Option {
 	kubectl := p.Kind == plugin.Kubectl || p.Kind == plugin.KubectlComplete
 	return kong.PostBuild(func(k *kong.Kong) error {
@@ -52,6 +52,7 @@ func kubeNamespaceFlags(p plugin.Personality) kong.Option {
 					f.Name, f.Short = "namespace", 'n'
 				case !kubectl && f.Name == "default-namespace":
 					f.Aliases = append(f.Aliases, "namespace")
+					f.Short = 'n' // image-syncer's -n (the README's table)
 				}
 			}
 			return next(nil)

@@ -8,7 +8,8 @@ import (
 
 // --namespace is image-syncer's default destination namespace under the
 // imagesync and docker sync names, kubectl's namespace under kubectl
-// imagesync; --default-namespace is the former everywhere.
+// imagesync; --default-namespace is the former everywhere. -n is the
+// namespace flag of each name (image-syncer's under imagesync).
 func TestNamespaceFlagPerPersonality(t *testing.T) {
 	dir := t.TempDir()
 	images := writeFile(t, dir, "images.yaml", "127.0.0.1:1/src/app:1: \"\"\n")
@@ -19,6 +20,8 @@ func TestNamespaceFlagPerPersonality(t *testing.T) {
 	}{
 		{argv0: "imagesync", args: []string{"--namespace", "ns1"}, want: "127.0.0.1:9/ns1/app:1"},
 		{argv0: "imagesync", args: []string{"--default-namespace", "ns1"}, want: "127.0.0.1:9/ns1/app:1"},
+		{argv0: "imagesync", args: []string{"-n", "ns1"}, want: "127.0.0.1:9/ns1/app:1"}, // image-syncer's -n (issue #23)
+		{argv0: "docker-sync", args: []string{"-n", "ns1"}, want: "127.0.0.1:9/ns1/app:1"},
 		{argv0: "docker-sync", args: []string{"--namespace", "ns1"}, want: "127.0.0.1:9/ns1/app:1"},
 		{argv0: "kubectl-imagesync", args: []string{"--default-namespace", "ns1"}, want: "127.0.0.1:9/ns1/app:1"},
 		// kubectl's -n/--namespace: not a destination namespace.
@@ -40,10 +43,6 @@ func TestNamespaceFlagPerPersonality(t *testing.T) {
 	}
 	if got := completions(t, "imagesync", "plan", "--kube-n"); strings.Join(got, " ") != "--kube-namespace :4" {
 		t.Errorf("imagesync plan --kube-n completes to %q", got)
-	}
-	// Under imagesync, -n is not a flag and --kube-namespace is kubectl's.
-	if r := runAs(t, "imagesync", nil, "plan", "--images", images, "-n", "x"); r.code != exitUsage {
-		t.Errorf("imagesync -n: exit %d, want 2", r.code)
 	}
 }
 

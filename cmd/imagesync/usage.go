@@ -5,7 +5,10 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"reflect"
+	"slices"
 	"strings"
+	"time"
 
 	"github.com/alecthomas/kong"
 )
@@ -18,32 +21,53 @@ func helpArgs(args []string) []string {
 	return append(append([]string{}, args[1:]...), "--help")
 }
 
-// misuse catches what kong would only call an unexpected argument: a word
+// misuse catches what kong would misread or explain in its own terms: a
+// flag no command has (its value would be taken for a command: `--porc 8`
+// is "unknown command 8"), a flag given without its value, and a word
 // where a command goes that is no command. The default command (sync)
 // takes positional arguments only for a one-off copy (SRC DST, image
 // references with a "/", ":" or "@"), so another word is a mistyped command
 // ("did you mean"), or a rule file given without --images.
 func misuse(app *kong.Application, name string, args []string) error {
+	node, chosen := app.Node, false
 	for i := 0; i < len(args); i++ {
 		w := args[i]
 		if w == "--" {
 			return nil
 		}
-		if strings.HasPrefix(w, "-") {
-			if f := findFlag(app.Node, false, w); f != nil && takesValue(f, w) {
+		if strings.HasPrefix(w, "-") && w != "-" {
+			f := findFlag(node, chosen, w)
+			if f == nil {
+				if anyFlag(app, w) {
+					continue // another command's: kong says where it belongs
+				}
+				return unknownFlag(node, chosen, w)
+			}
+			if takesValue(f, w) {
+				if i+1 == len(args) {
+					return fmt.Errorf("%s needs a value: %s", w, valueHint(f))
+				}
 				i++
 			}
 			continue
 		}
+		if chosen && len(node.Children) == 0 {
+			continue // the command's own arguments
+		}
 		var names []string
-		for _, c := range app.Node.Children {
+		matched := false
+		for _, c := range node.Children {
 			if c.Hidden {
 				continue
 			}
-			if c.Name == w {
-				return nil
+			if c.Name == w || slices.Contains(c.Aliases, w) {
+				node, chosen, matched = c, true, true
+				break
 			}
 			names = append(names, c.Name)
+		}
+		if matched || chosen {
+			continue // a command, or a word kong checks against what the command expects
 		}
 		if isRuleFile(w) {
 			return fmt.Errorf("unexpected argument %q: the rule file is a flag: %s --images %s", w, name, w)
@@ -59,6 +83,66 @@ func misuse(app *kong.Application, name string, args []string) error {
 	return nil
 }
 
+// anyFlag reports whether some command of the tree has the flag word.
+func anyFlag(app *kong.Application, word string) bool {
+	found := false
+	_ = kong.Visit(app, func(n kong.Visitable, next kong.Next) error {
+		if node, ok := n.(*kong.Node); ok && findFlag(node, true, word) != nil {
+			found = true
+		}
+		return next(nil)
+	})
+	return found
+}
+
+// unknownFlag names a flag no command has, with the closest flag usable
+// where it was given.
+func unknownFlag(node *kong.Node, chosen bool, word string) error {
+	flag, _, _ := strings.Cut(word, "=")
+	var names []string
+	for _, f := range flagsOf(node, chosen) {
+		names = append(names, "--"+f.Name)
+		for _, a := range f.Aliases {
+			names = append(names, "--"+a)
+		}
+	}
+	if strings.HasPrefix(flag, "--") {
+		if s := closest(flag, names); s != "" {
+			return fmt.Errorf("unknown flag %s, did you mean %s?", flag, s)
+		}
+	}
+	return fmt.Errorf("unknown flag %s (%s --help lists the flags)", flag, commandPath(node))
+}
+
+// commandPath is how the command at node is invoked ("imagesync plan").
+func commandPath(node *kong.Node) string {
+	var words []string
+	for n := node; n != nil; n = n.Parent {
+		words = append([]string{n.Name}, words...)
+	}
+	return strings.Join(words, " ")
+}
+
+// valueHint says what kind of value a flag takes: "a number (default 5)".
+func valueHint(f *kong.Flag) string {
+	var s string
+	switch {
+	case f.Enum != "":
+		s = "one of " + strings.Join(f.EnumSlice(), ", ")
+	case f.Target.Kind() >= reflect.Int && f.Target.Kind() <= reflect.Float64 && f.Target.Type() != reflect.TypeOf(time.Duration(0)):
+		s = "a number"
+	case f.Target.Type() == reflect.TypeOf(time.Duration(0)):
+		s = "a duration such as 30s or 2m"
+	case f.PlaceHolder != "":
+		s = f.PlaceHolder
+	default:
+		s = "a value"
+	}
+	if f.Default != "" {
+		s += " (default " + f.Default + ")"
+	}
+	return s
+}
 func isRuleFile(w string) bool {
 	switch strings.ToLower(filepath.Ext(w)) {
 	case ".yaml", ".yml", ".json":
@@ -173,4 +257,23 @@ func wrap(text string, n int, indent string) string {
 		col += len(word)
 	}
 	return b.String()
+}
+
+// stoppedAtCommand reports whether the arguments end with the selected
+// command's name: `imagesync ledger`, a command that wants more words.
+func stoppedAtCommand(ctx *kong.Context, args []string) bool {
+	sel := ctx.Selected()
+	return sel != nil && len(args) > 0 && (args[len(args)-1] == sel.Name || slices.Contains(sel.Aliases, args[len(args)-1]))
+}
+
+// nothingToDo is the answer to a bare invocation (or sync without rules):
+// what can be given, and one example.
+func nothingToDo(name string) string {
+	return fmt.Sprintf(`nothing to copy: give one of
+  %[1]s SRC DST [DST...]                a one-off copy, no file
+  %[1]s --images FILE [--auth FILE]     image-syncer's rule file (--config FILE: its legacy file)
+  %[1]s -f FILE                         an imagesync config file
+for example:
+  %[1]s quay.io/prometheus/node-exporter:v1.8.0 registry.example.com/prometheus/node-exporter
+(%[1]s --help lists the commands and flags)`, name)
 }

@@ -1,0 +1,146 @@
+package main
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/imagesync/imagesync/internal/registrytest"
+)
+
+// runBinary runs the real binary (this test binary acting as main) under
+// the name argv0 (imagesync, docker-sync, kubectl-imagesync), in dir, with
+// its own HOME and ledger.
+func runBinary(t *testing.T, dir, argv0 string, env []string, args ...string) result {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), argv0)
+	self, err := filepath.Abs(os.Args[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(self, bin); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, args...)
+	cmd.Dir = dir
+	home := filepath.Dir(testLedger(t))
+	cmd.Env = append(os.Environ(), append([]string{"IMAGESYNC_TEST_AS_MAIN=1", "HOME=" + home, "IMAGESYNC_LEDGER=" + testLedger(t),
+		"DOCKER_CONFIG=" + filepath.Join(home, ".docker"), "KUBECONFIG=" + filepath.Join(home, "no-kubeconfig")}, env...)...)
+	var out, errb strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err = cmd.Run()
+	r := result{stdout: out.String(), stderr: errb.String()}
+	if ee, ok := err.(*exec.ExitError); ok {
+		r.code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%s %s → exit %d\nstdout:\n%s\nstderr:\n%s", argv0, strings.Join(args, " "), r.code, r.stdout, r.stderr)
+	return r
+}
+
+// The mistakes of the first ten minutes, through the real binary under its
+// three names: each gets a one-line answer naming what was meant, exit 2,
+// and nothing runs.
+func TestFirstContactMistakes(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the binary")
+	}
+	dir := t.TempDir()
+	writeFile(t, dir, "images.yaml", "quay.io/a/b:1: reg.example.com/a/b\n")
+	writeFile(t, dir, "auth.yaml", "reg.example.com:\n  username: u\n  password: p\n")
+	tests := []struct {
+		argv0  string
+		args   []string
+		stderr string // the whole of stderr, when it is one line
+		has    []string
+	}{
+		{"imagesync", []string{"--auht", "auth.yaml", "--images", "images.yaml"}, "imagesync: unknown flag --auht, did you mean --auth?\n", nil},
+		{"imagesync", []string{"--porc", "8", "--images", "images.yaml"}, "imagesync: unknown flag --porc, did you mean --proc?\n", nil},
+		{"imagesync", []string{"--imgaes=images.yaml"}, "imagesync: unknown flag --imgaes, did you mean --images?\n", nil},
+		{"imagesync", []string{"sync", "--auht", "auth.yaml"}, "imagesync: unknown flag --auht, did you mean --auth?\n", nil},
+		{"imagesync", []string{"plan", "--imgaes", "images.yaml"}, "imagesync: unknown flag --imgaes, did you mean --images?\n", nil},
+		{"imagesync", []string{"-x"}, "imagesync: unknown flag -x (imagesync --help lists the flags)\n", nil},
+		{"docker-sync", []string{"sync", "--imgaes", "x"}, "docker sync: unknown flag --imgaes, did you mean --images?\n", nil},
+		{"kubectl-imagesync", []string{"--imgaes", "x"}, "kubectl imagesync: unknown flag --imgaes, did you mean --images?\n", nil},
+		{"imagesync", []string{"verify", "--dry-run"}, "imagesync: unknown flag --dry-run (imagesync verify --help lists the flags)\n", nil},
+		{"imagesync", []string{"--proc"}, "imagesync: --proc needs a value: a number (default 5)\n", nil},
+		{"imagesync", []string{"sync", "--images", "images.yaml", "--timeout"}, "imagesync: --timeout needs a value: a duration such as 30s or 2m (default 2m)\n", nil},
+		{"imagesync", []string{"sync", "quay.io/a/b:1", "http://127.0.0.1:5000/a/b"}, "", []string{`"http://127.0.0.1:5000/a/b" is a URL`, "(127.0.0.1:5000/a/b)", "insecure: true"}},
+		{"imagesync", []string{"https://quay.io/a/b:1", "127.0.0.1:5000/a/b"}, "", []string{`"https://quay.io/a/b:1" is a URL`}},
+		{"imagesync", nil, "", []string{"imagesync: nothing to copy: give one of", "imagesync SRC DST [DST...]", "imagesync --images FILE [--auth FILE]", "imagesync -f FILE", "for example:\n  imagesync quay.io/"}},
+		{"docker-sync", []string{"sync"}, "", []string{"docker sync: nothing to copy", "docker sync --images FILE", "for example:\n  docker sync quay.io/"}},
+		{"kubectl-imagesync", nil, "", []string{"kubectl imagesync: nothing to copy", "kubectl imagesync -f FILE", "for example:\n  kubectl imagesync quay.io/"}},
+		{"imagesync", []string{"--proc", "8"}, "", []string{"imagesync: nothing to copy: give one of"}},
+		{"imagesync", []string{"ledger"}, "", []string{`imagesync: expected one of "export", "stats"`, "Usage: imagesync ledger <command>", "ledger stats"}},
+		{"imagesync", []string{"completion"}, "", []string{"Usage: imagesync completion <shell>", "source <(imagesync completion bash)"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.argv0+" "+strings.Join(tc.args, " "), func(t *testing.T) {
+			r := runBinary(t, dir, tc.argv0, nil, tc.args...)
+			if r.code != exitUsage {
+				t.Errorf("exit %d, want %d", r.code, exitUsage)
+			}
+			if r.stdout != "" {
+				t.Errorf("stdout %q, want nothing", r.stdout)
+			}
+			if tc.stderr != "" && r.stderr != tc.stderr {
+				t.Errorf("stderr\n%q, want\n%q", r.stderr, tc.stderr)
+			}
+			for _, w := range tc.has {
+				if !strings.Contains(r.stderr, w) {
+					t.Errorf("stderr lacks %q", w)
+				}
+			}
+			if strings.Contains(r.stderr, "EOL") || strings.Contains(r.stderr, "unknown command") {
+				t.Error("parser internals or a flag's value read as a command")
+			}
+		})
+	}
+}
+
+// Other tools' habits copy what they mean: skopeo's docker:// prefix,
+// crane's and skopeo's copy/cp, a destination that is only a registry
+// (the source's repository path is kept under it), --dry-run as plan, and
+// image-syncer's -n for the default namespace.
+func TestOtherToolsHabits(t *testing.T) {
+	src := registrytest.Start(t, registrytest.Distribution2, registrytest.Options{})
+	dst := registrytest.Start(t, registrytest.Distribution2, registrytest.Options{})
+	digest, _ := src.PushRandomImage(t, "org/app", "1.0", registrytest.Platform{OS: "linux", Arch: "amd64"}, 1, 1024, false, 7)
+	dir := t.TempDir()
+
+	// --dry-run is plan: it says so, decides, and writes nothing.
+	r := runBinary(t, dir, "imagesync", nil, "--dry-run", "docker://"+src.Host+"/org/app:1.0", dst.Host)
+	if r.code != exitOK || !strings.Contains(r.stderr, "imagesync: --dry-run: running imagesync plan") ||
+		!strings.Contains(r.stdout, "copy") || !strings.Contains(r.stdout, dst.Host+"/org/app:1.0") {
+		t.Errorf("--dry-run: exit %d, want a plan that copies to %s/org/app:1.0", r.code, dst.Host)
+	}
+	if n := dst.Log.Count("PUT", ".*"); n != 0 {
+		t.Errorf("--dry-run wrote %d times to the destination", n)
+	}
+
+	// docker:// on both sides, a bare registry destination, copy and cp.
+	for i, args := range [][]string{
+		{"sync", "docker://" + src.Host + "/org/app:1.0", "docker://" + dst.Host + "/skopeo/app"},
+		{"copy", src.Host + "/org/app:1.0", dst.Host},
+		{"cp", src.Host + "/org/app:1.0", "DOCKER://" + dst.Host + "/cp/app:v1"},
+	} {
+		r := runBinary(t, dir, "imagesync", nil, args...)
+		if r.code != exitOK {
+			t.Fatalf("%d: exit %d", i, r.code)
+		}
+	}
+	assertDigest(t, dst, "skopeo/app", "1.0", digest)
+	assertDigest(t, dst, "org/app", "1.0", digest)
+	assertDigest(t, dst, "cp/app", "v1", digest)
+
+	// image-syncer's -n: an empty destination goes to R/N/<repository after its first component>.
+	images := writeFile(t, dir, "images.yaml", src.Host+"/org/app:1.0: \"\"\n")
+	r = runBinary(t, dir, "imagesync", nil, "--images", images, "--registry", dst.Host, "-n", "ns1")
+	if r.code != exitOK {
+		t.Fatalf("-n ns1: exit %d", r.code)
+	}
+	assertDigest(t, dst, "ns1/app", "1.0", digest)
+}
