@@ -20,6 +20,7 @@ type Repo struct {
 	Name     string // "library/nginx"
 	Access   credentials.Access
 	push     bool
+	scope    string // the token scope instead of the repository's (the catalog)
 }
 
 // String returns "registry/repository".
@@ -50,6 +51,9 @@ func (r *Repo) client(ctx context.Context, alsoPull ...string) (*http.Client, er
 		action = "pull,push"
 	}
 	scopes := []string{"repository:" + r.Name + ":" + action}
+	if r.scope != "" {
+		scopes = []string{r.scope}
+	}
 	for _, p := range alsoPull {
 		scopes = append(scopes, "repository:"+p+":pull")
 	}

@@ -22,60 +22,92 @@ var (
 // never used in a URL. A listing whose pagination repeats a page, leaves
 // the repository's tags/list or passes the bounds above fails.
 func (r *Repo) Tags(ctx context.Context) (tags, invalid []string, err error) {
-	next := "/tags/list?n=1000"
+	return r.list(ctx, listing{
+		what:  "tag list of " + r.String(),
+		first: "/tags/list?n=1000",
+		path:  "/v2/" + r.Name + "/tags/list",
+		place: "the repository's tags/list",
+		field: "tags", noun: "tags",
+		valid: ValidTag,
+		pages: maxTagPages, items: maxTags, bytes: maxTagBytes,
+	})
+}
+
+// listing is one paginated list of names: a repository's tags, or a
+// registry's catalog.
+type listing struct {
+	what  string            // "tag list of REG/REPO", for errors
+	first string            // the first page, below /v2/<name>
+	path  string            // the URL path every page must keep
+	place string            // what path is, for errors
+	field string            // the JSON field holding the names
+	noun  string            // "tags", for the bound errors
+	valid func(string) bool // the grammar a name must follow to be used
+	// bounds of the whole listing
+	pages, items, bytes int
+}
+
+// list reads every page of l, following the Link header. Names that fail
+// l.valid come back apart in invalid and never reach a URL.
+func (r *Repo) list(ctx context.Context, l listing) (names, invalid []string, err error) {
+	next := l.first
 	seen := map[string]bool{}
-	budget := int64(maxTagBytes)
+	budget := int64(l.bytes)
 	pages := 0
 	for next != "" {
 		if err := ctx.Err(); err != nil {
 			return nil, nil, err
 		}
-		if pages++; pages > maxTagPages {
-			return nil, nil, Permanent(fmt.Errorf("tag list of %s: more than %d pages", r, maxTagPages))
+		if pages++; pages > l.pages {
+			return nil, nil, Permanent(fmt.Errorf("%s: more than %d pages", l.what, l.pages))
 		}
 		body, hdr, err := r.getSmall(ctx, next, "", budget+1)
 		if err != nil {
 			return nil, nil, err
 		}
 		if budget -= int64(len(body)); budget < 0 {
-			return nil, nil, Permanent(fmt.Errorf("tag list of %s: more than %d bytes", r, maxTagBytes))
+			return nil, nil, Permanent(fmt.Errorf("%s: more than %d bytes", l.what, l.bytes))
 		}
-		var page struct {
-			Tags []string `json:"tags"`
-		}
+		var page map[string]json.RawMessage
 		if err := json.Unmarshal(body, &page); err != nil {
-			return nil, nil, Permanent(fmt.Errorf("tag list of %s: %w", r, err))
+			return nil, nil, Permanent(fmt.Errorf("%s: %w", l.what, err))
 		}
-		for _, t := range page.Tags {
-			if ValidTag(t) {
-				tags = append(tags, t)
+		var items []string
+		if raw, ok := page[l.field]; ok && string(raw) != "null" {
+			if err := json.Unmarshal(raw, &items); err != nil {
+				return nil, nil, Permanent(fmt.Errorf("%s: %s: %w", l.what, l.field, err))
+			}
+		}
+		for _, t := range items {
+			if l.valid(t) {
+				names = append(names, t)
 			} else {
 				invalid = append(invalid, t)
 			}
 		}
-		if len(tags)+len(invalid) > maxTags {
-			return nil, nil, Permanent(fmt.Errorf("tag list of %s: more than %d tags", r, maxTags))
+		if len(names)+len(invalid) > l.items {
+			return nil, nil, Permanent(fmt.Errorf("%s: more than %d %s", l.what, l.items, l.noun))
 		}
 		base, _ := url.Parse(r.h.scheme + "://" + r.h.reg.RegistryStr() + "/v2/" + r.Name + next)
 		if strings.HasPrefix(next, "http") {
 			base, _ = url.Parse(next)
 		}
 		if next, err = nextLink(base, hdr.Get("Link")); err != nil {
-			return nil, nil, Permanent(fmt.Errorf("tag list of %s: %w", r, err))
+			return nil, nil, Permanent(fmt.Errorf("%s: %w", l.what, err))
 		}
 		if next == "" {
 			break
 		}
 		u, _ := url.Parse(next)
-		if u == nil || !sameHost(u, r.h.reg.RegistryStr()) || u.Path != "/v2/"+r.Name+"/tags/list" {
-			return nil, nil, Permanent(fmt.Errorf("tag list of %s: the next page (Link header) leaves the repository's tags/list", r))
+		if u == nil || !sameHost(u, r.h.reg.RegistryStr()) || u.Path != l.path {
+			return nil, nil, Permanent(fmt.Errorf("%s: the next page (Link header) leaves %s", l.what, l.place))
 		}
 		if seen[next] {
-			return nil, nil, Permanent(fmt.Errorf("tag list of %s: the Link header repeats a page: pagination loops", r))
+			return nil, nil, Permanent(fmt.Errorf("%s: the Link header repeats a page: pagination loops", l.what))
 		}
 		seen[next] = true
 	}
-	return tags, invalid, nil
+	return names, invalid, nil
 }
 
 func nextLink(base *url.URL, link string) (string, error) {

@@ -37,7 +37,6 @@ func (e *Engine) expand(ctx context.Context, rs []rules.Rule, skip bool) ([]rule
 		tags, invalid []string
 		err           error
 	}
-	listed := make([]listing, len(rs))
 	// The first Ctrl-C stops the listings too, not only the copies.
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
@@ -50,10 +49,16 @@ func (e *Engine) expand(ctx context.Context, rs []rules.Rule, skip bool) ([]rule
 			}
 		}()
 	}
+	rs, discovered, discoverErrs := e.discover(ctx, rs)
+	if len(discoverErrs) > 0 && !skip {
+		return nil, nil, discoverErrs
+	}
+	listed := make([]listing, len(rs))
 	names, bad, layoutErrs := e.openLayouts(rs)
 	if len(layoutErrs) > 0 && !skip {
 		return nil, nil, layoutErrs
 	}
+	layoutErrs = append(discoverErrs, layoutErrs...)
 	var g errgroup.Group
 	g.SetLimit(e.opt.Concurrency)
 	for i := range rs {
@@ -87,7 +92,7 @@ func (e *Engine) expand(ctx context.Context, rs []rules.Rule, skip bool) ([]rule
 	_ = g.Wait() // errors are per listing
 
 	var jobs []rules.Job
-	var failed []JobResult
+	failed := discovered
 	errs := layoutErrs // set aside, with --skip-invalid-rules
 	for i := range rs {
 		r := &rs[i]

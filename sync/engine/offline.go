@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"github.com/imagesync/imagesync/internal/cfgfile"
 	"github.com/imagesync/imagesync/sync/rules"
 )
 
@@ -32,6 +33,10 @@ func (e *Engine) expandOffline(rs []rules.Rule) ([]rules.Job, rules.ErrorList) {
 	for i := range rs {
 		r := &rs[i]
 		if bad[i] {
+			continue
+		}
+		if r.IsDiscovery() {
+			errs = append(errs, &cfgfile.Error{File: r.File, Line: r.Line, Key: r.Key, Msg: "a repository wildcard needs the registry's catalog: verify it without --offline"})
 			continue
 		}
 		tags := names[i]

@@ -176,6 +176,9 @@ func destination(raw string, src Source, srcOK bool, opt Options) (Destination, 
 		if !srcOK {
 			return Destination{}, errSkip // the source's own error says it all
 		}
+		if src.Repos != nil {
+			return Destination{}, errors.New("a source with a repository wildcard needs a destination: a registry or a repository prefix")
+		}
 		d, err := defaultDestination(src, opt)
 		if err != nil {
 			return Destination{}, err
@@ -183,7 +186,7 @@ func destination(raw string, src Source, srcOK bool, opt Options) (Destination, 
 		d.Raw = raw
 		return d, nil
 	}
-	if srcOK && IsLayout(src.Registry) {
+	if srcOK && (IsLayout(src.Registry) || src.Repos != nil) {
 		if d, ok := bareRegistry(s); ok {
 			d.Raw = raw
 			return d, nil
@@ -275,6 +278,9 @@ func (k SelectorKind) describe() string {
 // checkDestination runs the checks that need no tag listing.
 func checkDestination(src Source, d Destination) error {
 	if err := checkLayoutRule(src, d); err != nil {
+		return err
+	}
+	if err := checkDiscoveryDestination(src, d); err != nil {
 		return err
 	}
 	n := src.itemCount()

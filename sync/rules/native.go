@@ -242,14 +242,16 @@ func (l *nativeLoader) entry(i int, n *cfgfile.Node) (Rule, bool) {
 		l.fail(ln, field, "must be a map with from: and to:")
 		return Rule{}, false
 	}
-	var from, to *cfgfile.KeyValue
+	var from, to, repos *cfgfile.KeyValue
 	var settings RuleDefaults
 	tagsLine := 0
 	bad := len(l.errs)
-	for _, f := range l.mapFields(cfgfile.KeyValue{Key: field, Line: n.Line, Value: n}, field, "from", "to", "tags", "platforms", "platform-mode", "referrers") {
+	for _, f := range l.mapFields(cfgfile.KeyValue{Key: field, Line: n.Line, Value: n}, field, "from", "to", "tags", "platforms", "platform-mode", "referrers", "repositories") {
 		switch f.Key {
 		case "from":
 			from = &f
+		case "repositories":
+			repos = &f
 		case "to":
 			to = &f
 		case "tags":
@@ -285,6 +287,9 @@ func (l *nativeLoader) entry(i int, n *cfgfile.Node) (Rule, bool) {
 		l.errs = append(l.errs, e)
 	}
 	if len(errs) > 0 || len(l.errs) > bad {
+		return Rule{}, false
+	}
+	if repos != nil && !l.applyRepositories(&r, *repos, field+".repositories") {
 		return Rule{}, false
 	}
 	r.Key = field

@@ -39,7 +39,7 @@ func ParseSource(s string) (Source, error) {
 	// The regex form: everything after the first ":/" up to the final "/".
 	// A registry port never produces ":/" (":5000/"), so this is unambiguous.
 	if i := strings.Index(s, ":/"); i >= 0 {
-		reg, repo, err := parseName(s[:i])
+		reg, repo, sel, err := parseSourceName(s[:i])
 		if err != nil {
 			return Source{}, err
 		}
@@ -55,13 +55,20 @@ func ParseSource(s string) (Source, error) {
 		if err != nil {
 			return Source{}, fmt.Errorf("bad tag regex: %v", err)
 		}
-		return Source{Registry: reg, Repository: repo, Kind: TagRegex, Regex: re}, nil
+		return Source{Registry: reg, Repository: repo, Kind: TagRegex, Regex: re, Repos: sel}, nil
 	}
-	reg, repo, tags, digest, err := parseRef(s)
+	name, tags, digest, err := splitRef(s)
 	if err != nil {
 		return Source{}, err
 	}
-	src := Source{Registry: reg, Repository: repo}
+	reg, repo, sel, err := parseSourceName(name)
+	if err != nil {
+		return Source{}, err
+	}
+	if sel != nil && digest != "" {
+		return Source{}, fmt.Errorf("%q: a digest names one image, not one in each repository of a wildcard", s)
+	}
+	src := Source{Registry: reg, Repository: repo, Repos: sel}
 	switch {
 	case digest != "":
 		src.Kind, src.Digest = DigestRef, digest

@@ -65,6 +65,10 @@ type Source struct {
 	Tags       []string       // TagList
 	Regex      *regexp.Regexp // TagRegex
 	Digest     string         // DigestRef
+	// Repos, when not nil, makes the source a repository pattern
+	// (reg/team/*, reg/**): Repository is then the pattern's prefix, and
+	// the engine turns the rule into one rule per repository it selects.
+	Repos *RepoSelector
 }
 
 // Destination is one value of a rule.
