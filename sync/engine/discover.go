@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/imagesync/imagesync/registry/client"
+	"github.com/imagesync/imagesync/registry/dockerhub"
 	"github.com/imagesync/imagesync/sync/rules"
 )
 
@@ -46,7 +47,7 @@ func (e *Engine) discover(ctx context.Context, rs []rules.Rule) ([]rules.Rule, [
 			c, ok := catalogs[key]
 			if !ok {
 				c = &catalog{}
-				if r.Source.Registry == rules.DockerHub {
+				if dockerhub.Is(r.Source.Registry) {
 					c.err = client.Permanent(fmt.Errorf("Docker Hub does not list its repositories (no /v2/_catalog): name the repositories instead (a repositories: list of names in the config file, or one rule per repository)"))
 				} else if err := ctx.Err(); err != nil {
 					c.err = err

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/imagesync/imagesync/internal/cfgfile"
+	"github.com/imagesync/imagesync/registry/dockerhub"
 )
 
 // RepoSelector is the set of repositories a wildcard source stands for
@@ -237,10 +238,7 @@ func parseSourceName(name string) (reg, repo string, sel *RepoSelector, err erro
 	if !domainRE.MatchString(reg) {
 		return "", "", nil, fmt.Errorf("invalid registry %q", first)
 	}
-	switch reg {
-	case "index.docker.io", "registry-1.docker.io":
-		reg = DockerHub
-	}
+	reg = dockerhub.Canonical(reg)
 	sel, err = newRepoSelector(rest)
 	if err != nil {
 		return "", "", nil, err
