@@ -8,6 +8,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/imagesync/imagesync/internal/cfgfile"
+	"github.com/imagesync/imagesync/sync/config"
 	"github.com/imagesync/imagesync/sync/rules"
 )
 
@@ -69,7 +70,7 @@ func (c *ConvertCmd) Run(rc *runContext) error {
 	}
 	out := nativeOut{Sync: []nativeEntry{}}
 	if auth != "" {
-		if _, err := loadAuthOrLegacy(auth, rc.env.lookup); err != nil {
+		if _, err := config.LoadAuthOrLegacy(auth, rc.env.lookup); err != nil {
 			return &exitError{code: exitUsage, err: err}
 		}
 		abs, err := filepath.Abs(auth)

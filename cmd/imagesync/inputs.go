@@ -9,8 +9,8 @@ import (
 	"time"
 
 	"github.com/imagesync/imagesync/credentials"
-	"github.com/imagesync/imagesync/internal/cfgfile"
 	"github.com/imagesync/imagesync/registry/client"
+	"github.com/imagesync/imagesync/sync/config"
 	"github.com/imagesync/imagesync/sync/engine"
 	"github.com/imagesync/imagesync/sync/ledger"
 	"github.com/imagesync/imagesync/sync/report"
@@ -86,10 +86,11 @@ type session struct {
 	console   *report.Console // logs, result lines, progress
 	interrupt <-chan struct{}
 	closers   []func()
-	// From a config file: per-host request limits, and its trust-ledger.
-	hosts       map[string]client.HostPolicy
-	trustLedger *bool
-	shard       shard.Spec
+	// From a config file: per-host request limits, and its defaults
+	// (config.Config.TrustLedger); nil for --from-cluster.
+	hosts  map[string]client.HostPolicy
+	config *config.Config
+	shard  shard.Spec
 }
 
 func (s *session) Close() {
@@ -223,105 +224,32 @@ func (s *session) engine(in *Inputs, opt engine.Options) *engine.Engine {
 	return engine.New(s.client, opt)
 }
 
+// load reads the rules and their settings (sync/config), or takes them
+// from the cluster (--from-cluster).
 func (in *Inputs) load(rc *runContext, s *session) (warnings []string, skipped rules.ErrorList, err error) {
-	ropt := rules.Options{DefaultRegistry: in.Registry, DefaultNamespace: in.Namespace, LookupEnv: rc.env.lookup}
+	flags := in.configFlags(rc)
 	if in.FromCluster.FromCluster {
 		if in.File != "" || len(in.Refs) > 0 {
 			return nil, nil, usageError("--from-cluster takes the images from the cluster: drop -f and the one-off images")
 		}
-		var err error
-		s.rules, warnings, err = in.clusterRules(rc, ropt)
+		s.rules, warnings, err = in.clusterRules(rc, flags.RulesOptions())
 		return warnings, nil, err
 	}
-	if in.File != "" || len(in.Refs) > 0 {
-		return in.loadNative(rc, s, ropt)
-	}
-	var errs []error
-	addAuth := func(af *credentials.AuthFile, err error) {
-		if err != nil {
-			errs = append(errs, err)
-			return
-		}
-		s.keychain.AddFile(af)
-		warnings = append(warnings, af.Warnings...)
-	}
-	switch {
-	case in.Config != "":
-		if in.Auth != "" || in.Images != "" {
-			warnings = append(warnings, "--config is given: --auth and --images are ignored")
-		}
-		load := cfgfile.Load
-		if in.SkipInvalidRules {
-			load = cfgfile.LoadKeepDuplicates
-		}
-		n, err := load(in.Config)
-		if err != nil {
-			return nil, nil, &exitError{code: exitUsage, err: err}
-		}
-		if n.Kind != cfgfile.Map {
-			return nil, nil, usageError("%s: the config file must be a map with auth: and images:", in.Config)
-		}
-		if in.SkipInvalidRules {
-			// Only a repeated rule key is a rule's problem; any other
-			// repeated key (auth:, an auth entry's field) stops the run.
-			for _, kv := range n.Map {
-				switch {
-				case kv.Dup > 0:
-					errs = append(errs, cfgfile.DuplicateError(in.Config, kv))
-				case kv.Key != "images":
-					errs = append(errs, cfgfile.Duplicates(in.Config, kv.Value)...)
-				}
-			}
-		}
-		for _, kv := range n.Map {
-			if kv.Key != "auth" && kv.Key != "images" {
-				warnings = append(warnings, fmt.Sprintf("%s:%d: unknown top-level key %q ignored", in.Config, kv.Line, kv.Key))
-			}
-		}
-		authNode, _ := n.Get("auth")
-		addAuth(credentials.AuthFromNode(in.Config, authNode, rc.env.lookup))
-		imagesNode, ok := n.Get("images")
-		switch {
-		case !ok:
-			errs = append(errs, fmt.Errorf("%s: no images: key", in.Config))
-		case in.SkipInvalidRules:
-			if s.rules, skipped, err = rules.FromNodeSkipping(in.Config, imagesNode, ropt); err != nil {
-				errs = append(errs, err)
-			}
-		default:
-			if s.rules, err = rules.FromNode(in.Config, imagesNode, ropt); err != nil {
-				errs = append(errs, err)
-			}
-		}
-	case in.Images == "":
+	cfg, err := config.Load(flags)
+	if errors.Is(err, config.ErrNothingToDo) {
 		return nil, nil, usageError("%s", nothingToDo(rc.personality.Name))
-	default:
-		if in.Auth != "" {
-			addAuth(credentials.LoadAuthFile(in.Auth, rc.env.lookup))
-		}
-		if in.SkipInvalidRules {
-			if s.rules, skipped, err = rules.LoadFileSkipping(in.Images, ropt); err != nil {
-				errs = append(errs, err)
-			}
-		} else if s.rules, err = rules.LoadFile(in.Images, ropt); err != nil {
-			if n, lerr := cfgfile.Load(in.Images); lerr == nil && rules.IsNative(n) {
-				err = fmt.Errorf("%s is an imagesync config file (it has sync: entries): give it with -f %s", in.Images, in.Images)
-			}
-			errs = append(errs, err)
-		}
 	}
-	if len(s.rules) == 0 && len(skipped) > 0 {
-		errs = append(errs, skipped) // no valid rule at all: nothing to run
-	}
-	if len(errs) > 0 {
-		return nil, nil, &exitError{code: exitUsage, err: errors.Join(errs...)}
-	}
-	d, err := in.flagDefaults(rc)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, &exitError{code: exitUsage, err: err}
 	}
-	rules.ApplyDefaults(s.rules, d)
-	return warnings, skipped, nil
+	if cfg.Auth != nil {
+		s.keychain.AddFile(cfg.Auth)
+	}
+	s.config = cfg
+	s.rules = cfg.Rules
+	s.hosts = cfg.Hosts
+	in.Proc, in.Retries, in.MaxConns, in.Rate = cfg.Run.Proc, cfg.Run.Retries, cfg.Run.MaxConns, cfg.Run.Rate
+	return cfg.Warnings, cfg.Skipped, nil
 }
 
 // exitFor maps finished jobs to DESIGN.md's exit codes.

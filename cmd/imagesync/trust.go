@@ -20,8 +20,8 @@ func (t TrustLedger) effective(rc *runContext, in *Inputs, s *session) bool {
 	if in.NoLedger {
 		return false
 	}
-	if !rc.explicit["trust-ledger"] && s.trustLedger != nil {
-		return *s.trustLedger
+	if s.config != nil {
+		return s.config.TrustLedger(t.Trust)
 	}
 	return t.Trust
 }
