@@ -4,14 +4,12 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"os"
 	"strings"
 	"time"
 
-	"gopkg.in/yaml.v3"
-
 	"github.com/imagesync/imagesync/internal/cfgfile"
 	"github.com/imagesync/imagesync/kube"
+	"github.com/imagesync/imagesync/sync/config"
 	"github.com/imagesync/imagesync/sync/rules"
 )
 
@@ -111,26 +109,18 @@ func (in *Inputs) clusterRules(rc *runContext, ropt rules.Options) ([]rules.Rule
 	return rs, warnings, nil
 }
 
-// writeNativeRules saves the rules as an imagesync config file.
+// writeNativeRules saves the rules as an imagesync config file (sync/config's writer).
 func writeNativeRules(path string, order []string, m map[string][]string, target, ns string) error {
-	type syncEntry struct {
-		From string   `yaml:"from"`
-		To   []string `yaml:"to"`
-	}
-	var doc struct {
-		Sync []syncEntry `yaml:"sync"`
-	}
-	for _, from := range order {
-		doc.Sync = append(doc.Sync, syncEntry{From: from, To: m[from]})
-	}
-	b, err := yaml.Marshal(&doc)
-	if err != nil {
-		return err
-	}
 	where := "namespace " + ns
 	if ns == "" {
 		where = "all namespaces"
 	}
-	head := fmt.Sprintf("# imagesync config file (imagesync sync -f %s): the images a Kubernetes cluster runs\n# (%s), mirrored to %s, by digest where a pod had resolved the tag.\n", path, where, target)
-	return os.WriteFile(path, append([]byte(head), b...), 0o644)
+	f := &config.NativeFile{Comments: []string{
+		fmt.Sprintf("imagesync config file (imagesync sync -f %s): the images a Kubernetes cluster runs", path),
+		fmt.Sprintf("(%s), mirrored to %s, by digest where a pod had resolved the tag.", where, target),
+	}}
+	for _, from := range order {
+		f.Sync = append(f.Sync, config.Entry{From: from, To: m[from], List: true})
+	}
+	return f.WriteFile(path)
 }
