@@ -248,7 +248,7 @@ func run(ctx context.Context, args []string, e env, stdout, stderr io.Writer) (c
 				return
 			}
 		}
-		console.Notice(p.Name + ": interrupted: finishing the images in flight (press Ctrl-C again to quit at once)")
+		console.Notice(p.Name + ": interrupted: stopping the transfers in flight (press Ctrl-C again to quit at once)")
 	}()
 	explicit := map[string]bool{}
 	for _, pe := range kctx.Path {

@@ -127,7 +127,7 @@ func TestPermanentDenialFailsAtOnce(t *testing.T) {
 	}
 }
 
-// SIGINT mid-run: exit 130 once the images in flight are done, a loadable
+// SIGINT mid-run: exit 130 with the transfers in flight cancelled, a loadable
 // ledger, and a second run that completes everything.
 func TestSIGINTStopsCleanly(t *testing.T) {
 	b := startBigSync(t, 600)
@@ -146,7 +146,7 @@ func TestSIGINTStopsCleanly(t *testing.T) {
 		strings.Contains(stderr, "interrupted before it started") {
 		t.Error("the summary does not count the images not started, or they are listed as failures")
 	}
-	if !regexp.MustCompile(`(?m)^imagesync: interrupted: finishing the images in flight`).MatchString(stderr) {
+	if !regexp.MustCompile(`(?m)^imagesync: interrupted: stopping the transfers in flight`).MatchString(stderr) {
 		t.Error("no Ctrl-C message on a line of its own")
 	}
 	l, err := ledger.Open(b.ledger)

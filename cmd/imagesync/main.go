@@ -20,9 +20,10 @@ var (
 )
 
 func main() {
-	// The first Ctrl-C (or SIGTERM) stops starting new images: those in
-	// flight finish, the ledger and the report are written, and the exit
-	// code is 130. A second one exits at once.
+	// The first Ctrl-C (or SIGTERM) stops starting new images and cancels
+	// the transfers in flight (upload sessions deleted, no tag written for
+	// an image not finished); the ledger and the report are written, and
+	// the exit code is 130. A second one exits at once.
 	sigs := make(chan os.Signal, 2)
 	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
 	interrupt := make(chan struct{})

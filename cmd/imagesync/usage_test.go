@@ -118,7 +118,7 @@ func TestInterruptedNamesTheProgram(t *testing.T) {
 	if code != exitInterrupted {
 		t.Fatalf("exit %d, want %d", code, exitInterrupted)
 	}
-	if !regexp.MustCompile(`(?m)^docker sync: interrupted: finishing the images in flight`).MatchString(stderr) {
+	if !regexp.MustCompile(`(?m)^docker sync: interrupted: stopping the transfers in flight`).MatchString(stderr) {
 		t.Error("the Ctrl-C message does not name docker sync on a line of its own")
 	}
 	if !regexp.MustCompile(`(?m)^interrupted: 0 copied, 0 skipped, 0 filtered, 0 failed, 13 not started; `).MatchString(stderr) {

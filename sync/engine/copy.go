@@ -112,140 +112,94 @@ func (e *Engine) syncUnit(ctx context.Context, u *unit) []JobResult {
 
 // copyManifest copies one manifest (an index with its children, or an image
 // with its blobs) to every live target: children before index, blobs before
-// manifest, the manifest bytes untouched. Dry (plan), it walks the same tree
-// and counts the bytes that would move instead.
+// manifest, the manifest bytes untouched, each distinct child once per
+// destination (walkTree). Dry (plan), it walks the same tree and counts the
+// bytes that would move instead.
 func (e *Engine) copyManifest(ctx context.Context, src *source, raw []byte, mediaType types.MediaType, targets []*target) {
-	switch {
-	case mediaType.IsSchema1():
-		for _, t := range targets {
-			t.fail(schema1Error())
-		}
-		return
-	case mediaType.IsIndex():
-		children, err := parseIndex(raw)
-		if err != nil {
-			for _, t := range targets {
-				t.fail(err)
-			}
-			return
-		}
-		var wg sync.WaitGroup
-		for _, c := range children { // in parallel; the index after all of them
-			if src.skip[c.Digest] {
-				continue // platform-mode keep-index: a child the filter drops
-			}
-			live := alive(targets)
-			if len(live) == 0 {
-				break
-			}
-			wg.Go(func() { e.copyChild(ctx, src, c, live) })
-		}
-		wg.Wait()
-		if len(alive(targets)) == 0 {
-			return
-		}
-	default:
-		m, err := parseImage(raw)
-		if err != nil {
-			for _, t := range targets {
-				t.fail(err)
-			}
-			return
-		}
-		blobs := []blobDesc{m.Config}
-		for _, l := range m.Layers {
-			if len(l.URLs) > 0 { // foreign layer: stays where its URLs point
-				continue
-			}
-			blobs = append(blobs, l)
-		}
-		if e.opt.DryRun {
-			e.planBlobs(ctx, src.repo, blobs, targets)
-			return
-		}
-		e.copyBlobs(ctx, src.repo, blobs, targets)
+	root := manifest{digest: client.Digest(raw), mediaType: mediaType, raw: raw}
+	var mu sync.Mutex
+	need := map[string][]*target{root.digest: targets} // per manifest: the targets that lack it
+	needOf := func(digest string) ([]*target, bool) {
+		mu.Lock()
+		defer mu.Unlock()
+		ts, ok := need[digest]
+		return alive(ts), ok
 	}
-	if e.opt.DryRun {
-		return
-	}
-	var wg sync.WaitGroup
-	for _, t := range alive(targets) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := t.repo.PutManifest(ctx, t.ref, mediaType, raw); err != nil {
-				t.fail(err)
+	walkTree(ctx, src, root, walker{
+		parallel: true, // children in parallel; the index after all of them
+		enter: func(ctx context.Context, c childDesc) bool {
+			var ts []*target
+			for _, t := range alive(targets) {
+				if !t.force && e.blobs.hasManifest(t.repo, c.Digest) {
+					continue
+				}
+				if !t.force && t.exists { // a destination whose tag was missing lacks the children too: PUT them without asking
+					d, err := t.repo.HeadManifest(ctx, c.Digest)
+					if err == nil && d.Digest == c.Digest {
+						e.blobs.manifestPresent(t.repo, c.Digest)
+						continue
+					}
+					if err != nil && !client.IsNotFound(err) {
+						t.fail(fmt.Errorf("child %s: %w", c.Digest, err))
+						continue
+					}
+				}
+				ts = append(ts, t)
+			}
+			mu.Lock()
+			need[c.Digest] = ts
+			mu.Unlock()
+			return len(ts) > 0
+		},
+		visit: func(ctx context.Context, m manifest, blobs []blobDesc) {
+			ts, _ := needOf(m.digest)
+			if len(ts) == 0 {
 				return
 			}
-			e.blobs.manifestPresent(t.repo, client.Digest(raw))
-		}()
-	}
-	wg.Wait()
+			if !m.mediaType.IsIndex() {
+				if e.opt.DryRun {
+					e.planBlobs(ctx, src.repo, blobs, ts)
+					return
+				}
+				e.copyBlobs(ctx, src.repo, blobs, ts)
+			}
+			if e.opt.DryRun {
+				return
+			}
+			var wg sync.WaitGroup
+			for _, t := range alive(ts) {
+				ref := m.digest // a child is PUT by digest
+				if m.digest == root.digest {
+					ref = t.ref
+				}
+				wg.Go(func() {
+					if err := t.repo.PutManifest(ctx, ref, m.mediaType, m.raw); err != nil {
+						t.fail(wrapChild(m.digest, root.digest, err))
+						return
+					}
+					e.blobs.manifestPresent(t.repo, m.digest)
+				})
+			}
+			wg.Wait()
+		},
+		fail: func(digest string, err error) {
+			ts, ok := needOf(digest)
+			if !ok {
+				ts = alive(targets)
+			}
+			for _, t := range ts {
+				t.fail(wrapChild(digest, root.digest, err))
+			}
+		},
+	})
 }
 
-// copyChild copies one child of an index to the targets that lack it.
-func (e *Engine) copyChild(ctx context.Context, src *source, c childDesc, parents []*target) {
-	ctx, err := deeper(ctx, c.Digest)
-	if err != nil {
-		for _, p := range parents {
-			p.fail(err)
-		}
-		return
+// wrapChild says which child an error concerns (not for the root).
+func wrapChild(digest, root string, err error) error {
+	if digest == root {
+		return err
 	}
-	var need []*target
-	var links = map[*target]*target{}
-	for _, p := range parents {
-		if !p.force && e.blobs.hasManifest(p.repo, c.Digest) {
-			continue
-		}
-		if !p.force && p.exists { // a destination whose tag was missing lacks the children too: PUT them without asking
-			d, err := p.repo.HeadManifest(ctx, c.Digest)
-			if err == nil && d.Digest == c.Digest {
-				e.blobs.manifestPresent(p.repo, c.Digest)
-				continue
-			}
-			if err != nil && !client.IsNotFound(err) {
-				p.fail(fmt.Errorf("child %s: %w", c.Digest, err))
-				continue
-			}
-		}
-		t := &target{repo: p.repo, ref: c.Digest, force: p.force, exists: p.exists}
-		need = append(need, t)
-		links[t] = p
-	}
-	if len(need) == 0 {
-		return
-	}
-	var raw []byte
-	mt := c.MediaType
-	src.mu.Lock()
-	ahead, readAhead := src.read[c.Digest]
-	src.mu.Unlock()
-	if m, ok := src.made[c.Digest]; ok {
-		raw = m.raw
-	} else if readAhead {
-		raw, mt = ahead.raw, ahead.mediaType
-	} else {
-		b, d, err := src.repo.GetManifest(ctx, c.Digest)
-		if err != nil {
-			for _, p := range parents {
-				p.fail(fmt.Errorf("child %s: %w", c.Digest, err))
-			}
-			return
-		}
-		raw = b
-		if mt == "" {
-			mt = d.MediaType
-		}
-	}
-	e.copyManifest(ctx, src, raw, mt, need)
-	for _, t := range need {
-		p := links[t]
-		p.addBytes(t.bytes)
-		if t.err != nil {
-			p.fail(fmt.Errorf("child %s: %w", c.Digest, t.err))
-		}
-	}
+	return fmt.Errorf("child %s: %w", digest, err)
 }
 
 func schema1Error() error {

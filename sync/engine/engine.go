@@ -48,8 +48,9 @@ type JobResult struct {
 	// prints the error (the report) prints the job with it.
 	Err      error
 	Duration time.Duration
-	// NotStarted: the run was interrupted before this job started (Action
-	// is Failed, so that the failed-images file lists it for the next run).
+	// NotStarted: the run was interrupted before this job started or
+	// finished (Action is Failed, so that the failed-images file lists it
+	// for the next run; Err is ErrInterrupted or ErrStopped).
 	NotStarted bool
 
 	// SourceDigest is the source's digest (it differs from Digest when a
@@ -104,19 +105,52 @@ type Options struct {
 	// (again if the upload restarts), OnBytes as its bytes go: progress.
 	OnPlanned, OnBytes func(n int64)
 	// OnProgress, when set, receives the run's progress (see Progress), from
-	// worker goroutines; Sync then resolves every image (manifests read,
-	// destinations asked) before the first upload, so that the bytes to
-	// upload are known early and only shrink.
+	// worker goroutines. Sync resolves every image (manifests read,
+	// destinations asked) before the first upload, display or not, so that
+	// the bytes to upload are known early and only shrink.
 	OnProgress func(Progress)
-	// Stop, when closed, stops starting new images; those in flight finish
-	// (their tags are written last, so nothing is left half-pushed under a
-	// tag). The jobs not started are reported as failed: interrupted.
+	// Stop, when closed (the first Ctrl-C), stops starting new images and
+	// cancels the walks, listings and transfers in flight (their upload
+	// sessions are deleted; tags are written last, so nothing is left
+	// half-pushed under a tag). The jobs not started are reported as
+	// failed: interrupted (NotStarted); so are those in flight, with
+	// ErrStopped.
 	Stop <-chan struct{}
 }
 
 // ErrInterrupted is the error of jobs that were not started because the run
 // was interrupted.
 var ErrInterrupted = errors.New("interrupted before it started")
+
+// ErrStopped is the error of jobs in flight when the run was interrupted:
+// their transfers were cancelled before the destination tag was written.
+var ErrStopped = errors.New("interrupted before it finished")
+
+// stoppable returns ctx cancelled (cause ErrStopped) when Options.Stop
+// closes; the caller calls the cancel function when done.
+func (e *Engine) stoppable(ctx context.Context) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancelCause(ctx)
+	if e.opt.Stop != nil {
+		go func() {
+			select {
+			case <-e.opt.Stop:
+				cancel(ErrStopped)
+			case <-ctx.Done():
+			}
+		}()
+	}
+	return ctx, func() { cancel(nil) }
+}
+
+// stopped turns a job cut short by Options.Stop into one not done: its
+// error is ErrStopped and it counts with the jobs not started (nothing was
+// tagged; the failed-images file lists it for the next run).
+func (e *Engine) stopped(r JobResult) JobResult {
+	if r.Action == Failed && closed(e.opt.Stop) && (errors.Is(r.Err, context.Canceled) || errors.Is(r.Err, ErrStopped)) {
+		r.Err, r.NotStarted = ErrStopped, true
+	}
+	return r
+}
 
 func closed(c <-chan struct{}) bool {
 	select {
@@ -135,7 +169,7 @@ type Engine struct {
 	belief belief        // which ledger facts the run acts on
 	sem    chan struct{} // bounds blob transfers
 	log    *slog.Logger
-	work   *workTracker // nil without OnProgress
+	work   *workTracker // nil for a dry run
 
 	uploaded, mounted atomic.Int64
 	bytes             atomic.Int64
@@ -206,6 +240,9 @@ const unitsPerSlot = 4
 // listings from Expand) are passed in pre and reported as they are.
 func (e *Engine) Sync(ctx context.Context, jobs []rules.Job, pre []JobResult) *Result {
 	start := time.Now()
+	parent := ctx
+	ctx, cancel := e.stoppable(ctx)
+	defer cancel()
 	res := &Result{}
 	var mu sync.Mutex
 	record := func(r JobResult) {
@@ -228,15 +265,21 @@ func (e *Engine) Sync(ctx context.Context, jobs []rules.Job, pre []JobResult) *R
 	var pending sync.WaitGroup
 	pending.Add(len(units))
 	go func() { pending.Wait(); close(queue) }()
-	if e.opt.OnProgress != nil && !e.opt.DryRun {
-		e.work = newWorkTracker(e.opt.OnProgress)
+	if !e.opt.DryRun {
+		// Every unit is resolved before the first upload, with or without
+		// a display: the decisions and manifests are kept for the copy.
+		emit := e.opt.OnProgress
+		if emit == nil {
+			emit = func(Progress) {}
+		}
+		e.work = newWorkTracker(emit)
 		e.resolve(ctx, units)
 	}
 	finish := func(u *unit) {
 		u.decided = nil
 		e.work.release(u)
-		if e.opt.OnProgress != nil && e.work != nil {
-			e.opt.OnProgress(Progress{Kind: ProgressFinished, Image: u.src.String()})
+		if e.work != nil {
+			e.work.emit(Progress{Kind: ProgressFinished, Image: u.src.String()})
 		}
 		pending.Done()
 	}
@@ -249,7 +292,7 @@ func (e *Engine) Sync(ctx context.Context, jobs []rules.Job, pre []JobResult) *R
 			for u := range queue {
 				if ctx.Err() != nil || closed(e.opt.Stop) {
 					err := ErrInterrupted
-					if ctx.Err() != nil {
+					if !closed(e.opt.Stop) {
 						err = fmt.Errorf("not started: %w", context.Cause(ctx))
 					}
 					for _, j := range u.jobs {
@@ -261,10 +304,11 @@ func (e *Engine) Sync(ctx context.Context, jobs []rules.Job, pre []JobResult) *R
 				u.attempts++
 				wait := JobBackoff(u.attempts)
 				if e.work != nil {
-					e.opt.OnProgress(Progress{Kind: ProgressStarted, Image: u.src.String()})
+					e.work.emit(Progress{Kind: ProgressStarted, Image: u.src.String()})
 				}
 				var retry []rules.Job
 				for _, r := range e.runUnit(withUnit(ctx, u), u) {
+					r = e.stopped(r)
 					if r.Action == Failed && !client.IsPermanent(r.Err) && u.attempts <= e.opt.Retries && ctx.Err() == nil && !closed(e.opt.Stop) {
 						e.log.Warn("will retry", "source", r.Job.Source.String(), "destination", r.Job.Destination.String(), "attempt", u.attempts, "after", wait.Round(time.Millisecond).String(), "error", r.Err)
 						retry = append(retry, r.Job)
@@ -296,7 +340,7 @@ func (e *Engine) Sync(ctx context.Context, jobs []rules.Job, pre []JobResult) *R
 	workers.Wait()
 	e.finishLayouts(res)
 
-	e.summarize(ctx, res, start)
+	e.summarize(parent, res, start)
 	return res
 }
 

@@ -189,6 +189,28 @@ func clip(s string) string {
 // indexes in made (digest → bytes), since the source does not have them.
 // kept is the number of images left.
 func filterIndex(ctx context.Context, src Store, raw []byte, f Filter, made map[string]manifestBytes) (out []byte, kept int, err error) {
+	return (&indexFilter{src: src, f: f, made: made, done: map[string]filtered{}}).filter(ctx, raw)
+}
+
+// indexFilter filters one index tree; a nested index listed again (by the
+// same index or another) is read and filtered once.
+type indexFilter struct {
+	src  Store
+	f    Filter
+	made map[string]manifestBytes
+	done map[string]filtered // nested index digest → its filtered form
+}
+
+type filtered struct {
+	out  []byte
+	kept int
+}
+
+func (x *indexFilter) filter(ctx context.Context, raw []byte) (out []byte, kept int, err error) {
+	if err := ctx.Err(); err != nil {
+		return nil, 0, context.Cause(ctx)
+	}
+	src, f, made := x.src, x.f, x.made
 	var top map[string]json.RawMessage
 	if err := json.Unmarshal(raw, &top); err != nil {
 		return nil, 0, client.Permanent(fmt.Errorf("parsing index: %w", err))
@@ -212,14 +234,21 @@ func filterIndex(ctx context.Context, src Store, raw []byte, f Filter, made map[
 			if err != nil {
 				return nil, 0, err
 			}
-			nested, _, err := src.GetManifest(ctx, d.Digest)
-			if err != nil {
-				return nil, 0, fmt.Errorf("nested index %s: %w", d.Digest, err)
+			r, ok := x.done[d.Digest]
+			if !ok {
+				if len(x.done) >= maxManifests {
+					return nil, 0, errTooManyManifests
+				}
+				nested, _, err := src.GetManifest(ctx, d.Digest)
+				if err != nil {
+					return nil, 0, fmt.Errorf("nested index %s: %w", d.Digest, err)
+				}
+				if r.out, r.kept, err = x.filter(ctx, nested); err != nil {
+					return nil, 0, err
+				}
+				x.done[d.Digest] = r
 			}
-			nout, n, err := filterIndex(ctx, src, nested, f, made)
-			if err != nil {
-				return nil, 0, err
-			}
+			nout, n := r.out, r.kept
 			if n == 0 {
 				changed = true
 				continue

@@ -5,6 +5,8 @@ import (
 	"sync"
 
 	"github.com/google/go-containerregistry/pkg/v1/types"
+
+	"github.com/imagesync/imagesync/registry/client"
 )
 
 // ProgressKind says what a Progress event reports.
@@ -202,7 +204,7 @@ func (w *workTracker) release(u *unit) {
 // The requests are those the copy would send anyway: the decisions and
 // manifests are kept for each unit's first attempt.
 func (e *Engine) resolve(ctx context.Context, units []*unit) {
-	emit := e.opt.OnProgress
+	emit := e.work.emit
 	emit(Progress{Kind: ProgressResolving, Images: len(units)})
 	var wg sync.WaitGroup
 	limit := make(chan struct{}, e.opt.Concurrency*unitsPerSlot) // decisions are bound by latency
@@ -214,6 +216,11 @@ func (e *Engine) resolve(ctx context.Context, units []*unit) {
 		wg.Add(1)
 		go func() {
 			defer func() { <-limit; wg.Done() }()
+			defer func() {
+				if recover() != nil { // decided again by runUnit, which reports it
+					u.decided = nil
+				}
+			}()
 			if ctx.Err() != nil || closed(e.opt.Stop) {
 				return
 			}
@@ -229,100 +236,33 @@ func (e *Engine) resolve(ctx context.Context, units []*unit) {
 	emit(Progress{Kind: ProgressReady})
 }
 
-// measure walks a manifest tree as copyManifest will, counting for each
-// target the blobs that are neither known present nor mountable. Child
-// manifests read here are kept for the copy.
+// measure walks a manifest tree as copyManifest will (walkTree), counting
+// for each target the blobs that are neither known present nor mountable.
+// Child manifests read here are kept for the copy.
 func (e *Engine) measure(ctx context.Context, u *unit, src *source, raw []byte, mediaType types.MediaType, targets []*target) {
-	switch {
-	case mediaType.IsSchema1():
-		return
-	case mediaType.IsIndex():
-		children, err := parseIndex(raw)
-		if err != nil {
-			return
-		}
-		for _, c := range children {
-			if src.skip[c.Digest] {
-				continue // platform-mode keep-index: not copied
-			}
-			cctx, err := deeper(ctx, c.Digest)
-			if err != nil {
-				return // too deep: the copy fails it
-			}
-			var need []*target
+	root := manifest{digest: client.Digest(raw), mediaType: mediaType, raw: raw}
+	need := map[string][]*target{root.digest: targets}
+	walkTree(ctx, src, root, walker{
+		enter: func(ctx context.Context, c childDesc) bool {
+			var ts []*target
 			for _, t := range targets {
 				if t.force || !e.blobs.hasManifest(t.repo, c.Digest) {
-					need = append(need, t)
+					ts = append(ts, t)
 				}
 			}
-			if len(need) == 0 {
-				continue
-			}
-			craw, mt, ok := src.child(cctx, c)
-			if !ok {
-				continue // the copy reads it again and reports the error
-			}
-			e.measure(cctx, u, src, craw, mt, need)
-		}
-	default:
-		blobs, err := imageBlobs(raw)
-		if err != nil {
-			return
-		}
-		for _, b := range blobs {
-			for _, t := range targets {
-				if e.blobs.has(t.repo, b.Digest) || e.mountSource(src.repo, t.repo, b.Digest) != "" {
-					continue
+			need[c.Digest] = ts
+			return len(ts) > 0
+		},
+		visit: func(ctx context.Context, m manifest, blobs []blobDesc) {
+			for _, b := range blobs {
+				for _, t := range need[m.digest] {
+					if e.blobs.has(t.repo, b.Digest) || e.mountSource(src.repo, t.repo, b.Digest) != "" {
+						continue
+					}
+					e.work.need(u, blobKey(t.repo, b.Digest), b.Size)
 				}
-				e.work.need(u, blobKey(t.repo, b.Digest), b.Size)
 			}
-		}
-	}
-}
-
-// imageBlobs lists the blobs of an image manifest as copyManifest does: its
-// config and its layers, except foreign layers (they stay where their URLs
-// point).
-func imageBlobs(raw []byte) ([]blobDesc, error) {
-	m, err := parseImage(raw)
-	if err != nil {
-		return nil, err
-	}
-	blobs := []blobDesc{m.Config}
-	for _, l := range m.Layers {
-		if len(l.URLs) > 0 {
-			continue
-		}
-		blobs = append(blobs, l)
-	}
-	return blobs, nil
-}
-
-// child returns a child manifest of the source: one the platform filter
-// wrote, one read before, or one read now (and kept).
-func (s *source) child(ctx context.Context, c childDesc) ([]byte, types.MediaType, bool) {
-	if m, ok := s.made[c.Digest]; ok {
-		return m.raw, m.mediaType, true
-	}
-	s.mu.Lock()
-	m, ok := s.read[c.Digest]
-	s.mu.Unlock()
-	if ok {
-		return m.raw, m.mediaType, true
-	}
-	raw, d, err := s.repo.GetManifest(ctx, c.Digest)
-	if err != nil {
-		return nil, "", false
-	}
-	mt := c.MediaType
-	if mt == "" {
-		mt = d.MediaType
-	}
-	s.mu.Lock()
-	if s.read == nil {
-		s.read = map[string]manifestBytes{}
-	}
-	s.read[c.Digest] = manifestBytes{raw: raw, mediaType: mt}
-	s.mu.Unlock()
-	return raw, mt, true
+		},
+		fail: func(string, error) {}, // the copy meets it again and reports it
+	})
 }

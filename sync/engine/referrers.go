@@ -29,9 +29,15 @@ var cosignSuffixes = []struct{ suffix, artifactType string }{
 	{".sbom", CosignSBOMType},
 }
 
-// maxReferrerDepth bounds the recursion (a signature of an SBOM of an image
-// is depth 2).
-const maxReferrerDepth = 8
+// Bounds on the referrers followed from one image: how deep (a signature
+// of an SBOM of an image is depth 2), how many per subject and in all. A
+// registry can answer any number of referrers for every digest; past a
+// bound the rest are left with a warning.
+const (
+	maxReferrerDepth       = 8
+	maxReferrersPerSubject = 128
+	maxReferrersPerImage   = 512
+)
 
 // referrer is one manifest that refers to a subject: through its subject
 // field (found by the referrers API or its fallback tag), or through a
@@ -88,6 +94,9 @@ func (e *Engine) referrersOf(ctx context.Context, repo Store, subject string, wa
 		}
 		seen := map[string]bool{}
 		for _, m := range idx.Manifests {
+			if err := ctx.Err(); err != nil {
+				return nil, context.Cause(ctx)
+			}
 			var d childDesc
 			if err := json.Unmarshal(m, &d); err != nil || !client.ValidDigest(d.Digest) {
 				e.log.Warn("ignoring an invalid referrer descriptor", "repository", repo.String(), "subject", subject)
@@ -95,6 +104,10 @@ func (e *Engine) referrersOf(ctx context.Context, repo Store, subject string, wa
 			}
 			if seen[d.Digest] {
 				continue
+			}
+			if len(seen) == maxReferrersPerSubject {
+				e.log.Warn("more referrers than followed for one subject: the rest are left out", "repository", repo.String(), "subject", subject, "followed", maxReferrersPerSubject, "listed", len(idx.Manifests))
+				break
 			}
 			seen[d.Digest] = true
 			body, desc, err := repo.GetManifest(ctx, d.Digest) // checks the digest
@@ -226,8 +239,12 @@ func (e *Engine) copyReferrers(ctx context.Context, u *unit, srcRepo Store, subj
 		known = r.ReferrerTags
 	}
 	visited := map[string]bool{subject: true}
+	followed, warned := 0, false
 	var walk func(subject string, dests []dest, depth int)
 	walk = func(subject string, dests []dest, depth int) {
+		if ctx.Err() != nil {
+			return // the image's own rows say it was interrupted
+		}
 		refs, err := e.referrersOf(ctx, srcRepo, subject, u.referrers, known)
 		if err != nil {
 			for _, d := range dests {
@@ -238,6 +255,17 @@ func (e *Engine) copyReferrers(ctx context.Context, u *unit, srcRepo Store, subj
 		}
 		sort.SliceStable(refs, func(i, j int) bool { return refs[i].desc.Digest < refs[j].desc.Digest })
 		for _, ref := range refs {
+			if ctx.Err() != nil {
+				return
+			}
+			if followed == maxReferrersPerImage {
+				if !warned {
+					warned = true
+					e.log.Warn("more referrers than followed for one image: the rest are left out", "source", u.src.String(), "followed", maxReferrersPerImage)
+				}
+				return
+			}
+			followed++
 			var holding []dest // the destinations that now hold this referrer
 			for _, d := range dests {
 				r := e.copyReferrer(ctx, srcRepo, u, subject, ref, d.job, d.repo)

@@ -65,6 +65,15 @@ func (s unitSettings) key() string {
 // index that the filter drops, for platform-mode keep-index: the original
 // index is pushed and only the kept children are copied.
 func sparseChildren(ctx context.Context, src Store, raw []byte, f Filter, skip map[string]bool) (kept int, err error) {
+	return sparseWalk(ctx, src, raw, f, skip, map[string]int{})
+}
+
+// sparseWalk is sparseChildren with the nested indexes already counted
+// (each read and counted once, however often it is listed).
+func sparseWalk(ctx context.Context, src Store, raw []byte, f Filter, skip map[string]bool, done map[string]int) (kept int, err error) {
+	if err := ctx.Err(); err != nil {
+		return 0, context.Cause(ctx)
+	}
 	var idx struct {
 		Manifests []json.RawMessage `json:"manifests"`
 	}
@@ -77,13 +86,23 @@ func sparseChildren(ctx context.Context, src Store, raw []byte, f Filter, skip m
 			return 0, client.Permanent(fmt.Errorf("parsing index entry: %w", err))
 		}
 		if d.MediaType.IsIndex() && d.Platform == nil {
-			nested, _, err := src.GetManifest(ctx, d.Digest)
-			if err != nil {
-				return 0, fmt.Errorf("nested index %s: %w", d.Digest, err)
-			}
-			n, err := sparseChildren(ctx, src, nested, f, skip)
+			ctx, err := deeper(ctx, d.Digest)
 			if err != nil {
 				return 0, err
+			}
+			n, ok := done[d.Digest]
+			if !ok {
+				if len(done) >= maxManifests {
+					return 0, errTooManyManifests
+				}
+				nested, _, err := src.GetManifest(ctx, d.Digest)
+				if err != nil {
+					return 0, fmt.Errorf("nested index %s: %w", d.Digest, err)
+				}
+				if n, err = sparseWalk(ctx, src, nested, f, skip, done); err != nil {
+					return 0, err
+				}
+				done[d.Digest] = n
 			}
 			if n == 0 {
 				skip[d.Digest] = true

@@ -1,7 +1,6 @@
 package engine
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -10,8 +9,6 @@ import (
 	"strings"
 
 	"golang.org/x/sync/errgroup"
-
-	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/imagesync/imagesync/registry/client"
 	"github.com/imagesync/imagesync/sync/rules"
@@ -57,7 +54,9 @@ type VerifyOptions struct {
 // next sync repairs it.
 func (e *Engine) Verify(ctx context.Context, jobs []rules.Job, opt VerifyOptions) []VerifyResult {
 	out := make([]VerifyResult, len(jobs))
-	// The first Ctrl-C stops starting checks; the ones in flight finish.
+	// The first Ctrl-C stops starting checks and cancels those in flight.
+	ctx, cancel := e.stoppable(ctx)
+	defer cancel()
 	stopped := func() bool { return ctx.Err() != nil || closed(e.opt.Stop) }
 	notChecked := func(j rules.Job) VerifyResult {
 		return VerifyResult{Job: j, Problems: []Problem{{Kind: ProblemError, Ref: j.Destination.String(), Detail: "not checked: " + ErrInterrupted.Error()}}}
@@ -187,12 +186,10 @@ func refSep(ref string) string {
 }
 
 // verifyTree checks that every child manifest and blob under digest exists
-// at dst (and, deep, that every blob hashes right).
-func (e *Engine) verifyTree(ctx context.Context, dst Store, digest string, deep bool, seen map[string]bool) []Problem {
-	if seen[digest] {
-		return nil
-	}
-	seen[digest] = true
+// at dst (and, deep, that every blob hashes right), walking dst's tree
+// (walkTree); skip holds the children not looked for (a keep-index filter
+// left them out).
+func (e *Engine) verifyTree(ctx context.Context, dst Store, digest string, deep bool, skip map[string]bool) []Problem {
 	raw, desc, err := dst.GetManifest(ctx, digest)
 	if client.IsNotFound(err) {
 		return []Problem{{Kind: ProblemMissingChild, Ref: dst.String() + "@" + digest}}
@@ -200,51 +197,41 @@ func (e *Engine) verifyTree(ctx context.Context, dst Store, digest string, deep 
 	if err != nil {
 		return []Problem{{Kind: ProblemError, Ref: dst.String() + "@" + digest, Detail: err.Error()}}
 	}
-	// The tree is only walked: go-containerregistry's parsers do, the
-	// bytes are not needed again.
-	broken := func(err error) []Problem {
-		return []Problem{{Kind: ProblemError, Ref: dst.String() + "@" + digest, Detail: err.Error()}}
-	}
 	var problems []Problem
-	if desc.MediaType.IsIndex() {
-		idx, err := v1.ParseIndexManifest(bytes.NewReader(raw))
-		if err != nil {
-			return broken(err)
-		}
-		ctx, err := deeper(ctx, digest)
-		if err != nil {
-			return broken(err)
-		}
-		for _, c := range idx.Manifests {
-			problems = append(problems, e.verifyTree(ctx, dst, c.Digest.String(), deep, seen)...)
-		}
-		return problems
-	}
-	m, err := v1.ParseManifest(bytes.NewReader(raw))
-	if err != nil {
-		return broken(err)
-	}
-	for _, l := range append([]v1.Descriptor{m.Config}, m.Layers...) {
-		b := blobDesc{MediaType: l.MediaType, Digest: l.Digest.String(), Size: l.Size, URLs: l.URLs}
-		if len(b.URLs) > 0 || seen[b.Digest] {
-			continue
-		}
-		seen[b.Digest] = true
-		ref := dst.String() + "@" + b.Digest
-		if deep {
-			if p := verifyBlobBytes(ctx, dst, b); p != nil {
-				problems = append(problems, *p)
+	checked := map[string]bool{} // blobs
+	tree := &source{repo: dst, skip: skip}
+	walkTree(ctx, tree, manifest{digest: digest, mediaType: desc.MediaType, raw: raw}, walker{
+		visit: func(ctx context.Context, m manifest, blobs []blobDesc) {
+			for _, b := range blobs {
+				if checked[b.Digest] {
+					continue
+				}
+				checked[b.Digest] = true
+				ref := dst.String() + "@" + b.Digest
+				if deep {
+					if p := verifyBlobBytes(ctx, dst, b); p != nil {
+						problems = append(problems, *p)
+					}
+					continue
+				}
+				ok, err := dst.HeadBlob(ctx, b.Digest)
+				switch {
+				case err != nil:
+					problems = append(problems, Problem{Kind: ProblemError, Ref: ref, Detail: err.Error()})
+				case !ok:
+					problems = append(problems, Problem{Kind: ProblemMissingBlob, Ref: ref})
+				}
 			}
-			continue
-		}
-		ok, err := dst.HeadBlob(ctx, b.Digest)
-		switch {
-		case err != nil:
+		},
+		fail: func(d string, err error) {
+			ref := dst.String() + "@" + d
+			if client.IsNotFound(err) {
+				problems = append(problems, Problem{Kind: ProblemMissingChild, Ref: ref})
+				return
+			}
 			problems = append(problems, Problem{Kind: ProblemError, Ref: ref, Detail: err.Error()})
-		case !ok:
-			problems = append(problems, Problem{Kind: ProblemMissingBlob, Ref: ref})
-		}
-	}
+		},
+	})
 	return problems
 }
 
