@@ -18,6 +18,7 @@ type Selection struct {
 	PlatformMode  string   `name:"platform-mode" enum:"rewrite,keep-index" default:"rewrite" help:"With a platform filter: rewrite the index with the kept children (new digest), or keep-index: copy only the kept children and push the original index (digest kept)."`
 	Referrers     bool     `help:"Copy the referrers of every image (signatures, SBOMs, attestations: the OCI referrers API, its tag fallback, cosign's tags), after it."`
 	ArtifactTypes []string `name:"artifact-type" placeholder:"TYPE" help:"With --referrers: only referrers of these artifact types (repeatable)."`
+	Immutable     []string `placeholder:"REGEX" sep:"none" help:"Tags that never move once pushed (e.g. '^v[0-9.]+$'; repeatable): once the ledger saw one copied, it is skipped with no request to either registry."`
 }
 
 // configFlags are the flags sync/config reads.
@@ -28,6 +29,7 @@ func (in *Inputs) configFlags(rc *runContext) config.Flags {
 			Include: in.Include, Exclude: in.Exclude, Semver: in.Semver, Latest: in.Latest,
 			Platform: in.Platform, PlatformMode: in.PlatformMode,
 			Referrers: in.Referrers, ArtifactTypes: in.ArtifactTypes,
+			Immutable: in.Immutable,
 			OS: in.OS, Arch: in.Arch,
 		},
 		DefaultRegistry: in.Registry, DefaultNamespace: in.Namespace,

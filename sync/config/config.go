@@ -35,6 +35,8 @@ type Filters struct {
 	PlatformMode     string
 	Referrers        bool
 	ArtifactTypes    []string
+	// Immutable are --immutable's regular expressions: tags that never move.
+	Immutable []string
 	// OS and Arch are --os/--arch, which cannot go with --platform.
 	OS, Arch []string
 }

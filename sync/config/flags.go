@@ -62,6 +62,13 @@ func (f Filters) Defaults(explicit map[string]bool) (rules.RuleDefaults, error) 
 	if explicit["platform-mode"] {
 		d.PlatformMode = f.PlatformMode
 	}
+	for _, e := range f.Immutable {
+		re, err := rules.CompileTagPattern(e)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("--immutable: %v", err))
+		}
+		d.Immutable = append(d.Immutable, re)
+	}
 	if f.Referrers {
 		d.Referrers = &rules.Referrers{ArtifactTypes: f.ArtifactTypes}
 	} else if len(f.ArtifactTypes) > 0 {

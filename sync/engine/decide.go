@@ -62,11 +62,14 @@ func (e *Engine) decide(ctx context.Context, u *unit) *decision {
 	for i, j := range u.jobs {
 		d.results[i] = JobResult{Job: j}
 	}
+	if e.skipImmutable(u, d) == 0 {
+		return d // every tag immutable and copied: no request at all
+	}
 	// The destination tags' HEADs go out with the source's: the decision
 	// needs both, and neither waits for the other.
 	var prefetch sync.WaitGroup
 	for i, j := range u.jobs {
-		if e.belief.asksDestination(j) {
+		if d.results[i].Action == "" && e.belief.asksDestination(j) {
 			prefetch.Go(func() { d.heads[i] = e.headDestination(ctx, j, "") })
 		}
 	}
@@ -147,6 +150,9 @@ func (e *Engine) resolveSource(ctx context.Context, ref rules.Ref) (*source, err
 // confirm is kept for decideDestinations. It returns the jobs left.
 func (e *Engine) skipKnown(ctx context.Context, u *unit, d *decision) (pending int) {
 	for i, j := range u.jobs {
+		if d.results[i].Action != "" { // immutable
+			continue
+		}
 		ent, ok := e.belief.manifest(j, d.srcDigest, u.filterKey())
 		if !ok || rules.IsLayout(j.Destination.Registry) { // a layout is its own truth
 			pending++

@@ -59,6 +59,10 @@ type JobResult struct {
 	// Subject is set on the rows of referrers: the digest they refer to.
 	Subject      string
 	ArtifactType string
+	// Immutable is set on a job skipped without any request: its source
+	// tag is immutable (the rule's immutable patterns) and the ledger saw
+	// it copied.
+	Immutable bool
 }
 
 // Summary counts a run.

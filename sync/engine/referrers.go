@@ -398,7 +398,10 @@ func (e *Engine) updateFallbackIndex(ctx context.Context, dst *client.Repo, subj
 func (e *Engine) withReferrers(ctx context.Context, u *unit, out []JobResult) []JobResult {
 	subject := ""
 	for _, r := range out {
-		if r.Subject == "" && r.SourceDigest != "" && r.Action != Failed && r.Action != Filtered {
+		// An immutable tag skipped without requests keeps its referrers as
+		// they were copied: asking for new ones would cost the requests
+		// immutable saves.
+		if r.Subject == "" && r.SourceDigest != "" && r.Action != Failed && r.Action != Filtered && !r.Immutable {
 			subject = r.SourceDigest
 			break
 		}

@@ -28,6 +28,9 @@ type PlanJob struct {
 	// Subject is set on referrers (signatures, SBOMs…): the digest they refer to.
 	Subject      string `json:"subject,omitempty"`
 	ArtifactType string `json:"artifact_type,omitempty"`
+	// Immutable is set on a skip decided without any request: the tag is
+	// immutable and the ledger saw it copied. The table says "skip (immutable)".
+	Immutable bool `json:"immutable,omitempty"`
 }
 
 // PlanFilter says what the tag filters of one rule removed.
@@ -60,7 +63,7 @@ type Plan struct {
 func NewPlan(res *engine.Result) Plan {
 	p := Plan{Jobs: []PlanJob{}}
 	for _, r := range res.Jobs {
-		j := PlanJob{Source: r.Job.Source.String(), Destination: r.Job.Destination.String(), Digest: r.Digest, Bytes: r.Bytes, Subject: r.Subject, ArtifactType: r.ArtifactType}
+		j := PlanJob{Source: r.Job.Source.String(), Destination: r.Job.Destination.String(), Digest: r.Digest, Bytes: r.Bytes, Subject: r.Subject, ArtifactType: r.ArtifactType, Immutable: r.Immutable}
 		if r.SourceDigest != "" && r.Digest != "" && r.SourceDigest != r.Digest {
 			j.Rewrite, j.SourceDigest = true, r.SourceDigest
 		}
@@ -119,7 +122,11 @@ func (p Plan) WriteTable(w io.Writer) error {
 		if j.Action == "copy" || j.Action == "update" {
 			size = Bytes(j.Bytes)
 		}
-		rows = append(rows, []string{j.Action, j.Source, j.Destination, shortDigest(j.Digest), size})
+		action := j.Action
+		if j.Immutable {
+			action += " (immutable)"
+		}
+		rows = append(rows, []string{action, j.Source, j.Destination, shortDigest(j.Digest), size})
 	}
 	widths := make([]int, len(rows[0]))
 	for _, r := range rows {

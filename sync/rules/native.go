@@ -39,6 +39,7 @@ type RuleDefaults struct {
 	Platforms    []string // nil: not set
 	PlatformMode string
 	Referrers    *Referrers
+	Immutable    []*regexp.Regexp // nil: not set
 }
 
 // ApplyDefaults fills the settings rules do not set themselves. Tag filters
@@ -58,6 +59,9 @@ func ApplyDefaults(rs []Rule, d RuleDefaults) {
 		if r.Referrers == nil && d.Referrers != nil {
 			r.Referrers = d.Referrers
 		}
+		if r.Immutable == nil && d.Immutable != nil {
+			r.Immutable = d.Immutable
+		}
 	}
 }
 
@@ -74,6 +78,9 @@ func (d RuleDefaults) Merge(o RuleDefaults) RuleDefaults {
 	}
 	if o.Referrers != nil {
 		d.Referrers = o.Referrers
+	}
+	if o.Immutable != nil {
+		d.Immutable = o.Immutable
 	}
 	return d
 }
@@ -246,7 +253,7 @@ func (l *nativeLoader) entry(i int, n *cfgfile.Node) (Rule, bool) {
 	var settings RuleDefaults
 	tagsLine := 0
 	bad := len(l.errs)
-	for _, f := range l.mapFields(cfgfile.KeyValue{Key: field, Line: n.Line, Value: n}, field, "from", "to", "tags", "platforms", "platform-mode", "referrers", "repositories") {
+	for _, f := range l.mapFields(cfgfile.KeyValue{Key: field, Line: n.Line, Value: n}, field, "from", "to", "tags", "platforms", "platform-mode", "referrers", "repositories", "immutable") {
 		switch f.Key {
 		case "from":
 			from = &f
@@ -293,7 +300,7 @@ func (l *nativeLoader) entry(i int, n *cfgfile.Node) (Rule, bool) {
 		return Rule{}, false
 	}
 	r.Key = field
-	r.Tags, r.Platforms, r.PlatformMode, r.Referrers = settings.Tags, settings.Platforms, settings.PlatformMode, settings.Referrers
+	r.Tags, r.Platforms, r.PlatformMode, r.Referrers, r.Immutable = settings.Tags, settings.Platforms, settings.PlatformMode, settings.Referrers, settings.Immutable
 	if r.Tags != nil && !r.NeedsTagList() {
 		l.fail(tagsLine, field+".tags", "tag filters select among listed tags: from names %s, so drop tags: or the tag from from:", r.Source.Kind.describe())
 		return Rule{}, false

@@ -11,7 +11,7 @@ import (
 
 func (l *nativeLoader) defaults(kv cfgfile.KeyValue) NativeDefaults {
 	var d NativeDefaults
-	for _, f := range l.mapFields(kv, "defaults", "proc", "retries", "max-conns", "rate", "trust-ledger", "platforms", "platform-mode", "referrers", "tags") {
+	for _, f := range l.mapFields(kv, "defaults", "proc", "retries", "max-conns", "rate", "trust-ledger", "platforms", "platform-mode", "referrers", "tags", "immutable") {
 		field := "defaults." + f.Key
 		switch f.Key {
 		case "proc", "max-conns":
@@ -60,6 +60,8 @@ func (l *nativeLoader) ruleSetting(f cfgfile.KeyValue, field string, d *RuleDefa
 		d.Referrers = l.referrers(f, field)
 	case "tags":
 		d.Tags = l.tags(f, field)
+	case "immutable":
+		d.Immutable = l.immutable(f, field)
 	}
 }
 

@@ -104,6 +104,10 @@ type Rule struct {
 	// Referrers, when not nil, copies the referrers (signatures, SBOMs,
 	// attestations) of every image the rule copies, after it.
 	Referrers *Referrers
+	// Immutable are the patterns of tags that never move once pushed: a
+	// job whose source tag matches one, and that the ledger saw copied, is
+	// skipped without any request (see IsImmutable).
+	Immutable []*regexp.Regexp
 	// Steps is what the tag filter removed in the last Expand, in order
 	// (for plan). Set by Expand.
 	Steps []FilterStep
