@@ -30,7 +30,7 @@ func (in *Inputs) configFlags(rc *runContext) config.Flags {
 			Platform: in.Platform, PlatformMode: in.PlatformMode,
 			Referrers: in.Referrers, ArtifactTypes: in.ArtifactTypes,
 			Immutable: in.Immutable,
-			OS: in.OS, Arch: in.Arch,
+			OS:        in.OS, Arch: in.Arch,
 		},
 		DefaultRegistry: in.Registry, DefaultNamespace: in.Namespace,
 		Run:         config.Run{Proc: in.Proc, Retries: in.Retries, MaxConns: in.MaxConns, Rate: in.Rate},
