@@ -83,6 +83,7 @@ type session struct {
 	client    *client.Client
 	filter    engine.Filter
 	skipped   []error         // rules set aside by --skip-invalid-rules
+	aside     *rules.SetAside // --skip-invalid-rules for the engine; nil: strict
 	console   *report.Console // logs, result lines, progress
 	interrupt <-chan struct{}
 	closers   []func()
@@ -221,6 +222,7 @@ func (s *session) engine(in *Inputs, opt engine.Options) *engine.Engine {
 	opt.Logger = s.log
 	opt.Ledger = s.ledger
 	opt.Stop = s.interrupt
+	opt.SetAside = s.aside
 	return engine.New(s.client, opt)
 }
 
@@ -231,6 +233,9 @@ func (in *Inputs) load(rc *runContext, s *session) (warnings []string, skipped r
 	if in.FromCluster.FromCluster {
 		if in.File != "" || len(in.Refs) > 0 {
 			return nil, nil, usageError("--from-cluster takes the images from the cluster: drop -f and the one-off images")
+		}
+		if in.SkipInvalidRules {
+			s.aside = &rules.SetAside{}
 		}
 		s.rules, warnings, err = in.clusterRules(rc, flags.RulesOptions())
 		return warnings, nil, err
@@ -246,6 +251,7 @@ func (in *Inputs) load(rc *runContext, s *session) (warnings []string, skipped r
 		s.keychain.AddFile(cfg.Auth)
 	}
 	s.config = cfg
+	s.aside = cfg.SetAside
 	s.rules = cfg.Rules
 	s.hosts = cfg.Hosts
 	in.Proc, in.Retries, in.MaxConns, in.Rate = cfg.Run.Proc, cfg.Run.Retries, cfg.Run.MaxConns, cfg.Run.Rate

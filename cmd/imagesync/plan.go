@@ -27,7 +27,7 @@ func (c *PlanCmd) Run(rc *runContext) error {
 	defer s.Close()
 	eng := s.engine(&c.Inputs, engine.Options{DryRun: true, TrustLedger: c.TrustLedger.effective(rc, &c.Inputs, s)})
 	defer eng.Close()
-	jobs, failed, err := s.expand(rc, &c.Inputs, eng)
+	jobs, failed, err := s.expand(rc, eng)
 	if err != nil {
 		return &exitError{code: exitUsage, err: err}
 	}

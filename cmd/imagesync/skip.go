@@ -14,15 +14,36 @@ import (
 // for are reported with the same messages and set aside; the others run,
 // and the run ends with exit 1.
 
-// expand is eng.Expand, or with --skip-invalid-rules eng.ExpandSkipping
-// with the rules it sets aside reported at once.
-func (s *session) expand(rc *runContext, in *Inputs, eng *engine.Engine) ([]rules.Job, []engine.JobResult, error) {
-	if !in.SkipInvalidRules {
-		return eng.Expand(rc.ctx, s.rules)
+// expand is eng.Expand, with the rules it sets aside (--skip-invalid-rules:
+// the engine's Options.SetAside) reported at once.
+func (s *session) expand(rc *runContext, eng *engine.Engine) ([]rules.Job, []engine.JobResult, error) {
+	n := s.setAside()
+	jobs, failed, err := eng.Expand(rc.ctx, s.rules)
+	s.reportSetAside(rc, n)
+	return jobs, failed, err
+}
+
+// expandOffline is eng.ExpandOffline (verify --offline), reported as expand.
+func (s *session) expandOffline(rc *runContext, eng *engine.Engine) ([]rules.Job, error) {
+	n := s.setAside()
+	jobs, err := eng.ExpandOffline(s.rules)
+	s.reportSetAside(rc, n)
+	return jobs, err
+}
+
+// setAside counts the errors of rules set aside so far.
+func (s *session) setAside() int {
+	if s.aside == nil {
+		return 0
 	}
-	jobs, failed, skipped := eng.ExpandSkipping(rc.ctx, s.rules)
-	s.reportSkipped(rc, skipped)
-	return jobs, failed, nil
+	return len(s.aside.Errs)
+}
+
+// reportSetAside reports the rules set aside since setAside said n.
+func (s *session) reportSetAside(rc *runContext, n int) {
+	if s.aside != nil && len(s.aside.Errs) > n {
+		s.reportSkipped(rc, s.aside.Errs[n:])
+	}
 }
 
 // reportSkipped prints the errors of rules set aside, one per line, as a

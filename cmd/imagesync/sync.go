@@ -34,7 +34,7 @@ func (c *SyncCmd) Run(rc *runContext) error {
 	defer s.Close()
 	eng := s.engine(&c.Inputs, engine.Options{Force: c.Force, Refresh: c.Refresh, TrustLedger: c.TrustLedger.effective(rc, &c.Inputs, s)})
 	defer eng.Close()
-	jobs, failed, err := s.expand(rc, &c.Inputs, eng)
+	jobs, failed, err := s.expand(rc, eng)
 	if err != nil {
 		return &exitError{code: exitUsage, err: err}
 	}

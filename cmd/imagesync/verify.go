@@ -31,19 +31,14 @@ func (c *VerifyCmd) Run(rc *runContext) error {
 	var jobs []rules.Job
 	var unchecked []engine.VerifyResult
 	switch {
-	case c.Offline && c.SkipInvalidRules:
-		var skipped rules.ErrorList
-		jobs, skipped = eng.ExpandOfflineSkipping(s.rules)
-		s.reportSkipped(rc, skipped)
-		jobs, _ = s.selectShard(jobs, nil)
 	case c.Offline:
-		jobs, err = eng.ExpandOffline(s.rules)
+		jobs, err = s.expandOffline(rc, eng)
 		if err == nil {
 			jobs, _ = s.selectShard(jobs, nil)
 		}
 	default:
 		var failed []engine.JobResult
-		jobs, failed, err = s.expand(rc, &c.Inputs, eng)
+		jobs, failed, err = s.expand(rc, eng)
 		if err == nil {
 			jobs, failed = s.selectShard(jobs, failed)
 		}

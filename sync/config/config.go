@@ -82,8 +82,13 @@ type Config struct {
 	RuleFile string
 	// Warnings are to be logged before the run.
 	Warnings []string
-	// Skipped holds the errors of the rules set aside (Flags.SkipInvalid).
+	// Skipped holds the errors of the rules loading set aside
+	// (Flags.SkipInvalid).
 	Skipped rules.ErrorList
+	// SetAside is the skipping mode for the rest of the run (the engine's
+	// Options.SetAside: rules only a listing shows to be invalid, and
+	// destination conflicts): nil when strict.
+	SetAside *rules.SetAside
 
 	explicit map[string]bool
 }
@@ -109,14 +114,21 @@ var ErrNothingToDo = errors.New("no rules: give --images FILE (or --config FILE)
 func Load(f Flags) (*Config, error) {
 	c := &Config{Run: f.Run, explicit: f.Explicit}
 	ropt := f.rulesOptions()
-	if f.File != "" || len(f.Refs) > 0 {
-		if err := c.loadNative(f, ropt); err != nil {
-			return nil, err
-		}
-		return c, nil
+	if f.SkipInvalid {
+		c.SetAside = &rules.SetAside{}
+		ropt.SetAside = c.SetAside
 	}
-	if err := c.loadLegacy(f, ropt); err != nil {
+	var err error
+	if f.File != "" || len(f.Refs) > 0 {
+		err = c.loadNative(f, ropt)
+	} else {
+		err = c.loadLegacy(f, ropt)
+	}
+	if err != nil {
 		return nil, err
+	}
+	if c.SetAside != nil {
+		c.Skipped = append(rules.ErrorList(nil), c.SetAside.Errs...)
 	}
 	return c, nil
 }
@@ -159,17 +171,10 @@ func (c *Config) loadLegacy(f Flags, ropt rules.Options) error {
 		}
 		c.Warnings = append(c.Warnings, l.unknownKeys()...)
 		addAuth(credentials.AuthFromNode(f.Config, l.Auth, f.LookupEnv))
-		switch {
-		case !l.HasImages():
+		if !l.HasImages() {
 			errs = append(errs, fmt.Errorf("%s: no images: key", f.Config))
-		case f.SkipInvalid:
-			if c.Rules, c.Skipped, err = rules.FromNodeSkipping(f.Config, l.Images, ropt); err != nil {
-				errs = append(errs, err)
-			}
-		default:
-			if c.Rules, err = rules.FromNode(f.Config, l.Images, ropt); err != nil {
-				errs = append(errs, err)
-			}
+		} else if c.Rules, err = rules.FromNode(f.Config, l.Images, ropt); err != nil {
+			errs = append(errs, err)
 		}
 	case f.Images == "":
 		return ErrNothingToDo
@@ -178,19 +183,15 @@ func (c *Config) loadLegacy(f Flags, ropt rules.Options) error {
 		if f.Auth != "" {
 			addAuth(credentials.LoadAuthFile(f.Auth, f.LookupEnv))
 		}
-		if f.SkipInvalid {
-			if c.Rules, c.Skipped, err = rules.LoadFileSkipping(f.Images, ropt); err != nil {
-				errs = append(errs, err)
-			}
-		} else if c.Rules, err = rules.LoadFile(f.Images, ropt); err != nil {
+		if c.Rules, err = rules.LoadFile(f.Images, ropt); err != nil {
 			if IsNativeFile(f.Images) {
 				err = fmt.Errorf("%s is an imagesync config file (it has sync: entries): give it with -f %s", f.Images, f.Images)
 			}
 			errs = append(errs, err)
 		}
 	}
-	if len(c.Rules) == 0 && len(c.Skipped) > 0 {
-		errs = append(errs, c.Skipped) // no valid rule at all: nothing to run
+	if len(c.Rules) == 0 && c.SetAside != nil && len(c.SetAside.Errs) > 0 {
+		errs = append(errs, c.SetAside.Errs) // no valid rule at all: nothing to run
 	}
 	if len(errs) > 0 {
 		return errors.Join(errs...)

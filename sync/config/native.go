@@ -51,12 +51,7 @@ func (c *Config) loadNative(f Flags, ropt rules.Options) error {
 		return nil
 	}
 
-	var cfg *rules.Native
-	if f.SkipInvalid {
-		cfg, c.Skipped, err = rules.LoadNativeSkipping(f.File, ropt)
-	} else {
-		cfg, err = rules.LoadNative(f.File, ropt)
-	}
+	cfg, err := rules.LoadNative(f.File, ropt)
 	if err != nil {
 		return err
 	}

@@ -120,6 +120,10 @@ type Options struct {
 	// failed: interrupted (NotStarted); so are those in flight, with
 	// ErrStopped.
 	Stop <-chan struct{}
+	// SetAside is --skip-invalid-rules for Expand and ExpandOffline: rules
+	// only a listing shows to be invalid, and destination conflicts, are
+	// set aside into it instead of failing the expansion; nil is strict.
+	SetAside *rules.SetAside
 }
 
 // ErrInterrupted is the error of jobs that were not started because the run

@@ -15,24 +15,23 @@ import (
 // listing (all tags, regex); a literal tag or digest costs no request. A rule
 // whose listing fails becomes failed results (one per destination); rule
 // errors that only a listing reveals (a single-tag rename of a regex that
-// matched two tags) are returned together as a configuration error.
+// matched two tags) are returned together as a configuration error. With
+// Options.SetAside (--skip-invalid-rules), such a rule, a rule with a bad
+// image layout and both rules of a destination conflict are set aside
+// instead (their errors added to it), and the other rules' jobs returned.
 func (e *Engine) Expand(ctx context.Context, rs []rules.Rule) ([]rules.Job, []JobResult, error) {
-	jobs, failed, errs := e.expand(ctx, rs, false)
+	jobs, failed, errs := e.expand(ctx, rs)
 	if len(errs) > 0 {
-		return nil, nil, errs
+		if e.opt.SetAside == nil {
+			return nil, nil, errs
+		}
+		e.opt.SetAside.Add(errs...)
 	}
 	return jobs, failed, nil
 }
 
-// ExpandSkipping is Expand for --skip-invalid-rules: a rule that only a
-// listing shows to be wrong, and both rules of a destination conflict, are
-// set aside and their errors returned in skipped; the other rules' jobs
-// are returned as usual.
-func (e *Engine) ExpandSkipping(ctx context.Context, rs []rules.Rule) (jobs []rules.Job, failed []JobResult, skipped rules.ErrorList) {
-	return e.expand(ctx, rs, true)
-}
-
-func (e *Engine) expand(ctx context.Context, rs []rules.Rule, skip bool) ([]rules.Job, []JobResult, rules.ErrorList) {
+func (e *Engine) expand(ctx context.Context, rs []rules.Rule) ([]rules.Job, []JobResult, rules.ErrorList) {
+	skip := e.opt.SetAside != nil
 	type listing struct {
 		tags, invalid []string
 		err           error
@@ -121,11 +120,10 @@ func (e *Engine) expand(ctx context.Context, rs []rules.Rule, skip bool) ([]rule
 		jobs = append(jobs, js...)
 	}
 	if skip {
-		var conflicts rules.ErrorList
-		jobs, conflicts = rules.CheckJobsSkipping(jobs)
-		return jobs, failed, append(errs, conflicts...)
+		e.opt.SetAside.Add(errs...) // in the order strict mode reports them: these, then conflicts
+		errs = nil
 	}
-	jobs, err := rules.CheckJobs(jobs)
+	jobs, err := rules.CheckJobs(jobs, e.opt.SetAside)
 	if err != nil {
 		errs = append(errs, err)
 	}

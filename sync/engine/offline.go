@@ -8,21 +8,16 @@ import (
 // ExpandOffline expands rules into jobs without asking the source (verify
 // --offline): a rule that needs a tag listing takes the tags the ledger saw
 // copied from that source repository. Invalid rules and destination
-// conflicts are errors, as in Expand.
+// conflicts are errors, as in Expand (with Options.SetAside, set aside).
 func (e *Engine) ExpandOffline(rs []rules.Rule) ([]rules.Job, error) {
 	jobs, errs := e.expandOffline(rs)
 	if len(errs) > 0 {
-		return nil, errs
+		if e.opt.SetAside == nil {
+			return nil, errs
+		}
+		e.opt.SetAside.Add(errs...)
 	}
-	return rules.CheckJobs(jobs)
-}
-
-// ExpandOfflineSkipping is ExpandOffline that sets invalid rules and
-// conflicting destinations aside (--skip-invalid-rules) and returns them.
-func (e *Engine) ExpandOfflineSkipping(rs []rules.Rule) ([]rules.Job, rules.ErrorList) {
-	jobs, errs := e.expandOffline(rs)
-	jobs, conflicts := rules.CheckJobsSkipping(jobs)
-	return jobs, append(errs, conflicts...)
+	return rules.CheckJobs(jobs, e.opt.SetAside)
 }
 
 func (e *Engine) expandOffline(rs []rules.Rule) ([]rules.Job, rules.ErrorList) {

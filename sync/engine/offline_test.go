@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"context"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -40,8 +41,32 @@ func TestExpandOffline(t *testing.T) {
 	if _, err := e.ExpandOffline([]rules.Rule{all, bad}); err == nil {
 		t.Fatal("an invalid rule expanded offline without an error")
 	}
-	jobs, skipped := e.ExpandOfflineSkipping([]rules.Rule{all, bad})
-	if len(jobs) != 2 || len(skipped) != 1 {
-		t.Fatalf("skipping: %d jobs, skipped %v", len(jobs), skipped)
+	aside := &rules.SetAside{}
+	e.opt.SetAside = aside // --skip-invalid-rules
+	jobs, err = e.ExpandOffline([]rules.Rule{all, bad})
+	if err != nil || len(jobs) != 2 || len(aside.Errs) != 1 {
+		t.Fatalf("skipping: %d jobs, %v, set aside %v", len(jobs), err, aside.Errs)
+	}
+}
+
+// TestExpandSetAside: with Options.SetAside (--skip-invalid-rules) both
+// rules of a destination conflict are set aside with the strict error, and
+// the other rule's job is returned; without it, the expansion fails.
+func TestExpandSetAside(t *testing.T) {
+	a := ruleFor(t, "q.io/a/x:1", "r.io/m/x:1")
+	b := ruleFor(t, "q.io/b/x:1", "r.io/m/x:1")
+	c := ruleFor(t, "q.io/c/x:1", "r.io/m/c")
+	rs := []rules.Rule{a, b, c}
+	_, _, strict := newEngine(t, Options{}).Expand(context.Background(), rs)
+	if strict == nil {
+		t.Fatal("a destination conflict expanded without an error")
+	}
+	aside := &rules.SetAside{}
+	jobs, failed, err := newEngine(t, Options{SetAside: aside}).Expand(context.Background(), rs)
+	if err != nil || len(failed) != 0 || len(jobs) != 1 || jobs[0].Source.String() != "q.io/c/x:1" {
+		t.Fatalf("jobs %v, failed %v, %v: want the one job of the rule no conflict involves", jobs, failed, err)
+	}
+	if got := aside.Errs.Error(); !strings.Contains(got, strict.Error()) {
+		t.Errorf("set aside:\n%s\nwant the strict error %q", got, strict)
 	}
 }

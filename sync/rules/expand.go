@@ -218,8 +218,14 @@ func describeItems(src Source, items []Ref) string {
 // error naming both rules. Identical (source, destination) pairs are
 // deduplicated, keeping the first. Destinations without a tag (pushed by
 // digest) cannot conflict. It returns the deduplicated jobs in order, or an
-// ErrorList of every conflict.
-func CheckJobs(jobs []Job) ([]Job, error) {
+// ErrorList of every conflict. With aside (--skip-invalid-rules), both rules
+// of each conflict are set aside instead, and the other jobs returned.
+func CheckJobs(jobs []Job, aside *SetAside) ([]Job, error) {
+	if aside != nil {
+		out, skipped := checkJobsSkipping(jobs)
+		aside.Add(skipped...)
+		return out, nil
+	}
 	out := make([]Job, 0, len(jobs))
 	seen := map[[2]string]bool{}
 	owner := map[string]int{} // destination -> index in out of its first writer

@@ -303,7 +303,7 @@ func FuzzLoadImagesFile(f *testing.F) {
 				}
 				all = append(all, jobs...)
 			}
-			_, _ = CheckJobs(all)
+			_, _ = CheckJobs(all, nil)
 		}
 	})
 }

@@ -17,6 +17,10 @@ type Options struct {
 	DefaultRegistry, DefaultNamespace string
 	// LookupEnv resolves $VAR in destinations; nil means os.LookupEnv.
 	LookupEnv func(string) (string, bool)
+	// SetAside chooses how invalid rules are treated: nil is strict (one
+	// invalid rule fails the whole file); set, an invalid rule is set
+	// aside, its errors added to it (--skip-invalid-rules).
+	SetAside *SetAside
 }
 
 // ErrorList holds every error found in a file. Error() puts one per line.
@@ -37,7 +41,11 @@ func (l ErrorList) Unwrap() []error { return l }
 // rules in file order. Errors, the file's own included, come back as an
 // ErrorList holding all of them. An empty file has no rules and no error.
 func LoadFile(path string, opt Options) ([]Rule, error) {
-	n, err := cfgfile.Load(path)
+	load := cfgfile.Load
+	if opt.SetAside != nil {
+		load = cfgfile.LoadKeepDuplicates // a repeated key sets its rules aside
+	}
+	n, err := load(path)
 	if err != nil {
 		return nil, ErrorList{err}
 	}
@@ -46,10 +54,16 @@ func LoadFile(path string, opt Options) ([]Rule, error) {
 
 // FromNode builds the rules of a decoded images map (a whole images file,
 // or the `images:` subtree of a legacy config file). A nil or null node has
-// no rules. All errors are returned at once as an ErrorList.
+// no rules. All errors are returned at once as an ErrorList. With
+// opt.SetAside, n may hold repeated keys (cfgfile.LoadKeepDuplicates).
 func FromNode(file string, n *cfgfile.Node, opt Options) ([]Rule, error) {
 	if n == nil || n.Kind == cfgfile.Null {
 		return nil, nil
+	}
+	if opt.SetAside != nil && n.Kind == cfgfile.Map {
+		valid, skipped := fromNodeSkipping(file, n, opt)
+		opt.SetAside.Add(skipped...)
+		return valid, nil
 	}
 	if n.Kind != cfgfile.Map {
 		return nil, ErrorList{&cfgfile.Error{File: file, Line: n.Line,

@@ -142,27 +142,14 @@ func LoadNative(path string, opt Options) (*Native, error) {
 	return NativeFromNode(path, n, opt)
 }
 
-// LoadNativeSkipping is LoadNative for --skip-invalid-rules: a sync entry
-// with errors is set aside (its errors come back in skipped) and the others
-// kept; any other error still fails the whole file.
-func LoadNativeSkipping(path string, opt Options) (cfg *Native, skipped ErrorList, err error) {
-	n, err := cfgfile.Load(path)
-	if err != nil {
-		return nil, nil, ErrorList{err}
-	}
-	l := &nativeLoader{file: path, opt: opt, skipEntries: true}
-	cfg, err = l.load(n)
-	return cfg, l.skipped, err
-}
-
 // nativeLoader accumulates the errors of one file.
 type nativeLoader struct {
 	file string
 	opt  Options
 	errs ErrorList
-	// skipEntries sets aside the sync entries with errors (into skipped).
-	skipEntries bool
-	skipped     ErrorList
+	// skipped holds the errors of the sync entries set aside
+	// (opt.SetAside): any other error still fails the whole file.
+	skipped ErrorList
 }
 
 func (l *nativeLoader) fail(line int, field, format string, a ...any) {
@@ -218,7 +205,7 @@ func (l *nativeLoader) load(n *cfgfile.Node) (*Native, error) {
 		for i, e := range syncNode.List {
 			before := len(l.errs)
 			r, ok := l.entry(i, e)
-			if l.skipEntries && len(l.errs) > before {
+			if l.opt.SetAside != nil && len(l.errs) > before {
 				l.skipped = append(l.skipped, l.errs[before:]...)
 				l.errs = l.errs[:before]
 				continue
@@ -227,13 +214,16 @@ func (l *nativeLoader) load(n *cfgfile.Node) (*Native, error) {
 				cfg.Rules = append(cfg.Rules, r)
 			}
 		}
-		if l.skipEntries && len(cfg.Rules) == 0 && len(l.skipped) > 0 {
+		if l.opt.SetAside != nil && len(cfg.Rules) == 0 && len(l.skipped) > 0 {
 			l.errs, l.skipped = append(l.errs, l.skipped...), nil // no valid entry at all: nothing to run
 		}
 	}
 	if len(l.errs) > 0 {
 		sort.SliceStable(l.errs, func(i, j int) bool { return errLine(l.errs[i]) < errLine(l.errs[j]) })
 		return nil, l.errs
+	}
+	if l.opt.SetAside != nil {
+		l.opt.SetAside.Add(l.skipped...)
 	}
 	return cfg, nil
 }

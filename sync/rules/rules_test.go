@@ -793,7 +793,7 @@ func TestCheckJobs(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			jobs, err := CheckJobs(load(t, tt.data))
+			jobs, err := CheckJobs(load(t, tt.data), nil)
 			if tt.errs != nil {
 				checkErrs(t, err, tt.errs)
 				return

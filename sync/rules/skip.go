@@ -6,32 +6,24 @@ import (
 	"github.com/imagesync/imagesync/internal/cfgfile"
 )
 
-// Skipping invalid rules (--skip-invalid-rules): every error a strict load
-// reports is still reported, word for word, but it sets aside the rule it
-// concerns instead of the whole file. A file that cannot be read or decoded,
-// or is not a map, is still an error of its own.
-
-// LoadFileSkipping is LoadFile that keeps the valid rules: it returns them
-// with the errors of the rules it set aside (skipped). A duplicate key sets
-// aside every rule under that key (which one was meant is not known).
-func LoadFileSkipping(path string, opt Options) (valid []Rule, skipped ErrorList, err error) {
-	n, err := cfgfile.LoadKeepDuplicates(path)
-	if err != nil {
-		return nil, nil, ErrorList{err}
-	}
-	return FromNodeSkipping(path, n, opt)
+// SetAside is the skipping mode of loading and expanding rules
+// (--skip-invalid-rules), given as Options.SetAside and to CheckJobs: an
+// invalid rule is set aside and its errors added here, word for word what a
+// strict load reports; the other rules go on. A duplicate key sets aside
+// every rule under that key (which one was meant is not known). A file
+// that cannot be read or decoded, or is not a map, is still an error of
+// its own. Not safe for concurrent use: loading and expanding add to it
+// one after the other.
+type SetAside struct {
+	Errs ErrorList
 }
 
-// FromNodeSkipping is FromNode that keeps the valid rules (see
-// LoadFileSkipping). n may hold repeated keys (cfgfile.LoadKeepDuplicates).
-func FromNodeSkipping(file string, n *cfgfile.Node, opt Options) (valid []Rule, skipped ErrorList, err error) {
-	if n == nil || n.Kind == cfgfile.Null {
-		return nil, nil, nil
-	}
-	if n.Kind != cfgfile.Map {
-		_, err := FromNode(file, n, opt)
-		return nil, nil, err
-	}
+// Add records the errors of rules set aside.
+func (s *SetAside) Add(errs ...error) { s.Errs = append(s.Errs, errs...) }
+
+// fromNodeSkipping is FromNode in the skipping mode on a map: the valid
+// rules, and the errors of those set aside.
+func fromNodeSkipping(file string, n *cfgfile.Node, opt Options) (valid []Rule, skipped ErrorList) {
 	again := map[string]int{} // key → line of its last repetition
 	for _, kv := range n.Map {
 		if kv.Dup > 0 {
@@ -54,13 +46,14 @@ func FromNodeSkipping(file string, n *cfgfile.Node, opt Options) (valid []Rule, 
 		}
 		valid = append(valid, r)
 	}
-	return valid, skipped, nil
+	return valid, skipped
 }
 
-// CheckJobsSkipping is CheckJobs that keeps the jobs of the rules no
-// conflict involves: both rules of a conflict are set aside (which one was
-// meant is not known), each conflict reported as CheckJobs words it.
-func CheckJobsSkipping(jobs []Job) ([]Job, ErrorList) {
+// checkJobsSkipping is CheckJobs in the skipping mode: it keeps the jobs of
+// the rules no conflict involves; both rules of a conflict are set aside
+// (which one was meant is not known), each conflict reported as the strict
+// mode words it.
+func checkJobsSkipping(jobs []Job) ([]Job, ErrorList) {
 	seen := map[[2]string]bool{}
 	owner := map[string]Job{}
 	bad := map[*Rule]bool{}
@@ -98,7 +91,7 @@ func CheckJobsSkipping(jobs []Job) ([]Job, ErrorList) {
 			keep = append(keep, j)
 		}
 	}
-	out, err := CheckJobs(keep) // deduplicates; no conflict is left
+	out, err := CheckJobs(keep, nil) // deduplicates; no conflict is left
 	if err != nil {
 		errs = append(errs, err)
 		return nil, errs

@@ -8,7 +8,9 @@ import (
 	"testing"
 )
 
-func TestLoadFileSkipping(t *testing.T) {
+// TestLoadFileSetAside: LoadFile with Options.SetAside (--skip-invalid-rules)
+// keeps the valid rules and reports every error strict loading would.
+func TestLoadFileSetAside(t *testing.T) {
 	dir := t.TempDir()
 	p := filepath.Join(dir, "images.yaml")
 	data := "quay.io/a/ok:1: r.io/ns/ok\n" + // 1 valid
@@ -21,10 +23,12 @@ func TestLoadFileSkipping(t *testing.T) {
 		t.Fatal(err)
 	}
 	opt := Options{LookupEnv: env(nil)}
-	valid, skipped, err := LoadFileSkipping(p, opt)
+	aside := &SetAside{}
+	valid, err := LoadFile(p, Options{LookupEnv: env(nil), SetAside: aside})
 	if err != nil {
 		t.Fatal(err)
 	}
+	skipped := aside.Errs
 	var keys []string
 	for _, r := range valid {
 		keys = append(keys, r.Key)
@@ -53,12 +57,14 @@ func TestLoadFileSkipping(t *testing.T) {
 	// A file that does not decode is still an error of its own.
 	bad := filepath.Join(dir, "bad.yaml")
 	_ = os.WriteFile(bad, []byte("a: [b\n"), 0o600)
-	if _, _, err := LoadFileSkipping(bad, opt); err == nil {
+	if _, err := LoadFile(bad, Options{LookupEnv: env(nil), SetAside: &SetAside{}}); err == nil {
 		t.Error("malformed file accepted")
 	}
 }
 
-func TestCheckJobsSkipping(t *testing.T) {
+// TestCheckJobsSetAside: CheckJobs with a SetAside sets both rules of a
+// conflict aside, each error worded as the strict check words it.
+func TestCheckJobsSetAside(t *testing.T) {
 	ra := &Rule{File: "i.yaml", Line: 1, Key: "q.io/a/x:1"}
 	rb := &Rule{File: "i.yaml", Line: 2, Key: "q.io/b/x:1"}
 	rc := &Rule{File: "i.yaml", Line: 3, Key: "q.io/c/x:1"}
@@ -66,13 +72,48 @@ func TestCheckJobsSkipping(t *testing.T) {
 		return Job{Source: Ref{Registry: "q.io", Repository: src, Tag: "1"}, Destination: Ref{Registry: "r.io", Repository: dst, Tag: "1"}, Rule: r}
 	}
 	jobs := []Job{job(ra, "a/x", "m/x"), job(ra, "a/x", "m/a"), job(rb, "b/x", "m/x"), job(rc, "c/x", "m/c"), job(rc, "c/x", "m/c")}
-	out, skipped := CheckJobsSkipping(jobs)
+	aside := &SetAside{}
+	out, err := CheckJobs(jobs, aside)
+	if err != nil {
+		t.Fatal(err)
+	}
+	skipped := aside.Errs
 	if len(out) != 1 || out[0].Rule != rc {
 		t.Errorf("kept %v, want the one job of rule c", out)
 	}
-	_, strict := CheckJobs(jobs)
+	_, strict := CheckJobs(jobs, nil)
 	got := skipped.Error()
 	if !strings.Contains(got, strict.Error()) || !strings.Contains(got, `i.yaml:1: key "q.io/a/x:1": destination "r.io/m/x:1" is also written from "q.io/b/x:1"`) {
 		t.Errorf("skipped errors:\n%s\nwant the strict one (%s) and one naming rule a", got, strict)
+	}
+}
+
+// TestLoadNativeSetAside: a native file's sync entries with errors are set
+// aside with the strict errors; an error outside sync: still fails the file,
+// and so does a file whose every entry is set aside.
+func TestLoadNativeSetAside(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "imagesync.yaml")
+	data := "sync:\n  - {from: q.io/a/ok:1, to: r.io/ns/ok}\n  - {from: q.io/a/bad:1,2, to: r.io/ns/bad:x}\n  - {from: q.io/a/env:1, to: $UNSET/x}\n"
+	if err := os.WriteFile(p, []byte(data), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, strict := LoadNative(p, Options{LookupEnv: env(nil)})
+	aside := &SetAside{}
+	cfg, err := LoadNative(p, Options{LookupEnv: env(nil), SetAside: aside})
+	if err != nil || len(cfg.Rules) != 1 {
+		t.Fatalf("LoadNative = %v, %v: want the one valid entry", cfg, err)
+	}
+	if strict == nil || aside.Errs.Error() != strict.Error() {
+		t.Errorf("set aside:\n%v\nwant the strict errors:\n%v", aside.Errs, strict)
+	}
+	for name, bad := range map[string]string{
+		"outside sync": "defaults: {proc: 0}\nsync:\n  - {from: q.io/a/ok:1, to: r.io/ns/ok}\n",
+		"all invalid":  "sync:\n  - {from: q.io/a/bad:1,2, to: r.io/ns/bad:x}\n",
+	} {
+		_ = os.WriteFile(p, []byte(bad), 0o600)
+		if _, err := LoadNative(p, Options{LookupEnv: env(nil), SetAside: &SetAside{}}); err == nil {
+			t.Errorf("%s: no error", name)
+		}
 	}
 }
