@@ -4,6 +4,7 @@ import (
 	"archive/tar"
 	"bufio"
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -32,8 +33,15 @@ func tarBlobName(digest string) string {
 }
 
 func openTar(p string) (*tarLayout, error) {
-	f, err := os.Open(p)
+	f, err := os.OpenFile(p, os.O_RDONLY|nonBlock, 0)
 	if err != nil {
+		return nil, err
+	}
+	if st, err := f.Stat(); err != nil || !st.Mode().IsRegular() {
+		f.Close()
+		if err == nil {
+			err = errors.New("not a regular file")
+		}
 		return nil, err
 	}
 	t, err := readTar(f)
@@ -78,8 +86,8 @@ func readTar(f *os.File) (*tarLayout, error) {
 			}
 		case strings.HasPrefix(name, "blobs/"):
 			algo, hex, ok := strings.Cut(strings.TrimPrefix(name, "blobs/"), "/")
-			if !ok || strings.Contains(hex, "/") {
-				continue
+			if _, _, valid := splitDigest(algo + ":" + hex); !ok || !valid {
+				continue // not a blob (a README, a digest of an unknown algorithm)
 			}
 			off, err := f.Seek(0, io.SeekCurrent)
 			if err != nil {
@@ -115,30 +123,66 @@ func (t *tarLayout) open(digest string) (io.ReadCloser, int64, bool) {
 
 func (t *tarLayout) close() { t.f.Close() }
 
-// writeTar writes the archive of l (the old archive's blobs and the staged
-// ones, and the merged index) to a temporary file next to it, syncs it,
-// renames it over the archive and removes the staging directory. Entries
-// are in a fixed order (oci-layout, index.json, blobs by digest) with fixed
-// times, so the same content gives the same archive.
 // archiveDigests lists, sorted, every blob the new archive holds: those
-// staged by this run and those of the archive it replaces.
+// its index reaches (each entry, and what manifests and indexes name),
+// whether staged by this run or in the archive it replaces. Anything else
+// the old archive held is not carried over.
 func archiveDigests(l *Layout) ([]string, error) {
-	staged, err := l.stagedBlobs()
-	if err != nil {
-		return nil, err
-	}
 	blobs := map[string]bool{}
-	for _, d := range staged {
-		blobs[d] = true
+	var walk func(digest string) error
+	walk = func(digest string) error {
+		if blobs[digest] {
+			return nil
+		}
+		blobs[digest] = true
+		raw, err := l.readManifest(digest)
+		if err != nil {
+			return nil // kept as it is when present (a damaged entry is not fixed here)
+		}
+		var m struct {
+			Manifests []struct{ Digest string } `json:"manifests"`
+			Config    *struct{ Digest string }  `json:"config"`
+			Layers    []struct {
+				Digest string   `json:"digest"`
+				URLs   []string `json:"urls"`
+			} `json:"layers"`
+		}
+		if json.Unmarshal(raw, &m) != nil {
+			return nil // an entry that is not a manifest: carried as it is
+		}
+		for _, c := range m.Manifests {
+			if err := walk(c.Digest); err != nil {
+				return err
+			}
+		}
+		var leaves []string
+		if m.Config != nil {
+			leaves = append(leaves, m.Config.Digest)
+		}
+		for _, b := range m.Layers {
+			if len(b.URLs) == 0 {
+				leaves = append(leaves, b.Digest)
+			}
+		}
+		for _, d := range leaves {
+			if ok, err := l.hasBlob(d); err != nil {
+				return err
+			} else if ok {
+				blobs[d] = true
+			}
+		}
+		return nil
 	}
-	if l.base != nil {
-		for d := range l.base.blobs {
-			blobs[d] = true
+	for _, e := range l.index.entries {
+		if err := walk(e.desc.Digest); err != nil {
+			return nil, err
 		}
 	}
 	digests := make([]string, 0, len(blobs))
 	for d := range blobs {
-		digests = append(digests, d)
+		if ok, _ := l.hasBlob(d); ok {
+			digests = append(digests, d)
+		}
 	}
 	sort.Strings(digests)
 	return digests, nil
@@ -158,7 +202,14 @@ func writeTarEntries(tw *tar.Writer, l *Layout, digests []string) error {
 		}
 		return err
 	}
-	for _, dir := range []string{"blobs/", "blobs/sha256/"} {
+	dirs := []string{"blobs/", "blobs/sha256/"}
+	for _, d := range digests {
+		if strings.HasPrefix(d, "sha512:") {
+			dirs = append(dirs, "blobs/sha512/")
+			break
+		}
+	}
+	for _, dir := range dirs {
 		if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: dir, Mode: 0o755, ModTime: mtime, Format: tar.FormatPAX}); err != nil {
 			return err
 		}
@@ -189,7 +240,15 @@ func writeTar(l *Layout) error {
 	if err != nil {
 		return err
 	}
-	f, err := os.CreateTemp(filepath.Dir(l.abs), tempPrefix+filepath.Base(l.abs)+"-*")
+	// A new name (O_EXCL: never a file or link already there), with the
+	// umask's mode.
+	var f *os.File
+	for range 100 {
+		f, err = os.OpenFile(filepath.Join(filepath.Dir(l.abs), tempName(filepath.Base(l.abs))), os.O_RDWR|os.O_CREATE|os.O_EXCL, fileMode)
+		if !errors.Is(err, os.ErrExist) {
+			break
+		}
+	}
 	if err != nil {
 		return err
 	}
@@ -226,7 +285,11 @@ func writeTar(l *Layout) error {
 		}
 	}
 	ok = true
-	syncDir(filepath.Dir(l.abs))
+	syncPath(filepath.Dir(l.abs))
+	// The staging directory is ours (openStaging or create checked it).
+	if r := l.root.Swap(nil); r != nil {
+		r.Close()
+	}
 	if err := os.RemoveAll(l.dir); err != nil {
 		return err
 	}

@@ -3,15 +3,16 @@ package layout
 import (
 	"context"
 	"crypto/sha256"
+	"crypto/sha512"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strings"
-	"time"
 
 	"github.com/imagesync/imagesync/registry/client"
 )
@@ -20,27 +21,76 @@ import (
 // as blobs and are removed when a later run finds them stale.
 const tempPrefix = ".tmp-"
 
+// digestAlgos are the digest algorithms a layout stores blobs under (the
+// OCI image spec's registered ones), with their hex length.
+var digestAlgos = map[string]int{"sha256": 64, "sha512": 128}
+
+// splitDigest checks a digest and returns its algorithm and hex.
+func splitDigest(digest string) (algo, hx string, ok bool) {
+	algo, hx, ok = strings.Cut(digest, ":")
+	n, known := digestAlgos[algo]
+	if !ok || !known || len(hx) != n || strings.Trim(hx, "0123456789abcdef") != "" {
+		return "", "", false
+	}
+	return algo, hx, true
+}
+
+func newHash(algo string) hash.Hash {
+	if algo == "sha512" {
+		return sha512.New()
+	}
+	return sha256.New()
+}
+
+// digestOf hashes b with the algorithm of digest (sha256 when unknown).
+func digestOf(digest string, b []byte) string {
+	algo, _, ok := splitDigest(digest)
+	if !ok {
+		return client.Digest(b)
+	}
+	h := newHash(algo)
+	h.Write(b)
+	return algo + ":" + hex.EncodeToString(h.Sum(nil))
+}
+
 // writeBlob streams body into the layout: a temporary file in the blob
 // directory, hashed while written, synced, and renamed to its digest only
 // when digest and size (when size >= 0) match. It returns the bytes written.
 func (l *Layout) writeBlob(ctx context.Context, digest string, size int64, body io.Reader) (int64, error) {
-	final, err := l.blobPath(digest)
+	final, err := l.blobRel(digest)
 	if err != nil {
 		return 0, err
 	}
-	f, err := os.CreateTemp(filepath.Dir(final), tempPrefix+filepath.Base(final)[:12]+"-*")
+	root := l.root.Load()
+	if root == nil {
+		return 0, fmt.Errorf("%s: layout not created", l.path)
+	}
+	dir := filepath.Dir(final)
+	if ok, err := checkDir(root, dir); err != nil {
+		return 0, client.Permanent(fmt.Errorf("%s: %w", l.path, err))
+	} else if !ok {
+		if err := root.Mkdir(dir, dirMode); err != nil && !errors.Is(err, fs.ErrExist) {
+			return 0, err
+		}
+	}
+	f, tmp, err := createTemp(root, dir, filepath.Base(final)[:12])
 	if err != nil {
 		return 0, err
 	}
-	tmp := f.Name()
 	done := false
-	defer removeUnless(&done, f)
-	h := sha256.New()
+	defer func() {
+		if !done {
+			f.Close()
+			root.Remove(tmp)
+		}
+	}()
+	algo, _, _ := splitDigest(digest)
+	h := newHash(algo)
 	n, err := io.Copy(io.MultiWriter(f, h), &ctxReader{ctx: ctx, r: body})
 	if err != nil {
 		return n, err
 	}
-	if got := "sha256:" + hex.EncodeToString(h.Sum(nil)); got != digest {
+	if got := algo + ":" + hex.EncodeToString(h.Sum(nil)); got != digest {
 		return n, client.Permanent(fmt.Errorf("blob %s: received bytes hash to %s", digest, got))
 	}
 	if size >= 0 && n != size {
@@ -49,92 +99,17 @@ func (l *Layout) writeBlob(ctx context.Context, digest string, size int64, body 
 	if err := f.Sync(); err != nil {
 		return n, err
 	}
-	if err := f.Close(); err != nil {
-		return n, err
-	}
+	err = f.Close()
 	done = true
-	if err := rename(tmp, final); err != nil {
-		os.Remove(tmp)
+	if err == nil {
+		err = renameInRoot(root, tmp, final)
+	}
+	if err != nil {
+		root.Remove(tmp)
 		return n, err
 	}
-	syncDir(filepath.Dir(final))
+	syncDir(root, dir)
 	return n, nil
-}
-
-// rename moves a finished file into place, replacing a damaged one (on
-// Windows, which does not replace files, by removing it first).
-func rename(tmp, final string) error {
-	err := os.Rename(tmp, final)
-	if err != nil && runtime.GOOS == "windows" {
-		if rerr := os.Remove(final); rerr == nil || errors.Is(rerr, os.ErrNotExist) {
-			err = os.Rename(tmp, final)
-		}
-	}
-	return err
-}
-
-// writeFileAtomic replaces path with b: a synced temporary file renamed over it.
-func writeFileAtomic(path string, b []byte) error {
-	f, err := os.CreateTemp(filepath.Dir(path), tempPrefix+filepath.Base(path)+"-*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	if _, err := f.Write(b); err != nil {
-		f.Close()
-		os.Remove(tmp)
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		os.Remove(tmp)
-		return err
-	}
-	if err := f.Close(); err != nil {
-		os.Remove(tmp)
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		if runtime.GOOS == "windows" { // no atomic replace: remove, then rename
-			if rerr := os.Remove(path); rerr == nil || errors.Is(rerr, os.ErrNotExist) {
-				err = os.Rename(tmp, path)
-			}
-		}
-		if err != nil {
-			os.Remove(tmp)
-			return err
-		}
-	}
-	syncDir(filepath.Dir(path))
-	return nil
-}
-
-// syncDir makes a rename in dir durable (not possible, and not needed, on Windows).
-func syncDir(dir string) {
-	if runtime.GOOS == "windows" {
-		return
-	}
-	if d, err := os.Open(dir); err == nil {
-		_ = d.Sync()
-		d.Close()
-	}
-}
-
-// removeStaleTemps removes temporary files a killed run left in dir that
-// are older than an hour (younger ones may belong to a run in progress).
-func removeStaleTemps(dir string) {
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		return
-	}
-	for _, e := range entries {
-		if !strings.HasPrefix(e.Name(), tempPrefix) {
-			continue
-		}
-		if info, err := e.Info(); err == nil && time.Since(info.ModTime()) > time.Hour {
-			os.Remove(filepath.Join(dir, e.Name()))
-		}
-	}
 }
 
 // ctxReader stops a copy when the context is done.
@@ -150,8 +125,8 @@ func (c *ctxReader) Read(p []byte) (int, error) {
 	return c.r.Read(p)
 }
 
-// removeUnless closes and removes the temporary file f unless *keep became
-// true (it was renamed into place).
+// removeUnless closes and removes the temporary file f (at path) unless
+// *keep became true (it was renamed into place).
 func removeUnless(keep *bool, f *os.File) {
 	if !*keep {
 		f.Close()

@@ -14,16 +14,18 @@
 package layout
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
-
-	"github.com/gofrs/flock"
+	"sync/atomic"
 
 	"github.com/imagesync/imagesync/registry/client"
 )
@@ -140,6 +142,9 @@ type Layout struct {
 	// existing archive, read in place.
 	dir  string
 	base *tarLayout
+	// root is dir opened as an *os.Root (nil until it exists): every file
+	// of the layout is reached through it.
+	root atomic.Pointer[os.Root]
 
 	mu      sync.Mutex
 	ready   bool // dir holds a valid (possibly empty) layout
@@ -147,8 +152,8 @@ type Layout struct {
 	staged  *indexDoc // archive: the names written to the staging directory
 	written bool      // archive: the staging directory holds something
 	cleaned bool      // stale temporary files were looked for
-	restage bool      // archive: the staging directory is unusable, remove it first
-	lock    *flock.Flock
+	restage bool      // archive: our staging directory is unusable, empty it first
+	lock    *layoutLock
 
 	// refMu guards refs, the referrers index.json lists by their subject
 	// (nil until first asked for); taken before mu.
@@ -167,7 +172,14 @@ func (l *Layout) load() error {
 	}
 	if !l.archive {
 		l.dir = l.abs
-		ok, err := l.loadDir(l.dir)
+		root, err := os.OpenRoot(l.dir)
+		if err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return &ConfigError{Path: l.path, Err: err}
+		}
+		if root != nil {
+			l.root.Store(root)
+		}
+		ok, err := l.loadDir(root)
 		l.exists = ok
 		return err
 	}
@@ -185,8 +197,13 @@ func (l *Layout) load() error {
 	if l.index == nil {
 		l.index = newIndex()
 	}
+	root, err := l.openStaging()
+	if err != nil || root == nil {
+		return err
+	}
+	l.root.Store(root)
 	// A staging directory left by a killed run: resume from it.
-	staged, err := readLayoutDir(l.dir)
+	staged, err := readLayoutRoot(root)
 	switch {
 	case err == nil && staged != nil:
 		l.staged, l.ready, l.written = staged, true, true
@@ -199,7 +216,7 @@ func (l *Layout) load() error {
 		}
 	case err != nil:
 		// Killed before it was a layout: started again on the first write
-		// (never removed by a run that only reads, like plan).
+		// (never emptied by a run that only reads, like plan).
 		l.restage = true
 	}
 	return nil
@@ -207,8 +224,8 @@ func (l *Layout) load() error {
 
 // loadDir reads a layout directory. A missing or empty directory is no
 // layout yet (ok false, no error).
-func (l *Layout) loadDir(dir string) (ok bool, err error) {
-	idx, err := readLayoutDir(dir)
+func (l *Layout) loadDir(root *os.Root) (ok bool, err error) {
+	idx, err := readLayoutRoot(root)
 	if err != nil {
 		return false, &ConfigError{Path: l.path, Err: err}
 	}
@@ -220,20 +237,32 @@ func (l *Layout) loadDir(dir string) (ok bool, err error) {
 	return true, nil
 }
 
-// readLayoutDir reads oci-layout and index.json of dir: nil, nil when dir
-// is missing or empty; an error when it is something else than a layout.
-func readLayoutDir(dir string) (*indexDoc, error) {
-	entries, err := os.ReadDir(dir)
-	if errors.Is(err, os.ErrNotExist) {
+// readLayoutRoot reads oci-layout and index.json of a layout directory:
+// nil, nil when it is missing (root nil) or empty; an error when it is
+// something else than a layout.
+func readLayoutRoot(root *os.Root) (*indexDoc, error) {
+	if root == nil {
 		return nil, nil
 	}
+	d, err := root.Open(".")
 	if err != nil {
 		return nil, err
 	}
+	entries, err := d.ReadDir(-1)
+	d.Close()
+	if err != nil {
+		return nil, err
+	}
+	entries = slices.DeleteFunc(entries, func(e os.DirEntry) bool { return e.Name() == stagingMarker })
 	if len(entries) == 0 {
 		return nil, nil
 	}
-	lb, err := os.ReadFile(filepath.Join(dir, LayoutFile))
+	for _, dir := range []string{"blobs", filepath.Join("blobs", "sha256"), filepath.Join("blobs", "sha512")} {
+		if _, err := checkDir(root, dir); err != nil {
+			return nil, err
+		}
+	}
+	lb, err := readSmall(root, LayoutFile, maxLayoutFile)
 	if errors.Is(err, os.ErrNotExist) {
 		if onlySkeleton(entries) {
 			return nil, nil // a run was killed while creating it: not a layout yet
@@ -246,15 +275,14 @@ func readLayoutDir(dir string) (*indexDoc, error) {
 	if err := checkLayoutFile(lb); err != nil {
 		return nil, err
 	}
-	f, err := os.Open(filepath.Join(dir, IndexFile))
+	b, err := readSmall(root, IndexFile, maxIndexSize)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, fmt.Errorf("not a valid OCI image layout: %s is missing", IndexFile)
 	}
 	if err != nil {
 		return nil, err
 	}
-	defer f.Close()
-	return readIndex(f)
+	return readIndex(bytes.NewReader(b))
 }
 
 // onlySkeleton reports whether a directory holds nothing but what creating

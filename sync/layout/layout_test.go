@@ -344,12 +344,14 @@ func TestOpenRefusesWhatIsNotALayout(t *testing.T) {
 	}
 }
 
-// A staging directory killed before it became a layout is replaced on the
-// first write, and left alone by a run that only reads.
+// A staging directory (of this program: its marker) killed before it
+// became a layout is replaced on the first write, and left alone by a run
+// that only reads.
 func TestArchiveBrokenStaging(t *testing.T) {
 	file := filepath.Join(t.TempDir(), "b.tar")
 	_ = os.MkdirAll(file+".partial/blobs", 0o755)
 	_ = os.WriteFile(file+".partial/junk", []byte("x"), 0o644)
+	_ = os.WriteFile(file+".partial/"+stagingMarker, []byte(markerText(file)), 0o644)
 	l, err := NewSet().Open(file, true, false)
 	if err != nil {
 		t.Fatal(err)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"path/filepath"
 	"strings"
 
 	"github.com/google/go-containerregistry/pkg/v1/types"
@@ -186,7 +185,7 @@ func (r *Repo) IndexReferrer(ctx context.Context, digest string, mediaType types
 	if l.refs != nil {
 		l.refs[subject] = append(l.refs[subject], d)
 	}
-	return writeFileAtomic(filepath.Join(l.dir, IndexFile), doc.encode())
+	return writeFileAtomic(l.root.Load(), IndexFile, doc.encode())
 }
 
 // UnnamedEntries sorts index.json's entries without a name: referrers (a

@@ -5,12 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
-	"sort"
-	"strings"
-
-	"github.com/gofrs/flock"
 
 	"github.com/imagesync/imagesync/registry/client"
 )
@@ -23,35 +20,51 @@ func (l *Layout) ensure() error {
 		// One writer per layout: a second run would race on index.json.
 		// The lock file sits next to the layout, so the layout holds only
 		// what the format says; the OS releases it if the run dies.
-		if err := os.MkdirAll(filepath.Dir(l.abs), 0o755); err != nil {
+		if err := os.MkdirAll(filepath.Dir(l.abs), dirMode); err != nil {
 			return err
 		}
-		lock := flock.New(l.abs + ".lock")
-		ok, err := lock.TryLock()
+		lock, err := takeLock(l.path, l.abs+".lock")
 		if err != nil {
-			return fmt.Errorf("%s: locking: %w", l.path, err)
-		}
-		if !ok {
-			return client.Permanent(fmt.Errorf("%s is being written by another imagesync run (lock %s)", l.path, l.abs+".lock"))
+			return err
 		}
 		l.lock = lock
 	}
+	root := l.root.Load()
 	if l.restage {
-		if err := os.RemoveAll(l.dir); err != nil {
+		// A staging directory this program made (its marker says so) that a
+		// killed run left before it was a layout: emptied, marker kept.
+		if err := clearStaging(root); err != nil {
 			return err
 		}
 		l.restage = false
 	}
+	if root == nil {
+		var err error
+		if root, err = l.create(); err != nil {
+			return err
+		}
+		l.root.Store(root)
+	}
 	if !l.cleaned {
 		l.cleaned = true
-		removeStaleTemps(l.dir)
-		removeStaleTemps(filepath.Join(l.dir, "blobs", "sha256"))
+		removeStaleTemps(root, ".")
+		for algo := range digestAlgos {
+			removeStaleTemps(root, filepath.Join("blobs", algo))
+		}
 	}
 	if l.ready {
 		return nil
 	}
-	if err := os.MkdirAll(filepath.Join(l.dir, "blobs", "sha256"), 0o755); err != nil {
-		return err
+	for _, d := range []string{"blobs", filepath.Join("blobs", "sha256")} {
+		ok, err := checkDir(root, d)
+		if err != nil {
+			return &ConfigError{Path: l.path, Err: err}
+		}
+		if !ok {
+			if err := root.Mkdir(d, dirMode); err != nil && !errors.Is(err, fs.ErrExist) {
+				return err
+			}
+		}
 	}
 	if l.archive {
 		l.staged = newIndex()
@@ -62,14 +75,42 @@ func (l *Layout) ensure() error {
 	if l.archive {
 		doc = l.staged
 	}
-	if err := writeFileAtomic(filepath.Join(l.dir, IndexFile), doc.encode()); err != nil {
+	if err := writeFileAtomic(root, IndexFile, doc.encode()); err != nil {
 		return err
 	}
-	if err := writeFileAtomic(filepath.Join(l.dir, LayoutFile), []byte(layoutVersion)); err != nil {
+	if err := writeFileAtomic(root, LayoutFile, []byte(layoutVersion)); err != nil {
 		return err
 	}
 	l.ready, l.exists, l.written = true, true, l.archive
 	return nil
+}
+
+// create makes the layout directory (a directory layout's, or an
+// archive's staging directory with its marker) and returns its root.
+func (l *Layout) create() (*os.Root, error) {
+	if !l.archive {
+		if err := os.MkdirAll(l.dir, dirMode); err != nil {
+			return nil, err
+		}
+		return os.OpenRoot(l.dir)
+	}
+	// Mkdir, not MkdirAll: a staging directory that appeared since the
+	// archive was opened is someone else's.
+	if err := os.Mkdir(l.dir, dirMode); err != nil {
+		if errors.Is(err, fs.ErrExist) {
+			return nil, client.Permanent(&ConfigError{Path: l.dir, Err: errors.New("appeared while this run was using the archive: not a staging directory this program made; nothing was deleted")})
+		}
+		return nil, err
+	}
+	root, err := os.OpenRoot(l.dir)
+	if err != nil {
+		return nil, err
+	}
+	if err := writeFileAtomic(root, stagingMarker, []byte(markerText(l.abs))); err != nil {
+		root.Close()
+		return nil, err
+	}
+	return root, nil
 }
 
 // lookup returns the entry named name.
@@ -101,7 +142,7 @@ func (l *Layout) setName(name string, desc descriptor) error {
 		l.staged.set(name, raw, desc)
 		doc, l.written = l.staged, true
 	}
-	return writeFileAtomic(filepath.Join(l.dir, IndexFile), doc.encode())
+	return writeFileAtomic(l.root.Load(), IndexFile, doc.encode())
 }
 
 // Finish completes an archive this run wrote to: the archive is rewritten
@@ -112,12 +153,7 @@ func (l *Layout) setName(name string, desc descriptor) error {
 func (l *Layout) Finish() error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	defer func() {
-		if l.lock != nil {
-			_ = l.lock.Unlock()
-			l.lock = nil
-		}
-	}()
+	defer l.unlock()
 	if !l.archive || !l.written {
 		return nil
 	}
@@ -134,31 +170,54 @@ func (l *Layout) close() {
 	if l.base != nil {
 		l.base.close()
 	}
+	if r := l.root.Swap(nil); r != nil {
+		r.Close()
+	}
+	l.unlock()
+}
+
+// unlock releases the run's lock on the layout, removing the lock file.
+func (l *Layout) unlock() {
 	if l.lock != nil {
-		_ = l.lock.Unlock()
+		l.lock.release()
 		l.lock = nil
 	}
 }
 
-// blobPath is where a blob lives in dir.
+// blobPath is where a blob lives (for messages and tests).
 func (l *Layout) blobPath(digest string) (string, error) {
-	algo, hex, ok := strings.Cut(digest, ":")
-	if !ok || algo != "sha256" || len(hex) != 64 || strings.Trim(hex, "0123456789abcdef") != "" {
-		return "", client.Permanent(fmt.Errorf("unsupported digest %q", digest))
+	rel, err := l.blobRel(digest)
+	if err != nil {
+		return "", err
 	}
-	return filepath.Join(l.dir, "blobs", algo, hex), nil
+	return filepath.Join(l.dir, rel), nil
 }
 
-// hasBlob reports whether the layout holds the blob.
+// blobRel is where a blob lives in dir, relative to it.
+func (l *Layout) blobRel(digest string) (string, error) {
+	algo, hx, ok := splitDigest(digest)
+	if !ok {
+		return "", client.Permanent(fmt.Errorf("unsupported digest %q", digest))
+	}
+	return filepath.Join("blobs", algo, hx), nil
+}
+
+// hasBlob reports whether the layout holds the blob (as a regular file).
 func (l *Layout) hasBlob(digest string) (bool, error) {
-	p, err := l.blobPath(digest)
+	p, err := l.blobRel(digest)
 	if err != nil {
 		return false, err
 	}
-	if _, err := os.Stat(p); err == nil {
-		return true, nil
-	} else if !errors.Is(err, os.ErrNotExist) {
-		return false, err
+	if root := l.root.Load(); root != nil {
+		fi, err := root.Lstat(p)
+		switch {
+		case err == nil && fi.Mode().IsRegular():
+			return true, nil
+		case err == nil:
+			return false, client.Permanent(fmt.Errorf("%s: %w", l.path, errNotRegular(p, fi)))
+		case !errors.Is(err, fs.ErrNotExist):
+			return false, err
+		}
 	}
 	if l.base != nil {
 		_, ok := l.base.blobs[digest]
@@ -167,30 +226,33 @@ func (l *Layout) hasBlob(digest string) (bool, error) {
 	return false, nil
 }
 
-// openBlob opens a blob for reading, and says where it is (for messages).
+// openBlob opens a blob for reading (a regular file only: never a FIFO, a
+// device or a link), and says where it is (for messages). The reader ends
+// at the size it had when opened.
 func (l *Layout) openBlob(digest string) (io.ReadCloser, int64, string, error) {
-	p, err := l.blobPath(digest)
+	p, err := l.blobRel(digest)
 	if err != nil {
 		return nil, 0, "", err
 	}
-	f, err := os.Open(p)
-	if err == nil {
-		st, err := f.Stat()
-		if err != nil {
-			f.Close()
-			return nil, 0, p, err
+	where := filepath.Join(l.dir, p)
+	if root := l.root.Load(); root != nil {
+		f, size, err := openRegular(root, p)
+		if err == nil {
+			return struct {
+				io.Reader
+				io.Closer
+			}{io.LimitReader(f, size), f}, size, where, nil
 		}
-		return f, st.Size(), p, nil
-	}
-	if !errors.Is(err, os.ErrNotExist) {
-		return nil, 0, p, err
+		if !errors.Is(err, fs.ErrNotExist) {
+			return nil, 0, where, client.Permanent(fmt.Errorf("%s: %w", l.path, err))
+		}
 	}
 	if l.base != nil {
 		if rc, size, ok := l.base.open(digest); ok {
 			return rc, size, l.path + ":" + tarBlobName(digest), nil
 		}
 	}
-	return nil, 0, p, missing(l.path + ": blob " + digest)
+	return nil, 0, where, missing(l.path + ": blob " + digest)
 }
 
 // readManifest reads a manifest blob whole and checks its digest.
@@ -207,27 +269,8 @@ func (l *Layout) readManifest(digest string) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", where, err)
 	}
-	if got := client.Digest(raw); got != digest {
+	if got := digestOf(digest, raw); got != digest {
 		return nil, client.Permanent(fmt.Errorf("%s: corrupt: its bytes hash to %s", where, got))
 	}
 	return raw, nil
-}
-
-// stagedBlobs lists the blobs in dir (the staging directory of an archive).
-func (l *Layout) stagedBlobs() ([]string, error) {
-	entries, err := os.ReadDir(filepath.Join(l.dir, "blobs", "sha256"))
-	if errors.Is(err, os.ErrNotExist) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	var out []string
-	for _, e := range entries {
-		if e.Type().IsRegular() && len(e.Name()) == 64 && strings.Trim(e.Name(), "0123456789abcdef") == "" {
-			out = append(out, "sha256:"+e.Name())
-		}
-	}
-	sort.Strings(out)
-	return out, nil
 }
