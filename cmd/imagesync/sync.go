@@ -43,6 +43,11 @@ func (c *SyncCmd) Run(rc *runContext) error {
 	eng.Observe(progress.Result, nil, nil)
 	eng.ObserveProgress(progress.Event)
 	res := eng.Sync(rc.ctx, jobs, failed)
+	for _, r := range res.Jobs {
+		if r.Late { // reported as done before its archive failed: say why now
+			s.console.Println(report.Line(r))
+		}
+	}
 	progress.Finish()
 
 	summaryOut := io.Writer(rc.stderr)

@@ -214,7 +214,12 @@ type notFound struct {
 	err         error
 }
 
-func (n *notFound) Error() string { return n.what + " not found in " + n.where }
+func (n *notFound) Error() string {
+	if why := missingDetail(n.err); why != "" { // a layout says what it lacks
+		return n.what + " not found in " + n.where + " (" + why + ")"
+	}
+	return n.what + " not found in " + n.where
+}
 func (n *notFound) Unwrap() error { return n.err }
 
 // explain adds what to check to authentication failures.

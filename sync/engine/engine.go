@@ -52,6 +52,9 @@ type JobResult struct {
 	// finished (Action is Failed, so that the failed-images file lists it
 	// for the next run; Err is ErrInterrupted or ErrStopped).
 	NotStarted bool
+	// Late: the job failed after its result was reported (the archive it
+	// went into could not be written at the end of the run).
+	Late bool
 
 	// SourceDigest is the source's digest (it differs from Digest when a
 	// platform filter rewrote the index).

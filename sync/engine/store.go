@@ -159,7 +159,7 @@ func (e *Engine) finishLayouts(res *Result) {
 		r := &res.Jobs[i]
 		path, archive, ok := rules.LayoutLocation(r.Job.Destination.Registry)
 		if err := errs[path]; ok && archive && err != nil && r.Action != Failed {
-			r.Action, r.Err = Failed, fmt.Errorf("copy %s → %s: %w", r.Job.Source, r.Job.Destination, err)
+			r.Action, r.Err, r.Late = Failed, fmt.Errorf("copy %s → %s: %w", r.Job.Source, r.Job.Destination, err), true
 		}
 	}
 }

@@ -209,7 +209,11 @@ func (e *Engine) verifyTree(ctx context.Context, dst Store, digest string, deep 
 				checked[b.Digest] = true
 				ref := dst.String() + "@" + b.Digest
 				if deep {
-					if p := verifyBlobBytes(ctx, dst, b); p != nil {
+					// Re-hashing only reads: the first interrupt stops it at once.
+					hctx, cancel := withStop(ctx, e.opt.Stop)
+					p := verifyBlobBytes(hctx, dst, b)
+					cancel()
+					if p != nil {
 						problems = append(problems, *p)
 					}
 					continue
@@ -259,7 +263,16 @@ func hashBlob(ctx context.Context, dst Store, b blobDesc) (*Problem, bool) {
 	}
 	defer rc.Close()
 	h := sha256.New()
-	n, err := io.Copy(h, rc)
+	// Never more than the descriptor says (and one byte to tell a longer
+	// blob), and not past an interrupt: a blob may be endless.
+	var body io.Reader = rc
+	if b.Size > 0 {
+		body = io.LimitReader(rc, b.Size+1)
+	}
+	n, err := io.Copy(h, ctxBound{ctx, body})
+	if err != nil && ctx.Err() != nil {
+		return &Problem{Kind: ProblemError, Ref: ref, Detail: "not checked: " + ErrInterrupted.Error()}, false
+	}
 	if err != nil {
 		return &Problem{Kind: ProblemError, Ref: ref, Detail: err.Error()}, client.IsTransientNetwork(err)
 	}
@@ -268,4 +281,32 @@ func hashBlob(ctx context.Context, dst Store, b blobDesc) (*Problem, bool) {
 		return &Problem{Kind: ProblemCorruptBlob, Ref: ref, Detail: fmt.Sprintf("%d bytes hashing to %s%s", n, got, readFrom(rc))}, false
 	}
 	return nil, false
+}
+
+// ctxBound stops a read when the context is done.
+type ctxBound struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c ctxBound) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
+}
+
+// withStop returns ctx, also cancelled when stop closes.
+func withStop(ctx context.Context, stop <-chan struct{}) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancel(ctx)
+	if stop != nil {
+		go func() {
+			select {
+			case <-stop:
+				cancel()
+			case <-ctx.Done():
+			}
+		}()
+	}
+	return ctx, cancel
 }
