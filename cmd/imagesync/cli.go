@@ -7,6 +7,7 @@ import (
 	"io"
 	"runtime"
 	"strings"
+	"sync/atomic"
 
 	"github.com/alecthomas/kong"
 
@@ -96,6 +97,9 @@ type runContext struct {
 	// explicit holds the long names of the flags given on the command line
 	// (a config file's defaults yield to them).
 	explicit map[string]bool
+	// waiting is set while watch mode waits between runs: a signal then
+	// ends the process at once, with exit 0 (see errStoppedWaiting).
+	waiting *atomic.Bool
 }
 
 // exitError carries an exit code out of a command.
@@ -239,6 +243,7 @@ func run(ctx context.Context, args []string, e env, stdout, stderr io.Writer) (c
 	}
 	console := newConsole(stderr, terminal, e) // stderr is redacted; terminal is the real one
 	ran, noticed := make(chan struct{}), make(chan struct{})
+	var waiting atomic.Bool
 	go func() { // the Ctrl-C message, on a line of its own above any bar
 		defer close(noticed)
 		select {
@@ -248,6 +253,9 @@ func run(ctx context.Context, args []string, e env, stdout, stderr io.Writer) (c
 				return
 			}
 		}
+		if waiting.Load() {
+			return // watch mode between runs: nothing in flight, it just ends
+		}
 		console.Notice(p.Name + ": interrupted: stopping the transfers in flight (press Ctrl-C again to quit at once)")
 	}()
 	explicit := map[string]bool{}
@@ -256,10 +264,13 @@ func run(ctx context.Context, args []string, e env, stdout, stderr io.Writer) (c
 			explicit[pe.Flag.Name] = true
 		}
 	}
-	err = kctx.Run(&runContext{ctx: ctx, env: e, stdout: stdout, stderr: stderr, secrets: secrets, global: &cli.Globals, dockerConfigDir: dockerConfigDir, personality: p, console: console, explicit: explicit})
+	err = kctx.Run(&runContext{ctx: ctx, env: e, stdout: stdout, stderr: stderr, secrets: secrets, global: &cli.Globals, dockerConfigDir: dockerConfigDir, personality: p, console: console, explicit: explicit, waiting: &waiting})
 	close(ran)
 	<-noticed
 	console.Close()
+	if errors.Is(err, errStoppedWaiting) {
+		return exitOK
+	}
 	if e.interrupted() {
 		if err != nil {
 			fmt.Fprintf(stderr, "%s: %v\n", p.Name, err)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"io"
+	"time"
 
 	"github.com/imagesync/imagesync/credentials"
 	"github.com/imagesync/imagesync/sync/engine"
@@ -15,16 +16,22 @@ type SyncCmd struct {
 	Refresh bool `help:"Ignore the ledger for decisions (ask every destination) but record the results in it."`
 	TrustLedger
 
-	OutputSuccessImages string `type:"path" placeholder:"FILE" help:"Write the images now in sync (copied or already there), in the images-file shape."`
-	OutputFailedImages  string `type:"path" placeholder:"FILE" help:"Write the failed images: source → destination → reason."`
-	OutputImagesFormat  string `type:"imagesformat" enum:"json,yaml" default:"yaml" help:"Format of the output image files: ${enum} (any case; yml means yaml)."`
-	Output              string `short:"o" enum:"text,json" default:"text" help:"Final report on stdout: ${enum} (json: one document with every job; logs stay on stderr)."`
-	KubeReport          string `name:"kube-report" placeholder:"JOB" group:"Sharding" help:"Also write the summary and failed jobs to ConfigMap JOB-shard-I (I: this shard, else 0) through the Kubernetes API, for status JOB."`
+	OutputSuccessImages string        `type:"path" placeholder:"FILE" help:"Write the images now in sync (copied or already there), in the images-file shape."`
+	OutputFailedImages  string        `type:"path" placeholder:"FILE" help:"Write the failed images: source → destination → reason."`
+	OutputImagesFormat  string        `type:"imagesformat" enum:"json,yaml" default:"yaml" help:"Format of the output image files: ${enum} (any case; yml means yaml)."`
+	Output              string        `short:"o" enum:"text,json" default:"text" help:"Final report on stdout: ${enum} (json: one document with every job; logs stay on stderr)."`
+	Every               time.Duration `placeholder:"DURATION" group:"Service" help:"Watch mode: run again DURATION after each run started (±10% jitter; at least 1s), until SIGTERM or Ctrl-C; the rule and config files are re-read before each run (also every: in -f FILE)."`
+	Service
+	KubeReport string `name:"kube-report" placeholder:"JOB" group:"Sharding" help:"Also write the summary and failed jobs to ConfigMap JOB-shard-I (I: this shard, else 0) through the Kubernetes API, for status JOB."`
 }
 
-// Run implements `imagesync sync`.
+// Run implements `imagesync sync`: one run, or with --every (every:) one
+// run after another until a signal (see watch.go).
 func (c *SyncCmd) Run(rc *runContext) error {
 	if err := c.TrustLedger.check(&c.Inputs); err != nil {
+		return err
+	}
+	if err := c.checkWatch(rc); err != nil {
 		return err
 	}
 	s, err := c.open(rc)
@@ -32,15 +39,32 @@ func (c *SyncCmd) Run(rc *runContext) error {
 		return err
 	}
 	defer s.Close()
+	svc, err := c.startService(rc, s)
+	if err != nil {
+		return err
+	}
+	defer svc.close()
+	if every := c.every(rc, s); every > 0 {
+		return c.watch(rc, s, svc, every)
+	}
+	_, err = c.once(rc, s, svc)
+	return err
+}
+
+// once is one sync run over the session's rules.
+func (c *SyncCmd) once(rc *runContext, s *session, svc *service) (*engine.Result, error) {
 	eng := s.engine(&c.Inputs, engine.Options{Force: c.Force, Refresh: c.Refresh, TrustLedger: c.TrustLedger.effective(rc, &c.Inputs, s)})
 	defer eng.Close()
+	svc.runStarted()
 	jobs, failed, err := s.expand(rc, eng)
 	if err != nil {
-		return &exitError{code: exitUsage, err: err}
+		err = &exitError{code: exitUsage, err: err}
+		svc.runFailed(err)
+		return nil, err
 	}
 	jobs, failed = s.selectShard(jobs, failed)
 	progress := report.NewProgress(s.console, len(jobs)+len(failed), progressOptions(rc))
-	eng.Observe(progress.Result, nil, nil)
+	eng.Observe(func(r engine.JobResult) { progress.Result(r); svc.jobFinished(r) }, nil, nil)
 	eng.ObserveProgress(progress.Event)
 	res := eng.Sync(rc.ctx, jobs, failed)
 	for _, r := range res.Jobs {
@@ -49,6 +73,7 @@ func (c *SyncCmd) Run(rc *runContext) error {
 		}
 	}
 	progress.Finish()
+	svc.runFinished(res)
 
 	summaryOut := io.Writer(rc.stderr)
 	if rc.global.Log != "" {
@@ -60,13 +85,13 @@ func (c *SyncCmd) Run(rc *runContext) error {
 		rep := report.NewSyncReport(res)
 		rep.SkippedRules = report.SkippedRules(s.skipped)
 		if err := rep.WriteJSON(rc.stdout); err != nil {
-			return err
+			return res, err
 		}
 	}
 	if c.KubeReport != "" {
 		if err := c.writeKubeReport(rc, s, res); err != nil {
 			s.log.Error("writing the shard report", "error", err)
-			return &exitError{code: max(exitSomeFail, exitCode(exitFor(res.Summary.Failed, len(res.Jobs)))), err: err}
+			return res, &exitError{code: max(exitSomeFail, exitCode(exitFor(res.Summary.Failed, len(res.Jobs)))), err: err}
 		}
 	}
 	if c.OutputSuccessImages != "" {
@@ -79,5 +104,5 @@ func (c *SyncCmd) Run(rc *runContext) error {
 			s.log.Error("writing failed images", "error", err)
 		}
 	}
-	return firstError(exitFor(res.Summary.Failed, len(res.Jobs)), s.skippedError())
+	return res, firstError(exitFor(res.Summary.Failed, len(res.Jobs)), s.skippedError())
 }

@@ -12,6 +12,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/imagesync/imagesync/credentials"
 	"github.com/imagesync/imagesync/registry/client"
@@ -77,6 +78,9 @@ type Config struct {
 	// FileTrustLedger is a native config's defaults.trust-ledger; nil when
 	// not set.
 	FileTrustLedger *bool
+	// Every is a native config's every: (watch mode, sync --every); 0 when
+	// not set.
+	Every time.Duration
 	// RuleFile names the file the rules come from (--images or --config),
 	// for messages; "" for -f and one-off rules.
 	RuleFile string

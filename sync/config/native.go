@@ -84,6 +84,7 @@ func (c *Config) loadNative(f Flags, ropt rules.Options) error {
 		c.Run.Rate = *d.Rate
 	}
 	c.FileTrustLedger = d.TrustLedger
+	c.Every = cfg.Every
 	c.Rules = cfg.Rules
 	rules.ApplyDefaults(c.Rules, d.Rule.Merge(flags))
 	return nil

@@ -184,6 +184,9 @@ type Engine struct {
 
 	uploaded, mounted atomic.Int64
 	bytes             atomic.Int64
+	// The client's counters when the engine was made: a client serves many
+	// runs in watch mode (an engine each), a run's summary counts its own.
+	requests0, retries0 int64
 	refAPI            referrersAPI
 
 	layouts *layout.Set // the image layouts the rules name
@@ -202,7 +205,11 @@ func New(c *client.Client, opt Options) *Engine {
 		log = slog.New(slog.DiscardHandler)
 	}
 	believe := newBelief(opt)
-	return &Engine{c: c, layouts: layout.NewSet(), opt: opt, belief: believe, blobs: newBlobTracker(believe, !opt.DryRun), sem: make(chan struct{}, opt.Concurrency), log: log}
+	e := &Engine{c: c, layouts: layout.NewSet(), opt: opt, belief: believe, blobs: newBlobTracker(believe, !opt.DryRun), sem: make(chan struct{}, opt.Concurrency), log: log}
+	if c != nil {
+		e.requests0, e.retries0 = c.Stats.Requests.Load(), c.Stats.Retries.Load()
+	}
+	return e
 }
 
 // Observe sets the progress callbacks (see Options) before Sync.
@@ -387,8 +394,8 @@ func (e *Engine) summarize(ctx context.Context, res *Result, start time.Time) {
 	s.Interrupted = ctx.Err() != nil || closed(e.opt.Stop)
 	s.BlobsUploaded = e.uploaded.Load()
 	s.BlobsMounted = e.mounted.Load()
-	s.Requests = e.c.Stats.Requests.Load()
-	s.Retries = e.c.Stats.Retries.Load()
+	s.Requests = e.c.Stats.Requests.Load() - e.requests0
+	s.Retries = e.c.Stats.Retries.Load() - e.retries0
 	s.Duration = time.Since(start)
 }
 

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"regexp"
 	"sort"
+	"time"
 
 	"github.com/imagesync/imagesync/internal/cfgfile"
 )
@@ -20,6 +21,8 @@ type Native struct {
 	AuthFileLine int
 	Registries   []RegistrySettings
 	Rules        []Rule
+	// Every is the watch-mode interval of `every:` (sync --every); 0: none.
+	Every time.Duration
 }
 
 // NativeDefaults are the run settings of `defaults:`; nil when not given
@@ -185,6 +188,8 @@ func (l *nativeLoader) load(n *cfgfile.Node) (*Native, error) {
 			if p, ok := l.path(kv, "auth-file"); ok {
 				cfg.AuthFile, cfg.AuthFileLine = p, kv.Line
 			}
+		case "every":
+			cfg.Every = l.every(kv)
 		case "sync":
 			syncNode = kv.Value
 			if syncNode == nil || syncNode.Kind != cfgfile.List {
@@ -192,7 +197,7 @@ func (l *nativeLoader) load(n *cfgfile.Node) (*Native, error) {
 				syncNode = nil
 			}
 		default:
-			l.fail(kv.Line, kv.Key, "unknown field (known: defaults, registries, auth-file, sync)")
+			l.fail(kv.Line, kv.Key, "unknown field (known: defaults, registries, auth-file, every, sync)")
 		}
 	}
 	if _, ok := n.Get("sync"); !ok {

@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/imagesync/imagesync/internal/cfgfile"
 )
@@ -98,6 +99,9 @@ func TestLoadNativeErrors(t *testing.T) {
 		{"registry settings", "registries:\n  r.io/ns:\n    rate: 5\n    ca: ./missing.crt\n    auth: {username-env: NOPE, password-env: P}\nsync:\n  - {from: a.io/x, to: r.io/x}\n",
 			[]string{`:3: key "registries[r.io/ns].rate": applies to a whole registry`, `:4: key "registries[r.io/ns].ca": stat`, `:5: key "registries[r.io/ns].auth.username-env": environment variable NOPE is not set`}},
 		{"not a map", "- a\n- b\n", []string{`:1: a config file is a map`}},
+		{"every", "every: often\nsync:\n  - {from: a.io/x, to: b.io/x}\n", []string{`:1: key "every": must be a duration`}},
+		{"every too short", "every: 10ms\nsync:\n  - {from: a.io/x, to: b.io/x}\n", []string{`:1: key "every": must be at least 1s`}},
+		{"every not a string", "every: 5\nsync:\n  - {from: a.io/x, to: b.io/x}\n", []string{`:1: key "every": must be a string`}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			p := writeNative(t, tc.content)
@@ -182,5 +186,21 @@ func TestLoadNativeJSON(t *testing.T) {
 	cfg, err := LoadNative(p, Options{})
 	if err != nil || len(cfg.Rules) != 2 || cfg.Rules[0].Tags.SemverText != "^1" || cfg.Rules[1].Referrers == nil {
 		t.Fatalf("%+v %v", cfg, err)
+	}
+}
+
+func TestLoadNativeEvery(t *testing.T) {
+	for content, want := range map[string]time.Duration{
+		"sync:\n  - {from: a.io/x, to: b.io/x}\n":                                     0,
+		"every: 1h30m\nsync:\n  - {from: a.io/x, to: b.io/x}\n":                       90 * time.Minute,
+		"{\"every\": \"2s\", \"sync\": [{\"from\": \"a.io/x\", \"to\": \"b.io/x\"}]}": 2 * time.Second,
+	} {
+		cfg, err := LoadNative(writeNative(t, content), Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cfg.Every != want {
+			t.Errorf("%q: every %s, want %s", content, cfg.Every, want)
+		}
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"os"
 	"regexp"
 	"strings"
+	"time"
 
 	"github.com/imagesync/imagesync/internal/cfgfile"
 )
@@ -253,4 +254,25 @@ func lookupEnv(lookup func(string) (string, bool), name string) (string, bool) {
 		return os.LookupEnv(name)
 	}
 	return lookup(name)
+}
+
+// MinEvery is the shortest watch-mode interval (every:, --every).
+const MinEvery = time.Second
+
+// every reads `every:`, a Go duration of at least MinEvery.
+func (l *nativeLoader) every(kv cfgfile.KeyValue) time.Duration {
+	s, ok := l.str(kv, "every")
+	if !ok {
+		return 0
+	}
+	d, err := time.ParseDuration(s)
+	switch {
+	case err != nil:
+		l.fail(line(kv), "every", "must be a duration such as 30m, 1h or 1h30m, not %q", s)
+	case d < MinEvery:
+		l.fail(line(kv), "every", "must be at least %s, not %s", MinEvery, s)
+	default:
+		return d
+	}
+	return 0
 }
