@@ -178,7 +178,7 @@ func TestWatchMode(t *testing.T) {
 	if n := len(summaryRE.FindAllString(w.stderr(), -1)); n != 3 {
 		t.Errorf("%d runs, want 3", n)
 	}
-	if strings.Contains(w.stderr(), "finishing the images in flight") {
+	if strings.Contains(w.stderr(), "press Ctrl-C again") {
 		t.Errorf("SIGTERM between runs printed the Ctrl-C message of a run in progress")
 	}
 }
