@@ -187,7 +187,7 @@ type Engine struct {
 	// The client's counters when the engine was made: a client serves many
 	// runs in watch mode (an engine each), a run's summary counts its own.
 	requests0, retries0 int64
-	refAPI            referrersAPI
+	refAPI              referrersAPI
 
 	layouts *layout.Set // the image layouts the rules name
 }
