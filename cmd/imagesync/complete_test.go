@@ -8,20 +8,6 @@ import (
 	"testing"
 )
 
-func completions(t *testing.T, argv0 string, words ...string) []string {
-	t.Helper()
-	r := runCLI(t, nil, append([]string{"__complete"}, words...)...)
-	if argv0 != "imagesync" {
-		var out, errb strings.Builder
-		code := run(t.Context(), append([]string{argv0, "__complete"}, words...), env{lookup: func(string) (string, bool) { return "", false }}, &out, &errb)
-		r = result{code: code, stdout: out.String()}
-	}
-	if r.code != 0 {
-		t.Fatalf("exit %d", r.code)
-	}
-	return strings.Split(strings.TrimSpace(r.stdout), "\n")
-}
-
 func TestComplete(t *testing.T) {
 	tests := []struct {
 		words []string

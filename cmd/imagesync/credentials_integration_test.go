@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/base64"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -11,18 +10,6 @@ import (
 
 	"github.com/imagesync/imagesync/internal/registrytest"
 )
-
-// dockerConfig writes DIR/config.json and returns DIR.
-func dockerConfig(t *testing.T, content string) string {
-	t.Helper()
-	dir := t.TempDir()
-	writeFile(t, dir, "config.json", content)
-	return dir
-}
-
-func basicAuth(user, pass string) string {
-	return base64.StdEncoding.EncodeToString([]byte(user + ":" + pass))
-}
 
 // credentialHelper puts docker-credential-NAME on PATH; it answers `get`
 // with the credentials, or fails printing a secret-looking line when fail.

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"regexp"
 	"slices"
@@ -16,48 +15,6 @@ import (
 // variant and tags that are no version.
 var filterTags = []string{"1.24.0", "1.25.0", "1.25.1", "1.26.0-rc.1", "1.26.0", "1.27.3", "1.27.3-alpine",
 	"v1.28.0", "2.0.0-beta.1", "2.0.0", "latest", "edge", "stable-20240101"}
-
-// planJSON runs plan -o json and decodes it.
-func filterPlanJSON(t *testing.T, args ...string) filterPlan {
-	t.Helper()
-	r := runCLI(t, nil, append([]string{"plan", "-o", "json"}, args...)...)
-	if r.code != 0 {
-		t.Fatalf("plan exit %d", r.code)
-	}
-	var p filterPlan
-	if err := json.Unmarshal([]byte(r.stdout), &p); err != nil {
-		t.Fatalf("plan output: %v", err)
-	}
-	return p
-}
-
-type filterPlan struct {
-	Jobs []struct {
-		Source, Destination, Action, Digest string
-		Rewrite                             bool
-		SourceDigest                        string `json:"source_digest"`
-		Subject                             string
-		ArtifactType                        string `json:"artifact_type"`
-	}
-	Filters []struct {
-		Rule, Source string
-		Steps        []struct {
-			Filter  string
-			Removed []string
-		}
-	}
-}
-
-func (p filterPlan) sourceTags() []string {
-	var out []string
-	for _, j := range p.Jobs {
-		if j.Subject == "" {
-			out = append(out, j.Source[strings.LastIndex(j.Source, ":")+1:])
-		}
-	}
-	sort.Strings(out)
-	return out
-}
 
 func sorted(s ...string) []string {
 	s = slices.Clone(s)

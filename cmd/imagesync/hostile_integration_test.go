@@ -161,18 +161,6 @@ func TestSIGINTStopsCleanly(t *testing.T) {
 	b.finish(t)
 }
 
-func httpServer(t *testing.T, h http.Handler) string {
-	t.Helper()
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
-	ln, err := netListen()
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.Serve(ln)
-	t.Cleanup(func() { srv.Close() })
-	return ln.Addr().String()
-}
-
 // One destination of a shared read breaking its uploads does not stop the
 // other; the broken one is redone from a fresh read.
 func TestFanOutSurvivesOneBrokenDestination(t *testing.T) {

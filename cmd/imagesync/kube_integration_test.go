@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -27,37 +26,6 @@ import (
 	"github.com/imagesync/imagesync/internal/kubetest"
 	"github.com/imagesync/imagesync/internal/registrytest"
 )
-
-// runAs runs the CLI in-process under another name (kubectl-imagesync).
-func runAs(t *testing.T, argv0 string, envVars map[string]string, args ...string) result {
-	t.Helper()
-	var out, errb bytes.Buffer
-	home := filepath.Dir(testLedger(t))
-	lookup := func(k string) (string, bool) {
-		if v, ok := envVars[k]; ok {
-			return v, ok
-		}
-		switch k {
-		case "IMAGESYNC_LEDGER":
-			return testLedger(t), true
-		case "HOME":
-			return home, true
-		}
-		return "", false
-	}
-	code := run(context.Background(), append([]string{argv0}, args...), env{lookup: lookup}, &out, &errb)
-	r := result{code: code, stdout: out.String(), stderr: errb.String()}
-	t.Logf("%s %s → exit %d\nstdout:\n%s\nstderr:\n%s", argv0, strings.Join(args, " "), code, r.stdout, r.stderr)
-	return r
-}
-
-func pod(containers ...string) corev1.PodSpec {
-	var s corev1.PodSpec
-	for i, c := range containers {
-		s.Containers = append(s.Containers, corev1.Container{Name: fmt.Sprintf("c%d", i), Image: c})
-	}
-	return s
-}
 
 func template(s corev1.PodSpec) corev1.PodTemplateSpec {
 	return corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{"app": "x"}}, Spec: s}

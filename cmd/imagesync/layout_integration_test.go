@@ -1,14 +1,11 @@
 package main
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strings"
 	"syscall"
@@ -16,31 +13,7 @@ import (
 	"time"
 
 	"github.com/imagesync/imagesync/internal/registrytest"
-	"github.com/imagesync/imagesync/sync/report"
 )
-
-// syncJSON runs a sync with -o json and returns its report.
-func syncJSON(t *testing.T, args ...string) (report.SyncReport, result) {
-	t.Helper()
-	r := runCLI(t, nil, append([]string{"sync", "-o", "json"}, args...)...)
-	var rep report.SyncReport
-	if err := json.Unmarshal([]byte(r.stdout), &rep); err != nil {
-		t.Fatalf("sync -o json is not JSON: %v\n%s", err, r.stdout)
-	}
-	return rep, r
-}
-
-// ociIndex is the part of index.json and manifests the tests read.
-type ociIndex struct {
-	Manifests []struct {
-		MediaType   string            `json:"mediaType"`
-		Digest      string            `json:"digest"`
-		Size        int64             `json:"size"`
-		Annotations map[string]string `json:"annotations"`
-	} `json:"manifests"`
-	Config *struct{ Digest string }  `json:"config"`
-	Layers []struct{ Digest string } `json:"layers"`
-}
 
 // layoutNames returns name → digest from a layout directory's index.json.
 func layoutNames(t *testing.T, dir string) map[string]string {
@@ -154,45 +127,6 @@ func checkLayoutComplete(t *testing.T, dir string, exact bool) {
 	}
 }
 
-// snapshot is every file of a tree with its size, time and content hash.
-func snapshot(t *testing.T, root string) map[string]string {
-	t.Helper()
-	out := map[string]string{}
-	err := filepath.Walk(root, func(p string, info os.FileInfo, err error) error {
-		if err != nil || info.IsDir() {
-			return err
-		}
-		b, err := os.ReadFile(p)
-		if err != nil {
-			return err
-		}
-		sum := sha256.Sum256(b)
-		out[p] = fmt.Sprintf("%d %d %s", info.Size(), info.ModTime().UnixNano(), hex.EncodeToString(sum[:]))
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return out
-}
-
-// skopeo returns the path of skopeo, which reads OCI layouts independently
-// of imagesync. scripts/test-deps.sh installs it where apt-get exists.
-func skopeo(t *testing.T) string {
-	t.Helper()
-	if p := os.Getenv("IMAGESYNC_SKOPEO"); p != "" {
-		return p
-	}
-	if p, err := exec.LookPath("skopeo"); err == nil {
-		return p
-	}
-	if _, err := os.Stat("/usr/bin/apt-get"); err == nil && runtime.GOOS == "linux" && os.Getenv(registrytest.EnvRequireRegistries) == "1" {
-		t.Fatal("skopeo not found: scripts/test-deps.sh installs it")
-	}
-	t.Skip("skopeo not found")
-	return ""
-}
-
 // skopeoRaw returns the digest of the manifest skopeo reads for ref.
 func skopeoRaw(t *testing.T, ref string) string {
 	t.Helper()
@@ -267,16 +201,6 @@ func newAirGap(t *testing.T, kind registrytest.Kind) *airGap {
 "%[2]s/team/tool:/^2\\./": [oci:%[3]s/bundle, oci-archive:%[3]s/bundle.tar]
 `, S1, S2, a.dir, pinned))
 	return a
-}
-
-// extract unpacks an archive written by imagesync (for the checks only).
-func extract(t *testing.T, archive string) string {
-	t.Helper()
-	out := t.TempDir()
-	if b, err := exec.Command("tar", "-xf", archive, "-C", out).CombinedOutput(); err != nil {
-		t.Fatalf("tar -xf %s: %v %s", archive, err, b)
-	}
-	return out
 }
 
 func TestLayoutExportImport(t *testing.T) {
@@ -744,27 +668,6 @@ func TestLayoutFromSkopeo(t *testing.T) {
 	}
 	assertDigest(t, far, "mirror/lib/app", "1.0", want)
 	assertDigest(t, far, "mirror", "latest", want)
-}
-
-// handLayout writes an OCI layout by hand with one image named name.
-func handLayout(t *testing.T, dir, name string) string {
-	t.Helper()
-	put := func(b []byte) string {
-		d := registrytest.Digest(b)
-		_ = os.MkdirAll(filepath.Join(dir, "blobs", "sha256"), 0o755)
-		if err := os.WriteFile(filepath.Join(dir, "blobs", "sha256", strings.TrimPrefix(d, "sha256:")), b, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return d
-	}
-	cfg := []byte(`{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}`)
-	layer := []byte("not really a tar, but bytes with a digest")
-	m := []byte(fmt.Sprintf(`{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":%q,"size":%d},"layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":%q,"size":%d}]}`,
-		put(cfg), len(cfg), put(layer), len(layer)))
-	d := put(m)
-	writeFile(t, dir, "oci-layout", `{"imageLayoutVersion":"1.0.0"}`)
-	writeFile(t, dir, "index.json", fmt.Sprintf(`{"schemaVersion":2,"manifests":[{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":%q,"size":%d,"annotations":{"org.opencontainers.image.ref.name":%q}}]}`, d, len(m), name))
-	return d
 }
 
 // --skip-invalid-rules sets a rule with a bad layout aside and runs the rest.

@@ -3,7 +3,6 @@ package main
 import (
 	"encoding/json"
 	"fmt"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -12,22 +11,6 @@ import (
 	"github.com/imagesync/imagesync/internal/registrytest"
 	"github.com/imagesync/imagesync/sync/report"
 )
-
-// attachArtifact attaches a small file of artifactType to ref with oras
-// (through the referrers tag schema: neither distribution serves the API)
-// and returns the digest of the new manifest.
-func (c *clients) attachArtifact(ref, artifactType, content string) string {
-	c.t.Helper()
-	if err := os.WriteFile(filepath.Join(c.home, "note.txt"), []byte(content), 0o600); err != nil {
-		c.t.Fatal(err)
-	}
-	out := c.run(c.oras, "attach", "--plain-http", "--distribution-spec", "v1.1-referrers-tag", "--artifact-type", artifactType, "--format", "json", ref, "note.txt:text/plain")
-	var res struct{ Digest string }
-	if err := json.Unmarshal([]byte(out), &res); err != nil || res.Digest == "" {
-		c.t.Fatalf("oras attach output %q: %v", out, err)
-	}
-	return res.Digest
-}
 
 // layoutEntries reads a layout's index.json: name → digest of the named
 // entries, and the unnamed ones (digest → whether the manifest has a subject).
@@ -69,19 +52,6 @@ func syncRows(names map[string]string, rep report.SyncReport) map[string]int {
 		out[names[j.Subject]+" "+j.ArtifactType+" "+j.Action]++
 	}
 	return out
-}
-
-// wantRows: per layout (or registry), the two images, the image's cosign
-// signature and oras SBOM, the SBOM's cosign signature and an oras note on
-// the SBOM (referrers of a referrer, both schemes).
-func wantRows(action string, times int) map[string]int {
-	return map[string]int{
-		"  " + action:                                 2 * times,
-		"image " + cosignSig + " " + action:           times,
-		"image application/spdx+json " + action:       times,
-		"sbom " + cosignSig + " " + action:            times,
-		"sbom application/vnd.example.note " + action: times,
-	}
 }
 
 const cosignSig = "application/vnd.dev.cosign.artifact.sig.v1+json"

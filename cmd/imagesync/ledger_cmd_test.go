@@ -12,21 +12,6 @@ import (
 	"github.com/imagesync/imagesync/sync/ledger"
 )
 
-// ledgerEntry reads one destination entry of a closed ledger.
-func ledgerEntry(t *testing.T, path, dst string) ledger.Entry {
-	t.Helper()
-	l, err := ledger.OpenReadOnly(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	e, ok := l.Manifest(dst)
-	if !ok {
-		t.Fatalf("%s is not in the ledger", dst)
-	}
-	return e
-}
-
 const (
 	digestA = "sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
 	digestB = "sha256:bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"

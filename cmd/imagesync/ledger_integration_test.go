@@ -3,8 +3,6 @@ package main
 import (
 	"encoding/json"
 	"fmt"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -12,18 +10,6 @@ import (
 
 	"github.com/imagesync/imagesync/internal/registrytest"
 )
-
-// TestMain lets the test binary act as imagesync itself, for the tests that
-// need a separate process (to kill it).
-func TestMain(m *testing.M) {
-	if os.Getenv("IMAGESYNC_TEST_AS_MAIN") == "1" {
-		main()
-		return
-	}
-	os.Exit(m.Run())
-}
-
-var linuxAmd64 = registrytest.Platform{OS: "linux", Arch: "amd64"}
 
 // seedMany pushes n small images as tags of two repositories plus one index,
 // and returns the rule file text and the expected destination digests.
@@ -221,40 +207,6 @@ func wipe(t *testing.T, r *registrytest.Registry, repo, digest string) {
 	r.DeleteManifest(t, repo, digest)
 }
 
-type planDoc struct {
-	Jobs []struct {
-		Source, Destination, Action, Digest, Reason string
-		Bytes                                       int64
-	}
-	Summary map[string]int64
-}
-
-func planJSON(t *testing.T, args ...string) (planDoc, result) {
-	t.Helper()
-	r := runCLI(t, nil, append([]string{"plan", "-o", "json"}, args...)...)
-	var p planDoc
-	if err := json.Unmarshal([]byte(r.stdout), &p); err != nil {
-		t.Fatalf("plan -o json is not JSON: %v", err)
-	}
-	return p, r
-}
-
-// blobBytes sums the config and layer sizes of an image manifest.
-func blobBytes(t *testing.T, raw []byte) int64 {
-	var m struct {
-		Config struct{ Size int64 }
-		Layers []struct{ Size int64 }
-	}
-	if err := json.Unmarshal(raw, &m); err != nil {
-		t.Fatal(err)
-	}
-	n := m.Config.Size
-	for _, l := range m.Layers {
-		n += l.Size
-	}
-	return n
-}
-
 func TestPlan(t *testing.T) {
 	forEachKind(t, func(t *testing.T, kind registrytest.Kind) {
 		src, dst := pair(t, kind, registrytest.Options{})
@@ -340,28 +292,6 @@ func TestPlan(t *testing.T) {
 	})
 }
 
-func verifyJSON(t *testing.T, args ...string) (map[string][]string, result) {
-	t.Helper()
-	r := runCLI(t, nil, append([]string{"verify", "-o", "json"}, args...)...)
-	var v struct {
-		Jobs []struct {
-			Destination string
-			OK          bool
-			Problems    []struct{ Kind, Ref string }
-		}
-	}
-	if err := json.Unmarshal([]byte(r.stdout), &v); err != nil {
-		t.Fatalf("verify -o json is not JSON: %v\n%s", err, r.stdout)
-	}
-	out := map[string][]string{}
-	for _, j := range v.Jobs {
-		for _, p := range j.Problems {
-			out[j.Destination] = append(out[j.Destination], p.Kind)
-		}
-	}
-	return out, r
-}
-
 func TestVerifyFindsAndSyncRepairs(t *testing.T) {
 	forEachKind(t, func(t *testing.T, kind registrytest.Kind) {
 		src, dst := pair(t, kind, registrytest.Options{})
@@ -441,74 +371,6 @@ func TestVerifyOfflineTouchesNoSource(t *testing.T) {
 	}
 	if r := runCLI(t, nil, "verify", "--images", rulesFile, "--no-ledger", "--offline"); r.code != exitUsage {
 		t.Errorf("--offline --no-ledger: exit %d, want %d", r.code, exitUsage)
-	}
-}
-
-// bigSync is a sync of 16 images of 2 MiB, run as a separate process (the
-// test binary acting as imagesync) so that it can be killed mid-run.
-type bigSync struct {
-	src, dst       *registrytest.Registry
-	want           map[string]string // repository → digest
-	images, ledger string
-	cmd            *exec.Cmd
-	stderr         strings.Builder
-}
-
-func startBigSync(t *testing.T, seed int64) *bigSync {
-	t.Helper()
-	b := &bigSync{want: map[string]string{}}
-	b.src, b.dst = pair(t, registrytest.Distribution3, registrytest.Options{})
-	var rules strings.Builder
-	for i := range 16 {
-		repo := fmt.Sprintf("lib/big%d", i)
-		b.want[repo], _ = b.src.PushRandomImage(t, repo, "1", linuxAmd64, 2, 1<<20, i%2 == 0, seed+int64(i))
-		fmt.Fprintf(&rules, "%s/%s:1: %s/%s\n", b.src.Host, repo, b.dst.Host, repo)
-	}
-	dir := t.TempDir()
-	b.images = writeFile(t, dir, "images.yaml", rules.String())
-	b.ledger = filepath.Join(dir, "ledger.jsonl")
-	b.cmd = exec.Command(os.Args[0], "--images", b.images, "--ledger", b.ledger, "--proc", "1")
-	b.cmd.Env = append(os.Environ(), "IMAGESYNC_TEST_AS_MAIN=1", "HOME="+dir)
-	b.cmd.Stderr = &b.stderr
-	if err := b.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	// A few images done (each writes two manifest records), more under way.
-	deadline := time.Now().Add(time.Minute)
-	for {
-		if data, _ := os.ReadFile(b.ledger); strings.Count(string(data), `"t":"m"`) >= 5 {
-			return b
-		}
-		if b.cmd.ProcessState != nil || time.Now().After(deadline) {
-			t.Fatal("no progress in the ledger")
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
-}
-
-// checkMidRun fails unless some, but not all, images were copied.
-func (b *bigSync) checkMidRun(t *testing.T) {
-	t.Helper()
-	copied := 0
-	for repo := range b.want {
-		if len(b.dst.Tags(t, repo)) > 0 {
-			copied++
-		}
-	}
-	if copied == 0 || copied == len(b.want) {
-		t.Fatalf("%d of %d images copied when the process stopped: not mid-run", copied, len(b.want))
-	}
-	t.Logf("stopped with %d of %d images copied", copied, len(b.want))
-}
-
-// finish runs the sync again in-process and checks every digest.
-func (b *bigSync) finish(t *testing.T) {
-	t.Helper()
-	if r := runCLI(t, nil, "--images", b.images, "--ledger", b.ledger); r.code != 0 {
-		t.Fatalf("second run: exit %d", r.code)
-	}
-	for repo, d := range b.want {
-		assertDigest(t, b.dst, repo, "1", d)
 	}
 }
 

@@ -1,8 +1,6 @@
 package main
 
 import (
-	"bytes"
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -12,9 +10,6 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
-
-	"github.com/santhosh-tekuri/jsonschema/v6"
-	"gopkg.in/yaml.v3"
 
 	"github.com/imagesync/imagesync/credentials"
 	"github.com/imagesync/imagesync/sync/rules"
@@ -127,32 +122,6 @@ sync:
 	if (TrustLedger{Trust: true}).effective(rc, &in, s) {
 		t.Error("trusting a ledger with --no-ledger")
 	}
-}
-
-func compileSchema(t *testing.T) *jsonschema.Schema {
-	t.Helper()
-	c := jsonschema.NewCompiler()
-	s, err := c.Compile(filepath.Join("..", "..", "imagesync.schema.json"))
-	if err != nil {
-		t.Fatalf("the JSON Schema does not compile: %v", err)
-	}
-	return s
-}
-
-func validateYAML(s *jsonschema.Schema, doc []byte) error {
-	var v any
-	if err := yaml.Unmarshal(doc, &v); err != nil {
-		return err
-	}
-	j, err := json.Marshal(v)
-	if err != nil {
-		return err
-	}
-	inst, err := jsonschema.UnmarshalJSON(bytes.NewReader(j))
-	if err != nil {
-		return err
-	}
-	return s.Validate(inst)
 }
 
 // configExamples are every config file example the project ships: the

@@ -3,7 +3,6 @@ package main
 import (
 	"encoding/json"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -26,32 +25,6 @@ func clientBinary(t *testing.T, name string) string {
 			t.Fatalf("%s not found: %v", name, err)
 		}
 		t.Skipf("%s not found", name)
-	}
-	return p
-}
-
-// installAs copies this test binary (which acts as imagesync when
-// IMAGESYNC_TEST_AS_MAIN=1) to dir/name.
-func installAs(t *testing.T, dir, name string) string {
-	t.Helper()
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	self, err := os.Open(os.Args[0])
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer self.Close()
-	p := filepath.Join(dir, name)
-	out, err := os.OpenFile(p, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o755)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := io.Copy(out, self); err != nil {
-		t.Fatal(err)
-	}
-	if err := out.Close(); err != nil {
-		t.Fatal(err)
 	}
 	return p
 }

@@ -6,8 +6,6 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"net/http/httputil"
-	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -21,21 +19,6 @@ import (
 	"github.com/imagesync/imagesync/internal/registrytest"
 	"github.com/imagesync/imagesync/internal/vtscreen"
 )
-
-// throttled puts a reverse proxy in front of host that sends blob bodies at
-// bytesPerSec in all (a slow source), so a run lasts long enough to watch.
-func throttled(t *testing.T, host string, bytesPerSec int) string {
-	t.Helper()
-	target, _ := url.Parse("http://" + host)
-	rp := httputil.NewSingleHostReverseProxy(target)
-	lim := rate.NewLimiter(rate.Limit(bytesPerSec), 32<<10)
-	return httpServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method == http.MethodGet && strings.Contains(r.URL.Path, "/blobs/") {
-			w = &slowWriter{ResponseWriter: w, ctx: r.Context(), lim: lim}
-		}
-		rp.ServeHTTP(w, r)
-	}))
-}
 
 func abs(n int) int { return max(n, -n) }
 

@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -18,87 +17,6 @@ import (
 
 	"github.com/imagesync/imagesync/internal/registrytest"
 )
-
-// clientTool returns the path of a client scripts/test-deps.sh installs
-// (IMAGESYNC_COSIGN, IMAGESYNC_ORAS); missing, the test is skipped, or fails
-// under IMAGESYNC_REQUIRE_REGISTRIES=1.
-func clientTool(t *testing.T, env string) string {
-	t.Helper()
-	p := os.Getenv(env)
-	if p == "" {
-		if os.Getenv(registrytest.EnvRequireRegistries) == "1" {
-			t.Fatalf("%s is not set: run scripts/test-deps.sh", env)
-		}
-		t.Skipf("%s is not set: run scripts/test-deps.sh", env)
-	}
-	if _, err := os.Stat(p); err != nil {
-		t.Fatalf("%s=%s: %v", env, p, err)
-	}
-	return p
-}
-
-// clients runs cosign and oras with a home of their own, no proxy, and a
-// cosign key pair made for the test.
-type clients struct {
-	t                  *testing.T
-	cosign, oras, home string
-	key, pub           string
-}
-
-func newClients(t *testing.T) *clients {
-	c := &clients{t: t, cosign: clientTool(t, "IMAGESYNC_COSIGN"), oras: clientTool(t, "IMAGESYNC_ORAS"), home: t.TempDir()}
-	c.run(c.cosign, "generate-key-pair", "--output-key-prefix", filepath.Join(c.home, "test"))
-	c.key, c.pub = filepath.Join(c.home, "test.key"), filepath.Join(c.home, "test.pub")
-	return c
-}
-
-func (c *clients) run(bin string, args ...string) string {
-	c.t.Helper()
-	cmd := exec.Command(bin, args...)
-	cmd.Dir = c.home
-	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + c.home, "DOCKER_CONFIG=" + filepath.Join(c.home, "docker"),
-		"COSIGN_PASSWORD=", "TUF_ROOT=" + filepath.Join(c.home, "tuf"), "SIGSTORE_NO_CACHE=true", "NO_PROXY=*"}
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	if err := cmd.Run(); err != nil {
-		c.t.Fatalf("%s %s: %v\n%s\n%s", filepath.Base(bin), strings.Join(args, " "), err, out.String(), errb.String())
-	}
-	return out.String()
-}
-
-// sign signs ref (repo@digest) with the test key, without a transparency log.
-func (c *clients) sign(ref string) {
-	c.run(c.cosign, "sign", "--key", c.key, "--tlog-upload=false", "--yes", "--allow-http-registry", "--allow-insecure-registry", ref)
-}
-
-// verify runs cosign verify against ref with the test's public key.
-func (c *clients) verify(ref string) {
-	c.run(c.cosign, "verify", "--key", c.pub, "--insecure-ignore-tlog=true", "--allow-http-registry", "--allow-insecure-registry", ref)
-}
-
-// attachSBOM attaches an SPDX document to ref with oras and returns its digest.
-func (c *clients) attachSBOM(ref, spec string) string {
-	f := filepath.Join(c.home, "sbom.spdx.json")
-	if err := os.WriteFile(f, []byte(`{"spdxVersion":"SPDX-2.3","name":"`+ref+`"}`), 0o600); err != nil {
-		c.t.Fatal(err)
-	}
-	args := []string{"attach", "--plain-http", "--artifact-type", "application/spdx+json", "--format", "json"}
-	if spec != "" {
-		args = append(args, "--distribution-spec", spec)
-	}
-	out := c.run(c.oras, append(args, ref, "sbom.spdx.json:application/spdx+json")...)
-	var res struct{ Digest string }
-	if err := json.Unmarshal([]byte(out), &res); err != nil || res.Digest == "" {
-		c.t.Fatalf("oras attach output %q: %v", out, err)
-	}
-	return res.Digest
-}
-
-// discover lists the referrers oras finds for ref, through the referrers API
-// or the tag schema (spec), as the text of its JSON answer.
-func (c *clients) discover(ref, spec string) string {
-	return c.run(c.oras, "discover", "--plain-http", "--format", "json", "--distribution-spec", spec, ref)
-}
 
 // apiRegistry is go-containerregistry's registry with the OCI referrers API
 // (neither distribution 2.8 nor 3.0 serves it), on loopback.
@@ -122,9 +40,6 @@ func get(t *testing.T, url, accept string) (int, []byte) {
 	b, _ := io.ReadAll(resp.Body)
 	return resp.StatusCode, b
 }
-
-// fallbackTagOf is the referrers tag schema's tag for a digest.
-func fallbackTagOf(d string) string { return strings.Replace(d, ":", "-", 1) }
 
 // TestReferrersSignedAndSBOM: an image signed with cosign, with an SBOM
 // attached by oras (itself signed: a referrer of a referrer). Copied with

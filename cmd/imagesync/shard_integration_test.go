@@ -40,15 +40,6 @@ func seedShardPlan(t *testing.T, src *registrytest.Registry, dstHost string) (ru
 	return b.String(), want
 }
 
-func planJobs(t *testing.T, r result) []report.PlanJob {
-	t.Helper()
-	var p report.Plan
-	if err := json.Unmarshal([]byte(r.stdout), &p); err != nil {
-		t.Fatalf("plan -o json: %v", err)
-	}
-	return p.Jobs
-}
-
 // repoOf is the repository part of a destination reference.
 func repoOf(ref string) string {
 	if i := strings.LastIndexByte(ref, ':'); i > strings.LastIndexByte(ref, '/') {

@@ -13,41 +13,6 @@ import (
 	"github.com/imagesync/imagesync/internal/registrytest"
 )
 
-// pair starts a source and a destination registry of the same kind.
-func pair(t *testing.T, kind registrytest.Kind, dstOpt registrytest.Options) (src, dst *registrytest.Registry) {
-	t.Helper()
-	return registrytest.Start(t, kind, registrytest.Options{}), registrytest.Start(t, kind, dstOpt)
-}
-
-func forEachKind(t *testing.T, f func(t *testing.T, kind registrytest.Kind)) {
-	for _, k := range registrytest.Kinds() {
-		t.Run(string(k), func(t *testing.T) { f(t, k) })
-	}
-}
-
-func assertDigest(t *testing.T, r *registrytest.Registry, repo, ref, want string) []byte {
-	t.Helper()
-	raw, _, got := r.Manifest(t, repo, ref)
-	if got != want || registrytest.Digest(raw) != want {
-		t.Errorf("%s:%s has digest %s (bytes %s), want %s", repo, ref, got, registrytest.Digest(raw), want)
-	}
-	return raw
-}
-
-// uploadsPerDigest counts blob upload PUTs per digest in a registry's log.
-func uploadsPerDigest(r *registrytest.Registry) map[string]int {
-	out := map[string]int{}
-	re := regexp.MustCompile(`digest=(sha256(%3A|:)[0-9a-f]{64})`)
-	for _, q := range r.Log.All() {
-		if q.Method == "PUT" && strings.Contains(q.Path, "/blobs/uploads/") {
-			if m := re.FindStringSubmatch(q.RawQuery); m != nil {
-				out[strings.Replace(m[1], "%3A", ":", 1)]++
-			}
-		}
-	}
-	return out
-}
-
 func TestSyncEveryRuleForm(t *testing.T) {
 	forEachKind(t, func(t *testing.T, kind registrytest.Kind) {
 		src, dst := pair(t, kind, registrytest.Options{})

@@ -30,37 +30,6 @@ import (
 // against real registries (distribution 2.8 and 3) with a scripted hostile
 // front where the lie needs one, and checks what reached the destination.
 
-type syncReport struct {
-	Jobs []struct {
-		Source, Destination, Action, Digest, Error string
-		Retries                                    int
-	}
-	Summary map[string]float64
-}
-
-func parseSyncReport(t *testing.T, r result) syncReport {
-	t.Helper()
-	var rep syncReport
-	if err := json.Unmarshal([]byte(r.stdout), &rep); err != nil {
-		t.Fatalf("stdout is not the JSON report: %v\n%s", err, r.stdout)
-	}
-	return rep
-}
-
-// noPathTricks fails when any request that reached r carried a dot-segment,
-// a "victim" or an escaped path: nothing from a registry became a path.
-func noPathTricks(t *testing.T, r *registrytest.Registry) {
-	t.Helper()
-	for _, q := range r.Log.All() {
-		if strings.Contains(q.Path, "..") || strings.Contains(q.Path, "victim") || strings.Contains(q.Path, "pwned") || strings.Contains(q.RawQuery, "x=y") {
-			t.Errorf("a registry answer became part of a request: %s", q)
-		}
-	}
-	if tags := r.Tags(t, "victim"); len(tags) > 0 {
-		t.Errorf("the repository no rule names got tags %v", tags)
-	}
-}
-
 var evilTags = []string{"v1/../../../../victim/manifests/pwned", "v1?x=y", "v1#frag", "../v1", "-v1", strings.Repeat("t", 129)}
 
 // Tags from tags/list that break the grammar are never copied nor put in a

@@ -228,18 +228,6 @@ func stopWithin(t *testing.T, cmd *exec.Cmd, sig os.Signal) (time.Duration, int)
 	return time.Since(start), cmd.ProcessState.ExitCode()
 }
 
-// waitFor polls cond for up to a minute.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(time.Minute)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 // The first SIGTERM ends a referrer flood and a long blob upload within a
 // second or two with exit 130: the upload session is deleted, the tag never
 // written, and the summary says what was not done (issue #21, #23).
@@ -286,9 +274,6 @@ func TestFirstSignalStops(t *testing.T) {
 		}
 	})
 }
-
-// maxRSSOf is set where the platform reports a process's peak RSS.
-var maxRSSOf func(*os.ProcessState) int64
 
 func maxRSS(ps *os.ProcessState) int64 {
 	if maxRSSOf == nil || ps == nil {
