@@ -274,3 +274,43 @@ func TestKindString(t *testing.T) {
 		}
 	}
 }
+
+// JSON nested deeper than 10,000 levels (the YAML decoder's cap) is refused
+// with the file and the line, at any depth: 5 million levels used to
+// overflow the stack (a fatal error), 1 million to take 870 MB.
+func TestDeepJSON(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		depth int
+		open  string
+	}{
+		{"arrays at the cap", 10_000, "["},
+		{"arrays past the cap", 10_001, "["},
+		{"objects past the cap", 10_001, `{"k":`},
+		{"5 million arrays", 5_000_000, "["},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var b strings.Builder
+			b.WriteString("{\n\"images\":\n")
+			b.WriteString(strings.Repeat(tc.open, tc.depth-1))
+			b.WriteString("1")
+			closer := "]"
+			if tc.open != "[" {
+				closer = "}"
+			}
+			b.WriteString(strings.Repeat(closer, tc.depth-1))
+			b.WriteString("}\n")
+			_, err := Decode("deep.json", []byte(b.String()))
+			if tc.depth <= 10_000 {
+				if err != nil {
+					t.Fatalf("at the cap: %v", err)
+				}
+				return
+			}
+			var ce *Error
+			if !errors.As(err, &ce) || ce.File != "deep.json" || ce.Line != 3 || !strings.Contains(err.Error(), "nested more than 10000 levels deep") {
+				t.Fatalf("got %v; want an error at deep.json:3 naming the cap", err)
+			}
+		})
+	}
+}

@@ -15,7 +15,13 @@ type jsonParser struct {
 	data     []byte
 	dec      *json.Decoder
 	newlines []int // offsets of '\n' in data
+	depth    int   // arrays and objects open
 }
+
+// maxJSONDepth caps how deep arrays and objects nest, as YAML's decoder
+// does (10,000): a deeper file is refused with its line, instead of
+// exhausting the stack or memory.
+const maxJSONDepth = 10_000
 
 func decodeJSON(file string, data []byte, keepDups bool) (*Node, error) {
 	data = bytes.TrimPrefix(data, []byte("\xef\xbb\xbf"))
@@ -104,6 +110,10 @@ func (p *jsonParser) value(tok json.Token) (*Node, error) {
 	case json.Number:
 		return &Node{Kind: Number, Str: t.String(), Line: line}, nil
 	case json.Delim:
+		if p.depth++; p.depth > maxJSONDepth {
+			return nil, &Error{File: p.file, Line: line, Msg: fmt.Sprintf("invalid JSON: arrays and objects nested more than %d levels deep", maxJSONDepth)}
+		}
+		defer func() { p.depth-- }()
 		switch t {
 		case '[':
 			n := &Node{Kind: List, Line: line, List: []*Node{}}
