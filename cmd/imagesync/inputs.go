@@ -176,6 +176,14 @@ func (in *Inputs) open(rc *runContext) (*session, error) {
 		s.Close()
 		return nil, usageError("%s: no rules: nothing to do (is it the right file?)", file)
 	}
+	if in.NoLedger {
+		for _, r := range s.rules {
+			if r.MinAge > 0 {
+				s.Close()
+				return nil, usageError("--min-age (min-age:) counts from when the ledger first saw a digest: it cannot go with --no-ledger")
+			}
+		}
+	}
 	if !in.NoLedger {
 		path := ledgerPath
 		l, err := openLedger(rc, s, path, in.readOnlyLedger)

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"time"
+
 	"github.com/imagesync/imagesync/sync/config"
 )
 
@@ -10,15 +12,16 @@ import (
 type Selection struct {
 	Refs []string `arg:"" optional:"" name:"image" help:"One-off copy without a file: SRC DST [DST…] (SRC as a rule key: repo, repo:tag, repo:t1,t2, repo@digest)."`
 
-	Include       []string `placeholder:"REGEX" sep:"none" help:"Keep only tags in which one of these regular expressions matches (anchor with ^ and $; repeatable)."`
-	Exclude       []string `placeholder:"REGEX" sep:"none" help:"Drop tags in which one of these regular expressions matches (anchor with ^ and $; repeatable)."`
-	Semver        string   `placeholder:"CONSTRAINT" help:"Keep only tags that are versions inside the constraint, e.g. '>=1.25.0 <2'."`
-	Latest        int      `placeholder:"N" help:"After the other tag filters, keep the N highest versions."`
-	Platform      []string `placeholder:"OS/ARCH[/VARIANT]" help:"Keep only these platforms of multi-platform images (repeatable or comma-separated)."`
-	PlatformMode  string   `name:"platform-mode" enum:"rewrite,keep-index" default:"rewrite" help:"With a platform filter: rewrite the index with the kept children (new digest), or keep-index: copy only the kept children and push the original index (digest kept)."`
-	Referrers     bool     `help:"Copy the referrers of every image (signatures, SBOMs, attestations: the OCI referrers API, its tag fallback, cosign's tags), after it."`
-	ArtifactTypes []string `name:"artifact-type" placeholder:"TYPE" help:"With --referrers: only referrers of these artifact types (repeatable)."`
-	Immutable     []string `placeholder:"REGEX" sep:"none" help:"Tags that never move once pushed (e.g. '^v[0-9.]+$'; repeatable): once the ledger saw one copied, it is skipped with no request to either registry."`
+	Include       []string      `placeholder:"REGEX" sep:"none" help:"Keep only tags in which one of these regular expressions matches (anchor with ^ and $; repeatable)."`
+	Exclude       []string      `placeholder:"REGEX" sep:"none" help:"Drop tags in which one of these regular expressions matches (anchor with ^ and $; repeatable)."`
+	Semver        string        `placeholder:"CONSTRAINT" help:"Keep only tags that are versions inside the constraint, e.g. '>=1.25.0 <2'."`
+	Latest        int           `placeholder:"N" help:"After the other tag filters, keep the N highest versions."`
+	Platform      []string      `placeholder:"OS/ARCH[/VARIANT]" help:"Keep only these platforms of multi-platform images (repeatable or comma-separated)."`
+	PlatformMode  string        `name:"platform-mode" enum:"rewrite,keep-index" default:"rewrite" help:"With a platform filter: rewrite the index with the kept children (new digest), or keep-index: copy only the kept children and push the original index (digest kept)."`
+	Referrers     bool          `help:"Copy the referrers of every image (signatures, SBOMs, attestations: the OCI referrers API, its tag fallback, cosign's tags), after it."`
+	ArtifactTypes []string      `name:"artifact-type" placeholder:"TYPE" help:"With --referrers: only referrers of these artifact types (repeatable)."`
+	MinAge        time.Duration `name:"min-age" placeholder:"DURATION" help:"Hold back a tag whose digest the ledger first saw less than DURATION ago (e.g. 30m, 2h): copied by a later run once old enough; a tag that moves starts again."`
+	Immutable     []string      `placeholder:"REGEX" sep:"none" help:"Tags that never move once pushed (e.g. '^v[0-9.]+$'; repeatable): once the ledger saw one copied, it is skipped with no request to either registry."`
 }
 
 // configFlags are the flags sync/config reads.
@@ -29,8 +32,8 @@ func (in *Inputs) configFlags(rc *runContext) config.Flags {
 			Include: in.Include, Exclude: in.Exclude, Semver: in.Semver, Latest: in.Latest,
 			Platform: in.Platform, PlatformMode: in.PlatformMode,
 			Referrers: in.Referrers, ArtifactTypes: in.ArtifactTypes,
-			Immutable: in.Immutable,
-			OS:        in.OS, Arch: in.Arch,
+			Immutable: in.Immutable, MinAge: in.MinAge,
+			OS: in.OS, Arch: in.Arch,
 		},
 		DefaultRegistry: in.Registry, DefaultNamespace: in.Namespace,
 		Run:         config.Run{Proc: in.Proc, Retries: in.Retries, MaxConns: in.MaxConns, Rate: in.Rate},

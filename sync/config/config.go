@@ -38,6 +38,8 @@ type Filters struct {
 	ArtifactTypes    []string
 	// Immutable are --immutable's regular expressions: tags that never move.
 	Immutable []string
+	// MinAge is --min-age: hold back what was first seen less than this ago.
+	MinAge time.Duration
 	// OS and Arch are --os/--arch, which cannot go with --platform.
 	OS, Arch []string
 }

@@ -62,6 +62,10 @@ func (f Filters) Defaults(explicit map[string]bool) (rules.RuleDefaults, error) 
 	if explicit["platform-mode"] {
 		d.PlatformMode = f.PlatformMode
 	}
+	if f.MinAge < 0 {
+		errs = append(errs, fmt.Errorf("--min-age %s: must be positive", f.MinAge))
+	}
+	d.MinAge = f.MinAge
 	for _, e := range f.Immutable {
 		re, err := rules.CompileTagPattern(e)
 		if err != nil {

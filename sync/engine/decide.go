@@ -79,7 +79,7 @@ func (e *Engine) decide(ctx context.Context, u *unit) *decision {
 		return d.settle(Failed, err)
 	}
 	d.src, d.srcDigest = src, src.desc.Digest
-	if e.skipKnown(ctx, u, d) == 0 {
+	if e.skipKnown(ctx, u, d) == 0 || e.holdBack(u, d) == 0 {
 		return d
 	}
 	want, filtered, err := e.wantDigest(ctx, u, src)

@@ -66,6 +66,9 @@ type JobResult struct {
 	// tag is immutable (the rule's immutable patterns) and the ledger saw
 	// it copied.
 	Immutable bool
+	// Wait is the time left before a Waiting job's source is old enough
+	// (--min-age).
+	Wait time.Duration
 }
 
 // Summary counts a run.
@@ -73,6 +76,7 @@ type Summary struct {
 	Copied, Skipped, Filtered, Failed int
 	NotStarted                        int   // interrupted before they started (not counted in Failed)
 	WouldCopy, WouldUpdate            int   // plan
+	Waiting                           int   // held back by --min-age
 	Bytes                             int64 // blob bytes uploaded
 	BlobsUploaded, BlobsMounted       int64
 	Requests, Retries                 int64
@@ -383,6 +387,8 @@ func (e *Engine) summarize(ctx context.Context, res *Result, start time.Time) {
 			s.WouldCopy++
 		case WouldUpdate:
 			s.WouldUpdate++
+		case Waiting:
+			s.Waiting++
 		}
 		if e.opt.DryRun {
 			s.Bytes += r.Bytes

@@ -17,6 +17,7 @@ type layer struct {
 	byReg     map[string]map[string]map[string]bool // registry → digest → repos
 	repair    map[string]bool                       // ref → marked (true) or cleared (false)
 	dropped   map[string]bool                       // repos invalidated in this layer
+	seen      map[string]Seen                       // source ref → first seen at its digest (--min-age)
 }
 
 func newLayer() *layer {
@@ -26,6 +27,7 @@ func newLayer() *layer {
 		byReg:     map[string]map[string]map[string]bool{},
 		repair:    map[string]bool{},
 		dropped:   map[string]bool{},
+		seen:      map[string]Seen{},
 	}
 }
 
@@ -55,6 +57,8 @@ func (ly *layer) apply(r record) {
 			}
 			ly.byReg[reg][d][r.Repo] = true
 		}
+	case "s":
+		ly.seen[r.Src] = seenOf(r)
 	case "x":
 		for k := range ly.manifests {
 			if repoOf(k) == r.Repo {

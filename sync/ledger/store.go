@@ -125,6 +125,8 @@ func applyTx(tx *bolt.Tx, r record) error {
 	man, rep := tx.Bucket(bucketManifests), tx.Bucket(bucketRepair)
 	blobs, byDigest, bySrc := tx.Bucket(bucketBlobs), tx.Bucket(bucketByDigest), tx.Bucket(bucketBySrc)
 	switch r.T {
+	case "s":
+		return putSeen(tx, r)
 	case "m":
 		if old, ok := getManifest(tx, r.Dst); ok {
 			if repo, tag, ok := splitTag(old.Src); ok {

@@ -46,6 +46,7 @@ type PlanSummary struct {
 	Update   int   `json:"update"`
 	Skip     int   `json:"skip"`
 	Filtered int   `json:"filtered"`
+	Wait     int   `json:"wait"` // held back by --min-age
 	Error    int   `json:"error"`
 	Bytes    int64 `json:"bytes"`
 }
@@ -76,6 +77,7 @@ func NewPlan(res *engine.Result) Plan {
 			engine.WouldUpdate: {"update", &p.Summary.Update},
 			engine.Skipped:     {"skip", &p.Summary.Skip},
 			engine.Filtered:    {"filtered", &p.Summary.Filtered},
+			engine.Waiting:     {"wait", &p.Summary.Wait},
 		}
 		row, ok := rows[r.Action]
 		if !ok {
@@ -179,8 +181,12 @@ func (p Plan) WriteTable(w io.Writer) error {
 		}
 	}
 	s := p.Summary
-	fmt.Fprintf(&b, "\n%d to copy, %d to update, %d in sync, %d filtered, %d errors; %s to upload\n",
-		s.Copy, s.Update, s.Skip, s.Filtered, s.Error, Bytes(s.Bytes))
+	waiting := ""
+	if s.Wait > 0 {
+		waiting = fmt.Sprintf(", %d waiting (--min-age)", s.Wait)
+	}
+	fmt.Fprintf(&b, "\n%d to copy, %d to update, %d in sync, %d filtered, %d errors%s; %s to upload\n",
+		s.Copy, s.Update, s.Skip, s.Filtered, s.Error, waiting, Bytes(s.Bytes))
 	_, err := io.WriteString(w, b.String())
 	return err
 }

@@ -51,6 +51,9 @@ func Summary(w io.Writer, s engine.Summary) {
 	if s.NotStarted > 0 {
 		notStarted = fmt.Sprintf(", %d not started", s.NotStarted)
 	}
+	if s.Waiting > 0 {
+		notStarted += fmt.Sprintf(", %d waiting (--min-age)", s.Waiting)
+	}
 	fmt.Fprintf(w, "%s%d copied, %d skipped, %d filtered, %d failed%s; %s uploaded (%d blobs, %d mounted); %d requests, %d retried; %s\n",
 		prefix, s.Copied, s.Skipped, s.Filtered, s.Failed, notStarted, Bytes(s.Bytes), s.BlobsUploaded, s.BlobsMounted, s.Requests, s.Retries, s.Duration.Round(10*time.Millisecond))
 }
@@ -197,6 +200,7 @@ type SyncReport struct {
 		Copied        int     `json:"copied"`
 		Skipped       int     `json:"skipped"`
 		Filtered      int     `json:"filtered"`
+		Waiting       int     `json:"waiting"` // held back by --min-age
 		Failed        int     `json:"failed"`
 		NotStarted    int     `json:"notStarted"`            // interrupted before they started (listed as failed jobs)
 		Interrupted   bool    `json:"interrupted,omitempty"` // Ctrl-C
@@ -234,7 +238,7 @@ func NewSyncReport(res *engine.Result) SyncReport {
 	s := res.Summary
 	rs := &rep.Summary
 	rs.Copied, rs.Skipped, rs.Filtered, rs.Failed = s.Copied, s.Skipped, s.Filtered, s.Failed
-	rs.NotStarted, rs.Interrupted = s.NotStarted, s.Interrupted
+	rs.NotStarted, rs.Interrupted, rs.Waiting = s.NotStarted, s.Interrupted, s.Waiting
 	rs.Bytes, rs.BlobsUploaded, rs.BlobsMounted, rs.Requests, rs.Retries = s.Bytes, s.BlobsUploaded, s.BlobsMounted, s.Requests, s.Retries
 	rs.Seconds = s.Duration.Seconds()
 	return rep

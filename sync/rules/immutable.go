@@ -2,6 +2,7 @@ package rules
 
 import (
 	"regexp"
+	"time"
 
 	"github.com/imagesync/imagesync/internal/cfgfile"
 )
@@ -34,4 +35,18 @@ func (l *nativeLoader) immutable(kv cfgfile.KeyValue, field string) []*regexp.Re
 		out = append(out, re)
 	}
 	return out
+}
+
+// minAge reads `min-age:`, a duration such as 30m or 2h.
+func (l *nativeLoader) minAge(kv cfgfile.KeyValue, field string) time.Duration {
+	s, ok := l.str(kv, field)
+	if !ok {
+		return 0
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil || d <= 0 {
+		l.fail(line(kv), field, "must be a positive duration such as 30m, 2h or 90s, not %q", s)
+		return 0
+	}
+	return d
 }

@@ -43,6 +43,7 @@ type RuleDefaults struct {
 	PlatformMode string
 	Referrers    *Referrers
 	Immutable    []*regexp.Regexp // nil: not set
+	MinAge       time.Duration    // 0: not set
 }
 
 // ApplyDefaults fills the settings rules do not set themselves. Tag filters
@@ -65,6 +66,9 @@ func ApplyDefaults(rs []Rule, d RuleDefaults) {
 		if r.Immutable == nil && d.Immutable != nil {
 			r.Immutable = d.Immutable
 		}
+		if r.MinAge == 0 {
+			r.MinAge = d.MinAge
+		}
 	}
 }
 
@@ -84,6 +88,9 @@ func (d RuleDefaults) Merge(o RuleDefaults) RuleDefaults {
 	}
 	if o.Immutable != nil {
 		d.Immutable = o.Immutable
+	}
+	if o.MinAge != 0 {
+		d.MinAge = o.MinAge
 	}
 	return d
 }
@@ -248,7 +255,7 @@ func (l *nativeLoader) entry(i int, n *cfgfile.Node) (Rule, bool) {
 	var settings RuleDefaults
 	tagsLine := 0
 	bad := len(l.errs)
-	for _, f := range l.mapFields(cfgfile.KeyValue{Key: field, Line: n.Line, Value: n}, field, "from", "to", "tags", "platforms", "platform-mode", "referrers", "repositories", "immutable") {
+	for _, f := range l.mapFields(cfgfile.KeyValue{Key: field, Line: n.Line, Value: n}, field, "from", "to", "tags", "platforms", "platform-mode", "referrers", "repositories", "immutable", "min-age") {
 		switch f.Key {
 		case "from":
 			from = &f
@@ -296,6 +303,7 @@ func (l *nativeLoader) entry(i int, n *cfgfile.Node) (Rule, bool) {
 	}
 	r.Key = field
 	r.Tags, r.Platforms, r.PlatformMode, r.Referrers, r.Immutable = settings.Tags, settings.Platforms, settings.PlatformMode, settings.Referrers, settings.Immutable
+	r.MinAge = settings.MinAge
 	if r.Tags != nil && !r.NeedsTagList() {
 		l.fail(tagsLine, field+".tags", "tag filters select among listed tags: from names %s, so drop tags: or the tag from from:", r.Source.Kind.describe())
 		return Rule{}, false

@@ -12,7 +12,7 @@ import (
 
 func (l *nativeLoader) defaults(kv cfgfile.KeyValue) NativeDefaults {
 	var d NativeDefaults
-	for _, f := range l.mapFields(kv, "defaults", "proc", "retries", "max-conns", "rate", "trust-ledger", "platforms", "platform-mode", "referrers", "tags", "immutable") {
+	for _, f := range l.mapFields(kv, "defaults", "proc", "retries", "max-conns", "rate", "trust-ledger", "platforms", "platform-mode", "referrers", "tags", "immutable", "min-age") {
 		field := "defaults." + f.Key
 		switch f.Key {
 		case "proc", "max-conns":
@@ -63,6 +63,8 @@ func (l *nativeLoader) ruleSetting(f cfgfile.KeyValue, field string, d *RuleDefa
 		d.Tags = l.tags(f, field)
 	case "immutable":
 		d.Immutable = l.immutable(f, field)
+	case "min-age":
+		d.MinAge = l.minAge(f, field)
 	}
 }
 

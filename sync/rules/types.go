@@ -4,6 +4,7 @@ package rules
 
 import (
 	"regexp"
+	"time"
 
 	"github.com/imagesync/imagesync/registry/dockerhub"
 )
@@ -108,6 +109,9 @@ type Rule struct {
 	// job whose source tag matches one, and that the ledger saw copied, is
 	// skipped without any request (see IsImmutable).
 	Immutable []*regexp.Regexp
+	// MinAge holds back a source tag whose digest was first seen less than
+	// this long ago (0: copied at once); a tag that moves starts again.
+	MinAge time.Duration
 	// Steps is what the tag filter removed in the last Expand, in order
 	// (for plan). Set by Expand.
 	Steps []FilterStep
