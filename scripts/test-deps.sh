@@ -8,7 +8,8 @@
 # and the real artifact clients the referrer tests drive (cosign, oras) as
 #   export IMAGESYNC_COSIGN=...
 #   export IMAGESYNC_ORAS=...
-#   export IMAGESYNC_ETCD=... IMAGESYNC_KUBE_*=... IMAGESYNC_KWOK=...   (scripts/kube-deps.sh)
+#   export IMAGESYNC_ETCD=... IMAGESYNC_KUBE_*=... IMAGESYNC_KWOK=... IMAGESYNC_KUBELET=...   (scripts/kube-deps.sh)
+#   export IMAGESYNC_RUNC=... IMAGESYNC_CONTAINERD=... IMAGESYNC_CNI_BIN=...   (scripts/node-deps.sh)
 # on stdout (and nothing else), so that a Makefile/CI can do
 #   eval "$(scripts/test-deps.sh)"
 # Progress goes to stderr. Safe to run repeatedly.
@@ -115,6 +116,8 @@ if [ "${IMAGESYNC_SKIP_KUBE:-}" = 1 ]; then
 	log "IMAGESYNC_SKIP_KUBE=1: no Kubernetes control plane; its tests will be skipped"
 else
 	"$REPO/scripts/kube-deps.sh"
+	# runc, containerd and the CNI plugins (Debian's) for the real node and the image's container test.
+	"$REPO/scripts/node-deps.sh"
 fi
 
 echo "export IMAGESYNC_STATICCHECK=$STATICCHECK"

@@ -12,6 +12,10 @@ export IMAGESYNC_REQUIRE_REGISTRIES=1   # a missing registry is a failure, not a
 if [ -n "${IMAGESYNC_KUBE_APISERVER:-}" ]; then
 	export IMAGESYNC_REQUIRE_KUBE=1
 fi
+# The container and real-node tests (runc, containerd, kubelet) are required where test-deps.sh installed them.
+if [ -n "${IMAGESYNC_RUNC:-}" ] && [ -n "${IMAGESYNC_CONTAINERD:-}" ] && [ "$(id -u)" -eq 0 ]; then
+	export IMAGESYNC_REQUIRE_NODE=1
+fi
 # The plugin tests run the real docker and kubectl clients: required where present on this kind of machine.
 if command -v docker >/dev/null 2>&1 && command -v kubectl >/dev/null 2>&1; then
 	export IMAGESYNC_REQUIRE_CLIENTS=1
