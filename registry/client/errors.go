@@ -13,6 +13,8 @@ import (
 	"syscall"
 
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
+
+	"github.com/imagesync/imagesync/oci"
 )
 
 // Error is a registry's answer that was not the expected status.
@@ -94,15 +96,10 @@ func printable(s string, max int) string {
 
 // IsNotFound reports a 404 or a *_UNKNOWN answer, or an error of another
 // store (an image layout) that says NotFound.
-func IsNotFound(err error) bool {
-	var nf interface{ NotFound() bool }
-	if errors.As(err, &nf) && nf.NotFound() {
-		return true
-	}
-	var e *Error
-	if !errors.As(err, &e) {
-		return false
-	}
+func IsNotFound(err error) bool { return oci.IsNotFound(err) }
+
+// NotFound reports a 404 or a *_UNKNOWN answer (see oci.IsNotFound).
+func (e *Error) NotFound() bool {
 	return e.Status == http.StatusNotFound || e.HasCode(transport.ManifestUnknownErrorCode, transport.NameUnknownErrorCode, transport.BlobUnknownErrorCode)
 }
 
@@ -191,16 +188,9 @@ func isCertificateError(err error) bool {
 }
 
 // PermanentError marks an error found by imagesync itself (an unsupported
-// manifest, a digest that does not match) as not worth retrying.
-type PermanentError struct{ Err error }
-
-func (p *PermanentError) Error() string { return p.Err.Error() }
-func (p *PermanentError) Unwrap() error { return p.Err }
+// manifest, a digest that does not match) as not worth retrying
+// (oci.PermanentError).
+type PermanentError = oci.PermanentError
 
 // Permanent wraps err so that IsPermanent reports true.
-func Permanent(err error) error {
-	if err == nil {
-		return nil
-	}
-	return &PermanentError{Err: err}
-}
+func Permanent(err error) error { return oci.Permanent(err) }

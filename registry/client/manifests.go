@@ -11,17 +11,19 @@ import (
 	"strings"
 
 	"github.com/google/go-containerregistry/pkg/v1/types"
+
+	"github.com/imagesync/imagesync/oci"
 )
 
-// Manifest media types imagesync asks for. Schema 1 is asked for only to
-// recognise it and say it is unsupported.
+// Manifest media types imagesync asks for (oci's). Schema 1 is asked for
+// only to recognise it and say it is unsupported.
 const (
-	MediaOCIIndex      = types.OCIImageIndex
-	MediaOCIManifest   = types.OCIManifestSchema1
-	MediaDockerList    = types.DockerManifestList
-	MediaDockerV2      = types.DockerManifestSchema2
-	MediaDockerSchema1 = types.DockerManifestSchema1
-	MediaDockerSigned  = types.DockerManifestSchema1Signed
+	MediaOCIIndex      = oci.MediaOCIIndex
+	MediaOCIManifest   = oci.MediaOCIManifest
+	MediaDockerList    = oci.MediaDockerList
+	MediaDockerV2      = oci.MediaDockerV2
+	MediaDockerSchema1 = oci.MediaDockerSchema1
+	MediaDockerSigned  = oci.MediaDockerSigned
 )
 
 var acceptManifests = strings.Join([]string{string(MediaOCIIndex), string(MediaOCIManifest), string(MediaDockerList), string(MediaDockerV2), string(MediaDockerSigned), string(MediaDockerSchema1)}, ", ")
@@ -29,12 +31,8 @@ var acceptManifests = strings.Join([]string{string(MediaOCIIndex), string(MediaO
 // maxManifestSize bounds a manifest read (distribution's own limit is 4 MiB).
 const maxManifestSize = 8 << 20
 
-// Descriptor is what a manifest HEAD or GET tells.
-type Descriptor struct {
-	MediaType types.MediaType
-	Digest    string
-	Size      int64
-}
+// Descriptor is what a manifest HEAD or GET tells (oci.Descriptor).
+type Descriptor = oci.Descriptor
 
 // HeadManifest returns the descriptor of a tag or digest without fetching
 // the manifest (free on Docker Hub's pull quota). A registry that does not

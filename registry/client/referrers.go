@@ -6,10 +6,12 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+
+	"github.com/imagesync/imagesync/oci"
 )
 
 // MediaOCIEmptyJSON is the config media type of OCI artifacts without a config.
-const MediaOCIEmptyJSON = "application/vnd.oci.empty.v1+json"
+const MediaOCIEmptyJSON = oci.MediaOCIEmptyJSON
 
 // ErrNoReferrersAPI says the registry does not serve the OCI referrers API.
 var ErrNoReferrersAPI = errors.New("registry does not serve the OCI referrers API")

@@ -2,14 +2,12 @@ package client
 
 import (
 	"context"
-	"crypto/sha256"
-	"crypto/sha512"
-	"encoding/hex"
 	"io"
 	"net/http"
 	"strings"
 
 	"github.com/imagesync/imagesync/credentials"
+	"github.com/imagesync/imagesync/oci"
 )
 
 // Repo is one repository of one registry, with the credentials it resolved to.
@@ -72,18 +70,13 @@ func (r *Repo) do(ctx context.Context, req *http.Request, alsoPull ...string) (*
 	return hc.Do(req.WithContext(ctx))
 }
 
-// Digest returns the sha256 digest of b.
-func Digest(b []byte) string {
-	sum := sha256.Sum256(b)
-	return "sha256:" + hex.EncodeToString(sum[:])
-}
+// Digest returns the sha256 digest of b (oci.Digest).
+func Digest(b []byte) string { return oci.Digest(b) }
 
 // DigestWith returns the digest of b with the algorithm of like (sha256 or
 // sha512).
-func DigestWith(like string, b []byte) string {
-	if strings.HasPrefix(like, "sha512:") {
-		sum := sha512.Sum512(b)
-		return "sha512:" + hex.EncodeToString(sum[:])
-	}
-	return Digest(b)
-}
+func DigestWith(like string, b []byte) string { return oci.DigestWith(like, b) }
+
+// CredentialSource says where the credentials used for this repository came
+// from (an auth file entry, docker's config, anonymous), for messages.
+func (r *Repo) CredentialSource() string { return r.Access.Source }

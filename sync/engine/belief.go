@@ -51,7 +51,7 @@ func (b belief) content() bool { return b.l != nil && !b.refresh }
 // pinned, not forced or marked for repair, and — trusting the ledger — not
 // known to it (a trusted no-op sends the destination nothing).
 func (b belief) asksDestination(j rules.Job) bool {
-	if j.Destination.Tag == "" || j.Destination.Digest != "" || b.force || rules.IsLayout(j.Destination.Registry) {
+	if j.Destination.Tag == "" || j.Destination.Digest != "" || b.force || ownTruthAt(j.Destination.Registry) {
 		return false
 	}
 	key := ledgerKey(j, "")

@@ -6,14 +6,14 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
-	"github.com/imagesync/imagesync/registry/client"
+	"github.com/imagesync/imagesync/oci"
 )
 
 // copyBlobs puts every blob into every target, blobs in parallel. For one
 // blob, the targets that need an upload (not known, not present, not
 // mountable) on different registries share one read of the source: the
 // blob is fetched once however many registries receive it.
-func (e *Engine) copyBlobs(ctx context.Context, src Store, blobs []blobDesc, targets []*target) {
+func (e *Engine) copyBlobs(ctx context.Context, src Store, blobs []oci.Blob, targets []*target) {
 	var g errgroup.Group
 	g.SetLimit(e.opt.Concurrency)
 	seen := map[string]bool{}
@@ -30,7 +30,7 @@ func (e *Engine) copyBlobs(ctx context.Context, src Store, blobs []blobDesc, tar
 	_ = g.Wait() // failures are on the targets
 }
 
-func (e *Engine) copyBlob(ctx context.Context, src Store, b blobDesc, targets []*target) {
+func (e *Engine) copyBlob(ctx context.Context, src Store, b oci.Blob, targets []*target) {
 	var slots []*uploadSlot
 	var owners, waiters []*target
 	var flights []*flight
@@ -76,7 +76,7 @@ func (e *Engine) copyBlob(ctx context.Context, src Store, b blobDesc, targets []
 
 // planBlobs counts, per target, the bytes a sync would upload: blobs the
 // destination lacks and cannot mount, once per destination registry.
-func (e *Engine) planBlobs(ctx context.Context, src Store, blobs []blobDesc, targets []*target) {
+func (e *Engine) planBlobs(ctx context.Context, src Store, blobs []oci.Blob, targets []*target) {
 	seen := map[string]bool{}
 	for _, b := range blobs {
 		if seen[b.Digest] {
@@ -115,13 +115,13 @@ type blobPrep struct {
 // destination (its tag was missing: its blobs likely are too) on a registry
 // whose mounts answer for present blobs, the question and the mount are one
 // POST (see checkBlob).
-func (e *Engine) prepareBlob(ctx context.Context, src Store, b blobDesc, dst Store, first, fresh bool) (blobPrep, error) {
+func (e *Engine) prepareBlob(ctx context.Context, src Store, b oci.Blob, dst Store, first, fresh bool) (blobPrep, error) {
 	if e.blobs.has(dst, b.Digest) {
 		e.work.present(blobKey(dst, b.Digest))
 		return blobPrep{done: true}, nil
 	}
-	if r, ok := dst.(*client.Repo); ok && fresh && e.blobs.mountState(dst) == mountsWork {
-		return e.checkBlob(ctx, src, b, r)
+	if r, ok := dst.(uploadChecker); ok && fresh && e.blobs.mountState(dst) == mountsWork {
+		return e.checkBlob(ctx, src, b, dst, r)
 	}
 	if first {
 		ok, err := dst.HeadBlob(ctx, b.Digest)
@@ -155,7 +155,7 @@ func (e *Engine) prepareBlob(ctx context.Context, src Store, b blobDesc, dst Sto
 // ensureBlob makes the blob present in one destination: see prepareBlob;
 // when another job is uploading it to the same registry, it waits and then
 // mounts from where it landed. It returns the bytes it uploaded.
-func (e *Engine) ensureBlob(ctx context.Context, src Store, b blobDesc, dst Store, fresh bool) (int64, error) {
+func (e *Engine) ensureBlob(ctx context.Context, src Store, b oci.Blob, dst Store, fresh bool) (int64, error) {
 	for round := 0; ; round++ {
 		p, err := e.prepareBlob(ctx, src, b, dst, round == 0, fresh)
 		if err != nil || p.done {
@@ -193,13 +193,13 @@ func (e *Engine) ensureBlob(ctx context.Context, src Store, b blobDesc, dst Stor
 // (202): no HEAD. Only for hosts where probeMounts saw a mount of a present
 // blob answered 201; a host that then declines a mount from a repository
 // that holds the blob gets HEADs from then on.
-func (e *Engine) checkBlob(ctx context.Context, src Store, b blobDesc, dst *client.Repo) (blobPrep, error) {
+func (e *Engine) checkBlob(ctx context.Context, src Store, b oci.Blob, dst Store, check uploadChecker) (blobPrep, error) {
 	var p blobPrep
 	if p.flight, p.leader = e.blobs.claim(dst, b.Digest); !p.leader {
 		return p, nil // another job uploads it to this registry: wait, then mount
 	}
 	from := e.mountSource(src, dst, b.Digest)
-	loc, mounted, err := dst.CheckUpload(ctx, b.Digest, from)
+	loc, mounted, err := check.CheckUpload(ctx, b.Digest, from)
 	if err != nil {
 		e.blobs.land(dst, b.Digest, p.flight, err)
 		return blobPrep{}, err
@@ -222,7 +222,7 @@ func (e *Engine) checkBlob(ctx context.Context, src Store, b blobDesc, dst *clie
 // 202's session is cancelled). Layouts answer HEADs from the file system:
 // they are not probed.
 func (e *Engine) probeMounts(ctx context.Context, dst Store, digest string) {
-	r, ok := dst.(*client.Repo)
+	r, ok := dst.(uploadChecker)
 	if !ok || !e.blobs.startProbe(dst) {
 		return
 	}
@@ -233,7 +233,7 @@ func (e *Engine) probeMounts(ctx context.Context, dst Store, digest string) {
 	case mounted:
 		e.blobs.setMounts(dst, mountsWork)
 	default:
-		r.CancelUpload(ctx, loc)
+		dst.CancelUpload(ctx, loc)
 		e.blobs.setMounts(dst, mountsNot)
 	}
 	e.log.Debug("registry mounts", "host", dst.Host(), "answer present", mounted, "error", err)

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/imagesync/imagesync/oci"
 	"github.com/imagesync/imagesync/sync/ledger"
 )
 
@@ -179,7 +180,7 @@ func TestPlanBlobs(t *testing.T) {
 	e := newEngine(t, Options{DryRun: true, Ledger: l})
 	mk := func(f *fake, repo string) *target { return &target{repo: f.repo(t, e, repo)} }
 	a, b, c, d := mk(x, "mirror/a"), mk(x, "mirror/b"), mk(y, "mirror/app"), mk(denied, "mirror/app")
-	e.planBlobs(ctx, src.repo(t, e, "ns/src"), []blobDesc{config, layer1, layer2, layer1}, []*target{a, b, c, d})
+	e.planBlobs(ctx, src.repo(t, e, "ns/src"), []oci.Blob{config, layer1, layer2, layer1}, []*target{a, b, c, d})
 
 	for _, tc := range []struct {
 		name string

@@ -8,6 +8,7 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
+	"github.com/imagesync/imagesync/oci"
 	"github.com/imagesync/imagesync/registry/client"
 )
 
@@ -56,7 +57,7 @@ func alive(ts []*target) []*target {
 type source struct {
 	repo Store
 	ref  string
-	desc client.Descriptor
+	desc oci.Descriptor
 	raw  []byte
 	made map[string]manifestBytes // indexes written by the platform filter
 	mu   sync.Mutex
@@ -116,7 +117,7 @@ func (e *Engine) syncUnit(ctx context.Context, u *unit) []JobResult {
 // destination (walkTree). Dry (plan), it walks the same tree and counts the
 // bytes that would move instead.
 func (e *Engine) copyManifest(ctx context.Context, src *source, raw []byte, mediaType types.MediaType, targets []*target) {
-	root := manifest{digest: client.Digest(raw), mediaType: mediaType, raw: raw}
+	root := manifest{digest: oci.Digest(raw), mediaType: mediaType, raw: raw}
 	var mu sync.Mutex
 	need := map[string][]*target{root.digest: targets} // per manifest: the targets that lack it
 	needOf := func(digest string) ([]*target, bool) {
@@ -127,7 +128,7 @@ func (e *Engine) copyManifest(ctx context.Context, src *source, raw []byte, medi
 	}
 	walkTree(ctx, src, root, walker{
 		parallel: true, // children in parallel; the index after all of them
-		enter: func(ctx context.Context, c childDesc) bool {
+		enter: func(ctx context.Context, c oci.Entry) bool {
 			var ts []*target
 			for _, t := range alive(targets) {
 				if !t.force && e.blobs.hasManifest(t.repo, c.Digest) {
@@ -139,7 +140,7 @@ func (e *Engine) copyManifest(ctx context.Context, src *source, raw []byte, medi
 						e.blobs.manifestPresent(t.repo, c.Digest)
 						continue
 					}
-					if err != nil && !client.IsNotFound(err) {
+					if err != nil && !oci.IsNotFound(err) {
 						t.fail(fmt.Errorf("child %s: %w", c.Digest, err))
 						continue
 					}
@@ -151,7 +152,7 @@ func (e *Engine) copyManifest(ctx context.Context, src *source, raw []byte, medi
 			mu.Unlock()
 			return len(ts) > 0
 		},
-		visit: func(ctx context.Context, m manifest, blobs []blobDesc) {
+		visit: func(ctx context.Context, m manifest, blobs []oci.Blob) {
 			ts, _ := needOf(m.digest)
 			if len(ts) == 0 {
 				return
@@ -203,7 +204,7 @@ func wrapChild(digest, root string, err error) error {
 }
 
 func schema1Error() error {
-	return client.Permanent(errors.New("schema 1 manifests (Docker before 1.10) are not supported: rebuild or re-push the image with a current Docker (schema 2)"))
+	return oci.Permanent(errors.New("schema 1 manifests (Docker before 1.10) are not supported: rebuild or re-push the image with a current Docker (schema 2)"))
 }
 
 // notFound says in words what a 404 meant ("tag 1.0 not found in
@@ -224,8 +225,8 @@ func (n *notFound) Unwrap() error { return n.err }
 
 // explain adds what to check to authentication failures.
 func (e *Engine) explain(s Store, err error) error {
-	if r, ok := s.(*client.Repo); ok && client.IsUnauthorized(err) {
-		return fmt.Errorf("%w (access to %s denied using %s: check the auth file entry or docker login)", err, r, r.Access.Source)
+	if r, ok := s.(credentialNamer); ok && client.IsUnauthorized(err) {
+		return fmt.Errorf("%w (access to %s denied using %s: check the auth file entry or docker login)", err, s, r.CredentialSource())
 	}
 	return err
 }

@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"sync"
 
-	"github.com/imagesync/imagesync/registry/client"
+	"github.com/imagesync/imagesync/oci"
 	"github.com/imagesync/imagesync/sync/ledger"
 	"github.com/imagesync/imagesync/sync/rules"
 )
@@ -22,7 +22,7 @@ func ledgerKey(j rules.Job, srcDigest string) string {
 // destHead is the answer to one destination manifest HEAD.
 type destHead struct {
 	ref  string
-	desc client.Descriptor
+	desc oci.Descriptor
 	err  error
 }
 
@@ -130,7 +130,7 @@ func (e *Engine) resolveSource(ctx context.Context, ref rules.Ref) (*source, err
 	}
 	d, err := repo.HeadManifest(ctx, ref.Tag)
 	if err != nil {
-		if client.IsNotFound(err) {
+		if oci.IsNotFound(err) {
 			err = &notFound{what: "tag " + ref.Tag, where: ref.Registry + "/" + ref.Repository, err: err}
 		}
 		return nil, e.explain(repo, err)
@@ -154,7 +154,7 @@ func (e *Engine) skipKnown(ctx context.Context, u *unit, d *decision) (pending i
 			continue
 		}
 		ent, ok := e.belief.manifest(j, d.srcDigest, u.filterKey())
-		if !ok || rules.IsLayout(j.Destination.Registry) { // a layout is its own truth
+		if !ok || ownTruthAt(j.Destination.Registry) { // a layout is its own truth
 			pending++
 			continue
 		}
@@ -209,7 +209,7 @@ func (e *Engine) wantDigest(ctx context.Context, u *unit, src *source) (want str
 		if kept == 0 {
 			return "", fmt.Errorf("no image matches the platform filter %s", u.filter), nil
 		}
-		if want = client.Digest(out); want != src.desc.Digest {
+		if want = oci.Digest(out); want != src.desc.Digest {
 			src.raw = out
 			e.log.Debug("platform filter rewrote index", "source", u.src.String(), "digest", want)
 		}
@@ -244,7 +244,7 @@ func (e *Engine) decideDestinations(ctx context.Context, u *unit, d *decision, w
 			r.Job.Destination.Digest = want
 		}
 		if j.Destination.Digest != "" && j.Destination.Digest != want {
-			r.Action, r.Err = Failed, client.Permanent(fmt.Errorf("destination pins %s but the source is %s", j.Destination.Digest, want))
+			r.Action, r.Err = Failed, oci.Permanent(fmt.Errorf("destination pins %s but the source is %s", j.Destination.Digest, want))
 			continue
 		}
 		dst, err := e.store(ctx, j.Destination.Registry, j.Destination.Repository, !e.opt.DryRun)
@@ -254,9 +254,9 @@ func (e *Engine) decideDestinations(ctx context.Context, u *unit, d *decision, w
 		}
 		ref := manifestRef(dst, j.Destination.Tag, want)
 		key := ledgerKey(j, d.srcDigest)
-		t := &target{repo: dst, ref: ref, force: e.opt.Force || (!isLayout(dst) && e.belief.repair(key))}
+		t := &target{repo: dst, ref: ref, force: e.opt.Force || (!isOwnTruth(dst) && e.belief.repair(key))}
 		if !t.force {
-			var got client.Descriptor
+			var got oci.Descriptor
 			if h := d.heads[i]; h != nil && h.ref == ref {
 				got, err = h.desc, h.err // asked already, confirming the ledger
 			} else {
@@ -271,7 +271,7 @@ func (e *Engine) decideDestinations(ctx context.Context, u *unit, d *decision, w
 				continue
 			case err == nil:
 				t.exists = true
-			case !client.IsNotFound(err):
+			case !oci.IsNotFound(err):
 				r.Action, r.Err = Failed, e.explain(dst, err)
 				continue
 			}

@@ -4,7 +4,7 @@ import (
 	"context"
 	"fmt"
 
-	"github.com/imagesync/imagesync/registry/client"
+	"github.com/imagesync/imagesync/oci"
 )
 
 // maxIndexDepth bounds how deep indexes may nest (an index of indexes of
@@ -18,7 +18,7 @@ type depthKey struct{}
 func deeper(ctx context.Context, digest string) (context.Context, error) {
 	d, _ := ctx.Value(depthKey{}).(int)
 	if d >= maxIndexDepth {
-		return ctx, client.Permanent(fmt.Errorf("index %s: indexes nested more than %d deep", digest, maxIndexDepth))
+		return ctx, oci.Permanent(fmt.Errorf("index %s: indexes nested more than %d deep", digest, maxIndexDepth))
 	}
 	return context.WithValue(ctx, depthKey{}, d+1), nil
 }

@@ -18,6 +18,7 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 
+	"github.com/imagesync/imagesync/oci"
 	"github.com/imagesync/imagesync/registry/client"
 	"github.com/imagesync/imagesync/sync/layout"
 	"github.com/imagesync/imagesync/sync/ledger"
@@ -414,7 +415,7 @@ func (e *Engine) runUnit(ctx context.Context, u *unit) (out []JobResult) {
 			out = out[:0]
 			for _, j := range u.jobs {
 				out = append(out, JobResult{Job: j, Action: Failed, Attempts: u.attempts, Duration: time.Since(start),
-					Err: client.Permanent(fmt.Errorf("internal error (please report it): %v", p))})
+					Err: oci.Permanent(fmt.Errorf("internal error (please report it): %v", p))})
 			}
 		}
 	}()

@@ -66,7 +66,7 @@ func (e *Engine) expand(ctx context.Context, rs []rules.Rule) ([]rules.Job, []Jo
 			listed[i].tags = n
 			continue
 		}
-		if bad[i] || !r.NeedsTagList() || rules.IsLayout(r.Source.Registry) {
+		if bad[i] || !r.NeedsTagList() || ownTruthAt(r.Source.Registry) {
 			continue
 		}
 		g.Go(func() error {

@@ -15,6 +15,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/imagesync/imagesync/internal/faultproxy"
+	"github.com/imagesync/imagesync/oci"
 	"github.com/imagesync/imagesync/registry/client"
 )
 
@@ -88,10 +89,10 @@ func (f *fake) repo(t *testing.T, e *Engine, name string) *client.Repo {
 }
 
 // blob stores content in repo and returns its descriptor.
-func (f *fake) blob(repo string, content []byte) blobDesc {
+func (f *fake) blob(repo string, content []byte) oci.Blob {
 	d := client.Digest(content)
 	f.Blobs.put(repo, d, content)
-	return blobDesc{Digest: d, Size: int64(len(content))}
+	return oci.Blob{Digest: d, Size: int64(len(content))}
 }
 
 // repoBlobs is a go-containerregistry BlobHandler keeping blobs per

@@ -4,32 +4,30 @@ import (
 	"context"
 	"fmt"
 
-	"github.com/imagesync/imagesync/registry/client"
 	"github.com/imagesync/imagesync/sync/layout"
 )
 
 // indexReferrer makes a referrer now at its destination findable from its
-// subject: an image layout lists it in index.json (an entry without a
-// name, as oras-go's OCI store does); a registry without the referrers API
-// gets it in its sha256-<hex> tag index (one with the API indexes it itself).
+// subject: a store that lists referrers itself (an image layout: an
+// index.json entry without a name, as oras-go's OCI store does) lists it;
+// any other (a registry) without the referrers API gets it in its
+// sha256-<hex> tag index (one with the API indexes it itself).
 func (e *Engine) indexReferrer(ctx context.Context, dst Store, subject string, ref referrer) error {
-	switch d := dst.(type) {
-	case *layout.Repo:
-		if err := d.IndexReferrer(ctx, ref.desc.Digest, ref.mediaType); err != nil {
-			return fmt.Errorf("listing it in %s: %w", layout.IndexFile, err)
+	if ix, ok := dst.(referrerIndexer); ok {
+		if err := ix.IndexReferrer(ctx, ref.desc.Digest, ref.mediaType); err != nil {
+			return fmt.Errorf("listing it in %s: %w", layout.IndexFile, err) // the one store that lists them
 		}
-	case *client.Repo:
-		return e.updateFallbackIndex(ctx, d, subject, ref)
+		return nil
 	}
-	return nil
+	return e.updateFallbackIndex(ctx, dst, subject, ref)
 }
 
-// unlisted reports whether dst is an image layout that stores the manifest
-// digest but does not list it in index.json (a run stopped between the
-// two): other tools would not find it as a referrer.
+// unlisted reports whether dst lists referrers itself and stores the
+// manifest digest without listing it (a run stopped between the two):
+// other tools would not find it as a referrer.
 func unlisted(dst Store, digest string) bool {
-	l, ok := dst.(*layout.Repo)
-	return ok && !l.Lists(digest)
+	ix, ok := dst.(referrerIndexer)
+	return ok && !ix.Lists(digest)
 }
 
 // checkUnnamed sorts a layout source's index.json entries without a name:

@@ -35,7 +35,7 @@ func (e *Engine) expandOffline(rs []rules.Rule) ([]rules.Job, rules.ErrorList) {
 			continue
 		}
 		tags := names[i]
-		if r.NeedsTagList() && !rules.IsLayout(r.Source.Registry) {
+		if r.NeedsTagList() && !ownTruthAt(r.Source.Registry) {
 			tags = e.opt.Ledger.SourceTags(r.Source.Registry + "/" + r.Source.Repository)
 		}
 		js, err := r.Expand(tags)

@@ -13,6 +13,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
+	"github.com/imagesync/imagesync/oci"
 	"github.com/imagesync/imagesync/registry/client"
 	"github.com/imagesync/imagesync/sync/rules"
 )
@@ -73,7 +74,7 @@ func TestFilterNestedIndex(t *testing.T) {
 	if err != nil || kept != 2 || len(made) != 1 {
 		t.Fatalf("kept %d, made %d, err %v", kept, len(made), err)
 	}
-	var top struct{ Manifests []childDesc }
+	var top struct{ Manifests []oci.Entry }
 	_ = json.Unmarshal(out, &top)
 	if len(top.Manifests) != 2 {
 		t.Fatalf("outer has %d children", len(top.Manifests))
@@ -82,7 +83,7 @@ func TestFilterNestedIndex(t *testing.T) {
 	if !ok || int64(len(nested.raw)) != top.Manifests[1].Size {
 		t.Fatalf("rewritten nested index not recorded under its new digest and size")
 	}
-	var in struct{ Manifests []childDesc }
+	var in struct{ Manifests []oci.Entry }
 	_ = json.Unmarshal(nested.raw, &in)
 	if len(in.Manifests) != 1 || in.Manifests[0].Platform.Arch != "arm64" {
 		t.Fatalf("nested index children: %+v", in.Manifests)

@@ -6,7 +6,7 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
-	"github.com/imagesync/imagesync/registry/client"
+	"github.com/imagesync/imagesync/oci"
 )
 
 // ProgressKind says what a Progress event reports.
@@ -240,10 +240,10 @@ func (e *Engine) resolve(ctx context.Context, units []*unit) {
 // for each target the blobs that are neither known present nor mountable.
 // Child manifests read here are kept for the copy.
 func (e *Engine) measure(ctx context.Context, u *unit, src *source, raw []byte, mediaType types.MediaType, targets []*target) {
-	root := manifest{digest: client.Digest(raw), mediaType: mediaType, raw: raw}
+	root := manifest{digest: oci.Digest(raw), mediaType: mediaType, raw: raw}
 	need := map[string][]*target{root.digest: targets}
 	walkTree(ctx, src, root, walker{
-		enter: func(ctx context.Context, c childDesc) bool {
+		enter: func(ctx context.Context, c oci.Entry) bool {
 			var ts []*target
 			for _, t := range targets {
 				if t.force || !e.blobs.hasManifest(t.repo, c.Digest) {
@@ -253,7 +253,7 @@ func (e *Engine) measure(ctx context.Context, u *unit, src *source, raw []byte, 
 			need[c.Digest] = ts
 			return len(ts) > 0
 		},
-		visit: func(ctx context.Context, m manifest, blobs []blobDesc) {
+		visit: func(ctx context.Context, m manifest, blobs []oci.Blob) {
 			for _, b := range blobs {
 				for _, t := range need[m.digest] {
 					if e.blobs.has(t.repo, b.Digest) || e.mountSource(src.repo, t.repo, b.Digest) != "" {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
+	"github.com/imagesync/imagesync/oci"
 	"github.com/imagesync/imagesync/registry/client"
 	"github.com/imagesync/imagesync/sync/rules"
 )
@@ -43,7 +44,7 @@ const (
 // field (found by the referrers API or its fallback tag), or through a
 // cosign tag named after the subject's digest.
 type referrer struct {
-	desc         childDesc
+	desc         oci.Entry
 	artifactType string
 	tag          string // cosign tag ("sha256-<hex>.sig"); "" for subject-bearing referrers
 	raw          []byte
@@ -76,11 +77,11 @@ func (e *Engine) referrersOf(ctx context.Context, repo Store, subject string, wa
 		raw, err = nil, nil
 	} else if errors.Is(err, client.ErrNoReferrersAPI) {
 		// HEAD first: free on Docker Hub's pull quota, and most images have no referrers.
-		var d client.Descriptor
+		var d oci.Descriptor
 		if d, err = repo.HeadManifest(ctx, fallbackTag(subject)); err == nil {
 			raw, _, err = repo.GetManifest(ctx, d.Digest)
 		}
-		if client.IsNotFound(err) {
+		if oci.IsNotFound(err) {
 			raw, err = nil, nil
 		}
 	}
@@ -90,15 +91,15 @@ func (e *Engine) referrersOf(ctx context.Context, repo Store, subject string, wa
 	if raw != nil {
 		var idx referrerIndex
 		if err := json.Unmarshal(raw, &idx); err != nil {
-			return nil, client.Permanent(fmt.Errorf("referrers of %s: not an index: %w", subject, err))
+			return nil, oci.Permanent(fmt.Errorf("referrers of %s: not an index: %w", subject, err))
 		}
 		seen := map[string]bool{}
 		for _, m := range idx.Manifests {
 			if err := ctx.Err(); err != nil {
 				return nil, context.Cause(ctx)
 			}
-			var d childDesc
-			if err := json.Unmarshal(m, &d); err != nil || !client.ValidDigest(d.Digest) {
+			var d oci.Entry
+			if err := json.Unmarshal(m, &d); err != nil || !oci.ValidDigest(d.Digest) {
 				e.log.Warn("ignoring an invalid referrer descriptor", "repository", repo.String(), "subject", subject)
 				continue
 			}
@@ -111,7 +112,7 @@ func (e *Engine) referrersOf(ctx context.Context, repo Store, subject string, wa
 			}
 			seen[d.Digest] = true
 			body, desc, err := repo.GetManifest(ctx, d.Digest) // checks the digest
-			if client.IsNotFound(err) {
+			if oci.IsNotFound(err) {
 				e.log.Warn("referrer listed but missing", "repository", repo.String(), "subject", subject, "referrer", d.Digest)
 				continue
 			}
@@ -154,7 +155,7 @@ func (e *Engine) referrersOf(ctx context.Context, repo Store, subject string, wa
 			continue
 		}
 		d, err := repo.HeadManifest(ctx, tag)
-		if client.IsNotFound(err) {
+		if oci.IsNotFound(err) {
 			continue
 		}
 		if err != nil {
@@ -164,7 +165,7 @@ func (e *Engine) referrersOf(ctx context.Context, repo Store, subject string, wa
 		if err != nil {
 			return nil, fmt.Errorf("cosign tag %s: %w", tag, err)
 		}
-		out = append(out, referrer{desc: childDesc{MediaType: desc.MediaType, Digest: desc.Digest, Size: desc.Size}, artifactType: c.artifactType, tag: tag, raw: body, mediaType: desc.MediaType})
+		out = append(out, referrer{desc: oci.Entry{MediaType: desc.MediaType, Digest: desc.Digest, Size: desc.Size}, artifactType: c.artifactType, tag: tag, raw: body, mediaType: desc.MediaType})
 	}
 	return out, nil
 }
@@ -176,7 +177,7 @@ type referrersAPI struct {
 	m  map[string]bool
 }
 
-func (e *Engine) destinationHasAPI(ctx context.Context, dst *client.Repo, subject string) (bool, error) {
+func (e *Engine) destinationHasAPI(ctx context.Context, dst Store, subject string) (bool, error) {
 	e.refAPI.mu.Lock()
 	v, ok := e.refAPI.m[dst.String()]
 	e.refAPI.mu.Unlock()
@@ -249,7 +250,7 @@ func (e *Engine) copyReferrers(ctx context.Context, u *unit, srcRepo Store, subj
 		if err != nil {
 			for _, d := range dests {
 				results = append(results, JobResult{Job: rules.Job{Source: rules.Ref{Registry: u.src.Registry, Repository: u.src.Repository, Digest: subject}, Destination: d.job.Destination, Rule: d.job.Rule},
-					Action: Failed, Err: client.Permanent(e.explain(srcRepo, err)), Subject: subject})
+					Action: Failed, Err: oci.Permanent(e.explain(srcRepo, err)), Subject: subject})
 			}
 			return
 		}
@@ -298,7 +299,7 @@ func (e *Engine) copyReferrer(ctx context.Context, srcRepo Store, u *unit, subje
 	fail := func(err error) JobResult {
 		// Not re-queued: the transport retried its requests already, and
 		// the retry queue redoes images, not referrers.
-		res.Action, res.Err = Failed, client.Permanent(fmt.Errorf("referrer %s of %s → %s: %w", ref.desc.Digest, subject, dst, err))
+		res.Action, res.Err = Failed, oci.Permanent(fmt.Errorf("referrer %s of %s → %s: %w", ref.desc.Digest, subject, dst, err))
 		return res
 	}
 	t := &target{repo: dst, ref: putRef, force: e.opt.Force}
@@ -312,12 +313,12 @@ func (e *Engine) copyReferrer(ctx context.Context, srcRepo Store, u *unit, subje
 			present = ref.tag != "" || !unlisted(dst, ref.desc.Digest)
 		case err == nil:
 			t.exists = true
-		case !client.IsNotFound(err):
+		case !oci.IsNotFound(err):
 			return fail(e.explain(dst, err))
 		}
 	}
 	if !present {
-		src := &source{repo: srcRepo, ref: ref.desc.Digest, desc: client.Descriptor{MediaType: ref.mediaType, Digest: ref.desc.Digest}, raw: ref.raw, made: map[string]manifestBytes{}, skip: map[string]bool{}}
+		src := &source{repo: srcRepo, ref: ref.desc.Digest, desc: oci.Descriptor{MediaType: ref.mediaType, Digest: ref.desc.Digest}, raw: ref.raw, made: map[string]manifestBytes{}, skip: map[string]bool{}}
 		e.copyManifest(ctx, src, ref.raw, ref.mediaType, []*target{t})
 		if t.err != nil {
 			return fail(e.explain(dst, t.err))
@@ -345,7 +346,7 @@ func (e *Engine) copyReferrer(ctx context.Context, srcRepo Store, u *unit, subje
 // updateFallbackIndex adds ref to the destination's sha256-<hex> tag index
 // when the destination lacks the referrers API (it answers for itself when
 // it has it).
-func (e *Engine) updateFallbackIndex(ctx context.Context, dst *client.Repo, subject string, ref referrer) error {
+func (e *Engine) updateFallbackIndex(ctx context.Context, dst Store, subject string, ref referrer) error {
 	api, err := e.destinationHasAPI(ctx, dst, subject)
 	if err != nil {
 		return fmt.Errorf("asking %s for its referrers API: %w", dst, e.explain(dst, err))
@@ -356,18 +357,18 @@ func (e *Engine) updateFallbackIndex(ctx context.Context, dst *client.Repo, subj
 	tag := fallbackTag(subject)
 	e.refAPI.mu.Lock() // one fallback index update at a time (read, modify, write)
 	defer e.refAPI.mu.Unlock()
-	idx := referrerIndex{SchemaVersion: 2, MediaType: client.MediaOCIIndex}
+	idx := referrerIndex{SchemaVersion: 2, MediaType: oci.MediaOCIIndex}
 	raw, _, err := dst.GetManifest(ctx, tag)
 	switch {
 	case err == nil:
 		if err := json.Unmarshal(raw, &idx); err != nil {
-			return client.Permanent(fmt.Errorf("%s:%s is not a referrers index: %w", dst, tag, err))
+			return oci.Permanent(fmt.Errorf("%s:%s is not a referrers index: %w", dst, tag, err))
 		}
-	case !client.IsNotFound(err):
+	case !oci.IsNotFound(err):
 		return e.explain(dst, err)
 	}
 	for _, m := range idx.Manifests {
-		var d childDesc
+		var d oci.Entry
 		if json.Unmarshal(m, &d) == nil && d.Digest == ref.desc.Digest {
 			return nil // listed already
 		}
@@ -381,13 +382,13 @@ func (e *Engine) updateFallbackIndex(ctx context.Context, dst *client.Repo, subj
 		idx.SchemaVersion = 2
 	}
 	if idx.MediaType == "" {
-		idx.MediaType = client.MediaOCIIndex
+		idx.MediaType = oci.MediaOCIIndex
 	}
 	out, err := json.Marshal(idx)
 	if err != nil {
 		return err
 	}
-	if err := dst.PutManifest(ctx, tag, client.MediaOCIIndex, out); err != nil {
+	if err := dst.PutManifest(ctx, tag, oci.MediaOCIIndex, out); err != nil {
 		return fmt.Errorf("writing the referrers tag %s:%s: %w", dst, tag, e.explain(dst, err))
 	}
 	return nil

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/imagesync/imagesync/oci"
 	"github.com/imagesync/imagesync/registry/client"
 	"github.com/imagesync/imagesync/sync/rules"
 )
@@ -78,12 +79,12 @@ func sparseWalk(ctx context.Context, src Store, raw []byte, f Filter, skip map[s
 		Manifests []json.RawMessage `json:"manifests"`
 	}
 	if err := json.Unmarshal(raw, &idx); err != nil {
-		return 0, client.Permanent(fmt.Errorf("parsing index: %w", err))
+		return 0, oci.Permanent(fmt.Errorf("parsing index: %w", err))
 	}
 	for _, e := range idx.Manifests {
-		var d childDesc
+		var d oci.Entry
 		if err := json.Unmarshal(e, &d); err != nil {
-			return 0, client.Permanent(fmt.Errorf("parsing index entry: %w", err))
+			return 0, oci.Permanent(fmt.Errorf("parsing index entry: %w", err))
 		}
 		if d.MediaType.IsIndex() && d.Platform == nil {
 			ctx, err := deeper(ctx, d.Digest)
@@ -124,7 +125,7 @@ func sparseWalk(ctx context.Context, src Store, raw []byte, f Filter, skip map[s
 func sparseRefused(err error) error {
 	var re *client.Error
 	if errors.As(err, &re) && (re.HasCode("MANIFEST_BLOB_UNKNOWN") || re.HasCode("MANIFEST_INVALID")) {
-		return client.Permanent(fmt.Errorf("%w (platform-mode keep-index: this registry refuses an index whose filtered-out children are missing; use platform-mode rewrite, or a registry that accepts sparse indexes, e.g. distribution 3 with validation.manifests.indexes.platforms: none)", err))
+		return oci.Permanent(fmt.Errorf("%w (platform-mode keep-index: this registry refuses an index whose filtered-out children are missing; use platform-mode rewrite, or a registry that accepts sparse indexes, e.g. distribution 3 with validation.manifests.indexes.platforms: none)", err))
 	}
 	return err
 }

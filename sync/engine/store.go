@@ -10,6 +10,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/imagesync/imagesync/internal/cfgfile"
+	"github.com/imagesync/imagesync/oci"
 	"github.com/imagesync/imagesync/registry/client"
 	"github.com/imagesync/imagesync/sync/layout"
 	"github.com/imagesync/imagesync/sync/ledger"
@@ -17,7 +18,9 @@ import (
 )
 
 // Store is one repository the engine copies from and to: a registry's
-// (*client.Repo) or an OCI image layout's (*layout.Repo). The engine has
+// (*client.Repo) or an OCI image layout's (*layout.Repo), opened by scheme
+// (schemes); what else a store can do it says through the capability
+// interfaces below. The engine has
 // one code path for both: manifests as raw bytes, blobs streamed, presence
 // by HEAD. An upload into a layout is a crash-safe file write; a "mount"
 // into a layout is a blob it already holds.
@@ -26,8 +29,8 @@ type Store interface {
 	Host() string   // stores of one host share blobs (mount between them)
 	Path() string   // the repository path within the host
 
-	HeadManifest(ctx context.Context, ref string) (client.Descriptor, error)
-	GetManifest(ctx context.Context, ref string) ([]byte, client.Descriptor, error)
+	HeadManifest(ctx context.Context, ref string) (oci.Descriptor, error)
+	GetManifest(ctx context.Context, ref string) ([]byte, oci.Descriptor, error)
 	PutManifest(ctx context.Context, ref string, mediaType types.MediaType, raw []byte) error
 	Tags(ctx context.Context) (tags, invalid []string, err error)
 	HeadBlob(ctx context.Context, digest string) (bool, error)
@@ -46,35 +49,109 @@ var (
 	_ Store = (*layout.Repo)(nil)
 )
 
-// store opens the repository a rule reference names: a registry repository,
-// or a repository of an image layout (oci:DIR, oci-archive:FILE).
-func (e *Engine) store(ctx context.Context, reg, repository string, push bool) (Store, error) {
-	if path, archive, ok := rules.LayoutLocation(reg); ok {
-		l, err := e.layouts.Open(path, archive, false)
-		if err != nil {
-			return nil, err
-		}
-		return l.Repo(repository), nil
+// What a store can do beyond Store: the engine asks a store for these
+// capabilities, never for its concrete type.
+type (
+	// ownTruth: a store that is the truth about what it holds (an image
+	// layout): the ledger neither answers nor records for it, no HEAD
+	// confirms what it says, and an image pushed by digest is named in it
+	// ("@digest").
+	ownTruth interface{ OwnTruth() bool }
+	// uploadChecker: a store whose blob mount POST answers "present" (201)
+	// or opens the upload session (202), so that one request can stand for
+	// a HEAD and a POST (a registry; see checkBlob).
+	uploadChecker interface {
+		CheckUpload(ctx context.Context, digest, from string) (location string, mounted bool, err error)
 	}
-	r, err := e.c.Repo(ctx, reg, repository, push)
+	// referrerIndexer: a store that lists referrers itself, once they are
+	// stored (an image layout's index.json); others get a fallback tag
+	// index unless they serve the referrers API.
+	referrerIndexer interface {
+		IndexReferrer(ctx context.Context, digest string, mediaType types.MediaType) error
+		Lists(digest string) bool
+	}
+	// credentialNamer: a store that says where the credentials it used
+	// came from, for a denied request.
+	credentialNamer interface{ CredentialSource() string }
+)
+
+var (
+	_ uploadChecker   = (*client.Repo)(nil)
+	_ credentialNamer = (*client.Repo)(nil)
+	_ ownTruth        = (*layout.Repo)(nil)
+	_ referrerIndexer = (*layout.Repo)(nil)
+)
+
+// storeScheme is how the stores of one scheme are opened, and what is
+// known of them before one is opened.
+type storeScheme struct {
+	open     func(e *Engine, ctx context.Context, location, repository string, push bool) (Store, error)
+	ownTruth bool // its stores are ownTruth
+}
+
+// schemes are the stores a reference can name, by its scheme (as
+// regclient's scheme table).
+var schemes = map[oci.Scheme]storeScheme{
+	oci.SchemeRegistry: {open: openRegistry},
+	oci.SchemeLayout:   {open: openLayout(false), ownTruth: true},
+	oci.SchemeArchive:  {open: openLayout(true), ownTruth: true},
+}
+
+func openRegistry(e *Engine, ctx context.Context, host, repository string, push bool) (Store, error) {
+	r, err := e.c.Repo(ctx, host, repository, push)
 	if err != nil {
 		return nil, err
 	}
 	return r, nil
 }
 
-// isLayout reports whether a store is an image layout: the layout itself is
-// the truth about what it holds, so the ledger neither answers nor records
-// for it.
-func isLayout(s Store) bool {
-	_, ok := s.(*layout.Repo)
-	return ok
+func openLayout(archive bool) func(e *Engine, ctx context.Context, path, repository string, push bool) (Store, error) {
+	return func(e *Engine, _ context.Context, path, repository string, _ bool) (Store, error) {
+		l, err := e.layouts.Open(path, archive, false)
+		if err != nil {
+			return nil, err
+		}
+		return l.Repo(repository), nil
+	}
+}
+
+// store opens the repository a rule reference names, by its scheme: a
+// registry repository, or a repository of an image layout (oci:DIR,
+// oci-archive:FILE).
+func (e *Engine) store(ctx context.Context, reg, repository string, push bool) (Store, error) {
+	scheme, location := schemeOf(reg)
+	return schemes[scheme].open(e, ctx, location, repository, push)
+}
+
+// schemeOf splits a reference's registry part into the scheme of the table
+// that names its stores and the rest (a host, a path).
+func schemeOf(reg string) (oci.Scheme, string) {
+	for s := range schemes {
+		if s != oci.SchemeRegistry && strings.HasPrefix(reg, string(s)) {
+			return s, reg[len(s):]
+		}
+	}
+	return oci.SchemeRegistry, reg
+}
+
+// isOwnTruth reports whether a store is the truth about what it holds (see
+// ownTruth).
+func isOwnTruth(s Store) bool {
+	t, ok := s.(ownTruth)
+	return ok && t.OwnTruth()
+}
+
+// ownTruthAt reports whether the stores a reference's registry part names
+// are their own truth, before one is opened.
+func ownTruthAt(registry string) bool {
+	scheme, _ := schemeOf(registry)
+	return schemes[scheme].ownTruth
 }
 
 // ledgerFor returns the ledger for a destination: none (nil, which answers
-// nothing and records nothing) for a layout.
+// nothing and records nothing) for a store that is its own truth.
 func (e *Engine) ledgerFor(dst rules.Ref) *ledger.Ledger {
-	if rules.IsLayout(dst.Registry) {
+	if ownTruthAt(dst.Registry) {
 		return nil
 	}
 	return e.opt.Ledger
@@ -91,7 +168,7 @@ func manifestRef(dst Store, tag, digest string) string {
 	switch {
 	case tag != "":
 		return tag
-	case isLayout(dst):
+	case isOwnTruth(dst):
 		return "@" + digest
 	}
 	return digest

@@ -39,7 +39,7 @@ func (b *blobTracker) has(r Store, digest string) bool {
 	b.mu.Lock()
 	known := b.present[blobKey(r, digest)][r.Path()]
 	b.mu.Unlock()
-	return known || (b.believe.content() && !isLayout(r) && b.ledger.HasBlob(r.String(), digest))
+	return known || (b.believe.content() && !isOwnTruth(r) && b.ledger.HasBlob(r.String(), digest))
 }
 
 // add records that r holds the blob, in memory and in the ledger.
@@ -51,7 +51,7 @@ func (b *blobTracker) add(r Store, digest string) {
 	}
 	b.present[k][r.Path()] = true
 	b.mu.Unlock()
-	if b.write && !isLayout(r) {
+	if b.write && !isOwnTruth(r) {
 		_ = b.ledger.RecordBlobs(r.String(), []string{digest})
 	}
 }
@@ -64,7 +64,7 @@ func (b *blobTracker) mountFrom(r Store, digest string) string {
 		cands = append(cands, repo)
 	}
 	b.mu.Unlock()
-	if b.believe.content() && !isLayout(r) {
+	if b.believe.content() && !isOwnTruth(r) {
 		reg := registryOf(r)
 		for _, full := range b.ledger.ReposWithBlob(reg, digest) {
 			cands = append(cands, strings.TrimPrefix(full, reg+"/"))
@@ -126,7 +126,7 @@ func (b *blobTracker) forget(r Store) {
 		}
 	}
 	b.mu.Unlock()
-	if b.write && !isLayout(r) {
+	if b.write && !isOwnTruth(r) {
 		_ = b.ledger.Invalidate(r.String(), "")
 	}
 }
@@ -163,7 +163,7 @@ func (b *blobTracker) hasManifest(r Store, digest string) bool {
 	if known {
 		return true
 	}
-	if b.believe.content() && !isLayout(r) {
+	if b.believe.content() && !isOwnTruth(r) {
 		_, ok := b.ledger.Manifest(r.String() + "@" + digest)
 		return ok
 	}
@@ -176,7 +176,7 @@ func (b *blobTracker) manifestPresent(r Store, digest string) {
 	b.mu.Lock()
 	b.manifests[r.Host()+"/"+r.Path()+"@"+digest] = true
 	b.mu.Unlock()
-	if b.write && !isLayout(r) {
+	if b.write && !isOwnTruth(r) {
 		_ = b.ledger.RecordManifest(r.String()+"@"+digest, ledger.Entry{Digest: digest})
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sync/atomic"
 
+	"github.com/imagesync/imagesync/oci"
 	"github.com/imagesync/imagesync/registry/client"
 )
 
@@ -22,7 +23,7 @@ type uploadSlot struct {
 // read of the source: no disk, no whole-blob buffer, the digest checked as it
 // streams so a corrupt read never completes a PUT. Slots that fail
 // transiently restart together from a fresh read (three attempts in all).
-func (e *Engine) upload(ctx context.Context, src Store, b blobDesc, slots []*uploadSlot) {
+func (e *Engine) upload(ctx context.Context, src Store, b oci.Blob, slots []*uploadSlot) {
 	select {
 	case e.sem <- struct{}{}:
 	case <-ctx.Done():
@@ -65,7 +66,7 @@ func (e *Engine) upload(ctx context.Context, src Store, b blobDesc, slots []*upl
 
 // uploadOnce is one attempt: open the sessions, one GET, and one PUT per
 // destination fed from it (through a pipe each when there are several).
-func (e *Engine) uploadOnce(ctx context.Context, src Store, b blobDesc, slots []*uploadSlot) {
+func (e *Engine) uploadOnce(ctx context.Context, src Store, b oci.Blob, slots []*uploadSlot) {
 	var live []*uploadSlot
 	for _, s := range slots {
 		s.err, s.n = nil, 0
@@ -96,7 +97,7 @@ func (e *Engine) uploadOnce(ctx context.Context, src Store, b blobDesc, slots []
 	}
 	defer rc.Close()
 	if size >= 0 && b.Size > 0 && size != b.Size {
-		failAll(client.Permanent(fmt.Errorf("source sent %d bytes, the manifest says %d", size, b.Size)))
+		failAll(oci.Permanent(fmt.Errorf("source sent %d bytes, the manifest says %d", size, b.Size)))
 		return
 	}
 	if size < 0 {

@@ -10,7 +10,7 @@ import (
 	"io"
 	"strings"
 
-	"github.com/imagesync/imagesync/registry/client"
+	"github.com/imagesync/imagesync/oci"
 )
 
 // verifier passes a blob through while hashing it; at the end it fails the
@@ -27,8 +27,8 @@ type verifier struct {
 }
 
 func newVerifier(r io.Reader, digest string, size int64) (*verifier, error) {
-	if !client.ValidDigest(digest) {
-		return nil, client.Permanent(fmt.Errorf("unsupported or malformed digest %q", clip(digest)))
+	if !oci.ValidDigest(digest) {
+		return nil, oci.Permanent(fmt.Errorf("unsupported or malformed digest %q", oci.Clip(digest)))
 	}
 	alg, _, _ := strings.Cut(digest, ":")
 	h := sha256.New()
@@ -48,13 +48,13 @@ func (v *verifier) Read(p []byte) (int, error) {
 		v.progress(int64(n))
 	}
 	if v.size >= 0 && v.n > v.size {
-		v.err = client.Permanent(fmt.Errorf("source sent more than %d bytes", v.size))
+		v.err = oci.Permanent(fmt.Errorf("source sent more than %d bytes", v.size))
 		return n, v.err
 	}
 	if err == io.EOF {
 		got := v.alg + ":" + hex.EncodeToString(v.h.Sum(nil))
 		if got != v.want {
-			v.err = client.Permanent(fmt.Errorf("%w: source blob hashes to %s%s", errDigestMismatch, got, readFrom(v.r)))
+			v.err = oci.Permanent(fmt.Errorf("%w: source blob hashes to %s%s", errDigestMismatch, got, readFrom(v.r)))
 			return n, v.err
 		}
 		if v.size >= 0 && v.n != v.size {

@@ -10,6 +10,7 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/imagesync/imagesync/oci"
 	"github.com/imagesync/imagesync/registry/client"
 	"github.com/imagesync/imagesync/sync/rules"
 )
@@ -99,7 +100,7 @@ func (e *Engine) verifyJob(ctx context.Context, j rules.Job, opt VerifyOptions) 
 		res.Problems = append(res.Problems, Problem{Kind: kind, Ref: ref, Detail: detail})
 		return res
 	}
-	if opt.Deep && rules.IsLayout(j.Source.Registry) {
+	if opt.Deep && ownTruthAt(j.Source.Registry) {
 		res.Problems = append(res.Problems, e.verifyLayoutSource(ctx, j)...)
 	}
 
@@ -141,7 +142,7 @@ func (e *Engine) verifyJob(ctx context.Context, j rules.Job, opt VerifyOptions) 
 	ref := manifestRef(dst, j.Destination.Tag, res.Want)
 	d, err := dst.HeadManifest(ctx, ref)
 	switch {
-	case client.IsNotFound(err):
+	case oci.IsNotFound(err):
 		return problem(ProblemMissing, j.Destination.Repo()+refSep(ref)+ref, missingDetail(err))
 	case err != nil:
 		return problem(ProblemError, j.Destination.Repo()+refSep(ref)+ref, e.explain(dst, err).Error())
@@ -191,7 +192,7 @@ func refSep(ref string) string {
 // left them out).
 func (e *Engine) verifyTree(ctx context.Context, dst Store, digest string, deep bool, skip map[string]bool) []Problem {
 	raw, desc, err := dst.GetManifest(ctx, digest)
-	if client.IsNotFound(err) {
+	if oci.IsNotFound(err) {
 		return []Problem{{Kind: ProblemMissingChild, Ref: dst.String() + "@" + digest}}
 	}
 	if err != nil {
@@ -201,7 +202,7 @@ func (e *Engine) verifyTree(ctx context.Context, dst Store, digest string, deep 
 	checked := map[string]bool{} // blobs
 	tree := &source{repo: dst, skip: skip}
 	walkTree(ctx, tree, manifest{digest: digest, mediaType: desc.MediaType, raw: raw}, walker{
-		visit: func(ctx context.Context, m manifest, blobs []blobDesc) {
+		visit: func(ctx context.Context, m manifest, blobs []oci.Blob) {
 			for _, b := range blobs {
 				if checked[b.Digest] {
 					continue
@@ -229,7 +230,7 @@ func (e *Engine) verifyTree(ctx context.Context, dst Store, digest string, deep 
 		},
 		fail: func(d string, err error) {
 			ref := dst.String() + "@" + d
-			if client.IsNotFound(err) {
+			if oci.IsNotFound(err) {
 				problems = append(problems, Problem{Kind: ProblemMissingChild, Ref: ref})
 				return
 			}
@@ -241,7 +242,7 @@ func (e *Engine) verifyTree(ctx context.Context, dst Store, digest string, deep 
 
 // verifyBlobBytes downloads a blob and re-hashes it; a download that breaks
 // is tried again (three times in all) before it counts as an error.
-func verifyBlobBytes(ctx context.Context, dst Store, b blobDesc) *Problem {
+func verifyBlobBytes(ctx context.Context, dst Store, b oci.Blob) *Problem {
 	var p *Problem
 	for range 3 {
 		var transient bool
@@ -252,10 +253,10 @@ func verifyBlobBytes(ctx context.Context, dst Store, b blobDesc) *Problem {
 	return p
 }
 
-func hashBlob(ctx context.Context, dst Store, b blobDesc) (*Problem, bool) {
+func hashBlob(ctx context.Context, dst Store, b oci.Blob) (*Problem, bool) {
 	ref := dst.String() + "@" + b.Digest
 	rc, _, err := dst.GetBlob(ctx, b.Digest)
-	if client.IsNotFound(err) {
+	if oci.IsNotFound(err) {
 		return &Problem{Kind: ProblemMissingBlob, Ref: ref}, false
 	}
 	if err != nil {

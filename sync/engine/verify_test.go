@@ -11,6 +11,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
+	"github.com/imagesync/imagesync/oci"
 	"github.com/imagesync/imagesync/sync/ledger"
 	"github.com/imagesync/imagesync/sync/rules"
 )
@@ -85,7 +86,7 @@ func newDamaged(t *testing.T) *damaged {
 	if err != nil {
 		t.Fatal(err)
 	}
-	children, err := parseIndex(idx)
+	children, err := oci.ParseIndex(idx)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -94,7 +95,7 @@ func newDamaged(t *testing.T) *damaged {
 	if err != nil {
 		t.Fatal(err)
 	}
-	im, err := parseImage(m)
+	im, err := oci.ParseImage(m)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -7,7 +7,7 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
-	"github.com/imagesync/imagesync/registry/client"
+	"github.com/imagesync/imagesync/oci"
 )
 
 // maxManifests bounds the distinct manifests in one image's tree (the
@@ -30,11 +30,11 @@ type walker struct {
 	// enter is called once per distinct child of an index before it is
 	// read; false leaves it, and what is under it, out of the walk. nil:
 	// every child is walked.
-	enter func(ctx context.Context, c childDesc) bool
+	enter func(ctx context.Context, c oci.Entry) bool
 	// visit is called once per manifest walked: an image with its blobs
 	// (config and layers, foreign layers left out), an index (blobs nil)
 	// after every child under it was walked.
-	visit func(ctx context.Context, m manifest, blobs []blobDesc)
+	visit func(ctx context.Context, m manifest, blobs []oci.Blob)
 	// fail is called when the manifest digest cannot be walked: not read,
 	// not parsed, past a bound, or the walk was cancelled.
 	fail func(digest string, err error)
@@ -80,7 +80,7 @@ func (s *walkState) claim(digest string) (done chan struct{}, first bool, err er
 
 // fits checks that the children of an index, added to what the walk has
 // seen, stay within maxManifests.
-func (s *walkState) fits(children []childDesc) error {
+func (s *walkState) fits(children []oci.Entry) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	fresh := map[string]bool{}
@@ -95,7 +95,7 @@ func (s *walkState) fits(children []childDesc) error {
 	return nil
 }
 
-var errTooManyManifests = client.Permanent(fmt.Errorf("the image holds more than %d distinct manifests: not copied", maxManifests))
+var errTooManyManifests = oci.Permanent(fmt.Errorf("the image holds more than %d distinct manifests: not copied", maxManifests))
 
 func (s *walkState) walk(ctx context.Context, m manifest, done chan struct{}) {
 	defer close(done)
@@ -107,7 +107,7 @@ func (s *walkState) walk(ctx context.Context, m manifest, done chan struct{}) {
 	case m.mediaType.IsSchema1():
 		s.w.fail(m.digest, schema1Error())
 	case m.mediaType.IsIndex():
-		children, err := parseIndex(m.raw)
+		children, err := oci.ParseIndex(m.raw)
 		if err != nil {
 			s.w.fail(m.digest, err)
 			return
@@ -121,7 +121,7 @@ func (s *walkState) walk(ctx context.Context, m manifest, done chan struct{}) {
 		}
 		s.w.visit(ctx, m, nil)
 	default:
-		blobs, err := imageBlobs(m.raw)
+		blobs, err := oci.ImageBlobs(m.raw)
 		if err != nil {
 			s.w.fail(m.digest, err)
 			return
@@ -132,7 +132,7 @@ func (s *walkState) walk(ctx context.Context, m manifest, done chan struct{}) {
 
 // children walks the children of one index and waits until every one of
 // them is walked (here or by another branch); false when the walk stopped.
-func (s *walkState) children(ctx context.Context, index string, children []childDesc) bool {
+func (s *walkState) children(ctx context.Context, index string, children []oci.Entry) bool {
 	if err := s.fits(children); err != nil { // before reading any of them
 		s.w.fail(index, err)
 		return false
@@ -195,28 +195,10 @@ func (s *walkState) children(ctx context.Context, index string, children []child
 	return ok
 }
 
-// imageBlobs lists the blobs of an image manifest that are copied: its
-// config and its layers, except foreign layers (they stay where their URLs
-// point).
-func imageBlobs(raw []byte) ([]blobDesc, error) {
-	m, err := parseImage(raw)
-	if err != nil {
-		return nil, err
-	}
-	blobs := []blobDesc{m.Config}
-	for _, l := range m.Layers {
-		if len(l.URLs) > 0 {
-			continue
-		}
-		blobs = append(blobs, l)
-	}
-	return blobs, nil
-}
-
 // child returns a child manifest of the source: one the platform filter
 // wrote, one read before, or one read now (and kept for the next walk). Its
 // media type is the one the index lists, else the one the store answers.
-func (s *source) child(ctx context.Context, c childDesc) (manifest, error) {
+func (s *source) child(ctx context.Context, c oci.Entry) (manifest, error) {
 	if m, ok := s.made[c.Digest]; ok {
 		return manifest{digest: c.Digest, mediaType: m.mediaType, raw: m.raw}, nil
 	}
@@ -230,8 +212,8 @@ func (s *source) child(ctx context.Context, c childDesc) (manifest, error) {
 	if err != nil {
 		return manifest{}, err
 	}
-	if got := client.DigestWith(c.Digest, raw); got != c.Digest { // stores check it too; so the tree has no cycles
-		return manifest{}, client.Permanent(fmt.Errorf("manifest %s: its bytes hash to %s", c.Digest, got))
+	if got := oci.DigestWith(c.Digest, raw); got != c.Digest { // stores check it too; so the tree has no cycles
+		return manifest{}, oci.Permanent(fmt.Errorf("manifest %s: its bytes hash to %s", c.Digest, got))
 	}
 	mt := c.MediaType
 	if mt == "" {

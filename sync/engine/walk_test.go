@@ -11,6 +11,7 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
+	"github.com/imagesync/imagesync/oci"
 	"github.com/imagesync/imagesync/registry/client"
 	"github.com/imagesync/imagesync/sync/rules"
 )
@@ -23,19 +24,19 @@ func repeatedTree(t *testing.T, host, repo, tag string, n int) (top, mid, img st
 	cfg := putBlob(t, host, repo, []byte(`{"architecture":"amd64","os":"linux"}`))
 	layer := putBlob(t, host, repo, []byte("one layer"))
 	imgRaw := fmt.Sprintf(`{"schemaVersion":2,"mediaType":%q,"config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":%q,"size":37},"layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":%q,"size":9}]}`,
-		client.MediaOCIManifest, cfg, layer)
-	img = putRaw(t, host, repo, client.Digest([]byte(imgRaw)), client.MediaOCIManifest, []byte(imgRaw))
+		oci.MediaOCIManifest, cfg, layer)
+	img = putRaw(t, host, repo, oci.Digest([]byte(imgRaw)), oci.MediaOCIManifest, []byte(imgRaw))
 	list := func(mt types.MediaType, d string, size int) string {
 		entries := make([]string, n)
 		for i := range entries {
 			entries[i] = fmt.Sprintf(`{"mediaType":%q,"digest":%q,"size":%d}`, mt, d, size)
 		}
-		return fmt.Sprintf(`{"schemaVersion":2,"mediaType":%q,"manifests":[%s]}`, client.MediaOCIIndex, strings.Join(entries, ","))
+		return fmt.Sprintf(`{"schemaVersion":2,"mediaType":%q,"manifests":[%s]}`, oci.MediaOCIIndex, strings.Join(entries, ","))
 	}
-	midRaw := list(client.MediaOCIManifest, img, len(imgRaw))
-	mid = putRaw(t, host, repo, client.Digest([]byte(midRaw)), client.MediaOCIIndex, []byte(midRaw))
-	topRaw := list(client.MediaOCIIndex, mid, len(midRaw))
-	top = putRaw(t, host, repo, tag, client.MediaOCIIndex, []byte(topRaw))
+	midRaw := list(oci.MediaOCIManifest, img, len(imgRaw))
+	mid = putRaw(t, host, repo, oci.Digest([]byte(midRaw)), oci.MediaOCIIndex, []byte(midRaw))
+	topRaw := list(oci.MediaOCIIndex, mid, len(midRaw))
+	top = putRaw(t, host, repo, tag, oci.MediaOCIIndex, []byte(topRaw))
 	return top, mid, img
 }
 
@@ -112,11 +113,11 @@ func TestRepeatedChildrenWalkedOnce(t *testing.T) {
 func TestManifestBound(t *testing.T) {
 	var idx []byte // served as lib/wide:1 (a registry would refuse it: its children are missing)
 	src := newFake(t, func(w http.ResponseWriter, r *http.Request) bool {
-		if p := r.URL.Path; !strings.HasSuffix(p, "/lib/wide/manifests/1") && !strings.HasSuffix(p, "/lib/wide/manifests/"+client.Digest(idx)) {
+		if p := r.URL.Path; !strings.HasSuffix(p, "/lib/wide/manifests/1") && !strings.HasSuffix(p, "/lib/wide/manifests/"+oci.Digest(idx)) {
 			return false
 		}
-		w.Header().Set("Content-Type", string(client.MediaOCIIndex))
-		w.Header().Set("Docker-Content-Digest", client.Digest(idx))
+		w.Header().Set("Content-Type", string(oci.MediaOCIIndex))
+		w.Header().Set("Docker-Content-Digest", oci.Digest(idx))
 		w.Header().Set("Content-Length", fmt.Sprint(len(idx)))
 		if r.Method == http.MethodGet {
 			w.Write(idx)
@@ -126,11 +127,11 @@ func TestManifestBound(t *testing.T) {
 	dst := newFake(t, nil)
 	var entries []string
 	for i := range maxManifests + 5 {
-		raw := fmt.Sprintf(`{"schemaVersion":2,"mediaType":%q,"manifests":[],"annotations":{"n":"%d"}}`, client.MediaOCIIndex, i)
-		d := client.Digest([]byte(raw))
-		entries = append(entries, fmt.Sprintf(`{"mediaType":%q,"digest":%q,"size":%d}`, client.MediaOCIIndex, d, len(raw)))
+		raw := fmt.Sprintf(`{"schemaVersion":2,"mediaType":%q,"manifests":[],"annotations":{"n":"%d"}}`, oci.MediaOCIIndex, i)
+		d := oci.Digest([]byte(raw))
+		entries = append(entries, fmt.Sprintf(`{"mediaType":%q,"digest":%q,"size":%d}`, oci.MediaOCIIndex, d, len(raw)))
 	}
-	idx, _ = json.Marshal(map[string]any{"schemaVersion": 2, "mediaType": client.MediaOCIIndex, "manifests": json.RawMessage("[" + strings.Join(entries, ",") + "]")})
+	idx, _ = json.Marshal(map[string]any{"schemaVersion": 2, "mediaType": oci.MediaOCIIndex, "manifests": json.RawMessage("[" + strings.Join(entries, ",") + "]")})
 	r := ruleFor(t, src.Host+"/lib/wide:1", dst.Host+"/mirror/wide")
 	e := newEngine(t, Options{Concurrency: 1})
 	ctx := context.Background()
@@ -171,7 +172,7 @@ func TestWalkCancelled(t *testing.T) {
 		defer close(done)
 		walkTree(ctx, &source{repo: repo}, manifest{digest: top, mediaType: d.MediaType, raw: raw}, walker{
 			parallel: true,
-			visit:    func(context.Context, manifest, []blobDesc) { t.Error("visited after cancel") },
+			visit:    func(context.Context, manifest, []oci.Blob) { t.Error("visited after cancel") },
 			fail:     func(_ string, err error) { failed <- err },
 		})
 	}()

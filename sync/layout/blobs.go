@@ -14,7 +14,7 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/imagesync/imagesync/registry/client"
+	"github.com/imagesync/imagesync/oci"
 )
 
 // tempPrefix starts the names of files being written; they are never read
@@ -46,7 +46,7 @@ func newHash(algo string) hash.Hash {
 func digestOf(digest string, b []byte) string {
 	algo, _, ok := splitDigest(digest)
 	if !ok {
-		return client.Digest(b)
+		return oci.Digest(b)
 	}
 	h := newHash(algo)
 	h.Write(b)
@@ -67,7 +67,7 @@ func (l *Layout) writeBlob(ctx context.Context, digest string, size int64, body 
 	}
 	dir := filepath.Dir(final)
 	if ok, err := checkDir(root, dir); err != nil {
-		return 0, client.Permanent(fmt.Errorf("%s: %w", l.path, err))
+		return 0, oci.Permanent(fmt.Errorf("%s: %w", l.path, err))
 	} else if !ok {
 		if err := root.Mkdir(dir, dirMode); err != nil && !errors.Is(err, fs.ErrExist) {
 			return 0, err
@@ -91,10 +91,10 @@ func (l *Layout) writeBlob(ctx context.Context, digest string, size int64, body 
 		return n, err
 	}
 	if got := algo + ":" + hex.EncodeToString(h.Sum(nil)); got != digest {
-		return n, client.Permanent(fmt.Errorf("blob %s: received bytes hash to %s", digest, got))
+		return n, oci.Permanent(fmt.Errorf("blob %s: received bytes hash to %s", digest, got))
 	}
 	if size >= 0 && n != size {
-		return n, client.Permanent(fmt.Errorf("blob %s: received %d bytes, want %d", digest, n, size))
+		return n, oci.Permanent(fmt.Errorf("blob %s: received %d bytes, want %d", digest, n, size))
 	}
 	if err := f.Sync(); err != nil {
 		return n, err

@@ -6,7 +6,7 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/imagesync/imagesync/registry/client"
+	"github.com/imagesync/imagesync/oci"
 )
 
 // descriptor is an index.json entry as the layout reads and writes it.
@@ -37,7 +37,7 @@ type indexDoc struct {
 func newIndex() *indexDoc {
 	return &indexDoc{top: map[string]json.RawMessage{
 		"schemaVersion": json.RawMessage(`2`),
-		"mediaType":     json.RawMessage(`"` + string(client.MediaOCIIndex) + `"`),
+		"mediaType":     json.RawMessage(`"` + string(oci.MediaOCIIndex) + `"`),
 	}, byName: map[string]*entry{}}
 }
 

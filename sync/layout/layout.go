@@ -27,7 +27,7 @@ import (
 	"sync"
 	"sync/atomic"
 
-	"github.com/imagesync/imagesync/registry/client"
+	"github.com/imagesync/imagesync/oci"
 )
 
 // Layout file names and the annotation that names an image.
@@ -67,7 +67,7 @@ func (e *notFound) Why() string { return e.why }
 
 // missing is the error for something a layout does not hold: not found,
 // and not worth a retry.
-func missing(what string) error { return client.Permanent(&notFound{what: what}) }
+func missing(what string) error { return oci.Permanent(&notFound{what: what}) }
 
 // Set holds the layouts of one run, one per path, so that every job writing
 // to a layout shares its index.

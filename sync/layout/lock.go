@@ -9,7 +9,7 @@ import (
 
 	"github.com/gofrs/flock"
 
-	"github.com/imagesync/imagesync/registry/client"
+	"github.com/imagesync/imagesync/oci"
 )
 
 // layoutLock is a run's lock on a layout: the file DIR.lock (FILE.lock)
@@ -26,7 +26,7 @@ type layoutLock struct {
 func takeLock(name, path string) (*layoutLock, error) {
 	for range 5 {
 		if fi, err := os.Lstat(path); err == nil && !fi.Mode().IsRegular() {
-			return nil, client.Permanent(&ConfigError{Path: path, Err: errNotRegular(path, fi)})
+			return nil, oci.Permanent(&ConfigError{Path: path, Err: errNotRegular(path, fi)})
 		}
 		fl := flock.New(path, flock.SetFlag(os.O_CREATE|os.O_RDWR|noFollow), flock.SetPermissions(fileMode))
 		ok, err := fl.TryLock()
@@ -34,7 +34,7 @@ func takeLock(name, path string) (*layoutLock, error) {
 			return nil, fmt.Errorf("%s: locking %s: %w", name, path, err)
 		}
 		if !ok {
-			return nil, client.Permanent(fmt.Errorf("%s is being written by another imagesync run (lock %s)", name, path))
+			return nil, oci.Permanent(fmt.Errorf("%s is being written by another imagesync run (lock %s)", name, path))
 		}
 		held, err1 := fl.Stat()
 		now, err2 := os.Lstat(path)
@@ -43,7 +43,7 @@ func takeLock(name, path string) (*layoutLock, error) {
 		}
 		_ = fl.Close()
 	}
-	return nil, client.Permanent(fmt.Errorf("%s: the lock file %s keeps being replaced", name, path))
+	return nil, oci.Permanent(fmt.Errorf("%s: the lock file %s keeps being replaced", name, path))
 }
 
 // release removes the lock file (only while it is still ours) and unlocks.

@@ -8,7 +8,7 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
-	"github.com/imagesync/imagesync/registry/client"
+	"github.com/imagesync/imagesync/oci"
 )
 
 // Referrers (signatures, SBOMs, attestations: manifests whose subject field
@@ -123,7 +123,7 @@ func (r *Repo) Referrers(ctx context.Context, digest string) ([]byte, error) {
 			Manifests []json.RawMessage `json:"manifests"`
 		}
 		if err := json.Unmarshal(raw, &idx); err != nil {
-			return nil, client.Permanent(fmt.Errorf("%s: referrers tag of %s is not an index: %w", r, digest, err))
+			return nil, oci.Permanent(fmt.Errorf("%s: referrers tag of %s is not an index: %w", r, digest, err))
 		}
 		for _, m := range idx.Manifests {
 			var d descriptor
@@ -136,7 +136,7 @@ func (r *Repo) Referrers(ctx context.Context, digest string) ([]byte, error) {
 	if manifests == nil {
 		manifests = []json.RawMessage{}
 	}
-	return json.Marshal(map[string]any{"schemaVersion": 2, "mediaType": client.MediaOCIIndex, "manifests": manifests})
+	return json.Marshal(map[string]any{"schemaVersion": 2, "mediaType": oci.MediaOCIIndex, "manifests": manifests})
 }
 
 // Lists reports whether index.json lists digest (named or not): a referrer
@@ -162,7 +162,7 @@ func (r *Repo) IndexReferrer(ctx context.Context, digest string, mediaType types
 	}
 	d, subject := referrerDescriptor(digest, raw, string(mediaType))
 	if subject == "" {
-		return client.Permanent(fmt.Errorf("%s: %s has no subject: not a referrer", r, digest))
+		return oci.Permanent(fmt.Errorf("%s: %s has no subject: not a referrer", r, digest))
 	}
 	if err := r.l.ensure(); err != nil {
 		return err

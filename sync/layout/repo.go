@@ -10,7 +10,7 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
-	"github.com/imagesync/imagesync/registry/client"
+	"github.com/imagesync/imagesync/oci"
 )
 
 // Repo is one repository's view of a layout: what the engine reads from and
@@ -58,7 +58,7 @@ func isDigest(ref string) bool { return strings.HasPrefix(ref, "sha256:") }
 
 // HeadManifest resolves a tag, a digest (any manifest the layout holds) or
 // "@digest" (an image named by its digest).
-func (r *Repo) HeadManifest(ctx context.Context, ref string) (client.Descriptor, error) {
+func (r *Repo) HeadManifest(ctx context.Context, ref string) (oci.Descriptor, error) {
 	if isDigest(ref) {
 		_, d, err := r.GetManifest(ctx, ref)
 		return d, err
@@ -66,15 +66,15 @@ func (r *Repo) HeadManifest(ctx context.Context, ref string) (client.Descriptor,
 	what := r.String() + refSep(ref) + strings.TrimPrefix(ref, "@")
 	d, ok := r.l.lookup(r.fullName(ref))
 	if !ok {
-		return client.Descriptor{}, missing(what)
+		return oci.Descriptor{}, missing(what)
 	}
 	// A name counts only for a whole image: a blob deleted (or a manifest
 	// damaged) since it was written makes it missing, so that a copy into
 	// the layout writes it again and a copy out of it stops before pushing.
 	if why := r.l.incomplete(d.Digest, map[string]bool{}); why != "" {
-		return client.Descriptor{}, client.Permanent(&notFound{what: what, why: "incomplete: " + why})
+		return oci.Descriptor{}, oci.Permanent(&notFound{what: what, why: "incomplete: " + why})
 	}
-	return client.Descriptor{MediaType: types.MediaType(d.MediaType), Digest: d.Digest, Size: d.Size}, nil
+	return oci.Descriptor{MediaType: types.MediaType(d.MediaType), Digest: d.Digest, Size: d.Size}, nil
 }
 
 // incomplete walks an image from its manifest: every child manifest must be
@@ -86,7 +86,7 @@ func (l *Layout) incomplete(digest string, seen map[string]bool) string {
 	}
 	seen[digest] = true
 	raw, err := l.readManifest(digest)
-	if client.IsNotFound(err) {
+	if oci.IsNotFound(err) {
 		return "manifest " + digest + " is missing"
 	}
 	if err != nil {
@@ -139,32 +139,32 @@ func refSep(ref string) string {
 }
 
 // GetManifest returns a manifest's bytes, checked against their digest.
-func (r *Repo) GetManifest(ctx context.Context, ref string) ([]byte, client.Descriptor, error) {
+func (r *Repo) GetManifest(ctx context.Context, ref string) ([]byte, oci.Descriptor, error) {
 	digest, mt := ref, ""
 	if !isDigest(ref) {
 		d, err := r.HeadManifest(ctx, ref)
 		if err != nil {
-			return nil, client.Descriptor{}, err
+			return nil, oci.Descriptor{}, err
 		}
 		digest, mt = d.Digest, string(d.MediaType)
 	}
 	raw, err := r.l.readManifest(digest)
 	if err != nil {
-		return nil, client.Descriptor{}, err
+		return nil, oci.Descriptor{}, err
 	}
 	if mt == "" {
 		mt = sniffMediaType(raw)
 	}
-	return raw, client.Descriptor{MediaType: types.MediaType(mt), Digest: digest, Size: int64(len(raw))}, nil
+	return raw, oci.Descriptor{MediaType: types.MediaType(mt), Digest: digest, Size: int64(len(raw))}, nil
 }
 
 // PutManifest stores a manifest; under a tag or "@digest" it also names it
 // in index.json (after the manifest is stored, so a name never points at
 // something missing).
 func (r *Repo) PutManifest(ctx context.Context, ref string, mediaType types.MediaType, raw []byte) error {
-	digest := client.Digest(raw)
+	digest := oci.Digest(raw)
 	if strings.HasPrefix(ref, "@") && ref[1:] != digest {
-		return client.Permanent(fmt.Errorf("%s: manifest named %s has the digest %s", r, ref[1:], digest))
+		return oci.Permanent(fmt.Errorf("%s: manifest named %s has the digest %s", r, ref[1:], digest))
 	}
 	if err := r.l.ensure(); err != nil {
 		return err
@@ -264,8 +264,8 @@ func sniffMediaType(raw []byte) string {
 	case m.MediaType != "":
 		return m.MediaType
 	case m.Manifests != nil:
-		return string(client.MediaOCIIndex)
+		return string(oci.MediaOCIIndex)
 	default:
-		return string(client.MediaOCIManifest)
+		return string(oci.MediaOCIManifest)
 	}
 }

@@ -9,7 +9,7 @@ import (
 	"os"
 	"path/filepath"
 
-	"github.com/imagesync/imagesync/registry/client"
+	"github.com/imagesync/imagesync/oci"
 )
 
 // ensure makes dir a layout, creating it on the first write.
@@ -98,7 +98,7 @@ func (l *Layout) create() (*os.Root, error) {
 	// archive was opened is someone else's.
 	if err := os.Mkdir(l.dir, dirMode); err != nil {
 		if errors.Is(err, fs.ErrExist) {
-			return nil, client.Permanent(&ConfigError{Path: l.dir, Err: errors.New("appeared while this run was using the archive: not a staging directory this program made; nothing was deleted")})
+			return nil, oci.Permanent(&ConfigError{Path: l.dir, Err: errors.New("appeared while this run was using the archive: not a staging directory this program made; nothing was deleted")})
 		}
 		return nil, err
 	}
@@ -197,7 +197,7 @@ func (l *Layout) blobPath(digest string) (string, error) {
 func (l *Layout) blobRel(digest string) (string, error) {
 	algo, hx, ok := splitDigest(digest)
 	if !ok {
-		return "", client.Permanent(fmt.Errorf("unsupported digest %q", digest))
+		return "", oci.Permanent(fmt.Errorf("unsupported digest %q", digest))
 	}
 	return filepath.Join("blobs", algo, hx), nil
 }
@@ -214,7 +214,7 @@ func (l *Layout) hasBlob(digest string) (bool, error) {
 		case err == nil && fi.Mode().IsRegular():
 			return true, nil
 		case err == nil:
-			return false, client.Permanent(fmt.Errorf("%s: %w", l.path, errNotRegular(p, fi)))
+			return false, oci.Permanent(fmt.Errorf("%s: %w", l.path, errNotRegular(p, fi)))
 		case !errors.Is(err, fs.ErrNotExist):
 			return false, err
 		}
@@ -244,7 +244,7 @@ func (l *Layout) openBlob(digest string) (io.ReadCloser, int64, string, error) {
 			}{io.LimitReader(f, size), f}, size, where, nil
 		}
 		if !errors.Is(err, fs.ErrNotExist) {
-			return nil, 0, where, client.Permanent(fmt.Errorf("%s: %w", l.path, err))
+			return nil, 0, where, oci.Permanent(fmt.Errorf("%s: %w", l.path, err))
 		}
 	}
 	if l.base != nil {
@@ -263,14 +263,14 @@ func (l *Layout) readManifest(digest string) ([]byte, error) {
 	}
 	defer rc.Close()
 	if size > maxManifest {
-		return nil, client.Permanent(fmt.Errorf("%s: manifest larger than %d bytes", where, maxManifest))
+		return nil, oci.Permanent(fmt.Errorf("%s: manifest larger than %d bytes", where, maxManifest))
 	}
 	raw, err := io.ReadAll(io.LimitReader(rc, maxManifest+1))
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", where, err)
 	}
 	if got := digestOf(digest, raw); got != digest {
-		return nil, client.Permanent(fmt.Errorf("%s: corrupt: its bytes hash to %s", where, got))
+		return nil, oci.Permanent(fmt.Errorf("%s: corrupt: its bytes hash to %s", where, got))
 	}
 	return raw, nil
 }

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"path/filepath"
 	"strings"
+
+	"github.com/imagesync/imagesync/oci"
 )
 
 // Layout schemes: an OCI image layout directory, or a tar archive of one.
@@ -14,27 +16,32 @@ import (
 // repository is the image's name inside the layout: its full source
 // repository ("docker.io/library/nginx"), or "" for a name that is a bare tag.
 const (
-	SchemeLayout  = "oci:"
-	SchemeArchive = "oci-archive:"
+	SchemeLayout  = string(oci.SchemeLayout)
+	SchemeArchive = string(oci.SchemeArchive)
 )
 
 // LayoutLocation splits the registry part of a Ref or Source that names an
 // image layout into its path and whether it is an archive. ok is false for
 // a registry.
 func LayoutLocation(registry string) (path string, archive, ok bool) {
-	switch {
-	case strings.HasPrefix(registry, SchemeArchive):
-		return registry[len(SchemeArchive):], true, true
-	case strings.HasPrefix(registry, SchemeLayout):
-		return registry[len(SchemeLayout):], false, true
+	scheme, rest := oci.SchemeOf(registry)
+	if scheme == oci.SchemeRegistry {
+		return "", false, false
 	}
-	return "", false, false
+	return rest, scheme == oci.SchemeArchive, true
 }
 
 // IsLayout reports whether a Ref's or Source's registry names an image layout.
 func IsLayout(registry string) bool {
 	_, _, ok := LayoutLocation(registry)
 	return ok
+}
+
+// Scheme is how the store of the reference is reached (a registry, oci:,
+// oci-archive:).
+func (r Ref) Scheme() oci.Scheme {
+	s, _ := oci.SchemeOf(r.Registry)
+	return s
 }
 
 // hasLayoutScheme reports whether a rule string starts with a layout scheme.
