@@ -56,6 +56,10 @@ type JobSpec struct {
 	// DockerConfigSecret names a Secret (type kubernetes.io/dockerconfigjson)
 	// whose .dockerconfigjson becomes the pod's docker config.json.
 	DockerConfigSecret string
+	// MetricsPort, when set, makes each pod serve Prometheus metrics on
+	// this port (sync --metrics-addr :PORT), with the prometheus.io/scrape,
+	// port and path annotations that scrape configs commonly select on.
+	MetricsPort int
 }
 
 // Validate checks what the API server would refuse, naming the flag.
@@ -71,6 +75,9 @@ func (s JobSpec) Validate() error {
 	}
 	if len(s.Files) == 0 {
 		return fmt.Errorf("no rules: give -f FILE or --images FILE")
+	}
+	if s.MetricsPort < 0 || s.MetricsPort > 65535 {
+		return fmt.Errorf("--metrics-port %d: want a port from 1 to 65535 (0: no metrics)", s.MetricsPort)
 	}
 	return nil
 }
@@ -180,6 +187,14 @@ func (s JobSpec) jobSpec() batchv1.JobSpec {
 	}
 	args = append(args, "--shards", strconv.Itoa(s.Shards), "--kube-report", s.Name,
 		"--ledger", scratchDir+"/imagesync/ledger.jsonl", "--no-progress", "-o", "json")
+	var annotations map[string]string
+	var ports []corev1.ContainerPort
+	if s.MetricsPort > 0 {
+		port := strconv.Itoa(s.MetricsPort)
+		args = append(args, "--metrics-addr", ":"+port)
+		annotations = map[string]string{"prometheus.io/scrape": "true", "prometheus.io/port": port, "prometheus.io/path": "/metrics"}
+		ports = []corev1.ContainerPort{{Name: "metrics", ContainerPort: int32(s.MetricsPort), Protocol: corev1.ProtocolTCP}}
+	}
 	args = append(args, s.Args...)
 	env := []corev1.EnvVar{
 		{Name: "HOME", Value: scratchDir},
@@ -210,7 +225,7 @@ func (s JobSpec) jobSpec() batchv1.JobSpec {
 		Parallelism:          &n,
 		BackoffLimitPerIndex: &backoff,
 		Template: corev1.PodTemplateSpec{
-			ObjectMeta: metav1.ObjectMeta{Labels: s.labels()},
+			ObjectMeta: metav1.ObjectMeta{Labels: s.labels(), Annotations: annotations},
 			Spec: corev1.PodSpec{
 				ServiceAccountName: s.Name,
 				RestartPolicy:      corev1.RestartPolicyNever,
@@ -227,6 +242,7 @@ func (s JobSpec) jobSpec() batchv1.JobSpec {
 					Command: []string{"imagesync"},
 					Args:    args,
 					Env:     env,
+					Ports:   ports,
 					SecurityContext: &corev1.SecurityContext{
 						ReadOnlyRootFilesystem:   &yes,
 						AllowPrivilegeEscalation: &no,

@@ -147,3 +147,32 @@ func TestShardReportKeepsFailedOnly(t *testing.T) {
 		t.Errorf("jobs %d listed %d omitted %d", r.Jobs, len(r.Report.Jobs), r.FailedOmitted)
 	}
 }
+
+func TestJobMetricsAnnotations(t *testing.T) {
+	spec := JobSpec{Name: "mirror", Namespace: "ops", Image: "img:1", Shards: 2,
+		Files: []RunFile{{Flag: "-f", Name: "imagesync.yaml", Data: []byte("sync: []\n")}}, MetricsPort: 9090}
+	if err := spec.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	pod := spec.Objects()[4].(*batchv1.Job).Spec.Template
+	for k, want := range map[string]string{"prometheus.io/scrape": "true", "prometheus.io/port": "9090", "prometheus.io/path": "/metrics"} {
+		if got := pod.Annotations[k]; got != want {
+			t.Errorf("annotation %s = %q, want %q", k, got, want)
+		}
+	}
+	ct := pod.Spec.Containers[0]
+	if args := strings.Join(ct.Args, " "); !strings.Contains(args, "--metrics-addr :9090") {
+		t.Errorf("args %q lack --metrics-addr :9090", args)
+	}
+	if len(ct.Ports) != 1 || ct.Ports[0].ContainerPort != 9090 || ct.Ports[0].Name != "metrics" {
+		t.Errorf("ports %+v", ct.Ports)
+	}
+	spec.MetricsPort = 0
+	if pod := spec.Objects()[4].(*batchv1.Job).Spec.Template; len(pod.Annotations) != 0 || len(pod.Spec.Containers[0].Ports) != 0 {
+		t.Errorf("no --metrics-port: annotations %v, ports %v", pod.Annotations, pod.Spec.Containers[0].Ports)
+	}
+	spec.MetricsPort = 70000
+	if err := spec.Validate(); err == nil {
+		t.Error("--metrics-port 70000: no error")
+	}
+}

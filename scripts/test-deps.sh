@@ -10,6 +10,8 @@
 #   export IMAGESYNC_ORAS=...
 #   export IMAGESYNC_ETCD=... IMAGESYNC_KUBE_*=... IMAGESYNC_KWOK=... IMAGESYNC_KUBELET=...   (scripts/kube-deps.sh)
 #   export IMAGESYNC_RUNC=... IMAGESYNC_CONTAINERD=... IMAGESYNC_CNI_BIN=...   (scripts/node-deps.sh)
+# and Prometheus' server and promtool (the metrics test) as
+#   export IMAGESYNC_PROMETHEUS=... IMAGESYNC_PROMTOOL=...
 # on stdout (and nothing else), so that a Makefile/CI can do
 #   eval "$(scripts/test-deps.sh)"
 # Progress goes to stderr. Safe to run repeatedly.
@@ -96,6 +98,26 @@ else
 	log "no apt-get: the layout tests that read with skopeo will be skipped unless skopeo is on PATH"
 fi
 
+# --- Prometheus and promtool (the metrics test scrapes sync --metrics-addr with a real server) ---
+if command -v prometheus >/dev/null 2>&1 && command -v promtool >/dev/null 2>&1; then
+	log "found $(command -v prometheus) and $(command -v promtool)"
+elif command -v apt-get >/dev/null 2>&1; then
+	log "installing prometheus with apt-get"
+	as_root apt-get update -qq >&2
+	as_root env DEBIAN_FRONTEND=noninteractive \
+		apt-get install -y -qq --no-install-recommends prometheus >&2
+	# The package may start a system Prometheus on :9090; the tests start their own.
+	if command -v systemctl >/dev/null 2>&1; then
+		as_root systemctl stop prometheus >&2 2>/dev/null || true
+	fi
+	if command -v service >/dev/null 2>&1; then
+		as_root service prometheus stop >&2 2>/dev/null || true
+	fi
+	command -v prometheus >/dev/null 2>&1 || { log "prometheus still missing after apt-get install"; exit 1; }
+else
+	log "no apt-get: the Prometheus scrape test will be skipped unless prometheus and promtool are on PATH"
+fi
+
 # --- staticcheck (make test runs it) ----------------------------------------
 STATICCHECK_VERSION=v0.8.2
 STATICCHECK="$CACHE/staticcheck-$STATICCHECK_VERSION/staticcheck"
@@ -153,3 +175,7 @@ echo "export IMAGESYNC_REGISTRY_V3=$V3"
 if command -v skopeo >/dev/null 2>&1; then echo "export IMAGESYNC_SKOPEO=$(command -v skopeo)"; fi
 echo "export IMAGESYNC_COSIGN=$COSIGN"
 echo "export IMAGESYNC_ORAS=$ORAS"
+if command -v prometheus >/dev/null 2>&1 && command -v promtool >/dev/null 2>&1; then
+	echo "export IMAGESYNC_PROMETHEUS=$(command -v prometheus)"
+	echo "export IMAGESYNC_PROMTOOL=$(command -v promtool)"
+fi

@@ -13,6 +13,7 @@ import (
 
 	"github.com/imagesync/imagesync/credentials"
 	"github.com/imagesync/imagesync/plugin"
+	"github.com/imagesync/imagesync/registry/client"
 	"github.com/imagesync/imagesync/sync/report"
 )
 
@@ -100,6 +101,9 @@ type runContext struct {
 	// waiting is set while watch mode waits between runs: a signal then
 	// ends the process at once, with exit 0 (see errStoppedWaiting).
 	waiting *atomic.Bool
+	// clientObserver, when set, hears about every registry request (sync's
+	// --metrics-addr).
+	clientObserver client.Observer
 }
 
 // exitError carries an exit code out of a command.

@@ -218,7 +218,8 @@ func (in *Inputs) open(rc *runContext) (*session, error) {
 		client.WithSecrets(secrets),
 		client.WithUserAgent("imagesync/"+version),
 		client.WithTimeout(in.Timeout),
-		client.WithHostPolicy(client.HostPolicy{MaxConns: in.MaxConns, Rate: in.Rate, PullReserve: in.PullReserve, Hosts: s.hosts}))
+		client.WithHostPolicy(client.HostPolicy{MaxConns: in.MaxConns, Rate: in.Rate, PullReserve: in.PullReserve, Hosts: s.hosts}),
+		client.WithObserver(rc.clientObserver))
 	return s, nil
 }
 

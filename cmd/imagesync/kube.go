@@ -130,6 +130,7 @@ type JobCmd struct {
 	Name                 string `default:"imagesync" help:"Name of the Job (or CronJob), its ServiceAccount, Role and ConfigMaps."`
 	Shards               int    `default:"4" help:"Shards: the Job's completions and parallelism; each pod copies one shard."`
 	BackoffLimitPerIndex int    `name:"backoff-limit-per-index" default:"2" help:"Retries of one shard's pod before that shard counts as failed."`
+	MetricsPort          int    `name:"metrics-port" placeholder:"PORT" help:"Each pod serves Prometheus metrics on PORT while it runs (sync --metrics-addr :PORT), with prometheus.io/scrape, port and path pod annotations."`
 	Schedule             string `placeholder:"CRON" help:"Make a CronJob with this schedule (\"0 3 * * *\") instead of a Job."`
 	Image                string `placeholder:"IMAGE" help:"Container image with imagesync on its PATH (default: a release's own image, ghcr.io/imagesync/imagesync:<version>; required with a build that is not a release)."`
 	DockerConfigSecret   string `name:"docker-config-secret" placeholder:"SECRET" help:"Secret (type kubernetes.io/dockerconfigjson) with the registries' credentials, mounted as the pods' docker config.json."`
@@ -188,7 +189,7 @@ func (c *JobCmd) Run(rc *runContext) error {
 	}
 	spec := kube.JobSpec{
 		Name: c.Name, Image: c.Image, Shards: c.Shards, BackoffLimitPerIndex: c.BackoffLimitPerIndex,
-		Schedule: c.Schedule, Files: files, DockerConfigSecret: c.DockerConfigSecret,
+		Schedule: c.Schedule, Files: files, DockerConfigSecret: c.DockerConfigSecret, MetricsPort: c.MetricsPort,
 	}
 	if err := spec.Validate(); err != nil {
 		return usageError("%v", err)

@@ -34,16 +34,17 @@ func (c *SyncCmd) Run(rc *runContext) error {
 	if err := c.checkWatch(rc); err != nil {
 		return err
 	}
+	svc, err := c.startService(rc)
+	if err != nil {
+		return err
+	}
+	defer svc.close()
 	s, err := c.open(rc)
 	if err != nil {
 		return err
 	}
 	defer s.Close()
-	svc, err := c.startService(rc, s)
-	if err != nil {
-		return err
-	}
-	defer svc.close()
+	svc.opened(s)
 	if every := c.every(rc, s); every > 0 {
 		return c.watch(rc, s, svc, every)
 	}

@@ -33,6 +33,7 @@ type Client struct {
 	userAgent string
 	policy    RetryPolicy
 	Stats     Stats
+	observer  Observer // nil: none
 
 	secrets *credentials.SecretSet // tokens learnt are added for redaction
 

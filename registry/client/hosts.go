@@ -54,6 +54,7 @@ type hostState struct {
 	pausedUntil time.Time
 	wake        chan struct{} // closed and replaced whenever a waiter may proceed
 	remaining   int           // ratelimit-remaining, -1 unknown
+	quotaLimit  int           // ratelimit-limit, -1 unknown
 	window      time.Duration
 }
 
@@ -83,7 +84,7 @@ func (t *hostTable) get(host string) *hostState {
 	if conns <= 0 {
 		conns = 32
 	}
-	h := &hostState{policy: p, limit: float64(conns), wake: make(chan struct{}), remaining: -1}
+	h := &hostState{policy: p, limit: float64(conns), wake: make(chan struct{}), remaining: -1, quotaLimit: -1}
 	h.policy.MaxConns = conns
 	if p.Rate > 0 {
 		h.bucket = rate.NewLimiter(rate.Limit(p.Rate), max(1, int(p.Rate)))

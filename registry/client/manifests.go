@@ -98,6 +98,9 @@ func (r *Repo) getSmall(ctx context.Context, path, accept string, limit int64) (
 	for attempt := 1; attempt <= max(1, r.c.policy.Attempts); attempt++ {
 		if attempt > 1 {
 			r.c.Stats.Retries.Add(1)
+			if r.c.observer != nil {
+				r.c.observer.Retry(r.h.reg.RegistryStr())
+			}
 			if err := sleep(ctx, backoff(r.c.policy, attempt-1)); err != nil {
 				return nil, nil, err
 			}

@@ -40,6 +40,8 @@ type retryTransport struct {
 	stats  *Stats
 	log    *slog.Logger
 	hosts  *hostTable
+	// observer hears about each attempt and retry; nil: none.
+	observer Observer
 }
 
 func (rt *retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
@@ -66,6 +68,13 @@ func (rt *retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		rt.stats.Requests.Add(1)
 		resp, err := rt.inner.RoundTrip(r)
 		rt.logRequest(r, resp, err, time.Since(start), attempt)
+		if rt.observer != nil {
+			status := 0
+			if resp != nil {
+				status = resp.StatusCode
+			}
+			rt.observer.Request(r.URL.Host, r.Method, status, err)
+		}
 		wait := backoff(rt.policy, attempt)
 		if resp != nil {
 			if ra, ok := retryAfter(resp.Header.Get("Retry-After"), time.Now()); ok {
@@ -96,6 +105,9 @@ func (rt *retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 			resp.Body.Close()
 		}
 		rt.stats.Retries.Add(1)
+		if rt.observer != nil {
+			rt.observer.Retry(r.URL.Host)
+		}
 		t := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():

@@ -159,7 +159,7 @@ func (c *Client) newTransport(skipVerify bool, files credentials.TLS) (http.Roun
 		WriteBufferSize: 64 << 10,
 		ReadBufferSize:  64 << 10,
 	}
-	return &userAgent{ua: c.userAgent, inner: &retryTransport{inner: base, policy: c.policy, stats: &c.Stats, log: c.log, hosts: c.limits}}, nil
+	return &userAgent{ua: c.userAgent, inner: &retryTransport{inner: base, policy: c.policy, stats: &c.Stats, log: c.log, hosts: c.limits, observer: c.observer}}, nil
 }
 
 type userAgent struct {

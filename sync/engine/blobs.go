@@ -143,7 +143,7 @@ func (e *Engine) prepareBlob(ctx context.Context, src Store, b oci.Blob, dst Sto
 		}
 		if mounted {
 			e.blobs.add(dst, b.Digest)
-			e.noteMounted(dst, b.Digest, from)
+			e.noteMounted(dst, b.Digest, b.Size, from)
 			return blobPrep{done: true}, nil
 		}
 		p.location = loc // the registry declined the mount and opened an upload
@@ -206,7 +206,7 @@ func (e *Engine) checkBlob(ctx context.Context, src Store, b oci.Blob, dst Store
 	}
 	if mounted {
 		e.blobs.land(dst, b.Digest, p.flight, nil)
-		e.noteMounted(dst, b.Digest, from) // from "": it was there already
+		e.noteMounted(dst, b.Digest, b.Size, from) // from "": it was there already
 		return blobPrep{done: true}, nil
 	}
 	if from != "" {
@@ -251,10 +251,11 @@ func (e *Engine) mountSource(src, dst Store, digest string) string {
 
 // noteMounted counts a blob now present at dst: mounted from another
 // repository (from), or found there by a mount check (from "").
-func (e *Engine) noteMounted(dst Store, digest, from string) {
+func (e *Engine) noteMounted(dst Store, digest string, size int64, from string) {
 	e.work.present(blobKey(dst, digest))
 	if from != "" {
 		e.mounted.Add(1)
+		e.mountedBytes.Add(size)
 		e.log.Debug("mounted blob", "digest", digest, "into", dst.String(), "from", from)
 	}
 }

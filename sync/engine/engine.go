@@ -80,6 +80,7 @@ type Summary struct {
 	Waiting                           int   // held back by --min-age
 	Bytes                             int64 // blob bytes uploaded
 	BlobsUploaded, BlobsMounted       int64
+	BytesMounted                      int64 // bytes of the blobs mounted (not uploaded)
 	Requests, Retries                 int64
 	Duration                          time.Duration
 	Interrupted                       bool // Ctrl-C (Options.Stop) or a cancelled context
@@ -188,6 +189,7 @@ type Engine struct {
 	work   *workTracker // nil for a dry run
 
 	uploaded, mounted atomic.Int64
+	mountedBytes      atomic.Int64
 	bytes             atomic.Int64
 	// The client's counters when the engine was made: a client serves many
 	// runs in watch mode (an engine each), a run's summary counts its own.
@@ -401,6 +403,7 @@ func (e *Engine) summarize(ctx context.Context, res *Result, start time.Time) {
 	s.Interrupted = ctx.Err() != nil || closed(e.opt.Stop)
 	s.BlobsUploaded = e.uploaded.Load()
 	s.BlobsMounted = e.mounted.Load()
+	s.BytesMounted = e.mountedBytes.Load()
 	s.Requests = e.c.Stats.Requests.Load() - e.requests0
 	s.Retries = e.c.Stats.Retries.Load() - e.retries0
 	s.Duration = time.Since(start)

@@ -1,0 +1,55 @@
+package client
+
+import (
+	"sort"
+	"time"
+)
+
+// Observer hears about every request the client sends and every retry of
+// one, from the requests' goroutines (metrics). It must not block.
+type Observer interface {
+	// Request is called once per attempt: status is the HTTP status, or 0
+	// when no answer came (err says why).
+	Request(host, method string, status int, err error)
+	// Retry is called when an attempt is about to be repeated.
+	Retry(host string)
+}
+
+// WithObserver reports every request to o.
+func WithObserver(o Observer) Option { return func(c *Client) { c.observer = o } }
+
+// HostStatus is the client's view of one host: the request pace learned
+// from its 429s and Docker Hub's pull quota.
+type HostStatus struct {
+	Host string
+	// Pace is the learned request rate (requests per second); 0 while the
+	// host never refused a request.
+	Pace float64
+	// Remaining is the last ratelimit-remaining the host sent; -1 unknown.
+	Remaining int
+	// Limit is the last ratelimit-limit; -1 unknown.
+	Limit  int
+	Window time.Duration
+}
+
+// Hosts returns the status of every host the client has sent requests to,
+// sorted by host.
+func (c *Client) Hosts() []HostStatus {
+	t := c.limits
+	t.mu.Lock()
+	hosts := make(map[string]*hostState, len(t.hosts))
+	for k, h := range t.hosts {
+		hosts[k] = h
+	}
+	t.mu.Unlock()
+	out := make([]HostStatus, 0, len(hosts))
+	for name, h := range hosts {
+		h.mu.Lock()
+		st := HostStatus{Host: name, Remaining: h.remaining, Limit: h.quotaLimit, Window: h.window}
+		h.mu.Unlock()
+		st.Pace = h.pace.current()
+		out = append(out, st)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Host < out[j].Host })
+	return out
+}
