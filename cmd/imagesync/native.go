@@ -21,6 +21,8 @@ type Selection struct {
 	Referrers     bool          `help:"Copy the referrers of every image (signatures, SBOMs, attestations: the OCI referrers API, its tag fallback, cosign's tags), after it."`
 	ArtifactTypes []string      `name:"artifact-type" placeholder:"TYPE" help:"With --referrers: only referrers of these artifact types (repeatable)."`
 	MinAge        time.Duration `name:"min-age" placeholder:"DURATION" help:"Hold back a tag whose digest the ledger first saw less than DURATION ago (e.g. 30m, 2h): copied by a later run once old enough; a tag that moves starts again."`
+	Prune         bool          `help:"Delete, in the destination repositories of rules that list tags, the tags imagesync wrote (the ledger says which) that the rule no longer selects at the source; never a tag written by someone else, never when the listing failed or came back empty, never more than half of a repository's tags without --prune-force."`
+	PruneForce    bool          `name:"prune-force" help:"With --prune: delete even more than half of a repository's tags."`
 	Immutable     []string      `placeholder:"REGEX" sep:"none" help:"Tags that never move once pushed (e.g. '^v[0-9.]+$'; repeatable): once the ledger saw one copied, it is skipped with no request to either registry."`
 }
 
@@ -32,7 +34,7 @@ func (in *Inputs) configFlags(rc *runContext) config.Flags {
 			Include: in.Include, Exclude: in.Exclude, Semver: in.Semver, Latest: in.Latest,
 			Platform: in.Platform, PlatformMode: in.PlatformMode,
 			Referrers: in.Referrers, ArtifactTypes: in.ArtifactTypes,
-			Immutable: in.Immutable, MinAge: in.MinAge,
+			Immutable: in.Immutable, MinAge: in.MinAge, Prune: in.Prune, PruneForce: in.PruneForce,
 			OS: in.OS, Arch: in.Arch,
 		},
 		DefaultRegistry: in.Registry, DefaultNamespace: in.Namespace,

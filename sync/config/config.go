@@ -40,6 +40,8 @@ type Filters struct {
 	Immutable []string
 	// MinAge is --min-age: hold back what was first seen less than this ago.
 	MinAge time.Duration
+	// Prune and PruneForce are --prune and --prune-force.
+	Prune, PruneForce bool
 	// OS and Arch are --os/--arch, which cannot go with --platform.
 	OS, Arch []string
 }

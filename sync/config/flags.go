@@ -66,6 +66,13 @@ func (f Filters) Defaults(explicit map[string]bool) (rules.RuleDefaults, error) 
 		errs = append(errs, fmt.Errorf("--min-age %s: must be positive", f.MinAge))
 	}
 	d.MinAge = f.MinAge
+	if f.Prune {
+		d.Prune = &f.Prune
+	}
+	d.PruneForce = f.PruneForce
+	if f.PruneForce && !f.Prune {
+		errs = append(errs, errors.New("--prune-force lifts a bound of --prune: it needs --prune"))
+	}
 	for _, e := range f.Immutable {
 		re, err := rules.CompileTagPattern(e)
 		if err != nil {

@@ -78,6 +78,7 @@ type Summary struct {
 	NotStarted                        int   // interrupted before they started (not counted in Failed)
 	WouldCopy, WouldUpdate            int   // plan
 	Waiting                           int   // held back by --min-age
+	Deleted, WouldDelete              int   // --prune (sync, plan)
 	Bytes                             int64 // blob bytes uploaded
 	BlobsUploaded, BlobsMounted       int64
 	BytesMounted                      int64 // bytes of the blobs mounted (not uploaded)
@@ -197,6 +198,7 @@ type Engine struct {
 	refAPI              referrersAPI
 
 	layouts *layout.Set // the image layouts the rules name
+	prune   pruneState  // what Expand learnt for --prune
 }
 
 // New returns an Engine.
@@ -364,6 +366,9 @@ func (e *Engine) Sync(ctx context.Context, jobs []rules.Job, pre []JobResult) *R
 	}
 	workers.Wait()
 	e.finishLayouts(res)
+	for _, r := range e.pruneAll(ctx) {
+		record(r)
+	}
 
 	e.summarize(parent, res, start)
 	return res
@@ -392,6 +397,10 @@ func (e *Engine) summarize(ctx context.Context, res *Result, start time.Time) {
 			s.WouldUpdate++
 		case Waiting:
 			s.Waiting++
+		case Deleted:
+			s.Deleted++
+		case WouldDelete:
+			s.WouldDelete++
 		}
 		if e.opt.DryRun {
 			s.Bytes += r.Bytes

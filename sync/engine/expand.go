@@ -48,6 +48,7 @@ func (e *Engine) expand(ctx context.Context, rs []rules.Rule) ([]rules.Job, []Jo
 			}
 		}()
 	}
+	e.prune = pruneState{}
 	rs, discovered, discoverErrs := e.discover(ctx, rs)
 	if len(discoverErrs) > 0 && !skip {
 		return nil, nil, discoverErrs
@@ -96,9 +97,11 @@ func (e *Engine) expand(ctx context.Context, rs []rules.Rule) ([]rules.Job, []Jo
 	for i := range rs {
 		r := &rs[i]
 		if bad[i] {
+			e.blockPrune(r)
 			continue
 		}
 		if err := listed[i].err; err != nil {
+			e.blockPrune(r)
 			for _, d := range r.Destinations {
 				failed = append(failed, JobResult{
 					Job:    rules.Job{Source: rules.Ref{Registry: r.Source.Registry, Repository: r.Source.Repository}, Destination: rules.Ref{Registry: d.Registry, Repository: d.Repository}, Rule: r},
@@ -110,9 +113,11 @@ func (e *Engine) expand(ctx context.Context, rs []rules.Rule) ([]rules.Job, []Jo
 		}
 		js, err := r.Expand(listed[i].tags)
 		if err != nil {
+			e.blockPrune(r)
 			errs = append(errs, err)
 			continue
 		}
+		e.notePrune(r, len(listed[i].tags), js)
 		failed = append(failed, e.invalidTags(r, listed[i].invalid)...)
 		if len(js) == 0 {
 			e.log.Warn("rule matched no tag", "file", r.File, "key", r.Key)

@@ -13,7 +13,7 @@ import (
 // record is one line of the JSON-lines form: what older versions wrote as
 // the ledger itself, and what `imagesync ledger export` writes.
 type record struct {
-	T string `json:"t"` // "h" header, "m" manifest, "b" blobs, "x" invalidate, "s" source seen
+	T string `json:"t"` // "h" header, "m" manifest, "b" blobs, "x" invalidate, "s" source seen, "d" deleted (--prune)
 	// header
 	V       int    `json:"v,omitempty"`
 	Created string `json:"created,omitempty"`

@@ -18,6 +18,7 @@ type layer struct {
 	repair    map[string]bool                       // ref → marked (true) or cleared (false)
 	dropped   map[string]bool                       // repos invalidated in this layer
 	seen      map[string]Seen                       // source ref → first seen at its digest (--min-age)
+	gone      map[string]bool                       // dst refs deleted (--prune) in this layer
 }
 
 func newLayer() *layer {
@@ -28,6 +29,7 @@ func newLayer() *layer {
 		repair:    map[string]bool{},
 		dropped:   map[string]bool{},
 		seen:      map[string]Seen{},
+		gone:      map[string]bool{},
 	}
 }
 
@@ -41,6 +43,7 @@ func (ly *layer) apply(r record) {
 	switch r.T {
 	case "m":
 		ly.manifests[r.Dst] = entryOf(r)
+		delete(ly.gone, r.Dst)
 		ly.repair[r.Dst] = false
 	case "b":
 		reg, _, _ := strings.Cut(r.Repo, "/")
@@ -59,6 +62,9 @@ func (ly *layer) apply(r record) {
 		}
 	case "s":
 		ly.seen[r.Src] = seenOf(r)
+	case "d":
+		delete(ly.manifests, r.Dst)
+		ly.gone[r.Dst] = true
 	case "x":
 		for k := range ly.manifests {
 			if repoOf(k) == r.Repo {

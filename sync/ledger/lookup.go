@@ -34,7 +34,7 @@ func (l *Ledger) manifest(dst string) (Entry, bool) {
 		if e, ok := ly.manifests[dst]; ok {
 			return e, true
 		}
-		if ly.dropped[repo] {
+		if ly.dropped[repo] || ly.gone[dst] {
 			return Entry{}, false
 		}
 	}

@@ -2,6 +2,7 @@ package ledger
 
 import (
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 )
@@ -54,5 +55,50 @@ func TestRecordSeen(t *testing.T) {
 	}
 	if s, _ := l.FirstSeen("reg/a:v1"); s.Digest != "sha256:cc" || !s.Time.Equal(moved) {
 		t.Errorf("after the move: %+v", s)
+	}
+}
+
+// TagsIn lists a destination repository's tags (not another repository's
+// whose name it prefixes); ForgetManifest drops one, across a reopen.
+func TestTagsInAndForget(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "ledger.db")
+	l, err := Open(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, dst := range []string{"reg/m/app:v1", "reg/m/app:v2", "reg/m/app2:v1", "reg/m/app@sha256:" + strings.Repeat("a", 64)} {
+		if err := l.RecordManifest(dst, Entry{Digest: "sha256:x", Src: "src/app:v1"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	l, err = Open(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := l.TagsIn("reg/m/app"); len(got) != 2 || got["v1"].Src != "src/app:v1" {
+		t.Fatalf("TagsIn: %v", got)
+	}
+	if err := l.ForgetManifest("reg/m/app:v1"); err != nil {
+		t.Fatal(err)
+	}
+	if got := l.TagsIn("reg/m/app"); len(got) != 1 {
+		t.Errorf("after forgetting (in memory): %v", got)
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	l, err = Open(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	if _, ok := l.Manifest("reg/m/app:v1"); ok {
+		t.Error("forgotten entry is back after reopen")
+	}
+	if got := l.TagsIn("reg/m/app"); len(got) != 1 {
+		t.Errorf("after reopen: %v", got)
 	}
 }

@@ -46,7 +46,8 @@ type PlanSummary struct {
 	Update   int   `json:"update"`
 	Skip     int   `json:"skip"`
 	Filtered int   `json:"filtered"`
-	Wait     int   `json:"wait"` // held back by --min-age
+	Wait     int   `json:"wait"`   // held back by --min-age
+	Delete   int   `json:"delete"` // --prune
 	Error    int   `json:"error"`
 	Bytes    int64 `json:"bytes"`
 }
@@ -78,6 +79,7 @@ func NewPlan(res *engine.Result) Plan {
 			engine.Skipped:     {"skip", &p.Summary.Skip},
 			engine.Filtered:    {"filtered", &p.Summary.Filtered},
 			engine.Waiting:     {"wait", &p.Summary.Wait},
+			engine.WouldDelete: {"delete", &p.Summary.Delete},
 		}
 		row, ok := rows[r.Action]
 		if !ok {
@@ -104,7 +106,7 @@ func NewPlan(res *engine.Result) Plan {
 }
 
 // Pending reports whether a sync would change anything.
-func (p Plan) Pending() bool { return p.Summary.Copy+p.Summary.Update > 0 }
+func (p Plan) Pending() bool { return p.Summary.Copy+p.Summary.Update+p.Summary.Delete > 0 }
 
 // WriteJSON prints the plan as one JSON document.
 func (p Plan) WriteJSON(w io.Writer) error {
@@ -184,6 +186,9 @@ func (p Plan) WriteTable(w io.Writer) error {
 	waiting := ""
 	if s.Wait > 0 {
 		waiting = fmt.Sprintf(", %d waiting (--min-age)", s.Wait)
+	}
+	if s.Delete > 0 {
+		waiting += fmt.Sprintf(", %d to delete (--prune)", s.Delete)
 	}
 	fmt.Fprintf(&b, "\n%d to copy, %d to update, %d in sync, %d filtered, %d errors%s; %s to upload\n",
 		s.Copy, s.Update, s.Skip, s.Filtered, s.Error, waiting, Bytes(s.Bytes))

@@ -54,6 +54,9 @@ func Summary(w io.Writer, s engine.Summary) {
 	if s.Waiting > 0 {
 		notStarted += fmt.Sprintf(", %d waiting (--min-age)", s.Waiting)
 	}
+	if s.Deleted > 0 {
+		notStarted += fmt.Sprintf(", %d deleted (--prune)", s.Deleted)
+	}
 	fmt.Fprintf(w, "%s%d copied, %d skipped, %d filtered, %d failed%s; %s uploaded (%d blobs, %d mounted); %d requests, %d retried; %s\n",
 		prefix, s.Copied, s.Skipped, s.Filtered, s.Failed, notStarted, Bytes(s.Bytes), s.BlobsUploaded, s.BlobsMounted, s.Requests, s.Retries, s.Duration.Round(10*time.Millisecond))
 }
@@ -85,7 +88,7 @@ func SuccessImages(results []engine.JobResult) map[string][]string {
 	out := map[string][]string{}
 	for _, r := range results {
 		// Referrers travel with their image: the image's entry stands for them.
-		if (r.Action == engine.Copied || r.Action == engine.Skipped) && r.Subject == "" {
+		if (r.Action == engine.Copied || r.Action == engine.Skipped || r.Action == engine.Deleted) && r.Subject == "" {
 			k := r.Job.Source.String()
 			d := r.Job.Destination.String()
 			if rules.IsLayout(r.Job.Destination.Registry) {
@@ -201,6 +204,7 @@ type SyncReport struct {
 		Skipped       int     `json:"skipped"`
 		Filtered      int     `json:"filtered"`
 		Waiting       int     `json:"waiting"` // held back by --min-age
+		Deleted       int     `json:"deleted"` // --prune
 		Failed        int     `json:"failed"`
 		NotStarted    int     `json:"notStarted"`            // interrupted before they started (listed as failed jobs)
 		Interrupted   bool    `json:"interrupted,omitempty"` // Ctrl-C
@@ -238,7 +242,7 @@ func NewSyncReport(res *engine.Result) SyncReport {
 	s := res.Summary
 	rs := &rep.Summary
 	rs.Copied, rs.Skipped, rs.Filtered, rs.Failed = s.Copied, s.Skipped, s.Filtered, s.Failed
-	rs.NotStarted, rs.Interrupted, rs.Waiting = s.NotStarted, s.Interrupted, s.Waiting
+	rs.NotStarted, rs.Interrupted, rs.Waiting, rs.Deleted = s.NotStarted, s.Interrupted, s.Waiting, s.Deleted
 	rs.Bytes, rs.BlobsUploaded, rs.BlobsMounted, rs.Requests, rs.Retries = s.Bytes, s.BlobsUploaded, s.BlobsMounted, s.Requests, s.Retries
 	rs.Seconds = s.Duration.Seconds()
 	return rep

@@ -44,6 +44,8 @@ type RuleDefaults struct {
 	Referrers    *Referrers
 	Immutable    []*regexp.Regexp // nil: not set
 	MinAge       time.Duration    // 0: not set
+	Prune        *bool            // nil: not set
+	PruneForce   bool
 }
 
 // ApplyDefaults fills the settings rules do not set themselves. Tag filters
@@ -69,6 +71,10 @@ func ApplyDefaults(rs []Rule, d RuleDefaults) {
 		if r.MinAge == 0 {
 			r.MinAge = d.MinAge
 		}
+		if d.Prune != nil && !r.pruneSet {
+			r.Prune = *d.Prune
+		}
+		r.PruneForce = r.PruneForce || d.PruneForce
 	}
 }
 
@@ -92,6 +98,10 @@ func (d RuleDefaults) Merge(o RuleDefaults) RuleDefaults {
 	if o.MinAge != 0 {
 		d.MinAge = o.MinAge
 	}
+	if o.Prune != nil {
+		d.Prune = o.Prune
+	}
+	d.PruneForce = d.PruneForce || o.PruneForce
 	return d
 }
 
@@ -255,7 +265,7 @@ func (l *nativeLoader) entry(i int, n *cfgfile.Node) (Rule, bool) {
 	var settings RuleDefaults
 	tagsLine := 0
 	bad := len(l.errs)
-	for _, f := range l.mapFields(cfgfile.KeyValue{Key: field, Line: n.Line, Value: n}, field, "from", "to", "tags", "platforms", "platform-mode", "referrers", "repositories", "immutable", "min-age") {
+	for _, f := range l.mapFields(cfgfile.KeyValue{Key: field, Line: n.Line, Value: n}, field, "from", "to", "tags", "platforms", "platform-mode", "referrers", "repositories", "immutable", "min-age", "prune") {
 		switch f.Key {
 		case "from":
 			from = &f
@@ -304,6 +314,9 @@ func (l *nativeLoader) entry(i int, n *cfgfile.Node) (Rule, bool) {
 	r.Key = field
 	r.Tags, r.Platforms, r.PlatformMode, r.Referrers, r.Immutable = settings.Tags, settings.Platforms, settings.PlatformMode, settings.Referrers, settings.Immutable
 	r.MinAge = settings.MinAge
+	if settings.Prune != nil {
+		r.Prune, r.pruneSet = *settings.Prune, true
+	}
 	if r.Tags != nil && !r.NeedsTagList() {
 		l.fail(tagsLine, field+".tags", "tag filters select among listed tags: from names %s, so drop tags: or the tag from from:", r.Source.Kind.describe())
 		return Rule{}, false

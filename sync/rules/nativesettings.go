@@ -12,7 +12,7 @@ import (
 
 func (l *nativeLoader) defaults(kv cfgfile.KeyValue) NativeDefaults {
 	var d NativeDefaults
-	for _, f := range l.mapFields(kv, "defaults", "proc", "retries", "max-conns", "rate", "trust-ledger", "platforms", "platform-mode", "referrers", "tags", "immutable", "min-age") {
+	for _, f := range l.mapFields(kv, "defaults", "proc", "retries", "max-conns", "rate", "trust-ledger", "platforms", "platform-mode", "referrers", "tags", "immutable", "min-age", "prune") {
 		field := "defaults." + f.Key
 		switch f.Key {
 		case "proc", "max-conns":
@@ -65,6 +65,10 @@ func (l *nativeLoader) ruleSetting(f cfgfile.KeyValue, field string, d *RuleDefa
 		d.Immutable = l.immutable(f, field)
 	case "min-age":
 		d.MinAge = l.minAge(f, field)
+	case "prune":
+		if b, ok := l.boolean(f, field); ok {
+			d.Prune = &b
+		}
 	}
 }
 

@@ -112,6 +112,11 @@ type Rule struct {
 	// MinAge holds back a source tag whose digest was first seen less than
 	// this long ago (0: copied at once); a tag that moves starts again.
 	MinAge time.Duration
+	// Prune deletes, in the destination repositories, the tags imagesync
+	// wrote from this source that the rule no longer selects; PruneForce
+	// lifts the bound on how many of a repository's tags one run deletes.
+	Prune, PruneForce bool
+	pruneSet          bool // Prune was set by the entry itself (prune: false beats defaults)
 	// Steps is what the tag filter removed in the last Expand, in order
 	// (for plan). Set by Expand.
 	Steps []FilterStep
