@@ -6,6 +6,7 @@
 #   export IMAGESYNC_KUBE_CONTROLLER_MANAGER=...
 #   export IMAGESYNC_KUBE_SCHEDULER=...
 #   export IMAGESYNC_KWOK=...
+#   export IMAGESYNC_KUBELET=...
 # on stdout (and nothing else). Progress goes to stderr. Called by scripts/test-deps.sh.
 #
 # - etcd: Debian's etcd-server package (apt-get) when no etcd is on PATH.
@@ -14,6 +15,8 @@
 #   that requires k8s.io/kubernetes and replaces every staging module k8s.io/X by k8s.io/X v0.<minor>.<patch>;
 #   k8s.io/sample-cli-plugin and k8s.io/sample-controller are not served by the module proxy and
 #   nothing needs them: they are replaced by empty local modules. Cold build ~10 min on 2 cores.
+#   kubelet (the real node of internal/kubetest Options.Node) is built from the same module, with
+#   CGO_ENABLED=0 like the others; a missing one is built alone (~1-2 min with a warm build cache).
 # - kwok (fake node that completes pods): go install.
 # Everything lands in ${XDG_CACHE_HOME:-$HOME/.cache}/imagesync-tools/<tool>-<version>/.
 set -euo pipefail
@@ -67,12 +70,12 @@ else
 	kwok_pid=$!
 fi
 
-# --- kube-apiserver, kube-controller-manager, kube-scheduler ------------------
-cmds=(kube-apiserver kube-controller-manager kube-scheduler)
-missing=0
-for c in "${cmds[@]}"; do [ -x "$KUBE_DIR/$c" ] || missing=1; done
-if [ "$missing" = 0 ]; then
-	log "found ${cmds[*]} in $KUBE_DIR"
+# --- kube-apiserver, kube-controller-manager, kube-scheduler, kubelet --------
+all_cmds=(kube-apiserver kube-controller-manager kube-scheduler kubelet)
+cmds=()
+for c in "${all_cmds[@]}"; do [ -x "$KUBE_DIR/$c" ] || cmds+=("$c"); done
+if [ ${#cmds[@]} -eq 0 ]; then
+	log "found ${all_cmds[*]} in $KUBE_DIR"
 else
 	command -v go >/dev/null 2>&1 || { log "go not found, cannot build Kubernetes $KUBE_VERSION"; exit 1; }
 	start=$(date +%s)
@@ -111,7 +114,7 @@ else
 	for c in "${cmds[@]}"; do pkgs+=("k8s.io/kubernetes/cmd/$c"); done
 	(
 		cd "$work"
-		# One go build for the three: shared packages compiled once, links in parallel.
+		# One go build for all: shared packages compiled once, links in parallel.
 		GOFLAGS="-mod=mod -buildvcs=false" CGO_ENABLED=0 GOWORK=off \
 			go build -trimpath -ldflags "$ldflags" -o "$work/bin/" "${pkgs[@]}" >&2
 	)
@@ -132,3 +135,4 @@ echo "export IMAGESYNC_KUBE_APISERVER=$KUBE_DIR/kube-apiserver"
 echo "export IMAGESYNC_KUBE_CONTROLLER_MANAGER=$KUBE_DIR/kube-controller-manager"
 echo "export IMAGESYNC_KUBE_SCHEDULER=$KUBE_DIR/kube-scheduler"
 echo "export IMAGESYNC_KWOK=$KWOK"
+echo "export IMAGESYNC_KUBELET=$KUBE_DIR/kubelet"

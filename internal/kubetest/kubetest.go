@@ -31,6 +31,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"syscall"
 	"testing"
@@ -54,6 +55,9 @@ type Options struct {
 	// Workloads starts kube-controller-manager, kube-scheduler and kwok with
 	// one fake node: Jobs get pods, pods get scheduled and completed.
 	Workloads bool
+	// Node (with Workloads) replaces kwok's fake node with a real one:
+	// containerd, runc and a kubelet (see Node). Linux and root only.
+	Node *Node
 }
 
 // Cluster is a running control plane.
@@ -74,7 +78,10 @@ func Start(t testing.TB, opt Options) *Cluster {
 	bins := map[string]string{}
 	need := []string{"IMAGESYNC_ETCD", "IMAGESYNC_KUBE_APISERVER"}
 	if opt.Workloads {
-		need = append(need, "IMAGESYNC_KUBE_CONTROLLER_MANAGER", "IMAGESYNC_KUBE_SCHEDULER", "IMAGESYNC_KWOK")
+		need = append(need, "IMAGESYNC_KUBE_CONTROLLER_MANAGER", "IMAGESYNC_KUBE_SCHEDULER")
+		if opt.Node == nil {
+			need = append(need, "IMAGESYNC_KWOK")
+		}
 	}
 	for _, k := range need {
 		p := os.Getenv(k)
@@ -87,6 +94,14 @@ func Start(t testing.TB, opt Options) *Cluster {
 			return nil
 		}
 		bins[k] = p
+	}
+	if opt.Node != nil {
+		if !opt.Workloads {
+			t.Fatal("kubetest: Options.Node needs Options.Workloads (the controllers and the scheduler)")
+		}
+		if !nodeBinaries(t, bins) {
+			return nil
+		}
 	}
 
 	c := &Cluster{dir: t.TempDir()}
@@ -144,12 +159,17 @@ func Start(t testing.TB, opt Options) *Cluster {
 	if opt.Workloads {
 		c.start(t, "kube-controller-manager", bins["IMAGESYNC_KUBE_CONTROLLER_MANAGER"],
 			"--kubeconfig="+c.Kubeconfig, "--leader-elect=false",
-			"--controllers=job,cronjob,serviceaccount,garbagecollector",
-			"--service-account-private-key-file="+c.path("sa.key"),
+			// root-ca-cert-publisher: the kube-root-ca.crt ConfigMap real pods mount with their token.
+			"--controllers=job,cronjob,serviceaccount,garbagecollector,root-ca-cert-publisher",
+			"--service-account-private-key-file="+c.path("sa.key"), "--root-ca-file="+c.path("ca.crt"),
 			"--bind-address=127.0.0.1", "--secure-port=0")
 		c.start(t, "kube-scheduler", bins["IMAGESYNC_KUBE_SCHEDULER"],
 			"--kubeconfig="+c.Kubeconfig, "--leader-elect=false",
 			"--bind-address=127.0.0.1", "--secure-port=0")
+		if opt.Node != nil {
+			c.startNode(t, bins, opt.Node)
+			return c
+		}
 		c.start(t, "kwok", bins["IMAGESYNC_KWOK"],
 			"--kubeconfig="+c.Kubeconfig, "--config="+c.path("kwok.yaml"),
 			"--manage-single-node="+NodeName, "--node-lease-duration-seconds=0",
@@ -157,6 +177,37 @@ func Start(t testing.TB, opt Options) *Cluster {
 		c.addNode(t)
 	}
 	return c
+}
+
+// nodeBinaries finds the kubelet (scripts/kube-deps.sh), containerd, runc
+// and the CNI plugins (scripts/node-deps.sh), or skips the test (fails with
+// IMAGESYNC_REQUIRE_NODE=1).
+func nodeBinaries(t testing.TB, bins map[string]string) bool {
+	t.Helper()
+	why := ""
+	for _, k := range []string{"IMAGESYNC_KUBELET", "IMAGESYNC_CONTAINERD", "IMAGESYNC_RUNC", "IMAGESYNC_CNI_BIN"} {
+		p := os.Getenv(k)
+		if p == "" {
+			why = k + " is not set (scripts/kube-deps.sh builds the kubelet, scripts/node-deps.sh installs the rest)"
+			break
+		}
+		if _, err := os.Stat(p); err != nil {
+			why = fmt.Sprintf("%s=%s: %v", k, p, err)
+			break
+		}
+		bins[k] = p
+	}
+	if why == "" && (runtime.GOOS != "linux" || os.Geteuid() != 0) {
+		why = "a real node needs Linux and root"
+	}
+	if why == "" {
+		return true
+	}
+	if os.Getenv(EnvRequireNode) == "1" {
+		t.Fatalf("kubetest: %s (%s=1)", why, EnvRequireNode)
+	}
+	t.Skipf("kubetest: %s", why)
+	return false
 }
 
 func missing(t testing.TB, why string) {
