@@ -18,11 +18,11 @@ import (
 // are not valid repository names are reported (a warning, and a failed
 // result when the pattern would select them) and never sent anywhere.
 func (e *Engine) discover(ctx context.Context, rs []rules.Rule) ([]rules.Rule, []JobResult, rules.ErrorList) {
-	any := false
+	found := false
 	for i := range rs {
-		any = any || rs[i].IsDiscovery()
+		found = found || rs[i].IsDiscovery()
 	}
-	if !any {
+	if !found {
 		return rs, nil, nil
 	}
 	type catalog struct {
