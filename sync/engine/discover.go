@@ -79,9 +79,13 @@ func (e *Engine) discover(ctx context.Context, rs []rules.Rule) ([]rules.Rule, [
 // not be expanded.
 func (e *Engine) ruleFailed(r *rules.Rule, err error) []JobResult {
 	var failed []JobResult
+	src := rules.Ref{Registry: r.Source.Registry, Repository: r.Source.Repository}
+	if r.Source.Repos != nil {
+		src.Repository = r.Source.Repos.Pattern // reads as the rule key: registry/team/*
+	}
 	for _, d := range r.Destinations {
 		failed = append(failed, JobResult{
-			Job:    rules.Job{Source: rules.Ref{Registry: r.Source.Registry, Repository: r.Source.Repository}, Destination: rules.Ref{Registry: d.Registry, Repository: d.Repository}, Rule: r},
+			Job:    rules.Job{Source: src, Destination: rules.Ref{Registry: d.Registry, Repository: d.Repository}, Rule: r},
 			Action: Failed,
 			Err:    err,
 		})
