@@ -100,18 +100,22 @@ func (c *LedgerStatsCmd) Run(rc *runContext) error {
 	return tw.Flush()
 }
 
-// readerWait is how long a run waits for readers of its ledger (a plan,
-// ledger export or stats, which hold it while they run) before giving up.
+// readerWait is how long a run's last batch of ledger facts waits for the
+// other runs using the ledger (their batches, a long ledger export) before
+// giving up.
 const readerWait = 5 * time.Minute
 
 // openLedger opens the run's ledger: read-only for plan; for writing
-// otherwise, waiting (with a message, until interrupted) for readers.
+// otherwise, the last batch waiting (with a message, until interrupted)
+// for the other runs using it.
 func openLedger(rc *runContext, s *session, path string, readOnly bool) (*ledger.Ledger, error) {
 	if readOnly {
 		return ledger.OpenReadOnly(path)
 	}
+	// The wait happens at Close: the context lives until the session ends
+	// (its closers run in reverse, after the ledger's Close).
 	ctx, cancel := context.WithCancel(rc.ctx)
-	defer cancel()
+	s.closers = append(s.closers, cancel)
 	go func() {
 		select {
 		case <-rc.env.interrupt:
@@ -120,6 +124,6 @@ func openLedger(rc *runContext, s *session, path string, readOnly bool) (*ledger
 		}
 	}()
 	return ledger.Open(path, ledger.WaitForReaders(ctx, readerWait, func() {
-		s.log.Warn("the ledger is being read by another imagesync (plan, ledger export or stats): waiting for it to finish", "ledger", path)
+		s.log.Warn("the ledger is in use by another imagesync (a sync, plan or ledger export): waiting to write this run's last facts", "ledger", path)
 	}))
 }

@@ -22,7 +22,7 @@ func (l *Ledger) Export(w io.Writer) error {
 		return nil
 	}
 	if !l.readOnly {
-		if err := l.flush(); err != nil {
+		if err := l.flush(false); err != nil {
 			return err
 		}
 	}
@@ -141,14 +141,14 @@ func (l *Ledger) Stats() (Stats, error) {
 		return s, nil
 	}
 	if !l.readOnly {
-		if err := l.flush(); err != nil {
+		if err := l.flush(false); err != nil {
 			return s, err
 		}
 	}
 	if fi, err := os.Stat(l.path); err == nil {
 		s.FileBytes = fi.Size()
 	}
-	if l.db == nil && l.base == nil {
+	if !l.store && l.base == nil {
 		s.Format = "none (nothing recorded yet)"
 	}
 	l.mu.Lock()

@@ -8,7 +8,10 @@
 // New facts are visible at once to this process and reach the file in
 // batches (one transaction, fsync'd, every flushDelay or flushRecords
 // facts, and at Close): a crash loses at most the last batch, never the
-// file. Ledgers of the older JSON-lines format are migrated on first open
+// file. No run holds the file between its reads and batches: a lookup
+// opens it read-only for that lookup, a batch opens it for writing for
+// that batch, so unrelated runs (two syncs, a sync and a plan or ledger
+// export) share one ledger, each recording what it did. Ledgers of the older JSON-lines format are migrated on first open
 // (the old file is kept as PATH.bak); `imagesync ledger export` writes
 // that format back.
 //
@@ -18,16 +21,17 @@
 package ledger
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gofrs/flock"
 	bolt "go.etcd.io/bbolt"
-	bolterrors "go.etcd.io/bbolt/errors"
 )
 
 // Version is the format version of the JSON-lines form (the header record
@@ -53,17 +57,21 @@ type Entry struct {
 	Time      time.Time
 }
 
-// Ledger is an open, locked ledger. A nil *Ledger is a valid ledger that
-// knows nothing and records nothing (--no-ledger).
+// Ledger is an open ledger. A nil *Ledger is a valid ledger that knows
+// nothing and records nothing (--no-ledger).
 type Ledger struct {
 	path     string
-	lock     *flock.Flock // nil when opened read-only
-	db       *bolt.DB     // nil: nothing stored (read-only view of a missing or JSON-lines ledger)
+	store    bool // path holds the database (false: a read-only view of a missing or JSON-lines ledger)
 	readOnly bool
 	opts     openOptions
 	warnings []string
 
 	flushMu sync.Mutex // one commit at a time
+
+	writing   atomic.Bool // a batch is waiting for or holding the file
+	viewMu    sync.Mutex
+	viewDB    *bolt.DB // read-only handle kept by view for viewLease
+	viewTimer *time.Timer
 
 	mu       sync.Mutex
 	base     *layer // read-only view of a JSON-lines ledger, all in memory
@@ -140,43 +148,47 @@ func ResolvePath(path string) (string, error) {
 	return filepath.Join(dir, filepath.Base(abs)), nil
 }
 
-// ErrLocked is returned when another run holds the ledger.
+// ErrLocked is returned when the ledger stayed locked by other runs for
+// longer than a batch may wait.
 var ErrLocked = errors.New("ledger is in use by another imagesync run")
 
 // ErrReadOnly is returned by the Record methods of a read-only ledger.
 var ErrReadOnly = errors.New("ledger is open read-only")
 
-// Open locks and opens the ledger at path, creating it (mode 0600) if
-// needed. A JSON-lines ledger at path (or, for a path ending in .db, at the
-// same path ending in .jsonl) is migrated first; problems met while reading
-// it are reported by Warnings. A ledger another run writes is refused
-// (ErrLocked); one that readers hold is too, unless WaitForReaders says to
-// wait for them.
+// Open opens the ledger at path for a run that records, creating it (mode
+// 0600) if needed. A JSON-lines ledger at path (or, for a path ending in
+// .db, at the same path ending in .jsonl) is migrated first, under
+// PATH.lock (the only time a run locks the ledger for more than a batch);
+// problems met while reading it are reported by Warnings. Other runs may
+// use the ledger at the same time: each batch waits for the others' batches
+// and reads (WaitForReaders says how long Close waits for the last one).
 func Open(path string, opts ...Option) (*Ledger, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, fmt.Errorf("ledger %s: %w", path, err)
 	}
-	// The lock (and every write, a migration included) goes to the file the
-	// path resolves to: a symlink to a ledger in use meets the same lock.
+	// Every write, a migration included, goes to the file the path resolves
+	// to: a symlink to a ledger in use meets the same locks.
 	resolved, err := ResolvePath(path)
 	if err != nil {
 		return nil, fmt.Errorf("ledger %s: %w", path, err)
 	}
 	path = resolved
+	l := &Ledger{path: path, pending: newLayer()}
+	for _, o := range opts {
+		o(&l.opts)
+	}
 	lock := flock.New(path + ".lock")
-	ok, err := lock.TryLock()
-	if err != nil {
+	ctx, cancel := context.WithTimeout(l.opts.context(), migrateWait)
+	defer cancel()
+	ok, err := lock.TryLockContext(ctx, 50*time.Millisecond)
+	if err != nil && !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, context.Canceled) {
 		return nil, fmt.Errorf("ledger %s: locking: %w", path, err)
 	}
 	if !ok {
 		return nil, lockedError(path)
 	}
-	l := &Ledger{path: path, lock: lock, pending: newLayer()}
-	for _, o := range opts {
-		o(&l.opts)
-	}
+	defer func() { _ = lock.Unlock() }()
 	if err := l.openStore(); err != nil {
-		_ = lock.Unlock()
 		return nil, err
 	}
 	return l, nil
@@ -184,10 +196,10 @@ func Open(path string, opts ...Option) (*Ledger, error) {
 
 // OpenReadOnly opens the ledger at path for lookups only, writing nothing:
 // a missing ledger knows nothing, a JSON-lines ledger is read into memory
-// (not migrated), a database is read in place, page by page, under bbolt's
-// shared lock, held until Close: however large the ledger, opening costs
-// no copy and no memory. A database a run is writing is refused
-// (ErrLocked), and so is a run that would write while a reader holds it.
+// (not migrated), a database is read in place, page by page, each lookup
+// under bbolt's shared lock for that lookup only: however large the
+// ledger, opening costs no copy and no memory, and runs that write it go
+// on meanwhile (a reader waits at most for one of their batches).
 func OpenReadOnly(path string) (*Ledger, error) {
 	if resolved, err := ResolvePath(path); err == nil {
 		path = resolved
@@ -209,23 +221,17 @@ func OpenReadOnly(path string) (*Ledger, error) {
 		}
 		return l, nil
 	}
-	db, err := bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true, Timeout: 100 * time.Millisecond})
+	db, err := openView(path)
 	if err != nil {
-		if errors.Is(err, bolterrors.ErrTimeout) {
-			return nil, lockedError(path)
-		}
-		return nil, fmt.Errorf("ledger %s: %w", path, err)
-	}
-	l.db = db
-	if err := db.View(func(tx *bolt.Tx) error { return checkMeta(tx, path) }); err != nil {
-		db.Close()
 		return nil, err
 	}
+	err = db.View(func(tx *bolt.Tx) error { return checkMeta(tx, path) })
+	db.Close()
+	if err != nil {
+		return nil, err
+	}
+	l.store = true
 	return l, nil
-}
-
-func lockedError(path string) error {
-	return fmt.Errorf("%w: %s (wait for it to finish, or give another --ledger or --no-ledger)", ErrLocked, path)
 }
 
 // Warnings are the non-fatal problems met while opening.

@@ -114,16 +114,45 @@ garbage
 	}
 }
 
-func TestLockRefusesSecondRun(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "ledger.jsonl")
-	l := open(t, path)
-	_, err := Open(path)
-	if !errors.Is(err, ErrLocked) || !strings.Contains(err.Error(), path) {
-		t.Fatalf("second open: %v", err)
+// Two runs share one ledger (issue #23): each records what it did, sees
+// the other's batches once written, and a reader opened meanwhile reads
+// both.
+func TestTwoRunsShareTheLedger(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "ledger.db")
+	a, b := open(t, path), open(t, path)
+	if err := a.RecordManifest("r.io/ns/a:1", Entry{Digest: d1}); err != nil {
+		t.Fatal(err)
 	}
-	l.Close()
-	l2 := open(t, path)
-	l2.Close()
+	if err := b.RecordManifest("r.io/ns/b:1", Entry{Digest: d2}); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.RecordBlobs("r.io/ns/b", []string{d1}); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.flush(false); err != nil {
+		t.Fatal(err)
+	}
+	if e, ok := b.Manifest("r.io/ns/a:1"); !ok || e.Digest != d1 {
+		t.Errorf("b does not see a's written batch: %+v %v", e, ok)
+	}
+	ro, err := OpenReadOnly(path)
+	if err != nil {
+		t.Fatalf("a reader beside two writers: %v", err)
+	}
+	if err := errors.Join(b.Close(), a.Close()); err != nil {
+		t.Fatal(err)
+	}
+	if e, ok := ro.Manifest("r.io/ns/b:1"); !ok || e.Digest != d2 || !ro.HasBlob("r.io/ns/b", d1) {
+		t.Errorf("the reader does not see b's facts: %+v %v", e, ok)
+	}
+	ro.Close()
+	l := open(t, path)
+	defer l.Close()
+	for dst, want := range map[string]string{"r.io/ns/a:1": d1, "r.io/ns/b:1": d2} {
+		if e, ok := l.Manifest(dst); !ok || e.Digest != want {
+			t.Errorf("%s: %+v %v, want %s", dst, e, ok, want)
+		}
+	}
 }
 
 func TestInvalidateAndRepair(t *testing.T) {
@@ -212,7 +241,7 @@ func TestNilLedger(t *testing.T) {
 	}
 }
 
-// A symlink to a ledger in use meets the same lock, and writes through it
+// A symlink to a ledger in use is the same ledger, and writes through it
 // land in the real file (compaction does not replace the link).
 func TestLockFollowsSymlinks(t *testing.T) {
 	dir := t.TempDir()
@@ -225,15 +254,19 @@ func TestLockFollowsSymlinks(t *testing.T) {
 	if err := os.Symlink(real, link); err != nil {
 		t.Skipf("no symlinks here: %v", err)
 	}
-	if _, err := Open(link); !errors.Is(err, ErrLocked) {
-		t.Fatalf("opening the symlink while the ledger is open: %v, want ErrLocked", err)
-	}
 	linkedDir := filepath.Join(dir, "alias")
 	if err := os.Symlink(filepath.Join(dir, "real"), linkedDir); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := Open(filepath.Join(linkedDir, "ledger.jsonl")); !errors.Is(err, ErrLocked) {
-		t.Fatalf("opening through a symlinked folder: %v, want ErrLocked", err)
+	for _, p := range []string{link, filepath.Join(linkedDir, "ledger.jsonl")} {
+		o, err := Open(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if o.Path() != l.Path() {
+			t.Errorf("%s opens %s, want %s", p, o.Path(), l.Path())
+		}
+		o.Close()
 	}
 	l.Close()
 	l2, err := Open(link)

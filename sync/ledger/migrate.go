@@ -83,24 +83,36 @@ func (l *Ledger) openStore() error {
 		if err := l.migrate(src); err != nil {
 			return err
 		}
+	case kindStore:
+		// Already created: check it with a read, beside the runs using it
+		// (a database of an older version that lacks a bucket goes on to
+		// get it below).
+		db, err := openView(l.path)
+		if err != nil {
+			return err
+		}
+		err = db.View(func(tx *bolt.Tx) error { return checkMeta(tx, l.path) })
+		db.Close()
+		if err == nil {
+			l.store = true
+			return nil
+		}
 	}
-	db, err := l.openDB()
+	db, err := l.openDB(0, true)
 	if err != nil {
 		return err
 	}
+	defer db.Close() // held for this batch only: runs share the ledger
 	if err := os.Chmod(l.path, 0o600); err != nil {
-		db.Close()
 		return fmt.Errorf("ledger %s: %w", l.path, err)
 	}
 	if err := db.Update(func(tx *bolt.Tx) error { return initStore(tx) }); err != nil {
-		db.Close()
 		return fmt.Errorf("ledger %s: %w", l.path, err)
 	}
 	if err := db.View(func(tx *bolt.Tx) error { return checkMeta(tx, l.path) }); err != nil {
-		db.Close()
 		return err
 	}
-	l.db = db
+	l.store = true
 	return nil
 }
 

@@ -78,15 +78,18 @@ func (l *Ledger) record(r record) error {
 	return nil
 }
 
-func (l *Ledger) flushAsync() { _ = l.flush() }
+func (l *Ledger) flushAsync() { _ = l.flush(false) }
 
-// flush commits the pending facts in one transaction.
-func (l *Ledger) flush() error {
+// flush commits the pending facts in one transaction, holding the database
+// for that transaction only. During a run (final false) a batch that cannot
+// get the lock soon is put back to go with the next one; the last one
+// (final, at Close) waits as WaitForReaders says.
+func (l *Ledger) flush(final bool) error {
 	l.flushMu.Lock()
 	defer l.flushMu.Unlock()
 	l.mu.Lock()
 	l.timer = nil
-	if len(l.pending.recs) == 0 || l.db == nil {
+	if len(l.pending.recs) == 0 || !l.store {
 		err := l.flushErr
 		l.mu.Unlock()
 		return err
@@ -95,17 +98,40 @@ func (l *Ledger) flush() error {
 	recs := l.flushing.recs
 	l.mu.Unlock()
 
-	err := l.db.Update(func(tx *bolt.Tx) error {
-		for _, r := range recs {
-			if err := applyTx(tx, r); err != nil {
-				return err
+	l.writing.Store(true) // this process's reads must not hold the file now
+	l.dropView()
+	db, err := l.openDB(batchWait, final)
+	l.writing.Store(false)
+	if err == nil {
+		err = db.Update(func(tx *bolt.Tx) error {
+			for _, r := range recs {
+				if err := applyTx(tx, r); err != nil {
+					return err
+				}
 			}
-		}
-		return nil
-	})
+			return nil
+		})
+		err = errors.Join(err, db.Close())
+	}
 
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if errors.Is(err, ErrLocked) && !final {
+		// Other runs hold the ledger: keep the facts (in order) for the
+		// next batch, which is tried again later.
+		merged := newLayer()
+		for _, ly := range []*layer{l.flushing, l.pending} {
+			for _, r := range ly.recs {
+				merged.apply(r)
+				merged.recs = append(merged.recs, r)
+			}
+		}
+		l.flushing, l.pending = nil, merged
+		if l.timer == nil && !l.closed {
+			l.timer = time.AfterFunc(flushDelay, l.flushAsync)
+		}
+		return nil
+	}
 	l.flushing = nil
 	if err != nil && l.flushErr == nil {
 		// The facts are lost (the ledger is a hint); later writes are refused.
@@ -114,19 +140,56 @@ func (l *Ledger) flush() error {
 	return l.flushErr
 }
 
-// view runs f in a read transaction of the database, if there is one.
-// Errors of the store read as "not known".
+// view runs f in a read transaction of the database, if there is one,
+// opened read-only and kept for the lookups of the next viewLease only (a
+// lookup burst does not reopen the file each time; other runs' batches get
+// the file between bursts). While this run writes a batch, each read opens
+// the file for itself. Errors of the store read as "not known".
 func (l *Ledger) view(f func(tx *bolt.Tx)) {
-	if l.db == nil {
+	if !l.store {
 		return
 	}
-	_ = l.db.View(func(tx *bolt.Tx) error {
-		f(tx)
-		return nil
-	})
+	read := func(db *bolt.DB) {
+		_ = db.View(func(tx *bolt.Tx) error {
+			f(tx)
+			return nil
+		})
+	}
+	if l.writing.Load() {
+		if db, err := openView(l.path); err == nil {
+			read(db)
+			db.Close()
+		}
+		return
+	}
+	l.viewMu.Lock()
+	defer l.viewMu.Unlock()
+	if l.viewDB == nil {
+		db, err := openView(l.path)
+		if err != nil {
+			return
+		}
+		l.viewDB = db
+		l.viewTimer = time.AfterFunc(viewLease, l.dropView)
+	}
+	read(l.viewDB)
 }
 
-// Close writes what is pending, closes the file and unlocks the ledger.
+// dropView closes the read-only handle view keeps.
+func (l *Ledger) dropView() {
+	l.viewMu.Lock()
+	defer l.viewMu.Unlock()
+	if l.viewTimer != nil {
+		l.viewTimer.Stop()
+		l.viewTimer = nil
+	}
+	if l.viewDB != nil {
+		_ = l.viewDB.Close()
+		l.viewDB = nil
+	}
+}
+
+// Close writes what is pending and closes the ledger.
 func (l *Ledger) Close() error {
 	if l == nil {
 		return nil
@@ -142,19 +205,11 @@ func (l *Ledger) Close() error {
 		l.timer = nil
 	}
 	l.mu.Unlock()
-	var err error
-	if !l.readOnly {
-		err = l.flush()
+	defer l.dropView()
+	if l.readOnly {
+		return nil
 	}
-	l.flushMu.Lock()
-	defer l.flushMu.Unlock()
-	if l.db != nil {
-		err = errors.Join(err, l.db.Close())
-	}
-	if l.lock != nil {
-		err = errors.Join(err, l.lock.Unlock())
-	}
-	return err
+	return l.flush(true)
 }
 
 func now() string { return time.Now().UTC().Format(time.RFC3339Nano) }
