@@ -105,7 +105,7 @@ func (e *Engine) syncUnit(ctx context.Context, u *unit) []JobResult {
 			results[i].Action = WouldCopy
 		default:
 			results[i].Action = Copied
-			_ = e.ledgerFor(u.jobs[i].Destination).RecordManifest(ledgerKey(u.jobs[i], srcDigest), entry)
+			e.reuse(u.jobs[i].Destination).recordImage(ledgerKey(u.jobs[i], srcDigest), entry)
 		}
 	}
 	return results

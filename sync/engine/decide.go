@@ -266,7 +266,7 @@ func (e *Engine) decideDestinations(ctx context.Context, u *unit, d *decision, w
 			case err == nil && got.Digest == want:
 				r.Action = Skipped
 				if !e.opt.DryRun {
-					_ = e.ledgerFor(j.Destination).RecordManifest(key, d.entry)
+					e.reuse(j.Destination).recordImage(key, d.entry)
 				}
 				continue
 			case err == nil:

@@ -13,7 +13,6 @@ import (
 	"runtime/debug"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
@@ -181,17 +180,13 @@ func closed(c <-chan struct{}) bool {
 
 // Engine runs jobs against one registry client.
 type Engine struct {
+	*transfer // blobs: checks, mounts, uploads (transfer.go)
+
 	c      *client.Client
 	opt    Options
-	blobs  *blobTracker
-	belief belief        // which ledger facts the run acts on
-	sem    chan struct{} // bounds blob transfers
+	belief belief // which ledger facts the run acts on
 	log    *slog.Logger
-	work   *workTracker // nil for a dry run
 
-	uploaded, mounted atomic.Int64
-	mountedBytes      atomic.Int64
-	bytes             atomic.Int64
 	// The client's counters when the engine was made: a client serves many
 	// runs in watch mode (an engine each), a run's summary counts its own.
 	requests0, retries0 int64
@@ -214,7 +209,9 @@ func New(c *client.Client, opt Options) *Engine {
 		log = slog.New(slog.DiscardHandler)
 	}
 	believe := newBelief(opt)
-	e := &Engine{c: c, layouts: layout.NewSet(), opt: opt, belief: believe, blobs: newBlobTracker(believe, !opt.DryRun), sem: make(chan struct{}, opt.Concurrency), log: log}
+	e := &Engine{transfer: newTransfer(nil, opt.Concurrency, log), c: c, layouts: layout.NewSet(), opt: opt, belief: believe, log: log}
+	e.transfer.opt = &e.opt
+	e.blobs = newBlobTracker(e.knowledge)
 	if c != nil {
 		e.requests0, e.retries0 = c.Stats.Requests.Load(), c.Stats.Retries.Load()
 	}

@@ -148,6 +148,25 @@ func ownTruthAt(registry string) bool {
 	return schemes[scheme].ownTruth
 }
 
+// knowledge is what is known of a store beyond this run's requests: the
+// ledger, unless the store is its own truth or there is none. The dry run
+// (plan) writes nothing.
+func (e *Engine) knowledge(s Store) reuseKnowledge {
+	if e.opt.Ledger == nil || isOwnTruth(s) {
+		return noKnowledge{}
+	}
+	return ledgerKnowledge{l: e.opt.Ledger, believe: e.belief, write: !e.opt.DryRun}
+}
+
+// reuse is what is known of a destination reference's stores, before one
+// is opened (see knowledge).
+func (e *Engine) reuse(dst rules.Ref) reuseKnowledge {
+	if e.opt.Ledger == nil || ownTruthAt(dst.Registry) {
+		return noKnowledge{}
+	}
+	return ledgerKnowledge{l: e.opt.Ledger, believe: e.belief, write: !e.opt.DryRun}
+}
+
 // ledgerFor returns the ledger for a destination: none (nil, which answers
 // nothing and records nothing) for a store that is its own truth.
 func (e *Engine) ledgerFor(dst rules.Ref) *ledger.Ledger {

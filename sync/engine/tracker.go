@@ -1,26 +1,19 @@
 package engine
 
-import (
-	"strings"
-	"sync"
-
-	"github.com/imagesync/imagesync/sync/ledger"
-)
+import "sync"
 
 // blobTracker is the run's knowledge of what each destination registry
-// holds, so a blob is uploaded once per registry and mounted everywhere else.
-// It reads the digest ledger for what earlier runs left (unless refreshing)
-// and writes every new fact to it.
+// holds, so a blob is uploaded once per registry and mounted everywhere
+// else: this run's memory layered over what else is known of a store
+// (reuseKnowledge: the ledger, or nothing for a store that is its own
+// truth), the uploads in flight and what each host's mounts answer.
 type blobTracker struct {
-	ledger  *ledger.Ledger
-	believe belief // which of the ledger's facts count (none with --refresh)
-	write   bool   // false for plan: nothing is written anywhere
+	mem  *memoryKnowledge
+	past func(Store) reuseKnowledge
 
-	mu        sync.Mutex
-	present   map[string]map[string]bool // host+digest → repositories that have it
-	manifests map[string]bool            // host/repo@digest known present
-	flights   map[string]*flight         // host+digest → upload in progress
-	mounts    map[string]mountState      // host → whether a mount POST also answers "present"
+	mu      sync.Mutex
+	flights map[string]*flight    // host+digest → upload in progress
+	mounts  map[string]mountState // host → whether a mount POST also answers "present"
 }
 
 type flight struct {
@@ -29,49 +22,25 @@ type flight struct {
 	err  error
 }
 
-func newBlobTracker(believe belief, write bool) *blobTracker {
-	return &blobTracker{ledger: believe.l, believe: believe, write: write, present: map[string]map[string]bool{}, manifests: map[string]bool{}, flights: map[string]*flight{}, mounts: map[string]mountState{}}
+// newBlobTracker returns a tracker whose knowledge beyond this run is past.
+func newBlobTracker(past func(Store) reuseKnowledge) *blobTracker {
+	return &blobTracker{mem: newMemoryKnowledge(), past: past, flights: map[string]*flight{}, mounts: map[string]mountState{}}
 }
+
+// know is everything known of r: this run's memory over r's other knowledge.
+func (b *blobTracker) know(r Store) reuseKnowledge { return layered{mem: b.mem, past: b.past(r)} }
 
 func blobKey(r Store, digest string) string { return r.Host() + "@" + digest }
 
-func (b *blobTracker) has(r Store, digest string) bool {
-	b.mu.Lock()
-	known := b.present[blobKey(r, digest)][r.Path()]
-	b.mu.Unlock()
-	return known || (b.believe.content() && !isOwnTruth(r) && b.ledger.HasBlob(r.String(), digest))
-}
+func (b *blobTracker) has(r Store, digest string) bool { return b.know(r).hasBlob(r, digest) }
 
-// add records that r holds the blob, in memory and in the ledger.
-func (b *blobTracker) add(r Store, digest string) {
-	b.mu.Lock()
-	k := blobKey(r, digest)
-	if b.present[k] == nil {
-		b.present[k] = map[string]bool{}
-	}
-	b.present[k][r.Path()] = true
-	b.mu.Unlock()
-	if b.write && !isOwnTruth(r) {
-		_ = b.ledger.RecordBlobs(r.String(), []string{digest})
-	}
-}
+// add records that r holds the blob.
+func (b *blobTracker) add(r Store, digest string) { b.know(r).addBlob(r, digest) }
 
 // mountFrom returns a repository of r's registry known to hold the blob.
 func (b *blobTracker) mountFrom(r Store, digest string) string {
-	b.mu.Lock()
-	var cands []string
-	for repo := range b.present[blobKey(r, digest)] {
-		cands = append(cands, repo)
-	}
-	b.mu.Unlock()
-	if b.believe.content() && !isOwnTruth(r) {
-		reg := registryOf(r)
-		for _, full := range b.ledger.ReposWithBlob(reg, digest) {
-			cands = append(cands, strings.TrimPrefix(full, reg+"/"))
-		}
-	}
 	best := ""
-	for _, repo := range cands {
+	for _, repo := range b.know(r).blobHolders(r, digest) {
 		if repo != r.Path() && (best == "" || repo < best) { // deterministic
 			best = repo
 		}
@@ -112,24 +81,8 @@ func (b *blobTracker) startProbe(r Store) bool {
 	return true
 }
 
-// forget drops what is known of r, in memory and in the ledger, after the
-// registry contradicted it.
-func (b *blobTracker) forget(r Store) {
-	b.mu.Lock()
-	for _, repos := range b.present {
-		delete(repos, r.Path())
-	}
-	prefix := r.Host() + "/" + r.Path() + "@"
-	for k := range b.manifests {
-		if strings.HasPrefix(k, prefix) {
-			delete(b.manifests, k)
-		}
-	}
-	b.mu.Unlock()
-	if b.write && !isOwnTruth(r) {
-		_ = b.ledger.Invalidate(r.String(), "")
-	}
-}
+// forget drops what is known of r after the registry contradicted it.
+func (b *blobTracker) forget(r Store) { b.know(r).forget(r) }
 
 // claim makes the caller the uploader of digest to r's registry, or returns
 // the flight already under way.
@@ -157,26 +110,9 @@ func (b *blobTracker) land(r Store, digest string, f *flight, err error) {
 }
 
 func (b *blobTracker) hasManifest(r Store, digest string) bool {
-	b.mu.Lock()
-	known := b.manifests[r.Host()+"/"+r.Path()+"@"+digest]
-	b.mu.Unlock()
-	if known {
-		return true
-	}
-	if b.believe.content() && !isOwnTruth(r) {
-		_, ok := b.ledger.Manifest(r.String() + "@" + digest)
-		return ok
-	}
-	return false
+	return b.know(r).hasManifest(r, digest)
 }
 
 // manifestPresent records that r holds the manifest digest (a child, or a
-// root pushed by digest), in memory and in the ledger.
-func (b *blobTracker) manifestPresent(r Store, digest string) {
-	b.mu.Lock()
-	b.manifests[r.Host()+"/"+r.Path()+"@"+digest] = true
-	b.mu.Unlock()
-	if b.write && !isOwnTruth(r) {
-		_ = b.ledger.RecordManifest(r.String()+"@"+digest, ledger.Entry{Digest: digest})
-	}
-}
+// root pushed by digest).
+func (b *blobTracker) manifestPresent(r Store, digest string) { b.know(r).addManifest(r, digest) }

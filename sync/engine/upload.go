@@ -23,9 +23,9 @@ type uploadSlot struct {
 // read of the source: no disk, no whole-blob buffer, the digest checked as it
 // streams so a corrupt read never completes a PUT. Slots that fail
 // transiently restart together from a fresh read (three attempts in all).
-func (e *Engine) upload(ctx context.Context, src Store, b oci.Blob, slots []*uploadSlot) {
+func (x *transfer) upload(ctx context.Context, src Store, b oci.Blob, slots []*uploadSlot) {
 	select {
-	case e.sem <- struct{}{}:
+	case x.sem <- struct{}{}:
 	case <-ctx.Done():
 		for _, s := range slots {
 			s.err = ctx.Err()
@@ -33,29 +33,29 @@ func (e *Engine) upload(ctx context.Context, src Store, b oci.Blob, slots []*upl
 		}
 		return
 	}
-	defer func() { <-e.sem }()
+	defer func() { <-x.sem }()
 	for _, s := range slots {
-		s.image = e.work.uploading(ctx, blobKey(s.dst, b.Digest), b.Size)
+		s.image = x.work.uploading(ctx, blobKey(s.dst, b.Digest), b.Size)
 	}
 	pending := slots
 	for attempt := 0; attempt < 3 && len(pending) > 0; attempt++ {
 		if attempt > 0 {
 			for _, s := range pending {
-				e.log.Debug("restarting upload", "digest", b.Digest, "into", s.dst.String(), "error", s.err)
+				x.log.Debug("restarting upload", "digest", b.Digest, "into", s.dst.String(), "error", s.err)
 				s.location = ""
 			}
 		}
-		e.uploadOnce(ctx, src, b, pending)
+		x.uploadOnce(ctx, src, b, pending)
 		var again []*uploadSlot
 		for _, s := range pending {
 			if s.err != nil { // its bytes were not uploaded after all
-				e.work.bytes(s.image, -s.sent.Swap(0))
+				x.work.bytes(s.image, -s.sent.Swap(0))
 			}
 			switch {
 			case s.err == nil:
-				e.uploaded.Add(1)
-				e.bytes.Add(s.n)
-				e.work.uploaded(blobKey(s.dst, b.Digest))
+				x.uploaded.Add(1)
+				x.bytes.Add(s.n)
+				x.work.uploaded(blobKey(s.dst, b.Digest))
 			case !client.IsPermanent(s.err) && ctx.Err() == nil:
 				again = append(again, s)
 			}
@@ -66,7 +66,7 @@ func (e *Engine) upload(ctx context.Context, src Store, b oci.Blob, slots []*upl
 
 // uploadOnce is one attempt: open the sessions, one GET, and one PUT per
 // destination fed from it (through a pipe each when there are several).
-func (e *Engine) uploadOnce(ctx context.Context, src Store, b oci.Blob, slots []*uploadSlot) {
+func (x *transfer) uploadOnce(ctx context.Context, src Store, b oci.Blob, slots []*uploadSlot) {
 	var live []*uploadSlot
 	for _, s := range slots {
 		s.err, s.n = nil, 0
@@ -108,18 +108,18 @@ func (e *Engine) uploadOnce(ctx context.Context, src Store, b oci.Blob, slots []
 		failAll(err)
 		return
 	}
-	if e.opt.OnPlanned != nil {
-		e.opt.OnPlanned(b.Size * int64(len(live)))
+	if x.opt.OnPlanned != nil {
+		x.opt.OnPlanned(b.Size * int64(len(live)))
 	}
-	if e.opt.OnBytes != nil || e.work != nil {
+	if x.opt.OnBytes != nil || x.work != nil {
 		copies := int64(len(live))
 		vr.progress = func(n int64) {
-			if e.opt.OnBytes != nil {
-				e.opt.OnBytes(n * copies)
+			if x.opt.OnBytes != nil {
+				x.opt.OnBytes(n * copies)
 			}
 			for _, s := range live {
 				s.sent.Add(n)
-				e.work.bytes(s.image, n)
+				x.work.bytes(s.image, n)
 			}
 		}
 	}
