@@ -25,7 +25,7 @@ func TestMinAge(t *testing.T) {
 			t.Fatalf("first sync exit %d", r.code)
 		}
 		rep := parseSyncReport(t, r)
-		if len(rep.Jobs) != 1 || rep.Jobs[0].Action != "wait" || rep.Summary["waiting"] != 1 || rep.Summary["copied"] != 0 {
+		if len(rep.Jobs) != 1 || rep.Jobs[0].Action != "wait" || rep.Jobs[0].Error != "" || rep.Summary["waiting"] != 1 || rep.Summary["copied"] != 0 {
 			t.Errorf("first sync: %+v", rep)
 		}
 		if dst.HasManifest(t, "m/app", "v1") {

@@ -180,7 +180,7 @@ func WriteFileRedacted(path, format string, v any, redact func(string) string) e
 type SyncJob struct {
 	Source      string `json:"source"`
 	Destination string `json:"destination"`
-	Action      string `json:"action"` // copied, skipped, filtered, failed
+	Action      string `json:"action"` // copied, skipped, filtered, failed; wait (--min-age), deleted (--prune)
 	Digest      string `json:"digest,omitempty"`
 	Bytes       int64  `json:"bytes"`   // blob bytes uploaded for this destination
 	Retries     int    `json:"retries"` // attempts after the first
@@ -191,6 +191,8 @@ type SyncJob struct {
 	// Subject is set on referrers: the digest they refer to.
 	Subject      string `json:"subject,omitempty"`
 	ArtifactType string `json:"artifact_type,omitempty"`
+	// Wait is the time left of a job held back by --min-age ("12m0s").
+	Wait string `json:"wait,omitempty"`
 }
 
 // SyncReport is the document `imagesync sync -o json` prints on stdout.
@@ -230,6 +232,9 @@ func NewSyncReport(res *engine.Result) SyncReport {
 		}
 		if r.Action == engine.Failed {
 			j.Digest = ""
+		}
+		if r.Action == engine.Waiting { // not an error: why is in the action
+			j.Error, j.Wait = "", r.Wait.String()
 		}
 		rep.Jobs = append(rep.Jobs, j)
 	}
