@@ -168,3 +168,35 @@ func TestPrune(t *testing.T) {
 		}
 	})
 }
+
+// TestPruneKeepsOtherRules: two rules write one destination repository
+// from one source (v1.* and v2.*); --prune never deletes what the other
+// rule selects, and deletes what neither selects any more.
+func TestPruneKeepsOtherRules(t *testing.T) {
+	forEachKind(t, func(t *testing.T, kind registrytest.Kind) {
+		src, dst := pair(t, kind, registrytest.Options{})
+		want := map[string]string{}
+		for i, tag := range []string{"v1.0", "v1.1", "v1.2", "v2.0", "v2.1"} {
+			want[tag], _ = src.PushRandomImage(t, "lib/app", tag, linuxAmd64, 1, 200, true, int64(8400+i))
+		}
+		images := writeFile(t, t.TempDir(), "images.yaml", fmt.Sprintf("%[1]s/lib/app:/^v1/: %[2]s/m/app\n%[1]s/lib/app:/^v2/: %[2]s/m/app\n", src.Host, dst.Host))
+		if r := runCLI(t, nil, "--images", images, "--prune"); r.code != exitOK {
+			t.Fatalf("first sync exit %d", r.code)
+		}
+		if r := runCLI(t, nil, "--images", images, "--prune"); r.code != exitOK || strings.Contains(r.stderr, "deleted") {
+			t.Fatalf("re-run exit %d: deleted what the other rule selects", r.code)
+		}
+		src.DeleteManifest(t, "lib/app", want["v1.1"])
+		if r := runCLI(t, nil, "--images", images, "--prune"); r.code != exitOK || !strings.Contains(r.stderr, "1 deleted") {
+			t.Fatalf("prune exit %d", r.code)
+		}
+		got := dst.Tags(t, "m/app")
+		slices.Sort(got)
+		if !slices.Equal(got, []string{"v1.0", "v1.2", "v2.0", "v2.1"}) {
+			t.Errorf("the mirror holds %v", got)
+		}
+		for _, tag := range got {
+			assertDigest(t, dst, "m/app", tag, want[tag])
+		}
+	})
+}

@@ -55,7 +55,11 @@ func (e *Engine) notePrune(r *rules.Rule, listed int, js []rules.Job) {
 			e.prune.keep[j.Destination.String()] = true
 		}
 	}
-	if r.Prune && listed > 0 && r.NeedsTagList() && !rules.IsLayout(r.Source.Registry) {
+	switch {
+	case !r.NeedsTagList() || rules.IsLayout(r.Source.Registry):
+	case listed == 0:
+		e.blockPrune(r) // an empty listing says nothing about what left the source
+	case r.Prune:
 		e.prune.rules = append(e.prune.rules, r)
 	}
 }
