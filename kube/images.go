@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 
@@ -22,6 +23,33 @@ type Image struct {
 	Tag        string   // "" when referenced by digest only
 	Digest     string   // from the reference, or from a pod's status.imageID
 	Users      []string // "deployment/ns/name", sorted
+	// Containers are where the image is used, one per container.
+	Containers []Container
+}
+
+// Container is one container of a workload: where an image reference was
+// found, for warnings that point at it.
+type Container struct {
+	Kind      string // pod, deployment, cronjob, …
+	Namespace string
+	Name      string // the workload's
+	Container string
+}
+
+func (c Container) String() string {
+	return fmt.Sprintf("%s %s/%s, container %s", c.Kind, c.Namespace, c.Name, c.Container)
+}
+
+// Skipped is an image reference of a workload that is not mirrored: it
+// breaks the reference grammar (anyone who may create a pod writes these).
+type Skipped struct {
+	Container
+	Image  string
+	Reason string
+}
+
+func (s Skipped) String() string {
+	return fmt.Sprintf("%s: image %q: %s", s.Container, s.Image, s.Reason)
 }
 
 // Name is the image as a reference: registry/repository[:tag][@digest].
@@ -40,10 +68,13 @@ func (i Image) Name() string {
 // DaemonSets, ReplicaSets, Jobs and CronJobs of namespace ("" for all):
 // containers, init and ephemeral containers. A tag a running pod resolved
 // (its status imageID holds a repository digest) gets that digest.
-func ClusterImages(ctx context.Context, cfg *rest.Config, namespace string) ([]Image, error) {
+//
+// A reference that breaks the grammar is not an error of the whole run: it
+// is returned in skipped, naming the workload and container.
+func ClusterImages(ctx context.Context, cfg *rest.Config, namespace string) (images []Image, skipped []Skipped, err error) {
 	a, err := newAPI(cfg)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	c := collector{images: map[string]*Image{}, digests: map[string]map[string]bool{}}
 	where := namespace
@@ -55,87 +86,95 @@ func ClusterImages(ctx context.Context, cfg *rest.Config, namespace string) ([]I
 	}
 	pods := &corev1.PodList{}
 	if err := (resource{a.core, namespace, "pods"}).list(ctx, "", pods); err != nil {
-		return nil, wrap("pods", err)
+		return nil, nil, wrap("pods", err)
 	}
 	for _, p := range pods.Items {
-		c.spec("pod/"+p.Namespace+"/"+p.Name, &p.Spec)
+		c.spec(Container{Kind: "pod", Namespace: p.Namespace, Name: p.Name}, &p.Spec)
 		c.status(&p)
 	}
 	deps := &appsv1.DeploymentList{}
 	if err := (resource{a.apps, namespace, "deployments"}).list(ctx, "", deps); err != nil {
-		return nil, wrap("deployments", err)
+		return nil, nil, wrap("deployments", err)
 	}
 	for _, d := range deps.Items {
-		c.spec("deployment/"+d.Namespace+"/"+d.Name, &d.Spec.Template.Spec)
+		c.spec(Container{Kind: "deployment", Namespace: d.Namespace, Name: d.Name}, &d.Spec.Template.Spec)
 	}
 	sts := &appsv1.StatefulSetList{}
 	if err := (resource{a.apps, namespace, "statefulsets"}).list(ctx, "", sts); err != nil {
-		return nil, wrap("statefulsets", err)
+		return nil, nil, wrap("statefulsets", err)
 	}
 	for _, d := range sts.Items {
-		c.spec("statefulset/"+d.Namespace+"/"+d.Name, &d.Spec.Template.Spec)
+		c.spec(Container{Kind: "statefulset", Namespace: d.Namespace, Name: d.Name}, &d.Spec.Template.Spec)
 	}
 	dss := &appsv1.DaemonSetList{}
 	if err := (resource{a.apps, namespace, "daemonsets"}).list(ctx, "", dss); err != nil {
-		return nil, wrap("daemonsets", err)
+		return nil, nil, wrap("daemonsets", err)
 	}
 	for _, d := range dss.Items {
-		c.spec("daemonset/"+d.Namespace+"/"+d.Name, &d.Spec.Template.Spec)
+		c.spec(Container{Kind: "daemonset", Namespace: d.Namespace, Name: d.Name}, &d.Spec.Template.Spec)
 	}
 	rss := &appsv1.ReplicaSetList{}
 	if err := (resource{a.apps, namespace, "replicasets"}).list(ctx, "", rss); err != nil {
-		return nil, wrap("replicasets", err)
+		return nil, nil, wrap("replicasets", err)
 	}
 	for _, d := range rss.Items {
-		c.spec("replicaset/"+d.Namespace+"/"+d.Name, &d.Spec.Template.Spec)
+		c.spec(Container{Kind: "replicaset", Namespace: d.Namespace, Name: d.Name}, &d.Spec.Template.Spec)
 	}
 	jobs := &batchv1.JobList{}
 	if err := (resource{a.batch, namespace, "jobs"}).list(ctx, "", jobs); err != nil {
-		return nil, wrap("jobs", err)
+		return nil, nil, wrap("jobs", err)
 	}
 	for _, d := range jobs.Items {
-		c.spec("job/"+d.Namespace+"/"+d.Name, &d.Spec.Template.Spec)
+		c.spec(Container{Kind: "job", Namespace: d.Namespace, Name: d.Name}, &d.Spec.Template.Spec)
 	}
 	cjs := &batchv1.CronJobList{}
 	if err := (resource{a.batch, namespace, "cronjobs"}).list(ctx, "", cjs); err != nil {
-		return nil, wrap("cronjobs", err)
+		return nil, nil, wrap("cronjobs", err)
 	}
 	for _, d := range cjs.Items {
-		c.spec("cronjob/"+d.Namespace+"/"+d.Name, &d.Spec.JobTemplate.Spec.Template.Spec)
+		c.spec(Container{Kind: "cronjob", Namespace: d.Namespace, Name: d.Name}, &d.Spec.JobTemplate.Spec.Template.Spec)
 	}
-	return c.result(), c.err()
+	return c.result(), c.bad, nil
 }
 
 type collector struct {
 	images  map[string]*Image          // by reference as normalised
 	digests map[string]map[string]bool // normalised tag reference → digests pods resolved it to
-	bad     []string
+	bad     []Skipped
 }
 
-func (c *collector) add(user, ref string) {
+func (c *collector) add(where Container, ref string) {
 	img, err := ParseImage(ref)
 	if err != nil {
-		c.bad = append(c.bad, fmt.Sprintf("%s: %v", user, err))
+		c.bad = append(c.bad, Skipped{Container: where, Image: ref, Reason: err.Error()})
 		return
 	}
+	user := where.Kind + "/" + where.Namespace + "/" + where.Name
 	key := img.Name()
 	if have, ok := c.images[key]; ok {
-		have.Users = append(have.Users, user)
+		if !slices.Contains(have.Users, user) {
+			have.Users = append(have.Users, user)
+		}
+		have.Containers = append(have.Containers, where)
 		return
 	}
 	img.Users = []string{user}
+	img.Containers = []Container{where}
 	c.images[key] = &img
 }
 
-func (c *collector) spec(user string, s *corev1.PodSpec) {
+func (c *collector) spec(where Container, s *corev1.PodSpec) {
 	for _, ct := range s.InitContainers {
-		c.add(user, ct.Image)
+		where.Container = ct.Name
+		c.add(where, ct.Image)
 	}
 	for _, ct := range s.Containers {
-		c.add(user, ct.Image)
+		where.Container = ct.Name
+		c.add(where, ct.Image)
 	}
 	for _, ct := range s.EphemeralContainers {
-		c.add(user, ct.Image)
+		where.Container = ct.Name
+		c.add(where, ct.Image)
 	}
 }
 
@@ -209,18 +248,13 @@ func (c *collector) result() []Image {
 		if n := len(merged); n > 0 && merged[n-1].Name() == img.Name() {
 			merged[n-1].Users = append(merged[n-1].Users, img.Users...)
 			sort.Strings(merged[n-1].Users)
+			merged[n-1].Users = slices.Compact(merged[n-1].Users)
+			merged[n-1].Containers = append(merged[n-1].Containers, img.Containers...)
 			continue
 		}
 		merged = append(merged, img)
 	}
 	return merged
-}
-
-func (c *collector) err() error {
-	if len(c.bad) == 0 {
-		return nil
-	}
-	return fmt.Errorf("unreadable image references: %s", strings.Join(c.bad, "; "))
 }
 
 // ParseImage reads an image reference the way the container runtime does:
@@ -254,8 +288,21 @@ func ParseImage(ref string) (Image, error) {
 	if img.Tag == "" && img.Digest == "" {
 		img.Tag = "latest"
 	}
-	if img.Repository == "" || strings.ToLower(img.Repository) != img.Repository {
-		return img, fmt.Errorf("image %q: bad repository", ref)
+	switch {
+	case !registryRe.MatchString(img.Registry):
+		return img, fmt.Errorf("bad registry %q", img.Registry)
+	case !repositoryRe.MatchString(img.Repository):
+		return img, fmt.Errorf("bad repository %q (lower-case path components of letters and digits, separated by . _ __ or -)", img.Repository)
+	case img.Tag != "" && !tagRe.MatchString(img.Tag):
+		return img, fmt.Errorf("bad tag %q", img.Tag)
 	}
 	return img, nil
 }
+
+// The reference grammar (distribution/reference) that image names from a
+// cluster must follow before they become rules and mirror paths.
+var (
+	registryRe   = regexp.MustCompile(`^(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*(?::[0-9]{1,5})?$`)
+	repositoryRe = regexp.MustCompile(`^[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*)*$`)
+	tagRe        = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$`)
+)

@@ -79,6 +79,21 @@ func (s JobSpec) Validate() error {
 	if s.MetricsPort < 0 || s.MetricsPort > 65535 {
 		return fmt.Errorf("--metrics-port %d: want a port from 1 to 65535 (0: no metrics)", s.MetricsPort)
 	}
+	if s.Namespace != "" {
+		if why := validNamespace(s.Namespace); why != "" {
+			return fmt.Errorf("namespace %q: %s", s.Namespace, why)
+		}
+	}
+	if s.Schedule != "" {
+		if why := validSchedule(s.Schedule); why != "" {
+			return fmt.Errorf("--schedule %q: %s", s.Schedule, why)
+		}
+	}
+	if s.DockerConfigSecret != "" {
+		if why := validSecretName(s.DockerConfigSecret); why != "" {
+			return fmt.Errorf("--docker-config-secret %q: %s", s.DockerConfigSecret, why)
+		}
+	}
 	return nil
 }
 

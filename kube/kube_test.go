@@ -62,7 +62,7 @@ func TestCollectorDigests(t *testing.T) {
 			},
 		},
 	}
-	c.spec("pod/ns/p", &p.Spec)
+	c.spec(Container{Kind: "pod", Namespace: "ns", Name: "p"}, &p.Spec)
 	c.status(p)
 	got := map[string]bool{}
 	for _, img := range c.result() {

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/imagesync/imagesync/credentials"
+	"github.com/imagesync/imagesync/kube"
 	"github.com/imagesync/imagesync/registry/client"
 	"github.com/imagesync/imagesync/sync/config"
 	"github.com/imagesync/imagesync/sync/engine"
@@ -75,18 +76,20 @@ func (in *Inputs) Validate() error {
 
 // session is a loaded run: rules, credentials, logger, ledger, engine.
 type session struct {
-	rules     []rules.Rule
-	keychain  *credentials.Chain
-	log       *slog.Logger
-	out       io.Writer // redacted log output
-	ledger    *ledger.Ledger
-	client    *client.Client
-	filter    engine.Filter
-	skipped   []error         // rules set aside by --skip-invalid-rules
-	aside     *rules.SetAside // --skip-invalid-rules for the engine; nil: strict
-	console   *report.Console // logs, result lines, progress
-	interrupt <-chan struct{}
-	closers   []func()
+	rules    []rules.Rule
+	keychain *credentials.Chain
+	log      *slog.Logger
+	out      io.Writer // redacted log output
+	ledger   *ledger.Ledger
+	client   *client.Client
+	filter   engine.Filter
+	skipped  []error // rules set aside by --skip-invalid-rules
+	// clusterSkipped are the cluster's images --from-cluster left out.
+	clusterSkipped []kube.Skipped
+	aside          *rules.SetAside // --skip-invalid-rules for the engine; nil: strict
+	console        *report.Console // logs, result lines, progress
+	interrupt      <-chan struct{}
+	closers        []func()
 	// From a config file: per-host request limits, and its defaults
 	// (config.Config.TrustLedger); nil for --from-cluster.
 	hosts  map[string]client.HostPolicy
@@ -246,7 +249,7 @@ func (in *Inputs) load(rc *runContext, s *session) (warnings []string, skipped r
 		if in.SkipInvalidRules {
 			s.aside = &rules.SetAside{}
 		}
-		s.rules, warnings, err = in.clusterRules(rc, flags.RulesOptions())
+		s.rules, warnings, s.clusterSkipped, err = in.clusterRules(rc, flags.RulesOptions())
 		return warnings, nil, err
 	}
 	cfg, err := config.Load(flags)

@@ -204,6 +204,16 @@ func (c *JobCmd) Run(rc *runContext) error {
 	if ns == "" {
 		ns = "default"
 	}
+	if why := kube.CheckNamespace(ns); why != "" {
+		flag := "--kube-namespace"
+		if rc.personality.Kind == plugin.Kubectl {
+			flag = "-n/--namespace"
+		}
+		if c.KubeNamespace == "" {
+			flag = "the kubeconfig context's namespace"
+		}
+		return usageError("%s %q: %s", flag, ns, why)
+	}
 	spec.Namespace = ns
 	objs := spec.Objects()
 	if !c.Apply {

@@ -63,10 +63,10 @@ func TestFromCluster(t *testing.T) {
 		repo, tag, _ := strings.Cut(name, ":")
 		d[name], _ = src.PushRandomImage(t, "team/"+repo, tag, linuxAmd64, 1, 200, false, int64(7000+i))
 	}
-	mirrored, _ := dst.PushRandomImage(t, "mirror/team/already", "1", linuxAmd64, 1, 200, false, 7100)
-	_ = mirrored
+	_, _ = dst.PushRandomImage(t, "mirror/team/already", "1", linuxAmd64, 1, 200, false, 7100)
 	img := func(name string) string { return src.Host + "/team/" + name }
 	target := dst.Host + "/mirror"
+	mirrored := target + "/" + mirrorHost(src.Host) // the source registry stays in the path
 
 	for _, ns := range []string{"apps", "other"} {
 		ok(core.Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}))
@@ -115,13 +115,13 @@ func TestFromCluster(t *testing.T) {
 		got[j.Source+" → "+j.Destination] = j.Action + " " + j.Digest
 	}
 	want := map[string]string{
-		img("web:1.25") + " → " + target + "/team/web:1.25":           "copy " + d["web:1.25"],
-		img("sidecar:2") + " → " + target + "/team/sidecar:2":         "copy " + d["sidecar:2"],
-		img("cron:1") + " → " + target + "/team/cron:1":               "copy " + d["cron:1"],
-		img("init:3") + " → " + target + "/team/init:3":               "copy " + d["init:3"],
-		img("agent:4") + " → " + target + "/team/agent:4":             "copy " + d["agent:4"],
-		img("cache@"+d["cache:7"]) + " → " + target + "/team/cache:7": "copy " + d["cache:7"],
-		pinned + " → " + target + "/team/pinned@" + d["pinned:1"]:     "copy " + d["pinned:1"],
+		img("web:1.25") + " → " + mirrored + "/team/web:1.25":           "copy " + d["web:1.25"],
+		img("sidecar:2") + " → " + mirrored + "/team/sidecar:2":         "copy " + d["sidecar:2"],
+		img("cron:1") + " → " + mirrored + "/team/cron:1":               "copy " + d["cron:1"],
+		img("init:3") + " → " + mirrored + "/team/init:3":               "copy " + d["init:3"],
+		img("agent:4") + " → " + mirrored + "/team/agent:4":             "copy " + d["agent:4"],
+		img("cache@"+d["cache:7"]) + " → " + mirrored + "/team/cache:7": "copy " + d["cache:7"],
+		pinned + " → " + mirrored + "/team/pinned@" + d["pinned:1"]:     "copy " + d["pinned:1"],
 	}
 	if len(got) != len(want) {
 		t.Errorf("plan has %d jobs, want %d", len(got), len(want))
@@ -146,7 +146,7 @@ func TestFromCluster(t *testing.T) {
 		t.Errorf("plan -f %s:\n%v\nwant\n%v", written, again, got)
 	}
 	text := readFile(t, written)
-	for _, s := range []string{"sync:", "from: " + img("cache@"+d["cache:7"]), target + "/team/cache:7", "from: " + img("init:3")} {
+	for _, s := range []string{"sync:", "from: " + img("cache@"+d["cache:7"]), mirrored + "/team/cache:7", "from: " + img("init:3")} {
 		if !strings.Contains(text, s) {
 			t.Errorf("--write-rules file lacks %q:\n%s", s, text)
 		}
@@ -175,7 +175,7 @@ func TestFromCluster(t *testing.T) {
 		if repo == "pinned" {
 			ref = digest
 		}
-		assertDigest(t, dst, "mirror/team/"+repo, ref, digest)
+		assertDigest(t, dst, "mirror/"+mirrorHost(src.Host)+"/team/"+repo, ref, digest)
 	}
 	// Bad input is a usage error naming the flag.
 	r = runCLI(t, nil, "plan", "--from-cluster", "--kubeconfig", c.Kubeconfig)

@@ -36,6 +36,8 @@ func (c *PlanCmd) Run(rc *runContext) error {
 	p := report.NewPlan(res)
 	p.AddFilters(s.rules)
 	p.SkippedRules = report.SkippedRules(s.skipped)
+	p.SkippedImages = s.skippedImages()
+	p.Summary.SkippedImages = len(p.SkippedImages)
 	if c.Output == "json" {
 		err = p.WriteJSON(rc.stdout)
 	} else {

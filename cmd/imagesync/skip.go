@@ -7,6 +7,7 @@ import (
 
 	"github.com/imagesync/imagesync/internal/cfgfile"
 	"github.com/imagesync/imagesync/sync/engine"
+	"github.com/imagesync/imagesync/sync/report"
 	"github.com/imagesync/imagesync/sync/rules"
 )
 
@@ -68,10 +69,22 @@ func (s *session) reportSkipped(rc *runContext, errs rules.ErrorList) {
 // skippedError is nil when no rule was set aside, else the exit-1 error
 // the run ends with.
 func (s *session) skippedError() error {
+	if len(s.skipped) == 0 && len(s.clusterSkipped) > 0 {
+		return &exitError{code: exitSomeFail, err: fmt.Errorf("%d image reference(s) of the cluster were skipped (--from-cluster); see the warnings above", len(s.clusterSkipped))}
+	}
 	if len(s.skipped) == 0 {
 		return nil
 	}
 	return &exitError{code: exitSomeFail, err: fmt.Errorf("%d invalid rule(s) were skipped (--skip-invalid-rules); see the errors above", countRules(s.skipped))}
+}
+
+// skippedImages lists the cluster's images --from-cluster left out, for -o json.
+func (s *session) skippedImages() []report.SkippedImage {
+	var out []report.SkippedImage
+	for _, k := range s.clusterSkipped {
+		out = append(out, report.SkippedImage{Kind: k.Kind, Namespace: k.Namespace, Name: k.Name, Container: k.Container.Container, Image: k.Image, Error: k.Reason})
+	}
+	return out
 }
 
 // flatten turns nested error lists into their leaves.

@@ -85,6 +85,8 @@ func (c *SyncCmd) once(rc *runContext, s *session, svc *service) (*engine.Result
 	if c.Output == "json" {
 		rep := report.NewSyncReport(res)
 		rep.SkippedRules = report.SkippedRules(s.skipped)
+		rep.SkippedImages = s.skippedImages()
+		rep.Summary.SkippedImages = len(rep.SkippedImages)
 		if err := rep.WriteJSON(rc.stdout); err != nil {
 			return res, err
 		}

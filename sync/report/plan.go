@@ -50,6 +50,8 @@ type PlanSummary struct {
 	Delete   int   `json:"delete"` // --prune
 	Error    int   `json:"error"`
 	Bytes    int64 `json:"bytes"`
+	// SkippedImages counts the cluster's images --from-cluster left out.
+	SkippedImages int `json:"skippedImages,omitempty"`
 }
 
 // Plan is the document `imagesync plan -o json` prints.
@@ -58,7 +60,9 @@ type Plan struct {
 	Filters []PlanFilter `json:"filters,omitempty"`
 	// SkippedRules are the rules --skip-invalid-rules set aside.
 	SkippedRules []SkippedRule `json:"skippedRules,omitempty"`
-	Summary      PlanSummary   `json:"summary"`
+	// SkippedImages are the cluster's images --from-cluster left out.
+	SkippedImages []SkippedImage `json:"skippedImages,omitempty"`
+	Summary       PlanSummary    `json:"summary"`
 }
 
 // NewPlan turns dry-run results into a plan, sorted by source then destination.

@@ -201,7 +201,9 @@ type SyncReport struct {
 	// SkippedRules are the rules --skip-invalid-rules set aside: no job
 	// came from them.
 	SkippedRules []SkippedRule `json:"skippedRules,omitempty"`
-	Summary      struct {
+	// SkippedImages are the cluster's images --from-cluster left out.
+	SkippedImages []SkippedImage `json:"skippedImages,omitempty"`
+	Summary       struct {
 		Copied        int     `json:"copied"`
 		Skipped       int     `json:"skipped"`
 		Filtered      int     `json:"filtered"`
@@ -216,6 +218,7 @@ type SyncReport struct {
 		Requests      int64   `json:"requests"`
 		Retries       int64   `json:"retries"`
 		Seconds       float64 `json:"seconds"`
+		SkippedImages int     `json:"skippedImages,omitempty"` // --from-cluster
 	} `json:"summary"`
 }
 

@@ -15,6 +15,17 @@ type SkippedRule struct {
 	Error string `json:"error"`
 }
 
+// SkippedImage is an image of a cluster that --from-cluster did not
+// mirror: where it is used and why.
+type SkippedImage struct {
+	Kind      string `json:"kind"` // pod, deployment, …
+	Namespace string `json:"namespace"`
+	Name      string `json:"name"`
+	Container string `json:"container"`
+	Image     string `json:"image"`
+	Error     string `json:"error"`
+}
+
 // SkippedRules turns the errors of rules set aside into report entries, in
 // their order (an error without a position keeps only its message).
 func SkippedRules(errs []error) []SkippedRule {
