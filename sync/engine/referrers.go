@@ -49,7 +49,6 @@ type referrer struct {
 	tag          string // cosign tag ("sha256-<hex>.sig"); "" for subject-bearing referrers
 	raw          []byte
 	mediaType    types.MediaType
-	entry        json.RawMessage // the descriptor as listed (for fallback indexes)
 }
 
 // referrerIndex is an OCI image index as the referrers API and its tag
@@ -143,7 +142,7 @@ func (e *Engine) referrersOf(ctx context.Context, repo Store, subject string, wa
 			if d.MediaType != "" {
 				mt = d.MediaType
 			}
-			out = append(out, referrer{desc: d, artifactType: at, raw: body, mediaType: mt, entry: m})
+			out = append(out, referrer{desc: d, artifactType: at, raw: body, mediaType: mt})
 		}
 	}
 	for _, c := range cosignSuffixes {
@@ -373,11 +372,7 @@ func (e *Engine) updateFallbackIndex(ctx context.Context, dst Store, subject str
 			return nil // listed already
 		}
 	}
-	entry := ref.entry
-	if entry == nil {
-		entry, _ = json.Marshal(map[string]any{"mediaType": ref.mediaType, "digest": ref.desc.Digest, "size": len(ref.raw), "artifactType": ref.artifactType})
-	}
-	idx.Manifests = append(idx.Manifests, entry)
+	idx.Manifests = append(idx.Manifests, fallbackEntry(ref))
 	if idx.SchemaVersion == 0 {
 		idx.SchemaVersion = 2
 	}
@@ -415,4 +410,28 @@ func (e *Engine) withReferrers(ctx context.Context, u *unit, out []JobResult) []
 		return out
 	}
 	return e.copyReferrers(ctx, u, repo, subject, out)
+}
+
+// fallbackEntry is a referrer's descriptor for a fallback index, built from
+// what was checked (the digest its bytes hash to, their size, the media
+// and artifact types and annotations the manifest itself holds), never
+// the entry the source listed: that one may carry a duplicate digest key,
+// a wrong size, other fields or a name annotation.
+func fallbackEntry(ref referrer) json.RawMessage {
+	var m struct {
+		Annotations map[string]string `json:"annotations"`
+	}
+	_ = json.Unmarshal(ref.raw, &m)
+	delete(m.Annotations, "org.opencontainers.image.ref.name")
+	if len(m.Annotations) == 0 {
+		m.Annotations = nil
+	}
+	entry, _ := json.Marshal(struct {
+		MediaType    types.MediaType   `json:"mediaType"`
+		Digest       string            `json:"digest"`
+		Size         int               `json:"size"`
+		ArtifactType string            `json:"artifactType,omitempty"`
+		Annotations  map[string]string `json:"annotations,omitempty"`
+	}{ref.mediaType, ref.desc.Digest, len(ref.raw), ref.artifactType, m.Annotations})
+	return entry
 }

@@ -3,6 +3,7 @@ package engine
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log"
@@ -117,5 +118,63 @@ func TestReferrersValidatedAndFiltered(t *testing.T) {
 	}
 	if !bytes.Contains(fb.Manifest, []byte(good)) || bytes.Contains(fb.Manifest, []byte(liar)) || bytes.Contains(fb.Manifest, []byte(unwanted)) {
 		t.Errorf("destination fallback index: %s", fb.Manifest)
+	}
+}
+
+// TestFallbackEntryRebuilt: the source's fallback index lists a real
+// referrer with a hostile descriptor (a duplicate digest key, a wrong size,
+// an injected field, a name annotation); the destination's fallback index
+// gets a descriptor rebuilt from the checked manifest.
+func TestFallbackEntryRebuilt(t *testing.T) {
+	var hostile []byte
+	var hostileTag string
+	inner := ggcrregistry.New(ggcrregistry.Logger(log.New(io.Discard, "", 0)))
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if hostile != nil && r.Method != http.MethodPut && (strings.HasSuffix(r.URL.Path, "/manifests/"+hostileTag) || strings.HasSuffix(r.URL.Path, "/manifests/"+client.Digest(hostile))) {
+			w.Header().Set("Content-Type", string(client.MediaOCIIndex))
+			w.Header().Set("Docker-Content-Digest", client.Digest(hostile))
+			_, _ = w.Write(hostile)
+			return
+		}
+		inner.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	src := strings.TrimPrefix(srv.URL, "http://")
+	dst, _ := memRegistry(t)
+	ctx := context.Background()
+	img, _ := random.Image(256, 1)
+	if err := remote.Write(mustRef(t, src+"/ns/app:v1"), img); err != nil {
+		t.Fatal(err)
+	}
+	dg, _ := img.Digest()
+	subject := dg.String()
+	hostileTag = fallbackTag(subject)
+	good := artifact(t, src, "ns/app", "application/spdx+json", subject, "sbom")
+	other := "sha256:" + strings.Repeat("e", 64)
+	hostile = []byte(fmt.Sprintf(`{"schemaVersion":2,"mediaType":%q,"manifests":[{"mediaType":%q,"digest":%q,"digest":%q,"size":999999,"urls":["http://evil.example/x"],"platform":{"os":"evil"},"annotations":{"org.opencontainers.image.ref.name":"pwned","x":"y"}}]}`,
+		client.MediaOCIIndex, client.MediaOCIManifest, other, good))
+
+	r := ruleFor(t, src+"/ns/app:v1", dst+"/mirror/app")
+	r.Referrers = &rules.Referrers{ArtifactTypes: []string{"application/spdx+json"}}
+	e := newEngine(t, Options{})
+	jobs, _, err := e.Expand(ctx, []rules.Rule{r})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res := e.Sync(ctx, jobs, nil); res.Summary.Copied != 2 || res.Summary.Failed != 0 {
+		t.Fatalf("summary %+v, want the image and its referrer copied", res.Summary)
+	}
+	raw, err := remote.Get(mustRef(t, dst+"/mirror/app@"+good))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fb, err := remote.Get(mustRef(t, dst+"/mirror/app:"+fallbackTag(subject)))
+	if err != nil {
+		t.Fatalf("no fallback index at the destination: %v", err)
+	}
+	want := fmt.Sprintf(`{"mediaType":%q,"digest":%q,"size":%d,"artifactType":"application/spdx+json"}`, client.MediaOCIManifest, good, len(raw.Manifest))
+	var idx struct{ Manifests []json.RawMessage }
+	if err := json.Unmarshal(fb.Manifest, &idx); err != nil || len(idx.Manifests) != 1 || string(idx.Manifests[0]) != want {
+		t.Errorf("destination fallback index %s; want its one entry to be %s", fb.Manifest, want)
 	}
 }
