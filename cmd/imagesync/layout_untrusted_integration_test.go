@@ -155,3 +155,63 @@ func TestVerifyDeepBounded(t *testing.T) {
 }
 
 func registryDigest(s string) string { return registrytest.Digest([]byte(s)) }
+
+// layoutImage stores a one-layer image in dir's blobs and returns its index.json entry named name.
+func layoutImage(t *testing.T, dir, name, layer string) (entry, digest string) {
+	t.Helper()
+	put := func(b []byte) string {
+		d := registrytest.Digest(b)
+		_ = os.MkdirAll(filepath.Join(dir, "blobs", "sha256"), 0o755)
+		if err := os.WriteFile(filepath.Join(dir, "blobs", "sha256", strings.TrimPrefix(d, "sha256:")), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return d
+	}
+	cfg := []byte(`{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}`)
+	m := []byte(fmt.Sprintf(`{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":%q,"size":%d},"layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":%q,"size":%d}]}`,
+		put(cfg), len(cfg), put([]byte(layer)), len(layer)))
+	d := put(m)
+	return fmt.Sprintf(`{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":%q,"size":%d,"annotations":{"org.opencontainers.image.ref.name":%q}}`, d, len(m), name), d
+}
+
+// Layout names as other tools write them: a short name ("nginx:1") is
+// found by its normalised form, whether a rule takes every image or names
+// it; two entries that name one image with different digests are
+// ambiguous: a warning, and that image is not copied (neither wins).
+func TestLayoutShortAndAmbiguousNames(t *testing.T) {
+	dir := t.TempDir()
+	src := filepath.Join(dir, "src")
+	short, shortDigest := layoutImage(t, src, "nginx:1", "short")
+	a, _ := layoutImage(t, src, "redis:7", "one redis")
+	b, _ := layoutImage(t, src, "docker.io/library/redis:7", "another redis")
+	writeFile(t, src, "oci-layout", `{"imageLayoutVersion":"1.0.0"}`)
+	writeFile(t, src, "index.json", `{"schemaVersion":2,"manifests":[`+short+","+a+","+b+`]}`)
+
+	out := filepath.Join(dir, "one")
+	images := writeFile(t, dir, "one.yaml", fmt.Sprintf("oci:%s:nginx:1: oci:%s\n", src, out))
+	if r := runCLI(t, nil, "--images", images); r.code != 0 {
+		t.Fatalf("a rule naming the short name: exit %d", r.code)
+	}
+	if got := layoutNames(t, out); got["docker.io/library/nginx:1"] != shortDigest {
+		t.Errorf("copied %v, want docker.io/library/nginx:1 = %s", got, shortDigest)
+	}
+
+	all := filepath.Join(dir, "all")
+	images = writeFile(t, dir, "all.yaml", fmt.Sprintf("oci:%s: oci:%s\n", src, all))
+	r := runCLI(t, nil, "--images", images)
+	if r.code != exitSomeFail {
+		t.Errorf("every image: exit %d, want %d (the ambiguous one failed)", r.code, exitSomeFail)
+	}
+	if !strings.Contains(r.stderr, "names one image more than once") || !strings.Contains(r.stderr, "docker.io/library/redis:7") || !strings.Contains(r.stderr, "is ambiguous") {
+		t.Error("no warning and failure naming the ambiguous name")
+	}
+	got := layoutNames(t, all)
+	if got["docker.io/library/nginx:1"] != shortDigest {
+		t.Errorf("the short name was not copied: %v", got)
+	}
+	for n := range got {
+		if strings.Contains(n, "redis") {
+			t.Errorf("an ambiguous image was copied as %s", n)
+		}
+	}
+}

@@ -209,7 +209,9 @@ func New(c *client.Client, opt Options) *Engine {
 		log = slog.New(slog.DiscardHandler)
 	}
 	believe := newBelief(opt)
-	e := &Engine{transfer: newTransfer(nil, opt.Concurrency, log), c: c, layouts: layout.NewSet(), opt: opt, belief: believe, log: log}
+	layouts := layout.NewSet()
+	layouts.SetNormalize(rules.CanonicalLayoutName) // "nginx:1" in index.json is docker.io/library/nginx:1
+	e := &Engine{transfer: newTransfer(nil, opt.Concurrency, log), c: c, layouts: layouts, opt: opt, belief: believe, log: log}
 	e.transfer.opt = &e.opt
 	e.blobs = newBlobTracker(e.knowledge)
 	if c != nil {

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
+	"slices"
 	"strings"
 
 	"github.com/google/go-containerregistry/pkg/v1/types"
@@ -200,7 +202,8 @@ func manifestRef(dst Store, tag, digest string) string {
 // says which rules have one.
 func (e *Engine) openLayouts(rs []rules.Rule) (names map[int][]string, bad map[int]bool, errs rules.ErrorList) {
 	names, bad = map[int][]string{}, map[int]bool{}
-	warned := map[string]bool{} // layouts whose orphaned referrers were reported
+	warned := map[string]bool{}      // layouts whose orphaned referrers were reported
+	warnedNames := map[string]bool{} // layouts whose ambiguous names were reported
 	fail := func(i int, r *rules.Rule, line int, err error) {
 		if line == 0 {
 			line = r.Line
@@ -215,6 +218,13 @@ func (e *Engine) openLayouts(rs []rules.Rule) (names map[int][]string, bad map[i
 			if err != nil {
 				fail(i, r, r.Line, err)
 				continue
+			}
+			if !warnedNames[path] {
+				warnedNames[path] = true
+				amb := l.Ambiguous()
+				for _, n := range slices.Sorted(maps.Keys(amb)) {
+					e.log.Warn("index.json names one image more than once, with different digests: neither is copied", "layout", path, "name", n, "entries", strings.Join(amb[n], ", "))
+				}
 			}
 			if r.Source.Kind == rules.AllImages {
 				if err := e.checkUnnamed(path, l, warned); err != nil {

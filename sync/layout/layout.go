@@ -72,8 +72,9 @@ func missing(what string) error { return oci.Permanent(&notFound{what: what}) }
 // Set holds the layouts of one run, one per path, so that every job writing
 // to a layout shares its index.
 type Set struct {
-	mu sync.Mutex
-	m  map[string]*Layout
+	mu        sync.Mutex
+	m         map[string]*Layout
+	normalize func(string) string
 }
 
 // NewSet returns an empty Set.
@@ -95,7 +96,7 @@ func (s *Set) Open(path string, archive, must bool) (*Layout, error) {
 	defer s.mu.Unlock()
 	l, ok := s.m[key]
 	if !ok {
-		l = &Layout{path: path, abs: abs, archive: archive}
+		l = &Layout{path: path, abs: abs, archive: archive, normalize: s.normalize}
 		if err := l.load(); err != nil {
 			return nil, err
 		}
@@ -154,6 +155,14 @@ type Layout struct {
 	cleaned bool      // stale temporary files were looked for
 	restage bool      // archive: our staging directory is unusable, empty it first
 	lock    *layoutLock
+
+	// normalize maps a name to its normalised form (Set.SetNormalize);
+	// canon is the entries by normalised name, rebuilt when the index
+	// changes (canonOf: the entry count it was built for).
+	normalize  func(string) string
+	canon      map[string][]*entry
+	canonOf    int
+	canonDirty bool
 
 	// refMu guards refs, the referrers index.json lists by their subject
 	// (nil until first asked for); taken before mu.

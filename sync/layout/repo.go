@@ -64,10 +64,14 @@ func (r *Repo) HeadManifest(ctx context.Context, ref string) (oci.Descriptor, er
 		return d, err
 	}
 	what := r.String() + refSep(ref) + strings.TrimPrefix(ref, "@")
-	d, ok := r.l.lookup(r.fullName(ref))
-	if !ok {
+	e, err := r.l.find(r.fullName(ref))
+	if err != nil {
+		return oci.Descriptor{}, err
+	}
+	if e == nil {
 		return oci.Descriptor{}, missing(what)
 	}
+	d := e.desc
 	// A name counts only for a whole image: a blob deleted (or a manifest
 	// damaged) since it was written makes it missing, so that a copy into
 	// the layout writes it again and a copy out of it stops before pushing.

@@ -113,12 +113,11 @@ func (l *Layout) create() (*os.Root, error) {
 	return root, nil
 }
 
-// lookup returns the entry named name.
+// lookup returns the entry named name (see find); an ambiguous name is
+// not found.
 func (l *Layout) lookup(name string) (descriptor, bool) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	e := l.index.get(name)
-	if e == nil {
+	e, err := l.find(name)
+	if e == nil || err != nil {
 		return descriptor{}, false
 	}
 	return e.desc, true
@@ -137,6 +136,7 @@ func (l *Layout) setName(name string, desc descriptor) error {
 	desc.Annotations = map[string]string{AnnotationName: name}
 	raw, _ := json.Marshal(desc)
 	l.index.set(name, raw, desc)
+	l.canonDirty = true
 	doc := l.index
 	if l.archive {
 		l.staged.set(name, raw, desc)

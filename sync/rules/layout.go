@@ -266,3 +266,18 @@ func layoutName(repository, tag, digest string) string {
 		return repository + "@" + digest
 	}
 }
+
+// CanonicalLayoutName is an index.json name in the form images are looked
+// up by: registry and repository normalised ("nginx:1.27" is
+// "docker.io/library/nginx:1.27"); "" for a name that is not one.
+func CanonicalLayoutName(name string) string {
+	r, err := ParseLayoutName(name)
+	if err != nil {
+		return ""
+	}
+	repo := ""
+	if r.Registry != "" {
+		repo = r.Registry + "/" + r.Repository
+	}
+	return layoutName(repo, r.Tag, r.Digest)
+}
