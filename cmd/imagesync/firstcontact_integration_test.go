@@ -1,6 +1,9 @@
 package main
 
 import (
+	"errors"
+	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -143,4 +146,46 @@ func TestOtherToolsHabits(t *testing.T) {
 		t.Fatalf("-n ns1: exit %d", r.code)
 	}
 	assertDigest(t, dst, "ns1/app", "1.0", digest)
+}
+
+// An unreachable registry, through the real binary: the failure says what
+// was tried and after how many attempts; a name that does not exist is
+// not retried.
+func TestUnreachableSaysWhatWasTried(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the binary")
+	}
+	l, err := netListen()
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed := l.Addr().String()
+	l.Close()
+	dir := t.TempDir()
+	r := runBinary(t, dir, "imagesync", nil, "sync", "--retries", "1", "--no-ledger", closed+"/a/b:1", closed+"/c/d")
+	want := fmt.Sprintf("failed   %[1]s/a/b:1 → %[1]s/c/d:1 (after 2 attempts): registry %[1]s is not reachable: https://%[1]s/v2/: connection refused; http://%[1]s/v2/: connection refused\n", closed)
+	if r.code != exitAllFailed || !strings.Contains(r.stderr, want) {
+		t.Errorf("closed port: exit %d, want %d and the line\n%s", r.code, exitAllFailed, want)
+	}
+	if strings.Contains(r.stderr, "plain HTTP") {
+		t.Error("a loopback address is told plain HTTP is not used for it")
+	}
+
+	const nx = "no-such-registry.invalid"
+	if _, err := net.DefaultResolver.LookupHost(t.Context(), nx); !isNotFound(err) {
+		t.Skipf("this machine's resolver does not answer that %s does not exist: %v", nx, err)
+	}
+	r = runBinary(t, dir, "imagesync", nil, "sync", "--retries", "3", "--no-ledger", nx+"/a/b:1", closed+"/c/d")
+	want = fmt.Sprintf("failed   %[1]s/a/b:1 → %[2]s/c/d:1: registry %[1]s is not reachable: https://%[1]s/v2/: no such host\n", nx, closed)
+	if r.code != exitAllFailed || !strings.Contains(r.stderr, want) {
+		t.Errorf("no such host: exit %d, want %d and the line\n%s", r.code, exitAllFailed, want)
+	}
+	if strings.Contains(r.stderr, "will retry") {
+		t.Error("a name that does not exist was retried")
+	}
+}
+
+func isNotFound(err error) bool {
+	var dns *net.DNSError
+	return errors.As(err, &dns) && dns.IsNotFound
 }

@@ -133,9 +133,10 @@ func IsTransientStatus(code int) bool {
 }
 
 // IsTransientNetwork reports a network failure worth retrying: refused or
-// reset connections, an EOF in the middle of a body, timeouts.
+// reset connections, an EOF in the middle of a body, timeouts (not a DNS
+// name that does not exist).
 func IsTransientNetwork(err error) bool {
-	if err == nil || isCertificateError(err) || errors.Is(err, ErrRedirectLoop) {
+	if err == nil || isCertificateError(err) || errors.Is(err, ErrRedirectLoop) || isNoSuchHost(err) {
 		return false
 	}
 	if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) ||
@@ -167,8 +168,8 @@ func IsPermanent(err error) bool {
 	if errors.As(err, &perm) {
 		return true
 	}
-	if errors.Is(err, ErrInvalidReference) || errors.Is(err, ErrRedirectLoop) || isCertificateError(err) {
-		return true
+	if errors.Is(err, ErrInvalidReference) || errors.Is(err, ErrRedirectLoop) || isCertificateError(err) || isNoSuchHost(err) {
+		return true // a DNS name that does not exist does not come to exist within a run
 	}
 	if s := status(err); s != 0 {
 		return !IsTransientStatus(s)

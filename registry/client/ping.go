@@ -3,11 +3,12 @@ package client
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
@@ -53,29 +54,95 @@ func pingHost(ctx context.Context, rt http.RoundTripper, host string, insecure b
 	if timeout <= 0 || timeout > maxPingTime {
 		timeout = maxPingTime
 	}
-	var errs []error
-	for _, scheme := range Schemes(host, insecure) {
-		ch, err := pingOnce(ctx, rt, scheme, host, timeout)
+	schemes := Schemes(host, insecure)
+	perr := &pingError{httpsOnly: len(schemes) == 1}
+	pctx := ctx
+	for _, scheme := range schemes {
+		ch, err := pingOnce(pctx, rt, scheme, host, timeout)
 		if err == nil {
 			return ch, scheme, nil
 		}
 		if ctx.Err() != nil {
 			return nil, "", ctx.Err()
 		}
-		errs = append(errs, fmt.Errorf("%s: %w", scheme, err))
+		perr.tried = append(perr.tried, schemeError{url: scheme + "://" + host + "/v2/", err: err})
+		if isNoSuchHost(err) {
+			break // the name does not exist: no scheme will fare better
+		}
 		var op *net.OpError
 		if errors.As(err, &op) && op.Op == "dial" {
-			break // nothing listens there: no other scheme will fare better
+			pctx = withoutRetries(ctx) // nothing listened on the port: one more try on it is enough
 		}
 	}
-	if len(errs) == 1 {
-		err := errs[0]
-		if !insecure {
-			err = fmt.Errorf("%w (plain HTTP is used only for loopback addresses and registries marked insecure: true)", err)
-		}
-		return nil, "", err
+	return nil, "", perr
+}
+
+// pingError says what a failed ping tried, as crane does: each URL with
+// the reason it failed ("https://h/v2/: connection refused; http://h/v2/:
+// connection refused"). It unwraps to every underlying error, so that the
+// retry policy sees what they are.
+type pingError struct {
+	tried     []schemeError
+	httpsOnly bool // plain HTTP was not allowed
+}
+
+type schemeError struct {
+	url string
+	err error
+}
+
+func (e *pingError) Error() string {
+	parts := make([]string, len(e.tried))
+	for i, t := range e.tried {
+		parts[i] = t.url + ": " + reason(t.err)
 	}
-	return nil, "", errors.Join(errs...)
+	s := strings.Join(parts, "; ")
+	if e.httpsOnly && !isNoSuchHost(e.tried[len(e.tried)-1].err) {
+		s += " (plain HTTP is tried only for loopback addresses and registries marked insecure: true)"
+	}
+	return s
+}
+
+func (e *pingError) Unwrap() []error {
+	out := make([]error, len(e.tried))
+	for i, t := range e.tried {
+		out[i] = t.err
+	}
+	return out
+}
+
+// reason is the short form of a network error: "connection refused", "no
+// such host", "i/o timeout", else the error without the request it
+// concerns (the URL is said once, before it).
+func reason(err error) string {
+	var dns *net.DNSError
+	switch {
+	case errors.As(err, &dns):
+		if dns.IsNotFound {
+			return "no such host"
+		}
+		return "cannot resolve " + dns.Name + ": " + dns.Err
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return "connection refused"
+	case errors.Is(err, syscall.ECONNRESET):
+		return "connection reset"
+	}
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		err = ue.Err
+	}
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return "timed out"
+	}
+	return err.Error()
+}
+
+// isNoSuchHost reports a DNS answer that the name does not exist: another
+// attempt, now or later in the run, will not change it.
+func isNoSuchHost(err error) bool {
+	var dns *net.DNSError
+	return errors.As(err, &dns) && dns.IsNotFound
 }
 
 func pingOnce(ctx context.Context, rt http.RoundTripper, scheme, host string, timeout time.Duration) (*transport.Challenge, error) {

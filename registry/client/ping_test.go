@@ -6,11 +6,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 
 	"github.com/imagesync/imagesync/credentials"
@@ -241,3 +244,40 @@ func TestTagListBounds(t *testing.T) {
 		}
 	})
 }
+
+// An unreachable registry says what was tried, URL by URL, as crane does;
+// on loopback both schemes, and the hint about plain HTTP only where it was
+// not tried. A DNS name that does not exist is permanent: not retried.
+func TestPingSaysWhatWasTried(t *testing.T) {
+	l, err := netListenLoopback()
+	if err != nil {
+		t.Fatal(err)
+	}
+	host := l.Addr().String()
+	l.Close() // nothing listens there now
+	c := New(&credentials.Chain{}, WithRetryPolicy(fastRetries))
+	repo, _ := c.Repo(context.Background(), host, "ns/app", false)
+	_, err = repo.HeadManifest(context.Background(), "v1")
+	want := fmt.Sprintf("registry %[1]s is not reachable: https://%[1]s/v2/: connection refused; http://%[1]s/v2/: connection refused", host)
+	if err == nil || err.Error() != want {
+		t.Errorf("closed loopback port:\n got %v\nwant %s", err, want)
+	}
+	if !IsTransientNetwork(err) || IsPermanent(err) {
+		t.Error("a refused connection is worth another attempt later")
+	}
+
+	nx := &url.Error{Op: "Get", URL: "https://no-such.invalid/v2/", Err: &net.OpError{Op: "dial", Net: "tcp", Err: &net.DNSError{Err: "no such host", Name: "no-such.invalid", IsNotFound: true}}}
+	perr := &pingError{tried: []schemeError{{url: "https://no-such.invalid/v2/", err: nx}}, httpsOnly: true}
+	if got := perr.Error(); got != "https://no-such.invalid/v2/: no such host" {
+		t.Errorf("no such host: %q", got)
+	}
+	if IsTransientNetwork(perr) || !IsPermanent(perr) {
+		t.Error("a name that does not exist is retried")
+	}
+	refused := &pingError{tried: []schemeError{{url: "https://r.example/v2/", err: &net.OpError{Op: "dial", Net: "tcp", Err: syscall.ECONNREFUSED}}}, httpsOnly: true}
+	if got := refused.Error(); !strings.HasSuffix(got, ": connection refused (plain HTTP is tried only for loopback addresses and registries marked insecure: true)") {
+		t.Errorf("https only: %q", got)
+	}
+}
+
+func netListenLoopback() (net.Listener, error) { return net.Listen("tcp", "127.0.0.1:0") }

@@ -97,7 +97,7 @@ func (rt *retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 				}
 			}
 		}
-		if !transient || !replayable || attempt >= rt.policy.Attempts {
+		if !transient || !replayable || attempt >= rt.policy.Attempts || ctx.Value(noRetryKey{}) != nil {
 			return resp, err
 		}
 		if resp != nil {
@@ -170,4 +170,13 @@ func sleep(ctx context.Context, d time.Duration) error {
 	case <-t.C:
 		return nil
 	}
+}
+
+type noRetryKey struct{}
+
+// withoutRetries marks a request to be sent once, whatever fails: the
+// plain-HTTP ping of a port where the HTTPS one found nothing listening
+// (the same port: the job's next attempt pings again anyway).
+func withoutRetries(ctx context.Context) context.Context {
+	return context.WithValue(ctx, noRetryKey{}, true)
 }

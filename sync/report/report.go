@@ -29,7 +29,10 @@ func Line(r engine.JobResult) string {
 	if r.Bytes > 0 {
 		fmt.Fprintf(&b, " %s", Bytes(r.Bytes))
 	}
-	if r.Attempts > 1 {
+	switch {
+	case r.Attempts > 1 && r.Action == engine.Failed:
+		fmt.Fprintf(&b, " (after %d attempts)", r.Attempts)
+	case r.Attempts > 1:
 		fmt.Fprintf(&b, " (attempt %d)", r.Attempts)
 	}
 	if r.Subject != "" {

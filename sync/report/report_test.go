@@ -29,7 +29,7 @@ func TestLine(t *testing.T) {
 	for i, want := range []string{
 		"copied   src.io/ns/a:1 → dst.io/m/a:1 sha256:0123456789ab 2.0 KiB",
 		"skipped  src.io/ns/a:1 → dst.io/m/b:1 sha256:0123456789ab",
-		"failed   src.io/ns/c:1 → dst.io/m/c:1 (attempt 3): HEAD …: 404 not found",
+		"failed   src.io/ns/c:1 → dst.io/m/c:1 (after 3 attempts): HEAD …: 404 not found",
 		"filtered src.io/ns/d:1 → dst.io/m/d:1: no image matches",
 	} {
 		if got := Line(results[i]); got != want {
