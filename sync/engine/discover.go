@@ -48,7 +48,7 @@ func (e *Engine) discover(ctx context.Context, rs []rules.Rule) ([]rules.Rule, [
 			if !ok {
 				c = &catalog{}
 				if dockerhub.Is(r.Source.Registry) {
-					c.err = client.Permanent(fmt.Errorf("Docker Hub does not list its repositories (no /v2/_catalog): name the repositories instead (a repositories: list of names in the config file, or one rule per repository)"))
+					c.err = client.Permanent(fmt.Errorf("%s (Docker Hub) does not list its repositories (no /v2/_catalog): name the repositories instead (a repositories: list of names in the config file, or one rule per repository)", r.Source.Registry))
 				} else if err := ctx.Err(); err != nil {
 					c.err = err
 				} else {
