@@ -4,7 +4,14 @@
 #   - `goreleaser check` on .goreleaser.yaml (goreleaser v2, pinned below);
 #   - `validate-krew-manifest` on krew.yaml (structure, selectors, sha256
 #     format, bin/files), without installing the plugin: the manifest holds
-#     placeholder URIs and checksums until a release fills them in.
+#     placeholder URIs and checksums until a release fills them in;
+#   - a snapshot release with the container image (kos), where it can be built:
+#     goreleaser's snapshot mode has ko pull the base image
+#     (cgr.dev/chainguard/static) from its registry and load the image into a
+#     local Docker daemon (ko's snapshot publisher). Without a reachable Docker
+#     daemon the snapshot is skipped, saying so; IMAGESYNC_RELEASE_SNAPSHOT=1
+#     makes it required, =0 skips it. (The tests build an equivalent image
+#     offline from the same static binary: internal/imagetest.)
 # Installs both tools into <repo>/bin when missing. Progress goes to stderr.
 set -euo pipefail
 
@@ -59,5 +66,20 @@ trap 'rm -rf "$tmp"' EXIT
 cp krew.yaml "$tmp/$plugin.yaml"
 log "validate-krew-manifest (krew.yaml, checked as $plugin.yaml)"
 "$VALIDATE_KREW" -manifest "$tmp/$plugin.yaml" -skip-install
+
+# --- snapshot image ----------------------------------------------------------
+snapshot="${IMAGESYNC_RELEASE_SNAPSHOT:-auto}"
+if [ "$snapshot" = 0 ]; then
+	log "IMAGESYNC_RELEASE_SNAPSHOT=0: no snapshot image"
+elif [ "$snapshot" = 1 ] || docker info >/dev/null 2>&1; then
+	# Only the image: the archives' 24 binaries are not what this checks.
+	log "goreleaser release --snapshot (the container image, loaded into the Docker daemon)"
+	"$GORELEASER" release --snapshot --clean --skip=archive,sbom,sign,publish,validate
+	log "snapshot image built: docker images goreleaser.ko.local/*"
+else
+	log "no snapshot image: goreleaser's ko snapshot loads the image into a Docker daemon and pulls its base" \
+		"cgr.dev/chainguard/static from the network; no Docker daemon answers here (docker info failed)." \
+		"IMAGESYNC_RELEASE_SNAPSHOT=1 to require it."
+fi
 
 log "OK"
