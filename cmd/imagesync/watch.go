@@ -80,6 +80,7 @@ func (c *SyncCmd) watch(rc *runContext, s *session, svc *service, every time.Dur
 		wait := nextWait(every, time.Since(start), rand.Float64)
 		s.log.Info("next run", "run", n+1, "in", wait.Round(time.Second).String(), "at", time.Now().Add(wait).Format(time.RFC3339))
 		if stopped := c.wait(rc, wait); stopped {
+			svc.stopped = true
 			s.log.Info("stopped between runs", "runs", n)
 			return errStoppedWaiting
 		}
