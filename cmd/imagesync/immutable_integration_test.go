@@ -86,5 +86,19 @@ func TestImmutableTags(t *testing.T) {
 		assertDigest(t, dst, "m/a", "v1.1.0", newDigest)
 		assertDigest(t, dst, "m/a", "v1.0.42", digest)
 		assertDigest(t, dst, "m/b", "v2.0.99", digestB)
+
+		// Deleted at the mirror behind imagesync's back: immutable does not
+		// look, verify finds it and marks it, the next run copies it again.
+		dst.DeleteManifest(t, "m/a", newDigest)
+		if r := runCLI(t, nil, append([]string{"--images", images}, immutable...)...); r.code != exitOK || dst.HasManifest(t, "m/a", "v1.1.0") {
+			t.Errorf("immutable re-run exit %d", r.code)
+		}
+		if r := runCLI(t, nil, append([]string{"verify", "--images", images}, immutable...)...); r.code == exitOK {
+			t.Errorf("verify exit %d with a tag missing at the mirror", r.code)
+		}
+		if r := runCLI(t, nil, append([]string{"--images", images}, immutable...)...); r.code != exitOK || !strings.Contains(r.stderr, "1 copied") {
+			t.Errorf("repair run exit %d", r.code)
+		}
+		assertDigest(t, dst, "m/a", "v1.1.0", newDigest)
 	})
 }
