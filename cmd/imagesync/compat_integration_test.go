@@ -17,6 +17,7 @@ import (
 // image-syncer's spellings against real registries: -p=6/-r=3, --registry
 // (or DEFAULT_REGISTRY) without a namespace, --output-images-format yml.
 func TestImageSyncerSpellingsSync(t *testing.T) {
+	t.Parallel()
 	forEachKind(t, func(t *testing.T, kind registrytest.Kind) {
 		src, dst := pair(t, kind, registrytest.Options{})
 		app, _ := src.PushRandomImage(t, "lib/app", "1", linuxAmd64, 1, 700, true, 501)
@@ -59,6 +60,7 @@ func TestImageSyncerSpellingsSync(t *testing.T) {
 // --skip-invalid-rules: every invalid rule reported with the strict run's
 // message, the valid ones run, exit 1; without it, nothing runs, exit 2.
 func TestSkipInvalidRules(t *testing.T) {
+	t.Parallel()
 	forEachKind(t, func(t *testing.T, kind registrytest.Kind) {
 		src, dst := pair(t, kind, registrytest.Options{})
 		good, _ := src.PushRandomImage(t, "lib/good", "1", linuxAmd64, 1, 600, true, 511)
@@ -192,6 +194,7 @@ func TestSkipInvalidRules(t *testing.T) {
 // is mapped to _json_key_base64 for *.gcr.io and *.pkg.dev hosts only:
 // credentials.TestGoogleServiceAccountForms.)
 func TestServiceAccountKeyThroughTokenFlow(t *testing.T) {
+	t.Parallel()
 	forEachKind(t, func(t *testing.T, kind registrytest.Kind) {
 		key := "{\n  \"type\": \"service_account\",\n  \"private_key_id\": \"0123abcd\",\n  \"private_key\": \"-----BEGIN PRIVATE KEY-----\\nMIIEvQ==\\n-----END PRIVATE KEY-----\\n\"\n}\n"
 		key64 := base64.StdEncoding.EncodeToString([]byte(key))

@@ -63,6 +63,7 @@ func promptLine(screen string) string {
 // Completion driven for real: bash, zsh and fish run interactively in
 // tmux with the script imagesync prints, and Tab is pressed.
 func TestShellCompletionInTmux(t *testing.T) {
+	// Serial: waits for shell prompts in tmux with fixed timeouts.
 	if testing.Short() {
 		t.Skip("drives real shells")
 	}

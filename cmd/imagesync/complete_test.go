@@ -49,6 +49,7 @@ func TestComplete(t *testing.T) {
 
 // The bash script really completes, asking the binary.
 func TestBashCompletionScript(t *testing.T) {
+	t.Parallel()
 	bash, err := exec.LookPath("bash")
 	if err != nil {
 		t.Skip("no bash")

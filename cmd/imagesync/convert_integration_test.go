@@ -13,6 +13,7 @@ import (
 // TestConvertPlansTheSameJobs: the config file convert prints, run through
 // plan, yields the same jobs (and decisions) as the image-syncer files.
 func TestConvertPlansTheSameJobs(t *testing.T) {
+	t.Parallel()
 	forEachKind(t, func(t *testing.T, kind registrytest.Kind) {
 		src, dst := pair(t, kind, registrytest.Options{Htpasswd: map[string]string{"robot": "conv-s3cret"}})
 		linux := registrytest.Platform{OS: "linux", Arch: "amd64"}

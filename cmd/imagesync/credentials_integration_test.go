@@ -37,6 +37,7 @@ func trustCA(t *testing.T, home string, r *registrytest.Registry) {
 }
 
 func TestCredentialSources(t *testing.T) {
+	// Serial: credentialHelper puts a helper on PATH with t.Setenv, which is process-wide.
 	forEachKind(t, func(t *testing.T, kind registrytest.Kind) {
 		const pw = "Corr3ct-Horse-Battery"
 		src, dst := pair(t, kind, registrytest.Options{TLS: true, Htpasswd: map[string]string{"robot": pw}})
@@ -111,6 +112,7 @@ func TestCredentialSources(t *testing.T) {
 }
 
 func TestTLSTrust(t *testing.T) {
+	t.Parallel()
 	forEachKind(t, func(t *testing.T, kind registrytest.Kind) {
 		plain, tlsReg := pair(t, kind, registrytest.Options{TLS: true})
 		d1, _ := plain.PushRandomImage(t, "lib/app", "1", linuxAmd64, 1, 300, false, 41)
@@ -165,6 +167,7 @@ func scopeSets(reqs []registrytest.TokenRequest) map[string]int {
 }
 
 func TestBearerTokenOncePerScope(t *testing.T) {
+	t.Parallel()
 	forEachKind(t, func(t *testing.T, kind registrytest.Kind) {
 		const pw = "t0ken-Pa55"
 		src := registrytest.Start(t, kind, registrytest.Options{Token: &registrytest.TokenAuth{AnonymousPull: true}})
@@ -220,6 +223,7 @@ func TestBearerTokenOncePerScope(t *testing.T) {
 }
 
 func TestWrongPasswordLeaksNothing(t *testing.T) {
+	t.Parallel()
 	forEachKind(t, func(t *testing.T, kind registrytest.Kind) {
 		const srcPW, wrongPW = "Src-Pa55word-xyz", "Wr0ng-Pa55word-abc"
 		src := registrytest.Start(t, kind, registrytest.Options{Token: &registrytest.TokenAuth{Users: map[string]string{"reader": srcPW}}})
@@ -259,6 +263,7 @@ func TestWrongPasswordLeaksNothing(t *testing.T) {
 // docker login against a token registry stores an identity token: the
 // OAuth2 refresh-token grant must work, and the token never be printed.
 func TestIdentityToken(t *testing.T) {
+	t.Parallel()
 	forEachKind(t, func(t *testing.T, kind registrytest.Kind) {
 		const idt = "identity-Token-9f8e7d"
 		src, _ := pair(t, kind, registrytest.Options{})
@@ -291,6 +296,7 @@ func TestIdentityToken(t *testing.T) {
 // A registry that requires a client certificate: docker's certs.d
 // convention (client.cert + client.key next to ca.crt) supplies it.
 func TestClientCertificate(t *testing.T) {
+	t.Parallel()
 	src, dst := pair(t, registrytest.Distribution3, registrytest.Options{TLS: true, ClientCert: true})
 	d, _ := src.PushRandomImage(t, "lib/app", "1", linuxAmd64, 1, 400, true, 151)
 	dir := t.TempDir()

@@ -63,6 +63,7 @@ func underPrefix(list []string, prefix string) []string {
 // what it names; plan shows a wildcard's repositories. Each copy keeps its
 // digest; each registry's catalog is read once per run.
 func TestDiscovery(t *testing.T) {
+	t.Parallel()
 	forEachKind(t, func(t *testing.T, kind registrytest.Kind) {
 		src, dst := pair(t, kind, registrytest.Options{})
 		want := seedNamespaces(t, src, []string{"ns1", "ns2", "ns3"}, 10)
@@ -173,6 +174,7 @@ func TestDiscovery(t *testing.T) {
 // invalid repository names reports them, copies the valid ones and never
 // sends an invalid name anywhere.
 func TestDiscoveryHostileCatalog(t *testing.T) {
+	t.Parallel()
 	forEachKind(t, func(t *testing.T, kind registrytest.Kind) {
 		src, dst := pair(t, kind, registrytest.Options{})
 		good, _ := src.PushRandomImage(t, "ns1/good", "v1", linuxAmd64, 1, 128, true, 7501)

@@ -23,6 +23,7 @@ func sorted(s ...string) []string {
 }
 
 func TestTagFilters(t *testing.T) {
+	t.Parallel()
 	forEachKind(t, func(t *testing.T, kind registrytest.Kind) {
 		src, dst := pair(t, kind, registrytest.Options{})
 		_, raw := src.PushRandomImage(t, "lib/app", filterTags[0], registrytest.Platform{OS: "linux", Arch: "amd64"}, 1, 256, true, 7)

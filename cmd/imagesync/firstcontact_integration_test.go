@@ -48,6 +48,7 @@ func runBinary(t *testing.T, dir, argv0 string, env []string, args ...string) re
 // three names: each gets a one-line answer naming what was meant, exit 2,
 // and nothing runs.
 func TestFirstContactMistakes(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("runs the binary")
 	}
@@ -109,6 +110,7 @@ func TestFirstContactMistakes(t *testing.T) {
 // (the source's repository path is kept under it), --dry-run as plan, and
 // image-syncer's -n for the default namespace.
 func TestOtherToolsHabits(t *testing.T) {
+	t.Parallel()
 	src := registrytest.Start(t, registrytest.Distribution2, registrytest.Options{})
 	dst := registrytest.Start(t, registrytest.Distribution2, registrytest.Options{})
 	digest, _ := src.PushRandomImage(t, "org/app", "1.0", registrytest.Platform{OS: "linux", Arch: "amd64"}, 1, 1024, false, 7)

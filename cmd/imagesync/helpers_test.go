@@ -2,6 +2,12 @@ package main
 
 // The test helpers that more than one test file of cmd/imagesync uses, in
 // one place (a helper only one file uses stays beside its tests).
+//
+// Tests that start registries, servers or processes call t.Parallel() first
+// (go test runs GOMAXPROCS of them at once); each has its own registries,
+// ledger (testLedger) and HOME. A test that must stay serial says why in
+// its first line ("// Serial: …"): t.Setenv, a port freed and taken again,
+// or a time bound a test beside it would eat.
 
 import (
 	"bytes"
@@ -44,6 +50,12 @@ func TestMain(m *testing.M) {
 	if os.Getenv("IMAGESYNC_TEST_AS_MAIN") == "1" {
 		main()
 		return
+	}
+	// Every run gets its own HOME (so its own default ledger and docker
+	// config): none may share the user's, nor each other's when tests run in
+	// parallel, through a variable inherited from the environment.
+	for _, k := range []string{"XDG_CACHE_HOME", "IMAGESYNC_LEDGER", "DOCKER_CONFIG"} {
+		os.Unsetenv(k)
 	}
 	os.Exit(m.Run())
 }

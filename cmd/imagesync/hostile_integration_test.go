@@ -22,6 +22,7 @@ import (
 // A sync of 30 images, indexes included, through 10% 429s, 5% 5xx and 3%
 // connection resets on both sides ends with every digest right.
 func TestHostileNetwork(t *testing.T) {
+	t.Parallel()
 	src, dst := pair(t, registrytest.Distribution3, registrytest.Options{})
 	plan := func(seed int64) faultproxy.Plan {
 		return faultproxy.Plan{Seed: seed, Rate429: 0.10, Rate5xx: 0.05, RateReset: 0.03}
@@ -72,6 +73,7 @@ func TestHostileNetwork(t *testing.T) {
 
 // With Retry-After: 2 on a 429, the run waits at least that long.
 func TestRetryAfterWaits(t *testing.T) {
+	t.Parallel()
 	src, dst := pair(t, registrytest.Distribution3, registrytest.Options{})
 	d, _ := src.PushRandomImage(t, "lib/app", "1", linuxAmd64, 1, 300, true, 81)
 	var once atomic.Bool
@@ -95,6 +97,7 @@ func TestRetryAfterWaits(t *testing.T) {
 
 // A 403 on one repository fails that job at once; the others succeed.
 func TestPermanentDenialFailsAtOnce(t *testing.T) {
+	t.Parallel()
 	src, dst := pair(t, registrytest.Distribution3, registrytest.Options{})
 	a, _ := src.PushRandomImage(t, "lib/a", "1", linuxAmd64, 1, 300, true, 91)
 	src.PushRandomImage(t, "lib/b", "1", linuxAmd64, 1, 300, true, 92)
@@ -130,6 +133,7 @@ func TestPermanentDenialFailsAtOnce(t *testing.T) {
 // SIGINT mid-run: exit 130 with the transfers in flight cancelled, a loadable
 // ledger, and a second run that completes everything.
 func TestSIGINTStopsCleanly(t *testing.T) {
+	t.Parallel()
 	b := startBigSync(t, 600)
 	if err := b.cmd.Process.Signal(syscall.SIGINT); err != nil {
 		t.Fatal(err)
@@ -164,6 +168,7 @@ func TestSIGINTStopsCleanly(t *testing.T) {
 // One destination of a shared read breaking its uploads does not stop the
 // other; the broken one is redone from a fresh read.
 func TestFanOutSurvivesOneBrokenDestination(t *testing.T) {
+	t.Parallel()
 	src, good := pair(t, registrytest.Distribution3, registrytest.Options{})
 	bad := registrytest.Start(t, registrytest.Distribution3, registrytest.Options{})
 	faults := faultproxy.Start(t, bad.Host, faultproxy.Plan{Seed: 3, RateReset: 0.5,

@@ -14,6 +14,7 @@ import (
 // side); plan says "skip (immutable)"; verify still checks every tag; a new
 // tag is copied on the next run.
 func TestImmutableTags(t *testing.T) {
+	t.Parallel()
 	forEachKind(t, func(t *testing.T, kind registrytest.Kind) {
 		src, dst := pair(t, kind, registrytest.Options{})
 		digest, raw := src.PushRandomImage(t, "lib/a", "seed", linuxAmd64, 1, 256, true, 8101)

@@ -46,6 +46,7 @@ func must(t *testing.T) func(any, error) {
 // --from-cluster lists exactly their images, by digest where known, under
 // the target, without those the cluster pulls from the target already.
 func TestFromCluster(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("integration test")
 	}
@@ -190,6 +191,7 @@ func TestFromCluster(t *testing.T) {
 // Shard processes run here with a kubeconfig for the test server write
 // their ConfigMaps, and `status` adds them up.
 func TestJobApplyAndStatus(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("integration test")
 	}

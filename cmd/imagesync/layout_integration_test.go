@@ -204,6 +204,7 @@ func newAirGap(t *testing.T, kind registrytest.Kind) *airGap {
 }
 
 func TestLayoutExportImport(t *testing.T) {
+	t.Parallel()
 	forEachKind(t, func(t *testing.T, kind registrytest.Kind) {
 		a := newAirGap(t, kind)
 		bundle, archive := filepath.Join(a.dir, "bundle"), filepath.Join(a.dir, "bundle.tar")
@@ -361,6 +362,7 @@ func TestLayoutExportImport(t *testing.T) {
 // side), and the import refuses the image: nothing arrives under its tag,
 // while the other images go through.
 func TestLayoutCorruptBlob(t *testing.T) {
+	t.Parallel()
 	a := newAirGap(t, registrytest.Distribution3)
 	bundle := filepath.Join(a.dir, "bundle")
 	if r := runCLI(t, nil, "--images", a.export); r.code != 0 {
@@ -436,6 +438,7 @@ func TestLayoutCorruptBlob(t *testing.T) {
 // A SIGKILL in the middle of an export leaves a valid layout; the next run
 // completes it.
 func TestLayoutExportSurvivesSIGKILL(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("integration test: needs real registry servers")
 	}
@@ -508,6 +511,7 @@ func TestLayoutExportSurvivesSIGKILL(t *testing.T) {
 // Bad layouts are configuration errors naming the path: exit 2, before
 // anything is copied.
 func TestLayoutBadInput(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	notLayout := filepath.Join(dir, "notlayout")
 	_ = os.MkdirAll(notLayout, 0o755)
@@ -548,6 +552,7 @@ func TestLayoutBadInput(t *testing.T) {
 // the layout holds the filtered index (a new digest) and only the matching
 // image; the far side receives exactly that.
 func TestLayoutPlatformFilter(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("integration test: needs real registry servers")
 	}
@@ -589,6 +594,7 @@ func TestLayoutPlatformFilter(t *testing.T) {
 // Ctrl-C during an export into an archive: the images in flight finish, and
 // the archive is written with every image completed, nothing half.
 func TestLayoutArchiveInterrupted(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("integration test: needs real registry servers")
 	}
@@ -642,6 +648,7 @@ func TestLayoutArchiveInterrupted(t *testing.T) {
 // A layout another tool wrote (skopeo: a full reference as the name, and a
 // bare tag) imports, digests kept.
 func TestLayoutFromSkopeo(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("integration test: needs real registry servers")
 	}
@@ -672,6 +679,7 @@ func TestLayoutFromSkopeo(t *testing.T) {
 
 // --skip-invalid-rules sets a rule with a bad layout aside and runs the rest.
 func TestLayoutSkipInvalidRules(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	good := filepath.Join(dir, "good")
 	d := handLayout(t, good, "x.io/a/b:1")
@@ -696,6 +704,7 @@ func TestLayoutSkipInvalidRules(t *testing.T) {
 // platform-mode keep-index would name an index without its children: refused
 // for a layout destination before anything is copied.
 func TestLayoutRefusesKeepIndex(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	images := writeFile(t, dir, "images.yaml", fmt.Sprintf("127.0.0.1:1/a/b:1: oci:%s\n", filepath.Join(dir, "bundle")))
 	r := runCLI(t, nil, "--images", images, "--platform", "linux/amd64", "--platform-mode", "keep-index")

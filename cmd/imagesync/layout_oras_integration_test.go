@@ -15,6 +15,7 @@ import (
 // the index's children as unnamed index.json entries, beside the tagged
 // index) is imported like any layout: the children go with their index.
 func TestLayoutWrittenByOras(t *testing.T) {
+	t.Parallel()
 	forEachKind(t, func(t *testing.T, kind registrytest.Kind) {
 		src, dst := pair(t, kind, registrytest.Options{})
 		idx, _, children := src.PushIndex(t, "lib/multi", "v1", []registrytest.Platform{linuxAmd64, {OS: "linux", Arch: "arm64"}}, true, 61)

@@ -63,6 +63,7 @@ const cosignSig = "application/vnd.dev.cosign.artifact.sig.v1+json"
 // as named tags); a second export writes nothing; imported into a fresh
 // registry, everything arrives and cosign verify passes there.
 func TestLayoutReferrers(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("integration test: needs real registry servers and clients")
 	}
@@ -225,6 +226,7 @@ func TestLayoutReferrers(t *testing.T) {
 // the layout lacks is ignored with a warning; an entry that is not a
 // referrer is still an error naming it (TestLayoutBadInput).
 func TestLayoutOrphanReferrer(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("integration test: needs a real registry server")
 	}

@@ -52,6 +52,7 @@ func waitMain(t *testing.T, cmd *exec.Cmd, limit time.Duration, stderr *strings.
 // A manifest blob that is a FIFO: plan and sync say so at once (they used
 // to hang in open(), deaf to the first SIGINT).
 func TestLayoutFIFOManifestDoesNotHang(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("runs the binary")
 	}
@@ -80,6 +81,7 @@ func TestLayoutFIFOManifestDoesNotHang(t *testing.T) {
 // (a link to /dev/zero is refused outright), and stops at the first SIGTERM
 // while hashing a big one.
 func TestVerifyDeepBounded(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("runs the binary")
 	}

@@ -80,6 +80,7 @@ func TestLedgerExportAndStats(t *testing.T) {
 // plan reads the ledger and writes nothing: no file for a missing ledger,
 // a JSON-lines ledger left as it is; the next sync migrates it.
 func TestPlanLeavesJSONLinesLedger(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("integration test")
 	}

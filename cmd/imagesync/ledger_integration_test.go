@@ -36,6 +36,7 @@ func seedMany(t *testing.T, src *registrytest.Registry, dstHost string, n int) (
 }
 
 func TestLedgerNoopResync(t *testing.T) {
+	t.Parallel()
 	forEachKind(t, func(t *testing.T, kind registrytest.Kind) {
 		src, dst := pair(t, kind, registrytest.Options{})
 		const images = 60
@@ -104,6 +105,7 @@ func TestLedgerNoopResync(t *testing.T) {
 // back: the default plan shows copy and update, a plain sync repairs both;
 // --trust-ledger does not look (and says skip).
 func TestDestinationDriftRepaired(t *testing.T) {
+	t.Parallel()
 	forEachKind(t, func(t *testing.T, kind registrytest.Kind) {
 		src, dst := pair(t, kind, registrytest.Options{})
 		a, _ := src.PushRandomImage(t, "lib/a", "1", linuxAmd64, 2, 1500, true, 301)
@@ -208,6 +210,7 @@ func wipe(t *testing.T, r *registrytest.Registry, repo, digest string) {
 }
 
 func TestPlan(t *testing.T) {
+	t.Parallel()
 	forEachKind(t, func(t *testing.T, kind registrytest.Kind) {
 		src, dst := pair(t, kind, registrytest.Options{})
 		_, rawA := src.PushRandomImage(t, "lib/a", "1", linuxAmd64, 2, 3000, false, 1)
@@ -293,6 +296,7 @@ func TestPlan(t *testing.T) {
 }
 
 func TestVerifyFindsAndSyncRepairs(t *testing.T) {
+	t.Parallel()
 	forEachKind(t, func(t *testing.T, kind registrytest.Kind) {
 		src, dst := pair(t, kind, registrytest.Options{})
 		a, rawA := src.PushRandomImage(t, "lib/a", "1", linuxAmd64, 2, 2000, false, 11)
@@ -352,6 +356,7 @@ func TestVerifyFindsAndSyncRepairs(t *testing.T) {
 }
 
 func TestVerifyOfflineTouchesNoSource(t *testing.T) {
+	t.Parallel()
 	src, dst := pair(t, registrytest.Distribution3, registrytest.Options{})
 	d, _ := src.PushRandomImage(t, "lib/a", "1", linuxAmd64, 1, 500, true, 5)
 	src.PushRandomImage(t, "lib/a", "2", linuxAmd64, 1, 500, true, 6)
@@ -375,6 +380,7 @@ func TestVerifyOfflineTouchesNoSource(t *testing.T) {
 }
 
 func TestSyncSurvivesSIGKILL(t *testing.T) {
+	t.Parallel()
 	b := startBigSync(t, 500)
 	_ = b.cmd.Process.Kill() // SIGKILL: no cleanup of any kind
 	_ = b.cmd.Wait()
@@ -388,6 +394,7 @@ func TestSyncSurvivesSIGKILL(t *testing.T) {
 // A blob the ledger believes present is gone: the manifest PUT is refused,
 // the stale entries are dropped and the job is redone in the same run.
 func TestStaleLedgerHeals(t *testing.T) {
+	t.Parallel()
 	forEachKind(t, func(t *testing.T, kind registrytest.Kind) {
 		src, dst := pair(t, kind, registrytest.Options{})
 		_, rawA := src.PushRandomImage(t, "lib/a", "1", linuxAmd64, 1, 4000, true, 21)
@@ -429,6 +436,7 @@ func TestStaleLedgerHeals(t *testing.T) {
 // What one run uploaded, the next run mounts into another repository from
 // the ledger's knowledge, and --refresh asks the destination again.
 func TestLedgerAcrossRuns(t *testing.T) {
+	t.Parallel()
 	src, dst := pair(t, registrytest.Distribution3, registrytest.Options{})
 	d, raw := src.PushRandomImage(t, "lib/app", "1", linuxAmd64, 3, 2000, true, 161)
 	dir := t.TempDir()

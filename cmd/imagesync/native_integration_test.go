@@ -12,6 +12,7 @@ import (
 // credentials from environment variables, and a second destination the
 // credentials of an auth-file entry; no secret reaches any output.
 func TestConfigRegistries(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("integration test: needs real registry servers")
 	}
@@ -61,6 +62,7 @@ sync:
 // TestConfigSkipInvalidEntries: with --skip-invalid-rules a config file's
 // broken sync entries are set aside, the others run, and the exit code is 1.
 func TestConfigSkipInvalidEntries(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("integration test: needs real registry servers")
 	}

@@ -42,6 +42,7 @@ func folderState(t *testing.T, dir string) string {
 // `plan` writes nothing: not the ledger (no header, lock, repair or
 // compaction), and no ledger where there was none.
 func TestPlanWritesNoLedger(t *testing.T) {
+	t.Parallel()
 	memRegistry := func() string {
 		srv := httptest.NewServer(ggcrregistry.New(ggcrregistry.Logger(log.New(io.Discard, "", 0))))
 		t.Cleanup(srv.Close)
@@ -113,6 +114,7 @@ func oneAppInMemory(t *testing.T) (host, rules, ledgerFile, digest string) {
 // `plan` and a second sync beside a running sync: the ledger is shared,
 // neither refuses nor goes without it (issue #23).
 func TestPlanBesideRunningSync(t *testing.T) {
+	t.Parallel()
 	host, rules, ledgerFile, want := oneAppInMemory(t)
 	held, err := ledger.Open(ledgerFile)
 	if err != nil {
@@ -134,6 +136,7 @@ func TestPlanBesideRunningSync(t *testing.T) {
 // A sync whose last batch finds the ledger held by a long read (a ledger
 // export of a big ledger) says so and waits for it, then records.
 func TestSyncWaitsForAPlanReading(t *testing.T) {
+	t.Parallel()
 	host, rules, ledgerFile, want := oneAppInMemory(t)
 	if r := runCLI(t, nil, "sync", "--ledger", ledgerFile, host+"/ns/app:v1", host+"/first/app:v1"); r.code != 0 {
 		t.Fatalf("first sync: exit %d", r.code)

@@ -11,6 +11,7 @@ import (
 // plan against real registries: a missing tag is said in words, on its own
 // indented line, and does not widen the table.
 func TestPlanTableWithAnErrorRow(t *testing.T) {
+	t.Parallel()
 	src, dst := pair(t, registrytest.Distribution3, registrytest.Options{})
 	src.PushRandomImage(t, "ux/app", "1.0", linuxAmd64, 1, 256, false, 7)
 	dir := t.TempDir()

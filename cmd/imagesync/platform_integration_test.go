@@ -14,6 +14,7 @@ import (
 // index whose digest is what plan printed. keep-index: the original index
 // (digest kept) over the 2 children, where the registry accepts it.
 func TestPlatformFilterRewriteAndKeepIndex(t *testing.T) {
+	t.Parallel()
 	forEachKind(t, func(t *testing.T, kind registrytest.Kind) {
 		opt := registrytest.Options{}
 		if kind == registrytest.Distribution3 {

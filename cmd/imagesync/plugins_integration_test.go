@@ -52,6 +52,7 @@ func runTool(t *testing.T, env []string, name string, args ...string) (string, s
 // without --config/DOCKER_CONFIG; the forms that work with another config
 // folder are tested here, as the README documents them.
 func TestDockerCLIPlugin(t *testing.T) {
+	t.Parallel()
 	docker := clientBinary(t, "docker")
 	const pw = "d0cker-Plugin-pw"
 	src, dst := pair(t, registrytest.Distribution3, registrytest.Options{Htpasswd: map[string]string{"ci": pw}})
@@ -131,6 +132,7 @@ func TestDockerCLIPlugin(t *testing.T) {
 }
 
 func TestKubectlPlugin(t *testing.T) {
+	t.Parallel()
 	kubectl := clientBinary(t, "kubectl")
 	src, dst := pair(t, registrytest.Distribution3, registrytest.Options{})
 	d, _ := src.PushRandomImage(t, "lib/app", "1", linuxAmd64, 1, 500, false, 111)
@@ -165,6 +167,7 @@ func TestKubectlPlugin(t *testing.T) {
 }
 
 func TestProgressOutput(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("integration test")
 	}
@@ -217,6 +220,7 @@ func mustDigest(t *testing.T, r *registrytest.Registry, repo string) string {
 }
 
 func TestSyncJSONReport(t *testing.T) {
+	t.Parallel()
 	src, dst := pair(t, registrytest.Distribution2, registrytest.Options{})
 	d, _ := src.PushRandomImage(t, "lib/app", "1", linuxAmd64, 1, 500, false, 131)
 	images := writeFile(t, t.TempDir(), "images.yaml", fmt.Sprintf("%[1]s/lib/app:1: %[2]s/a/app\n%[1]s/lib/app:nope: %[2]s/b/app\n", src.Host, dst.Host))

@@ -133,6 +133,7 @@ func underPTY(t *testing.T, cols int, term string, home string, args ...string) 
 // half of the bytes are done), a total that never grows, the images in
 // flight above it, and on 60 columns no stale line at the end.
 func TestProgressBarUnderPTY(t *testing.T) {
+	t.Parallel()
 	src, dst := pair(t, registrytest.Distribution3, registrytest.Options{})
 	const images = 6
 	var rules strings.Builder

@@ -47,6 +47,7 @@ func get(t *testing.T, url, accept string) (int, []byte) {
 // finds the SBOM through the referrers API where the destination has it and
 // through the tag fallback where it does not.
 func TestReferrersSignedAndSBOM(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("integration test: needs real registry servers and clients")
 	}
@@ -221,6 +222,7 @@ func pushViaOras(t *testing.T, c *clients, ref string) string {
 // tag fallback is tested there), go-containerregistry's registry does (the
 // API path is tested there).
 func TestWhichRegistriesServeReferrers(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("integration test: needs real registry servers")
 	}

@@ -38,6 +38,7 @@ func blobRequests(f *faultproxy.Front) (head, post, put, del int) {
 // found out by the same probe and gets HEADs, so nothing it holds is sent
 // again.
 func TestOnePOSTPerBlob(t *testing.T) {
+	t.Parallel()
 	forEachKind(t, func(t *testing.T, kind registrytest.Kind) {
 		src, dst := pair(t, kind, registrytest.Options{})
 		const layers = 8
@@ -97,6 +98,7 @@ func TestOnePOSTPerBlob(t *testing.T) {
 // PUT without a HEAD each; one whose tag holds another digest has them
 // asked first (most are likely there).
 func TestIndexChildrenWithoutHEAD(t *testing.T) {
+	t.Parallel()
 	forEachKind(t, func(t *testing.T, kind registrytest.Kind) {
 		src, dst := pair(t, kind, registrytest.Options{})
 		platforms := []registrytest.Platform{linuxAmd64, {OS: "linux", Arch: "arm64"}, {OS: "linux", Arch: "arm", Variant: "v7"}}
@@ -133,6 +135,7 @@ func TestIndexChildrenWithoutHEAD(t *testing.T) {
 // answer: the source here answers its manifest HEAD only once the
 // destination has been asked (or after 10 s, which fails the test).
 func TestDestinationAskedWithTheSource(t *testing.T) {
+	t.Parallel()
 	forEachKind(t, func(t *testing.T, kind registrytest.Kind) {
 		src, dst := pair(t, kind, registrytest.Options{})
 		want, _ := src.PushRandomImage(t, "lib/app", "v1", linuxAmd64, 1, 1024, true, 5)

@@ -49,6 +49,7 @@ func repoOf(ref string) string {
 }
 
 func TestShards(t *testing.T) {
+	t.Parallel()
 	forEachKind(t, func(t *testing.T, kind registrytest.Kind) {
 		src, dst := pair(t, kind, registrytest.Options{})
 		rulesText, want := seedShardPlan(t, src, dst.Host)

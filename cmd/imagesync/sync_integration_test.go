@@ -14,6 +14,7 @@ import (
 )
 
 func TestSyncEveryRuleForm(t *testing.T) {
+	t.Parallel()
 	forEachKind(t, func(t *testing.T, kind registrytest.Kind) {
 		src, dst := pair(t, kind, registrytest.Options{})
 		linux := func(arch string) registrytest.Platform { return registrytest.Platform{OS: "linux", Arch: arch} }
@@ -162,6 +163,7 @@ func countValues(m map[string][]string) int {
 }
 
 func TestSyncPlatformFilter(t *testing.T) {
+	t.Parallel()
 	forEachKind(t, func(t *testing.T, kind registrytest.Kind) {
 		src, dst := pair(t, kind, registrytest.Options{})
 		plats := []registrytest.Platform{{OS: "linux", Arch: "amd64"}, {OS: "linux", Arch: "arm64"}, {OS: "linux", Arch: "arm", Variant: "v7"}, {OS: "linux", Arch: "arm", Variant: "v6"}}
@@ -231,6 +233,7 @@ func TestSyncPlatformFilter(t *testing.T) {
 }
 
 func TestSyncMissingSourceFailsAlone(t *testing.T) {
+	t.Parallel()
 	forEachKind(t, func(t *testing.T, kind registrytest.Kind) {
 		src, dst := pair(t, kind, registrytest.Options{})
 		good, _ := src.PushRandomImage(t, "lib/app", "1.0", registrytest.Platform{OS: "linux", Arch: "amd64"}, 1, 512, false, 50)
@@ -256,6 +259,7 @@ func TestSyncMissingSourceFailsAlone(t *testing.T) {
 }
 
 func TestSyncAuthFileAndInsecure(t *testing.T) {
+	t.Parallel()
 	forEachKind(t, func(t *testing.T, kind registrytest.Kind) {
 		const password = "s3cret-Pa55word"
 		src, dst := pair(t, kind, registrytest.Options{TLS: true, Htpasswd: map[string]string{"robot": password}})
@@ -295,6 +299,7 @@ func TestSyncAuthFileAndInsecure(t *testing.T) {
 }
 
 func TestSyncLegacyConfig(t *testing.T) {
+	t.Parallel()
 	forEachKind(t, func(t *testing.T, kind registrytest.Kind) {
 		src, dst := pair(t, kind, registrytest.Options{Htpasswd: map[string]string{"u": "p4ssw0rd"}})
 		digest, _, _ := src.PushIndex(t, "lib/multi", "v1", []registrytest.Platform{{OS: "linux", Arch: "amd64"}, {OS: "linux", Arch: "arm64"}}, false, 70)
@@ -319,6 +324,7 @@ func TestSyncLegacyConfig(t *testing.T) {
 // A blob going to destinations on two registries is read from the source
 // once: one GET feeds both PUTs.
 func TestOneReadForManyRegistries(t *testing.T) {
+	t.Parallel()
 	forEachKind(t, func(t *testing.T, kind registrytest.Kind) {
 		src, dst1 := pair(t, kind, registrytest.Options{})
 		dst2 := registrytest.Start(t, kind, registrytest.Options{})

@@ -36,6 +36,7 @@ var evilTags = []string{"v1/../../../../victim/manifests/pwned", "v1?x=y", "v1#f
 // URL: a warning names registry and tag, a rule that selects them gets a
 // failed job each, and the rest of the rule goes on.
 func TestUntrustedTagsAreNotPaths(t *testing.T) {
+	t.Parallel()
 	forEachKind(t, func(t *testing.T, kind registrytest.Kind) {
 		src, dst := pair(t, kind, registrytest.Options{})
 		v1, _ := src.PushRandomImage(t, "lib/app", "v1", linuxAmd64, 1, 500, true, 901)
@@ -95,6 +96,7 @@ func TestUntrustedTagsAreNotPaths(t *testing.T) {
 
 // An index child whose digest is a path is refused; nothing is pushed.
 func TestUntrustedIndexChildDigest(t *testing.T) {
+	t.Parallel()
 	forEachKind(t, func(t *testing.T, kind registrytest.Kind) {
 		src, dst := pair(t, kind, registrytest.Options{})
 		good, _ := src.PushRandomImage(t, "lib/app", "ok", linuxAmd64, 1, 400, true, 911)
@@ -133,6 +135,7 @@ func TestUntrustedIndexChildDigest(t *testing.T) {
 // always has a new next page stops at the page cap; those rules fail, the
 // others go on.
 func TestTagListLoopStops(t *testing.T) {
+	t.Parallel()
 	forEachKind(t, func(t *testing.T, kind registrytest.Kind) {
 		src, dst := pair(t, kind, registrytest.Options{})
 		d, _ := src.PushRandomImage(t, "lib/other", "1", linuxAmd64, 1, 400, true, 921)
@@ -168,6 +171,7 @@ func TestTagListLoopStops(t *testing.T) {
 // SIGTERM while a registry paginates forever: the listing stops, the run
 // ends with 130.
 func TestSIGTERMStopsAnEndlessListing(t *testing.T) {
+	t.Parallel()
 	forEachKind(t, func(t *testing.T, kind registrytest.Kind) {
 		src, dst := pair(t, kind, registrytest.Options{})
 		var page atomic.Int64
@@ -217,6 +221,7 @@ func TestSIGTERMStopsAnEndlessListing(t *testing.T) {
 
 // The first interrupt stops verify from starting checks.
 func TestInterruptStopsVerify(t *testing.T) {
+	t.Parallel()
 	forEachKind(t, func(t *testing.T, kind registrytest.Kind) {
 		src, dst := pair(t, kind, registrytest.Options{})
 		src.PushRandomImage(t, "lib/app", "1", linuxAmd64, 1, 300, true, 931)
@@ -262,6 +267,7 @@ func TestInterruptStopsVerify(t *testing.T) {
 
 // An endless /v2/ body does not hang the first contact.
 func TestPingBodyBounded(t *testing.T) {
+	t.Parallel()
 	forEachKind(t, func(t *testing.T, kind registrytest.Kind) {
 		src, dst := pair(t, kind, registrytest.Options{})
 		d, _ := src.PushRandomImage(t, "lib/app", "1", linuxAmd64, 1, 400, true, 941)
@@ -310,6 +316,7 @@ func TestPingBodyBounded(t *testing.T) {
 // the tag moves between the HEAD and the GET; a registry sending other bytes
 // for that digest fails the job.
 func TestTagMovesBetweenHeadAndGet(t *testing.T) {
+	t.Parallel()
 	forEachKind(t, func(t *testing.T, kind registrytest.Kind) {
 		src, dst := pair(t, kind, registrytest.Options{})
 		a, _ := src.PushRandomImage(t, "lib/app", "1", linuxAmd64, 1, 400, true, 951)
@@ -363,6 +370,7 @@ func TestTagMovesBetweenHeadAndGet(t *testing.T) {
 // A registry that comes up late is pinged again by the job's next attempt;
 // the attempts wait (backoff) instead of failing within milliseconds.
 func TestLateRegistryIsRetried(t *testing.T) {
+	// Serial: frees a port and listens on it again later; a test beside it could take it meanwhile.
 	forEachKind(t, func(t *testing.T, kind registrytest.Kind) {
 		src, dst := pair(t, kind, registrytest.Options{})
 		d, _ := src.PushRandomImage(t, "lib/app", "1", linuxAmd64, 1, 400, true, 961)
@@ -445,6 +453,7 @@ func (w *watchWriter) String() string {
 // What cannot succeed is not retried: an unknown certificate authority and
 // a redirect loop fail the job at its first attempt.
 func TestHopelessErrorsAreNotRetried(t *testing.T) {
+	t.Parallel()
 	forEachKind(t, func(t *testing.T, kind registrytest.Kind) {
 		plain, tlsReg := pair(t, kind, registrytest.Options{TLS: true})
 		dst := registrytest.Start(t, kind, registrytest.Options{})
@@ -510,6 +519,7 @@ func uploadSessions(t *testing.T, r *registrytest.Registry) (opened, completed, 
 
 // A mount the registry refuses falls back to a plain upload.
 func TestRefusedMountFallsBack(t *testing.T) {
+	t.Parallel()
 	forEachKind(t, func(t *testing.T, kind registrytest.Kind) {
 		reg := registrytest.Start(t, kind, registrytest.Options{})
 		d, _ := reg.PushRandomImage(t, "lib/app", "1", linuxAmd64, 2, 3000, true, 981)
@@ -540,6 +550,7 @@ func TestRefusedMountFallsBack(t *testing.T) {
 // uploads, in smaller chunks when those are too large too; the refused
 // sessions are cancelled.
 func TestChunkedUploadFallback(t *testing.T) {
+	t.Parallel()
 	forEachKind(t, func(t *testing.T, kind registrytest.Kind) {
 		src, dst := pair(t, kind, registrytest.Options{})
 		d, _ := src.PushRandomImage(t, "lib/app", "1", linuxAmd64, 1, 6<<20, true, 991) // one layer > one 4 MiB chunk
@@ -592,6 +603,7 @@ func TestChunkedUploadFallback(t *testing.T) {
 
 // Upload sessions abandoned after an error are cancelled with DELETE.
 func TestAbandonedUploadsAreCancelled(t *testing.T) {
+	t.Parallel()
 	forEachKind(t, func(t *testing.T, kind registrytest.Kind) {
 		src, dst := pair(t, kind, registrytest.Options{})
 		d, _ := src.PushRandomImage(t, "lib/app", "1", linuxAmd64, 3, 20<<10, true, 995)
@@ -616,6 +628,7 @@ func TestAbandonedUploadsAreCancelled(t *testing.T) {
 // verify reports a rule it could not check as a job with an error problem,
 // and exits 1.
 func TestVerifyFailsWhenItCannotCheck(t *testing.T) {
+	t.Parallel()
 	forEachKind(t, func(t *testing.T, kind registrytest.Kind) {
 		src, dst := pair(t, kind, registrytest.Options{})
 		src.PushRandomImage(t, "lib/app", "1", linuxAmd64, 1, 300, true, 1001)
@@ -647,6 +660,7 @@ func TestVerifyFailsWhenItCannotCheck(t *testing.T) {
 // registry does not cover its token realm or a redirect to another host;
 // that host's own certs.d does.
 func TestInsecureDoesNotCoverOtherHosts(t *testing.T) {
+	t.Parallel()
 	forEachKind(t, func(t *testing.T, kind registrytest.Kind) {
 		src, dst := pair(t, kind, registrytest.Options{})
 		d, _ := src.PushRandomImage(t, "lib/app", "1", linuxAmd64, 1, 400, true, 1011)
@@ -714,6 +728,7 @@ func TestInsecureDoesNotCoverOtherHosts(t *testing.T) {
 // credentials and a signed redirect URL leave no secret in stdout, stderr,
 // --log, -o json, the plan and verify tables or the report files (0600).
 func TestSecretsNeverPrinted(t *testing.T) {
+	t.Parallel()
 	forEachKind(t, func(t *testing.T, kind registrytest.Kind) {
 		src, dst := pair(t, kind, registrytest.Options{})
 		src.PushRandomImage(t, "lib/app", "1", linuxAmd64, 1, 400, true, 1021)
@@ -795,6 +810,7 @@ func TestSecretsNeverPrinted(t *testing.T) {
 
 // A credential helper's stderr does not reach the terminal.
 func TestCredentialHelperStderrHidden(t *testing.T) {
+	// Serial: credentialHelper puts a helper on PATH with t.Setenv, which is process-wide.
 	forEachKind(t, testCredentialHelperStderrHidden)
 }
 

@@ -50,6 +50,7 @@ func pushRepeated(t *testing.T, r *registrytest.Registry, repo, tag string, n in
 // and from an image layout; plan and verify read each manifest once too.
 // It made 3,136 requests from a registry and 3,630 from a layout.
 func TestRepeatedChildrenOnce(t *testing.T) {
+	t.Parallel()
 	forEachKind(t, func(t *testing.T, kind registrytest.Kind) {
 		src, dst := pair(t, kind, registrytest.Options{})
 		top := pushRepeated(t, src, "lib/tree", "1", 30)
@@ -175,6 +176,7 @@ func binary(t *testing.T, args ...string) (*exec.Cmd, *strings.Builder) {
 // of one image stops following them with a warning, within seconds and in
 // bounded memory (it ran 12 minutes and grew to 1.5 GB).
 func TestReferrerFloodBounded(t *testing.T) {
+	t.Parallel()
 	src, dst := pair(t, registrytest.Distribution2, registrytest.Options{})
 	src.PushRandomImage(t, "lib/app", "1", linuxAmd64, 1, 1024, true, 5)
 	front, made := floodFront(t, src.Host, 10, 0)
@@ -232,6 +234,7 @@ func stopWithin(t *testing.T, cmd *exec.Cmd, sig os.Signal) (time.Duration, int)
 // second or two with exit 130: the upload session is deleted, the tag never
 // written, and the summary says what was not done (issue #21, #23).
 func TestFirstSignalStops(t *testing.T) {
+	// Serial: asserts the exit within 5 s of the signal; a test beside it on 2 cores eats that margin.
 	t.Run("referrer flood", func(t *testing.T) {
 		src, dst := pair(t, registrytest.Distribution2, registrytest.Options{})
 		src.PushRandomImage(t, "lib/app", "1", linuxAmd64, 1, 1024, true, 6)
@@ -286,6 +289,7 @@ func maxRSS(ps *os.ProcessState) int64 {
 // stops it within a second or two: exit 130, the upload session deleted,
 // no tag written, the notice on a line of its own (issue #23).
 func TestCtrlCUnderPTY(t *testing.T) {
+	// Serial: asserts the exit within 5 s of Ctrl-C; a test beside it on 2 cores eats that margin.
 	script, err := exec.LookPath("script")
 	if err != nil {
 		t.Skip("script (util-linux) not found")
