@@ -29,6 +29,57 @@ log() { printf 'test-deps: %s\n' "$*" >&2; }
 # shellcheck source=as-root.sh
 . "$(dirname "${BASH_SOURCE[0]}")/as-root.sh"
 
+# go_tool BIN PACKAGE@VERSION: go install into BIN's directory unless BIN exists already.
+go_tool() {
+	local bin=$1 pkg=$2
+	if [ -x "$bin" ]; then
+		log "found $bin"
+		return 0
+	fi
+	command -v go >/dev/null 2>&1 || { log "go not found, cannot build $pkg"; exit 1; }
+	log "building $pkg into $(dirname "$bin") (once per machine)"
+	mkdir -p "$(dirname "$bin")"
+	# Built into a temporary directory and moved: a killed build never leaves a half-written tool behind.
+	local tmp start
+	tmp=$(mktemp -d "$(dirname "$bin")/.build.XXXXXX")
+	start=$(date +%s)
+	GOFLAGS=-buildvcs=false CGO_ENABLED=0 GOBIN="$tmp" go install "$pkg" >&2
+	mv -f "$tmp/$(basename "$bin")" "$bin"
+	rmdir "$tmp"
+	[ -x "$bin" ] || { log "$bin missing after go install"; exit 1; }
+	log "built $(basename "$bin") in $(($(date +%s) - start)) s"
+}
+
+# The tools built from source build side by side, in the background, while
+# the packages install and Kubernetes builds (scripts/kube-deps.sh): a cold
+# machine otherwise leaves a core idle through every module download and
+# every link, one tool after the other. wait_tools collects them.
+tool_pids=()
+tool_names=()
+background_tool() {
+	go_tool "$@" &
+	tool_pids+=("$!")
+	tool_names+=("$(basename "$1")")
+}
+wait_tools() {
+	local i failed=0
+	for i in "${!tool_pids[@]}"; do
+		wait "${tool_pids[$i]}" || { log "building ${tool_names[$i]} failed"; failed=1; }
+	done
+	[ "$failed" = 0 ] || exit 1
+}
+
+STATICCHECK_VERSION=v0.8.2
+STATICCHECK="$CACHE/staticcheck-$STATICCHECK_VERSION/staticcheck"
+COSIGN_VERSION=v2.6.5
+ORAS_VERSION=v1.3.6
+COSIGN="$CACHE/cosign-$COSIGN_VERSION/cosign"
+ORAS="$CACHE/oras-$ORAS_VERSION/oras"
+background_tool "$V3" "github.com/distribution/distribution/v3/cmd/registry@$V3_VERSION"
+background_tool "$STATICCHECK" "honnef.co/go/tools/cmd/staticcheck@$STATICCHECK_VERSION"
+background_tool "$ORAS" "oras.land/oras/cmd/oras@$ORAS_VERSION"
+background_tool "$COSIGN" "github.com/sigstore/cosign/v2/cmd/cosign@$COSIGN_VERSION"
+
 # --- distribution 2.8 (Debian's docker-registry) + htpasswd ----------------
 if [ -x "$V2" ] && command -v htpasswd >/dev/null 2>&1; then
 	log "found $V2 and htpasswd"
@@ -73,17 +124,9 @@ else
 	log "no apt-get: ${shells[*]} missing; their completion tests will be skipped"
 fi
 
-# --- distribution v3 --------------------------------------------------------
-if [ -x "$V3" ]; then
-	log "found $V3"
-else
-	command -v go >/dev/null 2>&1 || { log "go not found, cannot build distribution $V3_VERSION"; exit 1; }
-	log "building github.com/distribution/distribution/v3/cmd/registry@$V3_VERSION into $(dirname "$V3")"
-	mkdir -p "$(dirname "$V3")"
-	GOFLAGS=-buildvcs=false GOBIN="$(dirname "$V3")" \
-		go install "github.com/distribution/distribution/v3/cmd/registry@$V3_VERSION" >&2
-	[ -x "$V3" ] || { log "$V3 missing after go install"; exit 1; }
-fi
+# --- distribution v3, staticcheck (make test runs it), cosign and oras -------
+# (referrer tests: signatures and SBOMs from the real clients): building in
+# the background since the top (background_tool).
 
 # --- skopeo (an independent reader of the OCI layouts and archives imagesync writes)
 if command -v skopeo >/dev/null 2>&1; then
@@ -118,19 +161,6 @@ else
 	log "no apt-get: the Prometheus scrape test will be skipped unless prometheus and promtool are on PATH"
 fi
 
-# --- staticcheck (make test runs it) ----------------------------------------
-STATICCHECK_VERSION=v0.8.2
-STATICCHECK="$CACHE/staticcheck-$STATICCHECK_VERSION/staticcheck"
-if [ -x "$STATICCHECK" ]; then
-	log "found $STATICCHECK"
-else
-	log "building honnef.co/go/tools/cmd/staticcheck@$STATICCHECK_VERSION into $(dirname "$STATICCHECK")"
-	mkdir -p "$(dirname "$STATICCHECK")"
-	GOFLAGS=-buildvcs=false GOBIN="$(dirname "$STATICCHECK")" \
-		go install "honnef.co/go/tools/cmd/staticcheck@$STATICCHECK_VERSION" >&2
-	[ -x "$STATICCHECK" ] || { log "$STATICCHECK missing after go install"; exit 1; }
-fi
-
 # --- Kubernetes control plane (etcd, kube-apiserver, controller-manager, scheduler, kwok) ---
 # For the tests of `kubectl imagesync job|status` and --from-cluster (internal/kubetest).
 # Built once per machine (~10 min cold on 2 cores); IMAGESYNC_SKIP_KUBE=1 skips it (those tests then skip).
@@ -142,34 +172,8 @@ else
 	"$REPO/scripts/node-deps.sh"
 fi
 
+wait_tools
 echo "export IMAGESYNC_STATICCHECK=$STATICCHECK"
-
-# --- cosign and oras (referrer tests: signatures and SBOMs from the real clients) ---
-COSIGN_VERSION=v2.6.5
-ORAS_VERSION=v1.3.6
-COSIGN="$CACHE/cosign-$COSIGN_VERSION/cosign"
-ORAS="$CACHE/oras-$ORAS_VERSION/oras"
-# go_tool BIN PACKAGE@VERSION: go install into BIN's directory unless BIN exists already.
-go_tool() {
-	local bin=$1 pkg=$2
-	if [ -x "$bin" ]; then
-		log "found $bin"
-		return 0
-	fi
-	command -v go >/dev/null 2>&1 || { log "go not found, cannot build $pkg"; exit 1; }
-	log "building $pkg into $(dirname "$bin") (once per machine)"
-	mkdir -p "$(dirname "$bin")"
-	# Built into a temporary directory and moved: a killed build never leaves a half-written tool behind.
-	local tmp
-	tmp=$(mktemp -d "$(dirname "$bin")/.build.XXXXXX")
-	GOFLAGS=-buildvcs=false CGO_ENABLED=0 GOBIN="$tmp" go install "$pkg" >&2
-	mv -f "$tmp/$(basename "$bin")" "$bin"
-	rmdir "$tmp"
-	[ -x "$bin" ] || { log "$bin missing after go install"; exit 1; }
-}
-go_tool "$ORAS" "oras.land/oras/cmd/oras@$ORAS_VERSION"
-go_tool "$COSIGN" "github.com/sigstore/cosign/v2/cmd/cosign@$COSIGN_VERSION"
-
 echo "export IMAGESYNC_REGISTRY_V2=$V2"
 echo "export IMAGESYNC_REGISTRY_V3=$V3"
 if command -v skopeo >/dev/null 2>&1; then echo "export IMAGESYNC_SKOPEO=$(command -v skopeo)"; fi

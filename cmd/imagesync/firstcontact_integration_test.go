@@ -154,6 +154,7 @@ func TestOtherToolsHabits(t *testing.T) {
 // was tried and after how many attempts; a name that does not exist is
 // not retried.
 func TestUnreachableSaysWhatWasTried(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("runs the binary")
 	}

@@ -24,6 +24,7 @@ import (
 // container, and the rest is mirrored (exit 1); --flat keeps the old
 // layout and skips images of two registries that would share a path.
 func TestFromClusterUntrustedPods(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("integration test")
 	}
@@ -136,6 +137,7 @@ func TestFromClusterUntrustedPods(t *testing.T) {
 // name before printing or applying anything (exit 2, the rule named);
 // the API server holds nothing afterwards.
 func TestJobFlagsValidated(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("integration test")
 	}

@@ -11,6 +11,7 @@ import (
 // TestMinAge: with --min-age 2s a new tag is "wait" (plan and sync) and not
 // copied; a run 3 s later copies it; a tag that moves starts again.
 func TestMinAge(t *testing.T) {
+	t.Parallel()
 	forEachKind(t, func(t *testing.T, kind registrytest.Kind) {
 		src, dst := pair(t, kind, registrytest.Options{})
 		first, _ := src.PushRandomImage(t, "lib/app", "v1", linuxAmd64, 1, 256, true, 8201)

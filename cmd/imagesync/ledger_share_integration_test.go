@@ -19,6 +19,7 @@ import (
 // ledger export, run while they copy, answer at once. The real binary,
 // against real registries, a slow source so that the runs overlap.
 func TestTwoSyncsShareTheLedger(t *testing.T) {
+	t.Parallel()
 	forEachKind(t, func(t *testing.T, kind registrytest.Kind) {
 		src, dst := pair(t, kind, registrytest.Options{})
 		slow := throttled(t, src.Host, 256<<10)

@@ -157,6 +157,7 @@ var metricsURLRE = regexp.MustCompile(`msg="serving metrics" url=(http://\S+/met
 // images counter and the last successful run's time; promtool accepts the
 // endpoint's output.
 func TestMetricsScrapedByPrometheus(t *testing.T) {
+	// Serial: frees a port and hands it to prometheus; a test beside it could take it meanwhile.
 	if testing.Short() {
 		t.Skip("integration")
 	}

@@ -20,6 +20,7 @@ import (
 // verify is clean. A registry that deletes only by digest (distribution
 // 2.8) keeps a tag whose digest another tag shares.
 func TestPrune(t *testing.T) {
+	t.Parallel()
 	forEachKind(t, func(t *testing.T, kind registrytest.Kind) {
 		src, dst := pair(t, kind, registrytest.Options{})
 		want := map[string]string{}
@@ -173,6 +174,7 @@ func TestPrune(t *testing.T) {
 // from one source (v1.* and v2.*); --prune never deletes what the other
 // rule selects, and deletes what neither selects any more.
 func TestPruneKeepsOtherRules(t *testing.T) {
+	t.Parallel()
 	forEachKind(t, func(t *testing.T, kind registrytest.Kind) {
 		src, dst := pair(t, kind, registrytest.Options{})
 		want := map[string]string{}

@@ -124,6 +124,7 @@ func watchConfig(src, dst *registrytest.Registry, extra string) string {
 // config file broken between runs keeps the last good rules and says so;
 // SIGTERM during the wait ends the process at once with exit 0.
 func TestWatchMode(t *testing.T) {
+	// Serial: asserts the exit within 2 s of SIGTERM; a test beside it on 2 cores eats that margin.
 	if testing.Short() {
 		t.Skip("integration")
 	}
