@@ -1,12 +1,14 @@
 package main
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -191,4 +193,72 @@ func TestUnreachableSaysWhatWasTried(t *testing.T) {
 func isNotFound(err error) bool {
 	var dns *net.DNSError
 	return errors.As(err, &dns) && dns.IsNotFound
+}
+
+// sync, plan and verify read as one program (issue #23): SRC → DST in
+// each; verify tells filtered images and unchecked ones from mismatches;
+// one JSON casing; the sync line says when a platform filter rewrote the
+// index; no "1 errors" or "every one of 1 jobs".
+func TestOutputReadsAsOneProgram(t *testing.T) {
+	src, dst := pair(t, registrytest.Distribution2, registrytest.Options{})
+	linux := func(a string) registrytest.Platform { return registrytest.Platform{OS: "linux", Arch: a} }
+	app, _ := src.PushRandomImage(t, "org/app", "1.0", linux("amd64"), 1, 1024, false, 1)
+	src.PushRandomImage(t, "org/app", "2.0", linux("arm64"), 1, 1024, false, 2)
+	multi, _, _ := src.PushIndex(t, "org/multi", "v1", []registrytest.Platform{linux("amd64"), linux("arm64")}, true, 3)
+	dir := t.TempDir()
+	S, D := src.Host, dst.Host
+	images := writeFile(t, dir, "images.yaml", fmt.Sprintf("%[1]s/org/app:1.0: %[2]s/org/app\n%[1]s/org/multi:v1: %[2]s/org/multi\n", S, D))
+	r := runBinary(t, dir, "imagesync", nil, "sync", "--images", images, "--platform", "linux/amd64")
+	if r.code != exitOK || !strings.Contains(r.stderr, fmt.Sprintf("copied   %[1]s/org/multi:v1 → %[2]s/org/multi:v1 sha256:", S, D)) ||
+		!strings.Contains(r.stderr, "(index rewritten by the platform filter; source "+multi[:len("sha256:")+12]+")") {
+		t.Errorf("sync with a platform filter: exit %d; the line must say the index was rewritten", r.code)
+	}
+
+	images2 := writeFile(t, dir, "images2.yaml", fmt.Sprintf("%[1]s/org/app:1.0: %[2]s/org/app\n%[1]s/org/app:2.0: %[2]s/org/app\n%[1]s/org/app:9.9: %[2]s/org/app\n", S, D))
+	r = runBinary(t, dir, "imagesync", nil, "verify", "--images", images2, "--arch", "amd64")
+	for _, want := range []string{
+		fmt.Sprintf("ok       %[1]s/org/app:1.0 → %[2]s/org/app:1.0 %[3]s\n", S, D, app[:len("sha256:")+12]),
+		fmt.Sprintf("filtered %[1]s/org/app:2.0 → %[2]s/org/app:2.0: image platform linux/arm64 does not match the filter arch=amd64\n", S, D),
+		fmt.Sprintf("ERROR    %[1]s/org/app:9.9 → %[2]s/org/app:9.9\n", S, D),
+		"\n1 match, 0 differ, 1 not checked, 1 filtered\n",
+	} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("verify table lacks %q", want)
+		}
+	}
+	if r.code != exitSomeFail || strings.Contains(r.stdout, "MISMATCH") || strings.Contains(r.stdout, "←") {
+		t.Errorf("verify: exit %d, want %d, no MISMATCH and no ←", r.code, exitSomeFail)
+	}
+	r = runBinary(t, dir, "imagesync", nil, "verify", "--images", images2, "--arch", "amd64", "-o", "json")
+	var v struct {
+		Jobs []struct {
+			Destination, Status, Reason string
+			OK                          bool
+		}
+		Summary map[string]int
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &v); err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for _, j := range v.Jobs {
+		got[strings.TrimPrefix(j.Destination, D+"/")] = j.Status
+	}
+	if got["org/app:1.0"] != "ok" || got["org/app:2.0"] != "filtered" || got["org/app:9.9"] != "error" ||
+		v.Summary["ok"] != 1 || v.Summary["filtered"] != 1 || v.Summary["error"] != 1 || v.Summary["mismatch"] != 0 {
+		t.Errorf("verify -o json: statuses %v, summary %v", got, v.Summary)
+	}
+
+	r = runBinary(t, dir, "imagesync", nil, "plan", "--images", images2, "--arch", "amd64")
+	if !strings.Contains(r.stdout, ", 1 error; ") || strings.Contains(r.stdout, "1 errors") {
+		t.Error("plan summary: want \"1 error\"")
+	}
+	r = runBinary(t, dir, "imagesync", nil, "sync", "--images", images, "--platform", "linux/amd64", "-o", "json")
+	if !strings.Contains(r.stdout, `"sourceDigest": "`+multi+`"`) || regexp.MustCompile(`"[a-z]+_[a-z_]+":`).MatchString(r.stdout) {
+		t.Errorf("sync -o json: want camelCase keys only (sourceDigest)")
+	}
+	r = runBinary(t, dir, "imagesync", nil, "sync", "--retries", "0", S+"/org/app:9.9", D+"/org/app")
+	if r.code != exitAllFailed || !strings.HasSuffix(r.stderr, "imagesync: the job failed\n") {
+		t.Errorf("one failed job: exit %d, want %d and \"the job failed\"", r.code, exitAllFailed)
+	}
 }

@@ -423,9 +423,9 @@ type filterPlan struct {
 	Jobs []struct {
 		Source, Destination, Action, Digest string
 		Rewrite                             bool
-		SourceDigest                        string `json:"source_digest"`
+		SourceDigest                        string `json:"sourceDigest"`
 		Subject                             string
-		ArtifactType                        string `json:"artifact_type"`
+		ArtifactType                        string `json:"artifactType"`
 	}
 	Filters []struct {
 		Rule, Source string

@@ -276,7 +276,10 @@ func exitFor(failed, total int) error {
 	case failed == 0:
 		return nil
 	case failed == total:
-		return &exitError{code: exitAllFailed, err: fmt.Errorf("every one of %d jobs failed", failed)}
+		if failed == 1 {
+			return &exitError{code: exitAllFailed, err: errors.New("the job failed")}
+		}
+		return &exitError{code: exitAllFailed, err: fmt.Errorf("all %d jobs failed", failed)}
 	default:
 		return &exitError{code: exitSomeFail, err: fmt.Errorf("%d of %d jobs failed", failed, total)}
 	}

@@ -134,7 +134,7 @@ func TestReferrersSignedAndSBOM(t *testing.T) {
 			var rep struct {
 				Jobs []struct {
 					Action, Subject string
-					ArtifactType    string `json:"artifact_type"`
+					ArtifactType    string `json:"artifactType"`
 				}
 			}
 			if err := json.Unmarshal([]byte(r.stdout), &rep); err != nil {

@@ -646,7 +646,7 @@ func TestVerifyFailsWhenItCannotCheck(t *testing.T) {
 		if kinds := probs[dst.Host+"/lib/lost"]; len(kinds) != 1 || kinds[0] != "error" || len(probs) != 1 {
 			t.Errorf("problems %v, want one error for %s/lib/lost", probs, dst.Host)
 		}
-		if !strings.Contains(r.stdout, `"mismatch": 1`) || !strings.Contains(r.stdout, `"ok": 1`) {
+		if !strings.Contains(r.stdout, `"error": 1`) || !strings.Contains(r.stdout, `"mismatch": 0`) || !strings.Contains(r.stdout, `"ok": 1`) {
 			t.Errorf("summary:\n%s", r.stdout)
 		}
 		tr := runCLI(t, nil, "verify", "--images", images)

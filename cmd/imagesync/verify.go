@@ -64,8 +64,8 @@ func (c *VerifyCmd) Run(rc *runContext) error {
 	if len(jobs) == 0 && len(unchecked) > 0 {
 		return &exitError{code: exitAllFailed, err: fmt.Errorf("no source could be listed: nothing was verified")}
 	}
-	if v.Summary.Mismatch > 0 {
-		return &exitError{code: exitSomeFail, err: fmt.Errorf("%d of %d destinations differ or could not be checked", v.Summary.Mismatch, len(v.Jobs))}
+	if n := v.Failed(); n > 0 {
+		return &exitError{code: exitSomeFail, err: fmt.Errorf("%d of %d destinations differ or could not be checked", n, len(v.Jobs))}
 	}
 	return s.skippedError()
 }

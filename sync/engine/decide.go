@@ -219,11 +219,10 @@ func (e *Engine) wantDigest(ctx context.Context, u *unit, src *source) (want str
 			return "", nil, e.explain(src.repo, err)
 		}
 		if !u.filter.Match(p) {
-			desc := "no platform"
-			if p != nil {
-				desc = p.OS + "/" + p.Arch
+			if p == nil {
+				return "", fmt.Errorf("the image names no platform, so the filter %s does not keep it", u.filter), nil
 			}
-			return "", fmt.Errorf("image platform %s does not match the filter %s", desc, u.filter), nil
+			return "", fmt.Errorf("image platform %s does not match the filter %s", p.OS+"/"+p.Arch, u.filter), nil
 		}
 	}
 	return want, nil, nil

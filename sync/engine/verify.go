@@ -39,6 +39,7 @@ type VerifyResult struct {
 	Want     string // the digest the destination should hold
 	Got      string // the digest it holds
 	Problems []Problem
+	Filtered string // why the filters leave the image out: nothing was looked for
 }
 
 // OK reports whether the destination matched.
@@ -122,12 +123,13 @@ func (e *Engine) verifyJob(ctx context.Context, j rules.Job, opt VerifyOptions) 
 		sparse = strings.Contains(ent.Filter, "mode="+ModeKeepIndex)
 	} else {
 		u := &unit{src: j.Source, jobs: []rules.Job{j}, unitSettings: e.settingsFor(j.Rule)}
-		want, err := e.sourceDigest(ctx, u, seen)
+		want, filtered, err := e.sourceDigest(ctx, u, seen)
 		if err != nil {
 			return problem(ProblemError, j.Source.String(), err.Error())
 		}
-		if want == "" {
-			return res // filtered: nothing should be there
+		if filtered != nil {
+			res.Filtered = filtered.Error() // nothing should be there
+			return res
 		}
 		res.Want = want
 	}
@@ -160,20 +162,20 @@ func (e *Engine) verifyJob(ctx context.Context, j rules.Job, opt VerifyOptions) 
 	return res
 }
 
-// sourceDigest returns the digest a unit's destinations must hold ("" when
-// the platform filter removes everything): what a sync decides, by the same
-// steps.
-func (e *Engine) sourceDigest(ctx context.Context, u *unit, skip map[string]bool) (string, error) {
+// sourceDigest returns the digest a unit's destinations must hold (or why
+// the platform filter removes everything): what a sync decides, by the
+// same steps.
+func (e *Engine) sourceDigest(ctx context.Context, u *unit, skip map[string]bool) (want string, filtered, err error) {
 	src, err := e.resolveSource(ctx, u.src)
 	if err != nil {
-		return "", err
+		return "", nil, err
 	}
 	src.skip = skip // the children a keep-index filter leaves out are not looked for
-	want, filtered, err := e.wantDigest(ctx, u, src)
+	want, filtered, err = e.wantDigest(ctx, u, src)
 	if err != nil || filtered != nil {
-		return "", err
+		return "", filtered, err
 	}
-	return want, nil
+	return want, nil, nil
 }
 
 func refSep(ref string) string {

@@ -24,10 +24,10 @@ type PlanJob struct {
 	// Rewrite is set when a platform filter rewrote an index: Digest is the
 	// new index's, SourceDigest the source's.
 	Rewrite      bool   `json:"rewrite,omitempty"`
-	SourceDigest string `json:"source_digest,omitempty"`
+	SourceDigest string `json:"sourceDigest,omitempty"`
 	// Subject is set on referrers (signatures, SBOMs…): the digest they refer to.
 	Subject      string `json:"subject,omitempty"`
-	ArtifactType string `json:"artifact_type,omitempty"`
+	ArtifactType string `json:"artifactType,omitempty"`
 	// Immutable is set on a skip decided without any request: the tag is
 	// immutable and the ledger saw it copied. The table says "skip (immutable)".
 	Immutable bool `json:"immutable,omitempty"`
@@ -162,7 +162,7 @@ func (p Plan) WriteTable(w io.Writer) error {
 		j := p.Jobs[n-1]
 		var notes []string
 		if j.Rewrite {
-			notes = append(notes, fmt.Sprintf("rewrite: the platform filter writes a new index %s (source %s)", j.Digest, j.SourceDigest))
+			notes = append(notes, fmt.Sprintf("rewrite: the platform filter writes a new index %s (source %s)", shortDigest(j.Digest), shortDigest(j.SourceDigest)))
 		}
 		if j.Subject != "" {
 			notes = append(notes, fmt.Sprintf("referrer (%s) of %s", j.ArtifactType, shortDigest(j.Subject)))
@@ -194,19 +194,35 @@ func (p Plan) WriteTable(w io.Writer) error {
 	if s.Delete > 0 {
 		waiting += fmt.Sprintf(", %d to delete (--prune)", s.Delete)
 	}
-	fmt.Fprintf(&b, "\n%d to copy, %d to update, %d in sync, %d filtered, %d errors%s; %s to upload\n",
-		s.Copy, s.Update, s.Skip, s.Filtered, s.Error, waiting, Bytes(s.Bytes))
+	errs := "errors"
+	if s.Error == 1 {
+		errs = "error"
+	}
+	fmt.Fprintf(&b, "\n%d to copy, %d to update, %d in sync, %d filtered, %d %s%s; %s to upload\n",
+		s.Copy, s.Update, s.Skip, s.Filtered, s.Error, errs, waiting, Bytes(s.Bytes))
 	_, err := io.WriteString(w, b.String())
 	return err
 }
+
+// Verify statuses: the destination matches, differs, was left out by the
+// filters (nothing looked for), or could not be checked (the source tag is
+// gone, the network failed, nothing in the ledger to compare with).
+const (
+	VerifyOK       = "ok"
+	VerifyMismatch = "mismatch"
+	VerifyFiltered = "filtered"
+	VerifyError    = "error"
+)
 
 // VerifyJob is one row of `imagesync verify -o json`.
 type VerifyJob struct {
 	Source      string           `json:"source"`
 	Destination string           `json:"destination"`
-	OK          bool             `json:"ok"`
+	Status      string           `json:"status"`
+	OK          bool             `json:"ok"` // status ok or filtered
 	Want        string           `json:"want,omitempty"`
 	Got         string           `json:"got,omitempty"`
+	Reason      string           `json:"reason,omitempty"` // filtered: why
 	Problems    []engine.Problem `json:"problems,omitempty"`
 }
 
@@ -216,18 +232,45 @@ type Verification struct {
 	Summary struct {
 		OK       int `json:"ok"`
 		Mismatch int `json:"mismatch"`
+		Filtered int `json:"filtered"`
+		Error    int `json:"error"`
 	} `json:"summary"`
+}
+
+// Failed counts the destinations that differ or could not be checked.
+func (v Verification) Failed() int { return v.Summary.Mismatch + v.Summary.Error }
+
+// verifyStatus classifies a result: only problems the check itself met
+// (ProblemError, ProblemUnknown) leave it unchecked rather than different.
+func verifyStatus(r engine.VerifyResult) string {
+	switch {
+	case r.Filtered != "":
+		return VerifyFiltered
+	case r.OK():
+		return VerifyOK
+	}
+	for _, p := range r.Problems {
+		if p.Kind != engine.ProblemError && p.Kind != engine.ProblemUnknown {
+			return VerifyMismatch
+		}
+	}
+	return VerifyError
 }
 
 // NewVerification collects verify results.
 func NewVerification(rs []engine.VerifyResult) Verification {
 	v := Verification{Jobs: []VerifyJob{}}
 	for _, r := range rs {
-		j := VerifyJob{Source: r.Job.Source.String(), Destination: r.Job.Destination.String(), OK: r.OK(), Want: r.Want, Got: r.Got, Problems: r.Problems}
-		if j.OK {
+		j := VerifyJob{Source: r.Job.Source.String(), Destination: r.Job.Destination.String(), Status: verifyStatus(r), OK: r.OK(), Want: r.Want, Got: r.Got, Reason: r.Filtered, Problems: r.Problems}
+		switch j.Status {
+		case VerifyOK:
 			v.Summary.OK++
-		} else {
+		case VerifyFiltered:
+			v.Summary.Filtered++
+		case VerifyMismatch:
 			v.Summary.Mismatch++
+		default:
+			v.Summary.Error++
 		}
 		v.Jobs = append(v.Jobs, j)
 	}
@@ -247,11 +290,18 @@ func (v Verification) WriteJSON(w io.Writer) error {
 func (v Verification) WriteTable(out io.Writer) error {
 	w := &bytes.Buffer{} // written once: a redacting writer sees every line entire
 	for _, j := range v.Jobs {
-		status := "ok"
-		if !j.OK {
-			status = "MISMATCH"
+		status := j.Status
+		if status != VerifyOK && status != VerifyFiltered {
+			status = strings.ToUpper(status) // what needs a look stands out
 		}
-		fmt.Fprintf(w, "%-8s %s ← %s %s\n", status, j.Destination, j.Source, shortDigest(j.Want))
+		line := fmt.Sprintf("%-8s %s → %s", status, j.Source, j.Destination)
+		switch {
+		case j.Want != "":
+			line += " " + shortDigest(j.Want)
+		case j.Reason != "":
+			line += ": " + j.Reason
+		}
+		fmt.Fprintln(w, line)
 		for _, p := range j.Problems {
 			fmt.Fprintf(w, "         %s %s", p.Kind, p.Ref)
 			if p.Detail != "" {
@@ -260,7 +310,14 @@ func (v Verification) WriteTable(out io.Writer) error {
 			fmt.Fprintln(w)
 		}
 	}
-	fmt.Fprintf(w, "\n%d match, %d differ\n", v.Summary.OK, v.Summary.Mismatch)
+	fmt.Fprintf(w, "\n%d match, %d differ", v.Summary.OK, v.Summary.Mismatch)
+	if v.Summary.Error > 0 {
+		fmt.Fprintf(w, ", %d not checked", v.Summary.Error)
+	}
+	if v.Summary.Filtered > 0 {
+		fmt.Fprintf(w, ", %d filtered", v.Summary.Filtered)
+	}
+	fmt.Fprintln(w)
 	_, err := out.Write(w.Bytes())
 	return err
 }

@@ -25,6 +25,9 @@ func Line(r engine.JobResult) string {
 	fmt.Fprintf(&b, "%-8s %s → %s", r.Action, r.Job.Source, r.Job.Destination)
 	if r.Digest != "" && r.Action != engine.Failed {
 		fmt.Fprintf(&b, " %s", shortDigest(r.Digest))
+		if r.SourceDigest != "" && r.SourceDigest != r.Digest {
+			fmt.Fprintf(&b, " (index rewritten by the platform filter; source %s)", shortDigest(r.SourceDigest))
+		}
 	}
 	if r.Bytes > 0 {
 		fmt.Fprintf(&b, " %s", Bytes(r.Bytes))
@@ -190,10 +193,10 @@ type SyncJob struct {
 	Error       string `json:"error,omitempty"`
 	// Rewrite: a platform filter rewrote the index (Digest is the new one).
 	Rewrite      bool   `json:"rewrite,omitempty"`
-	SourceDigest string `json:"source_digest,omitempty"`
+	SourceDigest string `json:"sourceDigest,omitempty"`
 	// Subject is set on referrers: the digest they refer to.
 	Subject      string `json:"subject,omitempty"`
-	ArtifactType string `json:"artifact_type,omitempty"`
+	ArtifactType string `json:"artifactType,omitempty"`
 	// Wait is the time left of a job held back by --min-age ("12m0s").
 	Wait string `json:"wait,omitempty"`
 }

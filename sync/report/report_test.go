@@ -89,7 +89,7 @@ func TestPlanTableKeepsErrorsOutOfColumns(t *testing.T) {
 		"error   src.io/ns/c:1  dst.io/m/c:1",
 		"    " + strings.TrimSpace(long.Error()),
 		"",
-		"1 to copy, 0 to update, 0 in sync, 0 filtered, 1 errors; 2.0 KiB to upload",
+		"1 to copy, 0 to update, 0 in sync, 0 filtered, 1 error; 2.0 KiB to upload",
 	}
 	if strings.Join(lines, "\n") != strings.Join(want, "\n") {
 		t.Errorf("table:\n%s\nwant:\n%s", strings.Join(lines, "\n"), strings.Join(want, "\n"))
