@@ -103,6 +103,11 @@ func TestDiscovery(t *testing.T) {
 		if got := catalogOf(t, dst); len(got) != 0 {
 			t.Errorf("plan wrote %v", got)
 		}
+		// and what a tag filter removed, per repository
+		r = runCLI(t, nil, "plan", src.Host+"/ns2/*", dst.Host+"/plan", "--exclude", "^v1$")
+		if r.code != exitOK || strings.Count(r.stdout, "tag filters of") != 10 || !strings.Contains(r.stdout, "("+src.Host+"/ns2/app3)") {
+			t.Errorf("plan with a filter: exit %d, want the filters of the ten repositories", r.code)
+		}
 
 		// one-off: ns1/* → dst/one
 		if r := runCLI(t, nil, "sync", src.Host+"/ns1/*", dst.Host+"/one/ns1"); r.code != exitOK {

@@ -34,7 +34,7 @@ func (c *PlanCmd) Run(rc *runContext) error {
 	jobs, failed = s.selectShard(jobs, failed)
 	res := eng.Sync(rc.ctx, jobs, failed)
 	p := report.NewPlan(res)
-	p.AddFilters(s.rules)
+	p.AddFilters(eng.Rules(s.rules))
 	p.SkippedRules = report.SkippedRules(s.skipped)
 	p.SkippedImages = s.skippedImages()
 	p.Summary.SkippedImages = len(p.SkippedImages)

@@ -23,6 +23,7 @@ func (e *Engine) discover(ctx context.Context, rs []rules.Rule) ([]rules.Rule, [
 		found = found || rs[i].IsDiscovery()
 	}
 	if !found {
+		e.expanded = nil
 		return rs, nil, nil
 	}
 	type catalog struct {
@@ -31,6 +32,7 @@ func (e *Engine) discover(ctx context.Context, rs []rules.Rule) ([]rules.Rule, [
 	}
 	catalogs := map[string]*catalog{} // registry + "\x00" + prefix credentials
 	var out []rules.Rule
+	defer func() { e.expanded = out }()
 	var failed []JobResult
 	var errs rules.ErrorList
 	for i := range rs {
@@ -73,6 +75,16 @@ func (e *Engine) discover(ctx context.Context, rs []rules.Rule) ([]rules.Rule, [
 		out = append(out, concrete...)
 	}
 	return out, failed, errs
+}
+
+// Rules returns the rules of the last Expand: those given, a wildcard rule
+// replaced by the rules of the repositories it selected (with what their
+// tag filters removed, for plan).
+func (e *Engine) Rules(given []rules.Rule) []rules.Rule {
+	if e.expanded == nil {
+		return given
+	}
+	return e.expanded
 }
 
 // ruleFailed is one failed result per destination of a rule that could

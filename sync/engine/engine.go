@@ -194,6 +194,9 @@ type Engine struct {
 
 	layouts *layout.Set // the image layouts the rules name
 	prune   pruneState  // what Expand learnt for --prune
+	// expanded are the rules of the last Expand when a wildcard rule was
+	// replaced by one rule per repository (nil otherwise).
+	expanded []rules.Rule
 }
 
 // New returns an Engine.
