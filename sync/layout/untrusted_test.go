@@ -441,7 +441,7 @@ func TestLayoutSourceOnlyRegularFiles(t *testing.T) {
 		_, err := within(t, func() error {
 			rc, _, err := l.Repo("x.io/a").GetBlob(ctx, layer)
 			if err == nil {
-				_, err = io.Copy(io.Discard, io.LimitReader(rc, 1<<20))
+				_, _ = io.Copy(io.Discard, io.LimitReader(rc, 1<<20))
 				rc.Close()
 				return errors.New("opened")
 			}
