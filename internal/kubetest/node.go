@@ -58,6 +58,9 @@ func (c *Cluster) startNode(t testing.TB, bins map[string]string, n *Node) {
 	// Stops what containerd and the kubelet leave behind, after both stopped
 	// (cleanups run last-registered first: this one runs after theirs).
 	t.Cleanup(func() { c.cleanupNode(t, dir, sock, bins["IMAGESYNC_RUNC"]) })
+	// The kubelet sets kernel tunables it wants (kernel.panic_on_oops=1, vm.overcommit_memory=1,
+	// …) and refuses to start if it may not: they are put back as they were when it stops.
+	restoreSysctls(t)
 
 	var cfg strings.Builder
 	fmt.Fprintf(&cfg, `version = 2
@@ -219,6 +222,31 @@ func (c *Cluster) cleanupNode(t testing.TB, dir, sock, runc string) {
 			}
 		}
 	}
+}
+
+// kubeletSysctls are the kernel settings the kubelet changes at start
+// (pkg/kubelet/cm setupKernelTunables).
+var kubeletSysctls = []string{"vm/overcommit_memory", "vm/panic_on_oom", "kernel/panic", "kernel/panic_on_oops", "kernel/keys/root_maxkeys", "kernel/keys/root_maxbytes"}
+
+// restoreSysctls records the kubelet's kernel settings and writes them back
+// when the test ends.
+func restoreSysctls(t testing.TB) {
+	saved := map[string][]byte{}
+	for _, k := range kubeletSysctls {
+		if b, err := os.ReadFile("/proc/sys/" + k); err == nil {
+			saved[k] = b
+		}
+	}
+	t.Cleanup(func() {
+		for k, b := range saved {
+			if now, err := os.ReadFile("/proc/sys/" + k); err == nil && string(now) == string(b) {
+				continue
+			}
+			if err := os.WriteFile("/proc/sys/"+k, b, 0o644); err != nil {
+				t.Logf("kubetest: restore %s: %v", k, err)
+			}
+		}
+	})
 }
 
 // shimPIDs are the containerd-shim processes started for this socket.
