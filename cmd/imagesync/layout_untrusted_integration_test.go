@@ -217,3 +217,31 @@ func TestLayoutShortAndAmbiguousNames(t *testing.T) {
 		}
 	}
 }
+
+// A FILE.partial this program did not make (here: a directory with a
+// user's file) is refused with exit 2 by sync, plan and verify, naming it;
+// nothing in it is used or deleted, and no archive is written.
+func TestLayoutForeignStagingRefused(t *testing.T) {
+	dir := t.TempDir()
+	src := filepath.Join(dir, "src")
+	handLayout(t, src, "x.io/a/b:1")
+	file := filepath.Join(dir, "bundle.tar")
+	_ = os.MkdirAll(file+".partial", 0o755)
+	thesis := writeFile(t, file+".partial", "thesis.txt", "years of work")
+	images := writeFile(t, dir, "images.yaml", fmt.Sprintf("oci:%s: oci-archive:%s\n", src, file))
+	for _, sub := range []string{"sync", "plan", "verify"} {
+		r := runCLI(t, nil, sub, "--images", images)
+		if r.code != exitUsage || !strings.Contains(r.stderr, file+".partial") || !strings.Contains(r.stderr, "not a staging directory imagesync made") {
+			t.Errorf("%s: exit %d, want %d and the staging directory named", sub, r.code, exitUsage)
+		}
+	}
+	if readFile(t, thesis) != "years of work" {
+		t.Error("the user's file changed")
+	}
+	if entries, _ := os.ReadDir(file + ".partial"); len(entries) != 1 {
+		t.Errorf("the directory holds %d entries now", len(entries))
+	}
+	if _, err := os.Lstat(file); err == nil {
+		t.Error("an archive was written")
+	}
+}

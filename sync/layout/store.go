@@ -102,9 +102,17 @@ func (l *Layout) create() (*os.Root, error) {
 		}
 		return nil, err
 	}
+	made, err := os.Lstat(l.dir)
+	if err != nil {
+		return nil, err
+	}
 	root, err := os.OpenRoot(l.dir)
 	if err != nil {
 		return nil, err
+	}
+	if st, err := root.Stat("."); err != nil || !os.SameFile(made, st) { // replaced since the Mkdir
+		root.Close()
+		return nil, oci.Permanent(&ConfigError{Path: l.dir, Err: errors.New("replaced while this run created it; nothing was deleted")})
 	}
 	if err := writeFileAtomic(root, stagingMarker, []byte(markerText(l.abs))); err != nil {
 		root.Close()
