@@ -81,7 +81,7 @@ func TestFirstContactMistakes(t *testing.T) {
 		{"kubectl-imagesync", nil, "", []string{"kubectl imagesync: nothing to copy", "kubectl imagesync -f FILE", "for example:\n  kubectl imagesync quay.io/"}},
 		{"imagesync", []string{"--proc", "8"}, "", []string{"imagesync: nothing to copy: give one of"}},
 		{"imagesync", []string{"ledger"}, "", []string{`imagesync: expected one of "export", "stats"`, "Usage: imagesync ledger <command>", "ledger stats"}},
-		{"imagesync", []string{"completion"}, "", []string{"Usage: imagesync completion <shell>", "source <(imagesync completion bash)"}},
+		{"imagesync", []string{"completion"}, "", []string{"Usage: imagesync completion [flags] <shell>", "source <(imagesync completion bash)"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.argv0+" "+strings.Join(tc.args, " "), func(t *testing.T) {
@@ -260,5 +260,40 @@ func TestOutputReadsAsOneProgram(t *testing.T) {
 	r = runBinary(t, dir, "imagesync", nil, "sync", "--retries", "0", S+"/org/app:9.9", D+"/org/app")
 	if r.code != exitAllFailed || !strings.HasSuffix(r.stderr, "imagesync: the job failed\n") {
 		t.Errorf("one failed job: exit %d, want %d and \"the job failed\"", r.code, exitAllFailed)
+	}
+}
+
+// A command's help reads as kubectl's: the usage line with SRC DST, the
+// command's own flags first, a short block of global flags, the examples
+// (a one-off copy among them) and exit codes last.
+func TestCommandHelpLayout(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the binary")
+	}
+	dir := t.TempDir()
+	for _, tc := range []struct{ argv0, cmd, name string }{
+		{"imagesync", "sync", "imagesync"}, {"imagesync", "plan", "imagesync"}, {"imagesync", "verify", "imagesync"}, {"docker-sync", "plan", "docker sync"},
+	} {
+		args := []string{tc.cmd, "--help"}
+		if tc.argv0 == "docker-sync" {
+			args = append([]string{"sync"}, args...)
+		}
+		r := runBinary(t, dir, tc.argv0, nil, args...)
+		out := r.stdout
+		wantUsage := "Usage: " + tc.name + " " + tc.cmd + " [flags] [SRC DST...]\n"
+		own, global, examples := strings.Index(out, "--images=FILE"), strings.Index(out, "\nGlobal flags:\n"), strings.Index(out, "\nExamples:\n  "+tc.name+" ")
+		if r.code != exitOK || !strings.HasPrefix(out, wantUsage) || own < 0 || global < own || examples < global || !strings.Contains(out[examples:], "Exit codes:") {
+			t.Errorf("%s %s --help: want %q first, own flags, Global flags, then Examples and Exit codes", tc.name, tc.cmd, wantUsage)
+		}
+		if strings.Count(out, "--log-format") != 1 || strings.Count(out, "--no-progress") != 1 {
+			t.Errorf("%s --help: the global flags appear more than once", tc.cmd)
+		}
+		if !regexp.MustCompile(`(?m)^  ` + tc.name + ` (` + tc.cmd + ` )?[a-z0-9.]+/[^ ]+ [a-z0-9.]+/`).MatchString(out[max(examples, 0):]) {
+			t.Errorf("%s --help shows no one-off SRC DST example", tc.cmd)
+		}
+	}
+	r := runBinary(t, dir, "imagesync", nil, "version", "--help")
+	if strings.Contains(r.stdout, "--version") || !strings.Contains(r.stdout, "Global flags:") {
+		t.Errorf("version --help lists --version:\n%s", r.stdout)
 	}
 }

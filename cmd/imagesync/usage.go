@@ -198,17 +198,84 @@ func editDistance(a, b string) int {
 // top-level help: `imagesync --images …` is how image-syncer users start.
 var commonSyncFlags = []string{"images", "auth", "config", "proc", "retries", "arch", "os", "output-failed-images"}
 
-// helpPrinter is kong's help, plus at the top level the common flags of
-// the default command.
+// helpPrinter is kong's help, laid out as kubectl's: at the top level, the
+// commands and the common flags of the default command; for a command, its
+// usage line (imagesync sync [flags] [SRC DST...]), what it does, its own
+// flags, a short block of the global flags, then examples and exit codes.
 func helpPrinter(options kong.HelpOptions, ctx *kong.Context) error {
-	if err := kong.DefaultHelpPrinter(options, ctx); err != nil {
-		return err
-	}
-	if ctx.Selected() != nil || ctx.Model.Node.DefaultCmd == nil {
+	sel := ctx.Selected()
+	if sel == nil {
+		if err := kong.DefaultHelpPrinter(options, ctx); err != nil {
+			return err
+		}
+		if ctx.Model.Node.DefaultCmd != nil {
+			writeDefaultFlags(ctx.Stdout, ctx.Model.Node.DefaultCmd, ctx.Model.Name)
+		}
 		return nil
 	}
-	writeDefaultFlags(ctx.Stdout, ctx.Model.Node.DefaultCmd, ctx.Model.Name)
+	fmt.Fprintf(ctx.Stdout, "Usage: %s\n", commandUsage(sel))
+	globals := ctx.Model.Node.Flags
+	hidden := make([]bool, len(globals))
+	for i, f := range globals {
+		hidden[i], f.Hidden = f.Hidden, true
+	}
+	options.NoAppSummary = true
+	err := kong.DefaultHelpPrinter(options, ctx)
+	for i, f := range globals {
+		f.Hidden = hidden[i]
+	}
+	if err != nil {
+		return err
+	}
+	writeGlobalFlags(ctx.Stdout, globals, sel)
+	if ex := commandExamples[sel.Name]; ex != "" {
+		fmt.Fprintf(ctx.Stdout, "\n%s\n", strings.ReplaceAll(ex, "imagesync ", ctx.Model.Name+" "))
+	}
 	return nil
+}
+
+// commandUsage is the usage line of a command: its path, [flags], then its
+// arguments (a one-off copy's as SRC DST...).
+func commandUsage(cmd *kong.Node) string {
+	s := commandPath(cmd)
+	if len(cmd.Children) > 0 {
+		return s + " <command> [flags]"
+	}
+	s += " [flags]"
+	for _, p := range cmd.Positional {
+		switch {
+		case p.Name == "image":
+			s += " [SRC DST...]"
+		case p.Required:
+			s += " <" + p.Name + ">"
+		default:
+			s += " [<" + p.Name + ">]"
+		}
+	}
+	return s
+}
+
+// writeGlobalFlags prints the flags every command takes, one short line
+// each (not --version under the version command).
+func writeGlobalFlags(w io.Writer, globals []*kong.Flag, cmd *kong.Node) {
+	fmt.Fprintln(w, "\nGlobal flags:")
+	for _, f := range globals {
+		if f.Hidden || (cmd.Name == "version" && f.Name == "version") {
+			continue
+		}
+		left := "    --" + f.Name
+		if f.Short != 0 {
+			left = "-" + string(f.Short) + ", --" + f.Name
+		}
+		if !f.IsBool() {
+			left += "=" + f.FormatPlaceHolder()
+		}
+		help := globalFlagHelp[f.Name]
+		if help == "" {
+			help = f.Help
+		}
+		fmt.Fprintf(w, "  %-24s %s\n", left, help)
+	}
 }
 
 func writeDefaultFlags(w io.Writer, def *kong.Node, name string) {
