@@ -15,6 +15,7 @@ import (
 	"github.com/imagesync/imagesync/internal/cfgfile"
 	"github.com/imagesync/imagesync/kube"
 	"github.com/imagesync/imagesync/plugin"
+	"github.com/imagesync/imagesync/sync/config"
 	"github.com/imagesync/imagesync/sync/engine"
 	"github.com/imagesync/imagesync/sync/report"
 	"github.com/imagesync/imagesync/sync/rules"
@@ -156,7 +157,7 @@ func (c *JobCmd) Run(rc *runContext) error {
 		return nil
 	}
 	if c.File != "" {
-		cfg, err := rules.LoadNative(c.File, rules.Options{LookupEnv: rc.env.lookup})
+		cfg, err := config.LoadNative(c.File, rules.Options{LookupEnv: rc.env.lookup})
 		if err != nil {
 			return &exitError{code: exitUsage, err: err}
 		}

@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/imagesync/imagesync/credentials"
+	"github.com/imagesync/imagesync/sync/config"
 	"github.com/imagesync/imagesync/sync/rules"
 )
 
@@ -168,7 +169,7 @@ func TestSchemaValidatesExamples(t *testing.T) {
 			writeFile(t, dir, f, "{}\n")
 		}
 		p := writeFile(t, dir, "imagesync.yaml", string(doc))
-		if _, err := rules.LoadNative(p, rules.Options{LookupEnv: lookup}); err != nil {
+		if _, err := config.LoadNative(p, rules.Options{LookupEnv: lookup}); err != nil {
 			t.Errorf("%s does not load: %v", name, err)
 		}
 	}
@@ -188,7 +189,7 @@ func TestSchemaValidatesExamples(t *testing.T) {
 			t.Errorf("the schema accepts %q", bad)
 		}
 		p := writeFile(t, t.TempDir(), "imagesync.yaml", bad)
-		if _, err := rules.LoadNative(p, rules.Options{LookupEnv: lookup}); err == nil {
+		if _, err := config.LoadNative(p, rules.Options{LookupEnv: lookup}); err == nil {
 			t.Errorf("imagesync accepts %q", bad)
 		}
 	}

@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/imagesync/imagesync/credentials"
-	"github.com/imagesync/imagesync/sync/rules"
+	"github.com/imagesync/imagesync/sync/config"
 )
 
 // errStoppedWaiting ends watch mode when a signal arrives between runs:
@@ -25,8 +25,8 @@ func (c *SyncCmd) checkWatch(rc *runContext) error {
 		return nil
 	}
 	switch {
-	case c.Every < rules.MinEvery:
-		return usageError("--every %s: must be at least %s (e.g. 30m, 1h)", c.Every, rules.MinEvery)
+	case c.Every < config.MinEvery:
+		return usageError("--every %s: must be at least %s (e.g. 30m, 1h)", c.Every, config.MinEvery)
 	case c.KubeReport != "":
 		return usageError("--every and --kube-report cannot go together: a Kubernetes Job runs once (use `job --schedule` for a CronJob)")
 	}

@@ -2,11 +2,13 @@
 // auth, images and legacy config files, imagesync's own config file, the
 // one-off SRC DST arguments) into what it runs with: rules, credential files,
 // per-host request limits and run settings, with the precedence between
-// them in one place. Strict loading refuses a whole file for one invalid
-// rule; with Flags.SkipInvalid the rules concerned are set aside and
-// reported instead. It also holds the one writer of the native config file
-// (convert, --from-cluster --write-rules). Pure: no network, no engine; the
-// CLI parses flags, calls Load and prints.
+// them in one place. The native config file's reader is here too
+// (LoadNative; each sync entry built by rules.BuildRule, as an image-syncer
+// key is). Strict loading refuses a whole file for one invalid rule; with
+// Flags.SkipInvalid the rules concerned are set aside and reported instead.
+// It also holds the one writer of the native config file (convert,
+// --from-cluster --write-rules). Pure: no network, no engine; the CLI parses
+// flags, calls Load and prints.
 package config
 
 import (

@@ -5,7 +5,6 @@ import (
 
 	"github.com/imagesync/imagesync/credentials"
 	"github.com/imagesync/imagesync/internal/cfgfile"
-	"github.com/imagesync/imagesync/sync/rules"
 )
 
 // Legacy is image-syncer's legacy config file (--config): one map with
@@ -93,5 +92,5 @@ func LoadAuthOrLegacy(path string, lookup func(string) (string, bool)) (*credent
 // (one with sync: entries), for the hint when one is given as --images.
 func IsNativeFile(path string) bool {
 	n, err := cfgfile.Load(path)
-	return err == nil && rules.IsNative(n)
+	return err == nil && IsNative(n)
 }

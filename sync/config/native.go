@@ -51,7 +51,7 @@ func (c *Config) loadNative(f Flags, ropt rules.Options) error {
 		return nil
 	}
 
-	cfg, err := rules.LoadNative(f.File, ropt)
+	cfg, err := LoadNative(f.File, ropt)
 	if err != nil {
 		return err
 	}
@@ -104,7 +104,7 @@ func oneOff(f Flags, ropt rules.Options) (rules.Rule, error) {
 // registrySettings turns `registries:` into one auth file (the auth file's
 // entries, overlaid with the settings; credentials by reference resolved)
 // and the per-host request limits.
-func registrySettings(cfg *rules.Native, af *credentials.AuthFile) (*credentials.AuthFile, map[string]client.HostPolicy, error) {
+func registrySettings(cfg *Native, af *credentials.AuthFile) (*credentials.AuthFile, map[string]client.HostPolicy, error) {
 	hosts := map[string]client.HostPolicy{}
 	if len(cfg.Registries) == 0 {
 		if af == nil {

@@ -62,7 +62,7 @@ redis: [a.io/r]
 	if err := f.WriteFile(out); err != nil {
 		t.Fatal(err)
 	}
-	native, err := rules.LoadNative(out, opt)
+	native, err := LoadNative(out, opt)
 	if err != nil {
 		t.Fatal(err)
 	}

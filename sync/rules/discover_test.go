@@ -1,7 +1,6 @@
 package rules
 
 import (
-	"os"
 	"reflect"
 	"strings"
 	"testing"
@@ -90,51 +89,5 @@ func TestRepositoriesIncludeExclude(t *testing.T) {
 	r, _ = OneOff("reg.example.com/ns1/*", []string{"m.example.com/x"}, Options{})
 	if err := r.Source.Repos.SetRepositories([]string{"ns2/a"}, nil); err == nil || !strings.Contains(err.Error(), "not below") {
 		t.Errorf("error %v", err)
-	}
-}
-
-func TestNativeRepositoriesAndImmutable(t *testing.T) {
-	dir := t.TempDir()
-	p := dir + "/c.yaml"
-	write := func(s string) {
-		if err := os.WriteFile(p, []byte(s), 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
-	write(`defaults:
-  immutable: '^v\d+$'
-sync:
-  - from: reg.example.com/**
-    to: m.example.com/x
-    repositories: {include: [ns1/*], exclude: [ns1/b]}
-  - from: reg.example.com/ns2/*
-    to: m.example.com/y
-    repositories: [ns2/a]
-    immutable: ['^1\.']
-`)
-	cfg, err := LoadNative(p, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ApplyDefaults(cfg.Rules, cfg.Defaults.Rule)
-	r0, r1 := cfg.Rules[0], cfg.Rules[1]
-	if !r0.Source.Repos.Selects("ns1/a") || r0.Source.Repos.Selects("ns1/b") || r0.Source.Repos.Selects("ns2/a") {
-		t.Errorf("entry 0 selects wrongly: %+v", r0.Source.Repos)
-	}
-	if lit, ok := r1.Source.Repos.Literal(); !ok || !reflect.DeepEqual(lit, []string{"ns2/a"}) {
-		t.Errorf("entry 1 literal %v %v", lit, ok)
-	}
-	if !r0.IsImmutable("v12") || r0.IsImmutable("v1.2") || !r1.IsImmutable("1.2") || r1.IsImmutable("v12") {
-		t.Error("immutable patterns: defaults for entry 0, its own for entry 1")
-	}
-	for _, tc := range []struct{ text, msg string }{
-		{"sync:\n  - from: reg.example.com/app\n    to: m.example.com/x\n    repositories: [app]\n", "wildcard source"},
-		{"sync:\n  - from: reg.example.com/**\n    to: m.example.com/x\n    repositories: {include: [A]}\n", "not allowed"},
-		{"sync:\n  - from: reg.example.com/**\n    to: m.example.com/x\n    immutable: ['(']\n", "sync[0].immutable"},
-	} {
-		write(tc.text)
-		if _, err := LoadNative(p, Options{}); err == nil || !strings.Contains(err.Error(), tc.msg) {
-			t.Errorf("%q: error %v, want %q", tc.text, err, tc.msg)
-		}
 	}
 }

@@ -72,7 +72,7 @@ func FromNode(file string, n *cfgfile.Node, opt Options) ([]Rule, error) {
 	var errs ErrorList
 	rules := make([]Rule, 0, len(n.Map))
 	for _, kv := range n.Map {
-		r, es := buildRule(file, kv, opt)
+		r, es := BuildRule(file, kv, opt)
 		if len(es) > 0 {
 			errs = append(errs, es...)
 			continue
@@ -85,7 +85,10 @@ func FromNode(file string, n *cfgfile.Node, opt Options) ([]Rule, error) {
 	return rules, nil
 }
 
-func buildRule(file string, kv cfgfile.KeyValue, opt Options) (Rule, ErrorList) {
+// BuildRule builds the rule of one key and its value (destination or list
+// of destinations) of an images map; a native config's sync entry is built
+// through it too (from: as the key, to: as the value), so both mean the same.
+func BuildRule(file string, kv cfgfile.KeyValue, opt Options) (Rule, ErrorList) {
 	var errs ErrorList
 	fail := func(line int, msg string) {
 		if line == 0 {
@@ -273,7 +276,8 @@ func (s Source) itemCount() int {
 	return -1
 }
 
-func (k SelectorKind) describe() string {
+// Describe names the kind in messages ("all tags", "a digest").
+func (k SelectorKind) Describe() string {
 	switch k {
 	case AllTags:
 		return "all tags"
@@ -307,14 +311,14 @@ func checkDestination(src Source, d Destination) error {
 		case src.Kind == TagList && len(src.Tags) == 1:
 			// checked by the engine once the source tag is resolved
 		default:
-			return fmt.Errorf("destination %q: a digest destination needs a source digest or a single source tag, not %s", d.name(), src.Kind.describe())
+			return fmt.Errorf("destination %q: a digest destination needs a source digest or a single source tag, not %s", d.name(), src.Kind.Describe())
 		}
 	}
 	switch {
 	case len(d.Tags) == 1 && n >= 0 && n != 1:
 		return fmt.Errorf("destination %q renames to the single tag %q but the source has %d tags", d.name(), d.Tags[0], n)
 	case len(d.Tags) > 1 && n < 0:
-		return fmt.Errorf("destination %q lists %d tags but the source is %s (no fixed tag count); list the source tags as :t1,t2", d.name(), len(d.Tags), src.Kind.describe())
+		return fmt.Errorf("destination %q lists %d tags but the source is %s (no fixed tag count); list the source tags as :t1,t2", d.name(), len(d.Tags), src.Kind.Describe())
 	case len(d.Tags) > 1 && n != len(d.Tags):
 		what := "tags"
 		if src.Kind == DigestRef {

@@ -245,3 +245,7 @@ func checkRepository(repository string) error {
 	}
 	return nil
 }
+
+// IsRegistryHost reports whether s is a registry host[:port] as references
+// write it (lower case, a bracketed IPv6 address allowed).
+func IsRegistryHost(s string) bool { return domainRE.MatchString(s) }

@@ -39,7 +39,7 @@ func fromNodeSkipping(file string, n *cfgfile.Node, opt Options) (valid []Rule, 
 			}
 			continue
 		}
-		r, errs := buildRule(file, kv, opt)
+		r, errs := BuildRule(file, kv, opt)
 		if len(errs) > 0 {
 			skipped = append(skipped, errs...)
 			continue

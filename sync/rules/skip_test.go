@@ -87,33 +87,3 @@ func TestCheckJobsSetAside(t *testing.T) {
 		t.Errorf("skipped errors:\n%s\nwant the strict one (%s) and one naming rule a", got, strict)
 	}
 }
-
-// TestLoadNativeSetAside: a native file's sync entries with errors are set
-// aside with the strict errors; an error outside sync: still fails the file,
-// and so does a file whose every entry is set aside.
-func TestLoadNativeSetAside(t *testing.T) {
-	dir := t.TempDir()
-	p := filepath.Join(dir, "imagesync.yaml")
-	data := "sync:\n  - {from: q.io/a/ok:1, to: r.io/ns/ok}\n  - {from: q.io/a/bad:1,2, to: r.io/ns/bad:x}\n  - {from: q.io/a/env:1, to: $UNSET/x}\n"
-	if err := os.WriteFile(p, []byte(data), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	_, strict := LoadNative(p, Options{LookupEnv: env(nil)})
-	aside := &SetAside{}
-	cfg, err := LoadNative(p, Options{LookupEnv: env(nil), SetAside: aside})
-	if err != nil || len(cfg.Rules) != 1 {
-		t.Fatalf("LoadNative = %v, %v: want the one valid entry", cfg, err)
-	}
-	if strict == nil || aside.Errs.Error() != strict.Error() {
-		t.Errorf("set aside:\n%v\nwant the strict errors:\n%v", aside.Errs, strict)
-	}
-	for name, bad := range map[string]string{
-		"outside sync": "defaults: {proc: 0}\nsync:\n  - {from: q.io/a/ok:1, to: r.io/ns/ok}\n",
-		"all invalid":  "sync:\n  - {from: q.io/a/bad:1,2, to: r.io/ns/bad:x}\n",
-	} {
-		_ = os.WriteFile(p, []byte(bad), 0o600)
-		if _, err := LoadNative(p, Options{LookupEnv: env(nil), SetAside: &SetAside{}}); err == nil {
-			t.Errorf("%s: no error", name)
-		}
-	}
-}

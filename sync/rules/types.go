@@ -154,3 +154,7 @@ type Job struct {
 	Destination Ref // Tag set, or Digest set, or neither (push by digest)
 	Rule        *Rule
 }
+
+// SetPrune sets the rule's own prune setting (a config entry's prune:),
+// which its file's defaults do not replace: prune: false beats defaults.
+func (r *Rule) SetPrune(v bool) { r.Prune, r.pruneSet = v, true }

@@ -1,7 +1,8 @@
-package rules
+package config
 
 import (
 	"github.com/imagesync/imagesync/internal/cfgfile"
+	"github.com/imagesync/imagesync/sync/rules"
 )
 
 // repositories reads a sync entry's `repositories:`: a list of repository
@@ -27,7 +28,7 @@ func (l *nativeLoader) repositories(kv cfgfile.KeyValue, field string) (include,
 
 // applyRepositories narrows a wildcard source to the entry's
 // repositories: patterns.
-func (l *nativeLoader) applyRepositories(r *Rule, kv cfgfile.KeyValue, field string) bool {
+func (l *nativeLoader) applyRepositories(r *rules.Rule, kv cfgfile.KeyValue, field string) bool {
 	include, exclude, ok := l.repositories(kv, field)
 	if !ok {
 		return false

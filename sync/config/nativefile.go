@@ -1,12 +1,12 @@
-package rules
+package config
 
 import (
 	"fmt"
-	"regexp"
 	"sort"
 	"time"
 
 	"github.com/imagesync/imagesync/internal/cfgfile"
+	"github.com/imagesync/imagesync/sync/rules"
 )
 
 // Native is imagesync's own configuration file (imagesync.yaml or .json):
@@ -20,7 +20,7 @@ type Native struct {
 	AuthFile     string
 	AuthFileLine int
 	Registries   []RegistrySettings
-	Rules        []Rule
+	Rules        []rules.Rule
 	// Every is the watch-mode interval of `every:` (sync --every); 0: none.
 	Every time.Duration
 }
@@ -31,78 +31,8 @@ type NativeDefaults struct {
 	Proc, Retries, MaxConns *int
 	Rate                    *float64
 	TrustLedger             *bool // --trust-ledger
-	// Rule holds what every sync entry inherits unless it sets its own.
-	Rule RuleDefaults
-}
-
-// RuleDefaults are the per-rule settings a rule without its own inherits
-// (from `defaults:` or from the one-off flags).
-type RuleDefaults struct {
-	Tags         *TagFilter
-	Platforms    []string // nil: not set
-	PlatformMode string
-	Referrers    *Referrers
-	Immutable    []*regexp.Regexp // nil: not set
-	MinAge       time.Duration    // 0: not set
-	Prune        *bool            // nil: not set
-	PruneForce   bool
-}
-
-// ApplyDefaults fills the settings rules do not set themselves. Tag filters
-// only go to rules that list tags.
-func ApplyDefaults(rs []Rule, d RuleDefaults) {
-	for i := range rs {
-		r := &rs[i]
-		if r.Tags == nil && d.Tags != nil && r.NeedsTagList() {
-			r.Tags = d.Tags
-		}
-		if r.Platforms == nil && d.Platforms != nil {
-			r.Platforms = d.Platforms
-		}
-		if r.PlatformMode == "" {
-			r.PlatformMode = d.PlatformMode
-		}
-		if r.Referrers == nil && d.Referrers != nil {
-			r.Referrers = d.Referrers
-		}
-		if r.Immutable == nil && d.Immutable != nil {
-			r.Immutable = d.Immutable
-		}
-		if r.MinAge == 0 {
-			r.MinAge = d.MinAge
-		}
-		if d.Prune != nil && !r.pruneSet {
-			r.Prune = *d.Prune
-		}
-		r.PruneForce = r.PruneForce || d.PruneForce
-	}
-}
-
-// Merge returns d with every setting o has replacing d's.
-func (d RuleDefaults) Merge(o RuleDefaults) RuleDefaults {
-	if o.Tags != nil {
-		d.Tags = o.Tags
-	}
-	if o.Platforms != nil {
-		d.Platforms = o.Platforms
-	}
-	if o.PlatformMode != "" {
-		d.PlatformMode = o.PlatformMode
-	}
-	if o.Referrers != nil {
-		d.Referrers = o.Referrers
-	}
-	if o.Immutable != nil {
-		d.Immutable = o.Immutable
-	}
-	if o.MinAge != 0 {
-		d.MinAge = o.MinAge
-	}
-	if o.Prune != nil {
-		d.Prune = o.Prune
-	}
-	d.PruneForce = d.PruneForce || o.PruneForce
-	return d
+	// rules.Rule holds what every sync entry inherits unless it sets its own.
+	Rule rules.RuleDefaults
 }
 
 // RegistrySettings is one entry of `registries:`: a registry, or a
@@ -130,12 +60,6 @@ func (r RegistrySettings) HasCredentials() bool {
 	return r.AuthEntry != "" || r.UsernameEnv != "" || r.PasswordEnv != ""
 }
 
-// PlatformRE is the form of one platform: os/arch[/variant].
-var PlatformRE = regexp.MustCompile(`^[a-z0-9_.-]+/[a-z0-9_.-]+(?:/[a-z0-9_.-]+)?$`)
-
-// PlatformModes are the values of platform-mode.
-var PlatformModes = []string{"rewrite", "keep-index"}
-
 // IsNative reports whether a decoded file is a native config file rather
 // than an image-syncer images file: it is a map with a `sync:` list.
 func IsNative(n *cfgfile.Node) bool {
@@ -153,11 +77,11 @@ func IsNative(n *cfgfile.Node) bool {
 
 // LoadNative reads a native config file. Every error names the file, the
 // line and the field (e.g. `sync[2].tags.semver`); all come back at once as
-// an ErrorList. Nothing is contacted.
-func LoadNative(path string, opt Options) (*Native, error) {
+// an rules.ErrorList. Nothing is contacted.
+func LoadNative(path string, opt rules.Options) (*Native, error) {
 	n, err := cfgfile.Load(path)
 	if err != nil {
-		return nil, ErrorList{err}
+		return nil, rules.ErrorList{err}
 	}
 	return NativeFromNode(path, n, opt)
 }
@@ -165,11 +89,11 @@ func LoadNative(path string, opt Options) (*Native, error) {
 // nativeLoader accumulates the errors of one file.
 type nativeLoader struct {
 	file string
-	opt  Options
-	errs ErrorList
+	opt  rules.Options
+	errs rules.ErrorList
 	// skipped holds the errors of the sync entries set aside
 	// (opt.SetAside): any other error still fails the whole file.
-	skipped ErrorList
+	skipped rules.ErrorList
 }
 
 func (l *nativeLoader) fail(line int, field, format string, a ...any) {
@@ -177,7 +101,7 @@ func (l *nativeLoader) fail(line int, field, format string, a ...any) {
 }
 
 // NativeFromNode builds a Native from a decoded file.
-func NativeFromNode(file string, n *cfgfile.Node, opt Options) (*Native, error) {
+func NativeFromNode(file string, n *cfgfile.Node, opt rules.Options) (*Native, error) {
 	return (&nativeLoader{file: file, opt: opt}).load(n)
 }
 
@@ -251,7 +175,7 @@ func (l *nativeLoader) load(n *cfgfile.Node) (*Native, error) {
 }
 
 // entry reads one item of sync:.
-func (l *nativeLoader) entry(i int, n *cfgfile.Node) (Rule, bool) {
+func (l *nativeLoader) entry(i int, n *cfgfile.Node) (rules.Rule, bool) {
 	field := fmt.Sprintf("sync[%d]", i)
 	if n == nil || n.Kind != cfgfile.Map {
 		ln := 0
@@ -259,10 +183,10 @@ func (l *nativeLoader) entry(i int, n *cfgfile.Node) (Rule, bool) {
 			ln = n.Line
 		}
 		l.fail(ln, field, "must be a map with from: and to:")
-		return Rule{}, false
+		return rules.Rule{}, false
 	}
 	var from, to, repos *cfgfile.KeyValue
-	var settings RuleDefaults
+	var settings rules.RuleDefaults
 	tagsLine := 0
 	bad := len(l.errs)
 	for _, f := range l.mapFields(cfgfile.KeyValue{Key: field, Line: n.Line, Value: n}, field, "from", "to", "tags", "platforms", "platform-mode", "referrers", "repositories", "immutable", "min-age", "prune") {
@@ -287,15 +211,15 @@ func (l *nativeLoader) entry(i int, n *cfgfile.Node) (Rule, bool) {
 		l.fail(n.Line, field+".to", "missing: the destination (a string or a list)")
 	}
 	if from == nil || to == nil {
-		return Rule{}, false
+		return rules.Rule{}, false
 	}
 	src, ok := l.str(*from, field+".from")
 	if !ok {
-		return Rule{}, false
+		return rules.Rule{}, false
 	}
 	// The image-syncer machinery does the rest: from is a rule key and to
 	// its value. Its errors are renamed to the native fields.
-	r, errs := buildRule(l.file, cfgfile.KeyValue{Key: src, Line: line(*from), Value: to.Value}, l.opt)
+	r, errs := rules.BuildRule(l.file, cfgfile.KeyValue{Key: src, Line: line(*from), Value: to.Value}, l.opt)
 	for _, e := range errs {
 		if ce, ok := e.(*cfgfile.Error); ok {
 			ce.Key = field + ".to"
@@ -306,43 +230,22 @@ func (l *nativeLoader) entry(i int, n *cfgfile.Node) (Rule, bool) {
 		l.errs = append(l.errs, e)
 	}
 	if len(errs) > 0 || len(l.errs) > bad {
-		return Rule{}, false
+		return rules.Rule{}, false
 	}
 	if repos != nil && !l.applyRepositories(&r, *repos, field+".repositories") {
-		return Rule{}, false
+		return rules.Rule{}, false
 	}
 	r.Key = field
 	r.Tags, r.Platforms, r.PlatformMode, r.Referrers, r.Immutable = settings.Tags, settings.Platforms, settings.PlatformMode, settings.Referrers, settings.Immutable
 	r.MinAge = settings.MinAge
 	if settings.Prune != nil {
-		r.Prune, r.pruneSet = *settings.Prune, true
+		r.SetPrune(*settings.Prune)
 	}
 	if r.Tags != nil && !r.NeedsTagList() {
-		l.fail(tagsLine, field+".tags", "tag filters select among listed tags: from names %s, so drop tags: or the tag from from:", r.Source.Kind.describe())
-		return Rule{}, false
+		l.fail(tagsLine, field+".tags", "tag filters select among listed tags: from names %s, so drop tags: or the tag from from:", r.Source.Kind.Describe())
+		return rules.Rule{}, false
 	}
 	return r, true
-}
-
-// OneOff is the rule of a one-off copy (`imagesync sync SRC DST…`): SRC in
-// the rule-key syntax, each DST in the destination syntax. Errors name the
-// argument.
-func OneOff(src string, dsts []string, opt Options) (Rule, error) {
-	items := make([]*cfgfile.Node, len(dsts))
-	for i, d := range dsts {
-		items[i] = &cfgfile.Node{Kind: cfgfile.String, Str: d}
-	}
-	r, errs := buildRule("command line", cfgfile.KeyValue{Key: src, Value: &cfgfile.Node{Kind: cfgfile.List, List: items}}, opt)
-	if len(errs) > 0 {
-		for _, e := range errs {
-			if ce, ok := e.(*cfgfile.Error); ok {
-				ce.File, ce.Key = "", ""
-			}
-		}
-		return Rule{}, errs
-	}
-	r.File, r.Key = "", src
-	return r, nil
 }
 
 func errLine(err error) int {

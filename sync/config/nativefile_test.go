@@ -1,13 +1,15 @@
-package rules
+package config
 
 import (
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/imagesync/imagesync/internal/cfgfile"
+	"github.com/imagesync/imagesync/sync/rules"
 )
 
 func writeNative(t *testing.T, content string) string {
@@ -46,7 +48,7 @@ sync:
     platform-mode: keep-index
     referrers: {artifact-types: [application/spdx+json]}
 `)
-	cfg, err := LoadNative(p, Options{LookupEnv: env(map[string]string{"U": "robot", "P": "s3cret"})})
+	cfg, err := LoadNative(p, rules.Options{LookupEnv: env(map[string]string{"U": "robot", "P": "s3cret"})})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -65,13 +67,13 @@ sync:
 		t.Fatalf("rules %d", len(cfg.Rules))
 	}
 	r0, r1 := cfg.Rules[0], cfg.Rules[1]
-	if r0.Source.Kind != AllTags || r0.Tags == nil || r0.Tags.Latest != 5 || len(r0.Tags.Exclude) != 1 || r0.Platforms == nil || len(r0.Platforms) != 0 || r0.Referrers != nil {
+	if r0.Source.Kind != rules.AllTags || r0.Tags == nil || r0.Tags.Latest != 5 || len(r0.Tags.Exclude) != 1 || r0.Platforms == nil || len(r0.Platforms) != 0 || r0.Referrers != nil {
 		t.Errorf("rule 0 %+v", r0)
 	}
 	if r1.PlatformMode != "keep-index" || r1.Referrers == nil || !r1.Referrers.Wants("application/spdx+json") || r1.Referrers.Wants("x/y") {
 		t.Errorf("rule 1 %+v", r1)
 	}
-	ApplyDefaults(cfg.Rules, d.Rule)
+	rules.ApplyDefaults(cfg.Rules, d.Rule)
 	if len(cfg.Rules[0].Platforms) != 0 || cfg.Rules[0].Referrers == nil || len(cfg.Rules[1].Platforms) != 2 {
 		t.Errorf("defaults applied: %+v / %+v", cfg.Rules[0], cfg.Rules[1])
 	}
@@ -105,7 +107,7 @@ func TestLoadNativeErrors(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			p := writeNative(t, tc.content)
-			_, err := LoadNative(p, Options{LookupEnv: env(map[string]string{"P": "x"})})
+			_, err := LoadNative(p, rules.Options{LookupEnv: env(map[string]string{"P": "x"})})
 			if err == nil {
 				t.Fatal("no error")
 			}
@@ -143,9 +145,9 @@ func FuzzNativeConfig(f *testing.F) {
 		if err != nil {
 			return
 		}
-		cfg, err := NativeFromNode("c.yaml", n, Options{DefaultRegistry: "d.io", DefaultNamespace: "ns", LookupEnv: env(map[string]string{"U": "u", "P": "p", "X": "x.io"})})
+		cfg, err := NativeFromNode("c.yaml", n, rules.Options{DefaultRegistry: "d.io", DefaultNamespace: "ns", LookupEnv: env(map[string]string{"U": "u", "P": "p", "X": "x.io"})})
 		if err != nil {
-			for _, e := range err.(ErrorList) {
+			for _, e := range err.(rules.ErrorList) {
 				if !strings.HasPrefix(e.Error(), "c.yaml") {
 					t.Fatalf("error without the file: %v", e)
 				}
@@ -175,7 +177,7 @@ func TestLoadNativeJSON(t *testing.T) {
 	if err := os.WriteFile(p, []byte(doc), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	_, err := LoadNative(p, Options{})
+	_, err := LoadNative(p, rules.Options{})
 	if err == nil || !strings.Contains(err.Error(), p+`:7: key "sync[1].tags": tag filters select among listed tags`) {
 		t.Fatalf("JSON errors must name the line: %v", err)
 	}
@@ -183,7 +185,7 @@ func TestLoadNativeJSON(t *testing.T) {
 	if err := os.WriteFile(p, []byte(doc), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cfg, err := LoadNative(p, Options{})
+	cfg, err := LoadNative(p, rules.Options{})
 	if err != nil || len(cfg.Rules) != 2 || cfg.Rules[0].Tags.SemverText != "^1" || cfg.Rules[1].Referrers == nil {
 		t.Fatalf("%+v %v", cfg, err)
 	}
@@ -195,12 +197,95 @@ func TestLoadNativeEvery(t *testing.T) {
 		"every: 1h30m\nsync:\n  - {from: a.io/x, to: b.io/x}\n":                       90 * time.Minute,
 		"{\"every\": \"2s\", \"sync\": [{\"from\": \"a.io/x\", \"to\": \"b.io/x\"}]}": 2 * time.Second,
 	} {
-		cfg, err := LoadNative(writeNative(t, content), Options{})
+		cfg, err := LoadNative(writeNative(t, content), rules.Options{})
 		if err != nil {
 			t.Fatal(err)
 		}
 		if cfg.Every != want {
 			t.Errorf("%q: every %s, want %s", content, cfg.Every, want)
 		}
+	}
+}
+
+func TestNativeRepositoriesAndImmutable(t *testing.T) {
+	dir := t.TempDir()
+	p := dir + "/c.yaml"
+	write := func(s string) {
+		if err := os.WriteFile(p, []byte(s), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(`defaults:
+  immutable: '^v\d+$'
+sync:
+  - from: reg.example.com/**
+    to: m.example.com/x
+    repositories: {include: [ns1/*], exclude: [ns1/b]}
+  - from: reg.example.com/ns2/*
+    to: m.example.com/y
+    repositories: [ns2/a]
+    immutable: ['^1\.']
+`)
+	cfg, err := LoadNative(p, rules.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rules.ApplyDefaults(cfg.Rules, cfg.Defaults.Rule)
+	r0, r1 := cfg.Rules[0], cfg.Rules[1]
+	if !r0.Source.Repos.Selects("ns1/a") || r0.Source.Repos.Selects("ns1/b") || r0.Source.Repos.Selects("ns2/a") {
+		t.Errorf("entry 0 selects wrongly: %+v", r0.Source.Repos)
+	}
+	if lit, ok := r1.Source.Repos.Literal(); !ok || !reflect.DeepEqual(lit, []string{"ns2/a"}) {
+		t.Errorf("entry 1 literal %v %v", lit, ok)
+	}
+	if !r0.IsImmutable("v12") || r0.IsImmutable("v1.2") || !r1.IsImmutable("1.2") || r1.IsImmutable("v12") {
+		t.Error("immutable patterns: defaults for entry 0, its own for entry 1")
+	}
+	for _, tc := range []struct{ text, msg string }{
+		{"sync:\n  - from: reg.example.com/app\n    to: m.example.com/x\n    repositories: [app]\n", "wildcard source"},
+		{"sync:\n  - from: reg.example.com/**\n    to: m.example.com/x\n    repositories: {include: [A]}\n", "not allowed"},
+		{"sync:\n  - from: reg.example.com/**\n    to: m.example.com/x\n    immutable: ['(']\n", "sync[0].immutable"},
+	} {
+		write(tc.text)
+		if _, err := LoadNative(p, rules.Options{}); err == nil || !strings.Contains(err.Error(), tc.msg) {
+			t.Errorf("%q: error %v, want %q", tc.text, err, tc.msg)
+		}
+	}
+}
+
+// TestLoadNativeSetAside: a native file's sync entries with errors are set
+// aside with the strict errors; an error outside sync: still fails the file,
+// and so does a file whose every entry is set aside.
+func TestLoadNativeSetAside(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "imagesync.yaml")
+	data := "sync:\n  - {from: q.io/a/ok:1, to: r.io/ns/ok}\n  - {from: q.io/a/bad:1,2, to: r.io/ns/bad:x}\n  - {from: q.io/a/env:1, to: $UNSET/x}\n"
+	if err := os.WriteFile(p, []byte(data), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, strict := LoadNative(p, rules.Options{LookupEnv: env(nil)})
+	aside := &rules.SetAside{}
+	cfg, err := LoadNative(p, rules.Options{LookupEnv: env(nil), SetAside: aside})
+	if err != nil || len(cfg.Rules) != 1 {
+		t.Fatalf("LoadNative = %v, %v: want the one valid entry", cfg, err)
+	}
+	if strict == nil || aside.Errs.Error() != strict.Error() {
+		t.Errorf("set aside:\n%v\nwant the strict errors:\n%v", aside.Errs, strict)
+	}
+	for name, bad := range map[string]string{
+		"outside sync": "defaults: {proc: 0}\nsync:\n  - {from: q.io/a/ok:1, to: r.io/ns/ok}\n",
+		"all invalid":  "sync:\n  - {from: q.io/a/bad:1,2, to: r.io/ns/bad:x}\n",
+	} {
+		_ = os.WriteFile(p, []byte(bad), 0o600)
+		if _, err := LoadNative(p, rules.Options{LookupEnv: env(nil), SetAside: &rules.SetAside{}}); err == nil {
+			t.Errorf("%s: no error", name)
+		}
+	}
+}
+
+func env(vars map[string]string) func(string) (string, bool) {
+	return func(k string) (string, bool) {
+		v, ok := vars[k]
+		return v, ok
 	}
 }

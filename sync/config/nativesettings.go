@@ -1,4 +1,4 @@
-package rules
+package config
 
 import (
 	"fmt"
@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/imagesync/imagesync/internal/cfgfile"
+	"github.com/imagesync/imagesync/sync/rules"
 )
 
 func (l *nativeLoader) defaults(kv cfgfile.KeyValue) NativeDefaults {
@@ -43,7 +44,7 @@ func (l *nativeLoader) defaults(kv cfgfile.KeyValue) NativeDefaults {
 }
 
 // ruleSetting reads one of the settings a sync entry and defaults share.
-func (l *nativeLoader) ruleSetting(f cfgfile.KeyValue, field string, d *RuleDefaults) {
+func (l *nativeLoader) ruleSetting(f cfgfile.KeyValue, field string, d *rules.RuleDefaults) {
 	switch f.Key {
 	case "platforms":
 		if ps, ok := l.platforms(f, field); ok {
@@ -79,7 +80,7 @@ func (l *nativeLoader) platforms(kv cfgfile.KeyValue, field string) ([]string, b
 	}
 	ps, ok := l.strings(kv, field)
 	for i, p := range ps {
-		if err := CheckPlatform(p); err != nil {
+		if err := rules.CheckPlatform(p); err != nil {
 			l.fail(kv.Value.List[i].Line, fmt.Sprintf("%s[%d]", field, i), "%v", err)
 			ok = false
 		}
@@ -87,19 +88,11 @@ func (l *nativeLoader) platforms(kv cfgfile.KeyValue, field string) ([]string, b
 	return ps, ok
 }
 
-// CheckPlatform validates one os/arch[/variant].
-func CheckPlatform(p string) error {
-	if !PlatformRE.MatchString(p) {
-		return fmt.Errorf("platform %q must be os/arch or os/arch/variant in lower case (e.g. linux/arm64/v8)", p)
-	}
-	return nil
-}
-
-func (l *nativeLoader) referrers(kv cfgfile.KeyValue, field string) *Referrers {
+func (l *nativeLoader) referrers(kv cfgfile.KeyValue, field string) *rules.Referrers {
 	v := kv.Value
 	if v != nil && v.Kind == cfgfile.Bool {
 		if v.Bool {
-			return &Referrers{}
+			return &rules.Referrers{}
 		}
 		return nil
 	}
@@ -107,7 +100,7 @@ func (l *nativeLoader) referrers(kv cfgfile.KeyValue, field string) *Referrers {
 		l.fail(line(kv), field, "must be true, false or a map with artifact-types:")
 		return nil
 	}
-	r := &Referrers{}
+	r := &rules.Referrers{}
 	for _, f := range l.mapFields(kv, field, "artifact-types") {
 		if ts, ok := l.strings(f, field+"."+f.Key); ok {
 			for i, t := range ts {
@@ -121,8 +114,8 @@ func (l *nativeLoader) referrers(kv cfgfile.KeyValue, field string) *Referrers {
 	return r
 }
 
-func (l *nativeLoader) tags(kv cfgfile.KeyValue, field string) *TagFilter {
-	tf := &TagFilter{}
+func (l *nativeLoader) tags(kv cfgfile.KeyValue, field string) *rules.TagFilter {
+	tf := &rules.TagFilter{}
 	for _, f := range l.mapFields(kv, field, "include", "exclude", "semver", "latest") {
 		ff := field + "." + f.Key
 		switch f.Key {
@@ -132,7 +125,7 @@ func (l *nativeLoader) tags(kv cfgfile.KeyValue, field string) *TagFilter {
 				continue
 			}
 			for _, e := range exprs {
-				re, err := CompileTagPattern(e)
+				re, err := rules.CompileTagPattern(e)
 				if err != nil {
 					l.fail(line(f), ff, "%v", err)
 					continue
@@ -145,7 +138,7 @@ func (l *nativeLoader) tags(kv cfgfile.KeyValue, field string) *TagFilter {
 			}
 		case "semver":
 			if s, ok := l.str(f, ff); ok {
-				c, err := ParseSemverConstraint(s)
+				c, err := rules.ParseSemverConstraint(s)
 				if err != nil {
 					l.fail(line(f), ff, "%v", err)
 					continue
@@ -172,7 +165,7 @@ func (l *nativeLoader) registries(kv cfgfile.KeyValue) []RegistrySettings {
 		field := fmt.Sprintf("registries[%s]", e.Key)
 		r := RegistrySettings{Key: e.Key, Line: e.Line}
 		reg, rest, _ := strings.Cut(strings.TrimRight(e.Key, "/"), "/")
-		if !domainRE.MatchString(strings.ToLower(reg)) {
+		if !rules.IsRegistryHost(strings.ToLower(reg)) {
 			l.fail(e.Line, field, "%q is not a registry host[:port] (optionally followed by /namespace)", e.Key)
 		}
 		for _, f := range l.mapFields(e, field, "insecure", "ca", "cert", "key", "rate", "max-conns", "auth") {
@@ -281,4 +274,36 @@ func (l *nativeLoader) every(kv cfgfile.KeyValue) time.Duration {
 		return d
 	}
 	return 0
+}
+
+// immutable reads `immutable:`, a regular expression or a list of them.
+func (l *nativeLoader) immutable(kv cfgfile.KeyValue, field string) []*regexp.Regexp {
+	exprs, ok := l.strings(kv, field)
+	if !ok {
+		return nil
+	}
+	out := []*regexp.Regexp{}
+	for _, e := range exprs {
+		re, err := rules.CompileTagPattern(e)
+		if err != nil {
+			l.fail(line(kv), field, "%v", err)
+			continue
+		}
+		out = append(out, re)
+	}
+	return out
+}
+
+// minAge reads `min-age:`, a duration such as 30m or 2h.
+func (l *nativeLoader) minAge(kv cfgfile.KeyValue, field string) time.Duration {
+	s, ok := l.str(kv, field)
+	if !ok {
+		return 0
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil || d <= 0 {
+		l.fail(line(kv), field, "must be a positive duration such as 30m, 2h or 90s, not %q", s)
+		return 0
+	}
+	return d
 }
