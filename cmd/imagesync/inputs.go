@@ -35,7 +35,7 @@ type Inputs struct {
 
 	MaxConns    int           `name:"max-conns" default:"32" help:"Requests in flight at once per registry host (a 429 paces the host instead: see the README)."`
 	Rate        float64       `placeholder:"N" help:"At most N requests per second per registry host (default: no limit)."`
-	PullReserve int           `name:"pull-reserve" default:"2" help:"Stop fetching manifests from a registry that reports (Docker Hub's ratelimit-remaining) this many pulls left or fewer."`
+	PullReserve int           `name:"pull-reserve" aliases:"hub-reserve" default:"2" help:"Pulls kept for people (also --hub-reserve): from a registry that reports a pull quota (Docker Hub's ratelimit-remaining), fetch no manifest once this many pulls are left, and start no index whose children would eat into them."`
 	Timeout     time.Duration `default:"2m" help:"Give up on a connection attempt, or on a request that makes no progress, after this long (no overall deadline)."`
 	OS          []string      `name:"os" placeholder:"OS[:VERSION]" help:"Only images for these operating systems (repeatable or comma-separated)."`
 	Arch        []string      `placeholder:"ARCH[:VARIANT]" help:"Only images for these architectures (repeatable or comma-separated)."`

@@ -32,8 +32,10 @@ func (c *PlanCmd) Run(rc *runContext) error {
 		return &exitError{code: exitUsage, err: err}
 	}
 	jobs, failed = s.selectShard(jobs, failed)
+	pulls := pullCounts(s.client)
 	res := eng.Sync(rc.ctx, jobs, failed)
 	p := report.NewPlan(res)
+	p.PullQuota = pullQuotas(s.client, pulls)
 	p.AddFilters(eng.Rules(s.rules))
 	p.SkippedRules = report.SkippedRules(s.skipped)
 	p.SkippedImages = s.skippedImages()

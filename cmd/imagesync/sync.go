@@ -67,6 +67,7 @@ func (c *SyncCmd) once(rc *runContext, s *session, svc *service) (*engine.Result
 	progress := report.NewProgress(s.console, len(jobs)+len(failed), progressOptions(rc))
 	eng.Observe(func(r engine.JobResult) { progress.Result(r); svc.jobFinished(r) }, nil, nil)
 	eng.ObserveProgress(progress.Event)
+	pulls := pullCounts(s.client)
 	res := eng.Sync(rc.ctx, jobs, failed)
 	for _, r := range res.Jobs {
 		if r.Late { // reported as done before its archive failed: say why now
@@ -81,6 +82,7 @@ func (c *SyncCmd) once(rc *runContext, s *session, svc *service) (*engine.Result
 		summaryOut = io.MultiWriter(rc.stderr, s.out)
 	}
 	report.Summary(credentials.NewRedactor(summaryOut, s.keychain.Secrets), res.Summary)
+	report.WriteRunQuota(credentials.NewRedactor(summaryOut, s.keychain.Secrets), pullQuotas(s.client, pulls))
 
 	if c.Output == "json" {
 		rep := report.NewSyncReport(res)

@@ -28,7 +28,11 @@ type HostPolicy struct {
 type PullLimitError struct {
 	Host      string
 	Remaining int
+	Reserve   int // --hub-reserve: pulls kept for people
 	Window    time.Duration
+	// ResetBy is when the pulls counted now have all left the rolling
+	// window at the latest (the last answer's time + Window); zero unknown.
+	ResetBy time.Time
 }
 
 func (e *PullLimitError) Error() string {
@@ -36,7 +40,11 @@ func (e *PullLimitError) Error() string {
 	if e.Window > 0 {
 		w = fmt.Sprintf(" in a %s window", e.Window)
 	}
-	return fmt.Sprintf("pull limit of %s reached (%d pulls left%s): stopping instead of burning failures; run again when the window resets, or log in (docker login) for a higher limit", e.Host, e.Remaining, w)
+	reset := "run again when the window resets"
+	if !e.ResetBy.IsZero() {
+		reset = "the window resets by " + e.ResetBy.UTC().Format("2006-01-02 15:04 UTC") + " at the latest: run again then"
+	}
+	return fmt.Sprintf("pull limit of %s reached (%d pulls left%s, %d kept in reserve): stopping instead of burning failures; %s, or log in (docker login) for a higher limit", e.Host, e.Remaining, w, e.Reserve, reset)
 }
 
 // hostState is the run's view of one host: how many requests it takes at
@@ -56,6 +64,9 @@ type hostState struct {
 	remaining   int           // ratelimit-remaining, -1 unknown
 	quotaLimit  int           // ratelimit-limit, -1 unknown
 	window      time.Duration
+	quotaAt     time.Time // when remaining was last read
+	pulling     int       // manifest GETs in flight (not yet in remaining)
+	pulls       int64     // manifest GETs sent
 }
 
 type hostTable struct {
@@ -155,35 +166,116 @@ func (h *hostState) release(resp *http.Response, pause time.Duration) {
 	h.wake = make(chan struct{})
 }
 
-// readQuota reads Docker Hub's "ratelimit-remaining: 76;w=21600".
-func (h *hostState) readQuota(hdr http.Header) {
-	v := hdr.Get("Ratelimit-Remaining")
-	if v == "" {
-		return
+// Bounds of Docker Hub's quota headers: anything outside is not believed.
+const (
+	maxQuota       = 1_000_000
+	maxQuotaWindow = 7 * 24 * time.Hour
+	maxQuotaHeader = 64
+)
+
+// parseQuota reads one of Docker Hub's quota headers, "76;w=21600": a
+// count and optionally the window in seconds. ok is false for anything
+// else (too long, not a number, negative, past the bounds).
+func parseQuota(v string) (n int, window time.Duration, ok bool) {
+	if v == "" || len(v) > maxQuotaHeader {
+		return 0, 0, false
 	}
-	n, rest, _ := strings.Cut(v, ";")
-	remaining, err := strconv.Atoi(strings.TrimSpace(n))
-	if err != nil {
-		return
+	num, rest, _ := strings.Cut(v, ";")
+	n, err := strconv.Atoi(strings.TrimSpace(num))
+	if err != nil || n < 0 || n > maxQuota {
+		return 0, 0, false
 	}
-	h.remaining = remaining
-	if w, ok := strings.CutPrefix(strings.TrimSpace(rest), "w="); ok {
-		if secs, err := strconv.Atoi(w); err == nil {
-			h.window = time.Duration(secs) * time.Second
+	for _, p := range strings.Split(rest, ";") {
+		if w, found := strings.CutPrefix(strings.TrimSpace(p), "w="); found {
+			secs, err := strconv.Atoi(w)
+			if err != nil || secs < 1 || time.Duration(secs)*time.Second > maxQuotaWindow {
+				return 0, 0, false
+			}
+			window = time.Duration(secs) * time.Second
 		}
 	}
+	return n, window, true
+}
+
+// readQuota reads Docker Hub's ratelimit-remaining and ratelimit-limit
+// ("76;w=21600"); invalid values are ignored. Called with h.mu held.
+func (h *hostState) readQuota(hdr http.Header) {
+	if n, w, ok := parseQuota(hdr.Get("Ratelimit-Remaining")); ok {
+		h.remaining, h.quotaAt = n, time.Now()
+		if w > 0 {
+			h.window = w
+		}
+	}
+	if n, w, ok := parseQuota(hdr.Get("Ratelimit-Limit")); ok {
+		h.quotaLimit = n
+		if w > 0 && h.window == 0 {
+			h.window = w
+		}
+	}
+}
+
+// isPull reports whether a request counts against Docker Hub's pull quota:
+// a manifest GET (HEADs do not).
+func isPull(req *http.Request) bool {
+	return req.Method == http.MethodGet && strings.Contains(req.URL.Path, "/manifests/")
+}
+
+// limitError is the PullLimitError of this host now. Called with h.mu held.
+func (h *hostState) limitError(host string) error {
+	e := &PullLimitError{Host: host, Remaining: h.remaining, Reserve: h.policy.PullReserve, Window: h.window}
+	if h.window > 0 && !h.quotaAt.IsZero() {
+		e.ResetBy = h.quotaAt.Add(h.window)
+	}
+	return Permanent(e)
 }
 
 // quotaExhausted reports whether a request that counts against Docker Hub's
 // pull quota (a manifest GET) must not be sent.
 func (h *hostState) quotaExhausted(host string, req *http.Request) error {
-	if req.Method != http.MethodGet || !strings.Contains(req.URL.Path, "/manifests/") {
+	if !isPull(req) {
 		return nil
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.remaining >= 0 && h.remaining <= h.policy.PullReserve {
-		return Permanent(&PullLimitError{Host: host, Remaining: h.remaining, Window: h.window})
+		return h.limitError(host)
+	}
+	return nil
+}
+
+// takePull admits a manifest GET: refused when the pulls left, less those
+// in flight, are down to the reserve (so that parallel GETs cannot overshoot
+// it); admitted ones must be given back with endPull. ok is false for a
+// request that is not a pull.
+func (h *hostState) takePull(host string, req *http.Request) (ok bool, err error) {
+	if !isPull(req) {
+		return false, nil
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.remaining >= 0 && h.remaining-h.pulling <= h.policy.PullReserve {
+		return false, h.limitError(host)
+	}
+	h.pulling++
+	h.pulls++
+	return true, nil
+}
+
+// endPull gives back what takePull took, once the answer (and its quota
+// headers) arrived.
+func (h *hostState) endPull() {
+	h.mu.Lock()
+	h.pulling--
+	h.mu.Unlock()
+}
+
+// checkPulls returns a PullLimitError when n more pulls would eat into the
+// reserve (a quota is known and too low), nil otherwise.
+func (h *hostState) checkPulls(host string, n int) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.remaining >= 0 && h.remaining-h.pulling-n < h.policy.PullReserve {
+		return h.limitError(host)
 	}
 	return nil
 }

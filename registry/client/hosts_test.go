@@ -265,3 +265,54 @@ func TestHostPolicyOverrides(t *testing.T) {
 		}
 	}
 }
+
+func TestParseQuota(t *testing.T) {
+	for _, tc := range []struct {
+		in     string
+		n      int
+		window time.Duration
+		ok     bool
+	}{
+		{"76;w=21600", 76, 6 * time.Hour, true},
+		{"5", 5, 0, true},
+		{" 0 ; w=60", 0, time.Minute, true},
+		{"100;w=21600;comment=x", 100, 6 * time.Hour, true},
+		{"", 0, 0, false},
+		{"-1;w=21600", 0, 0, false},
+		{"many;w=21600", 0, 0, false},
+		{"1000001", 0, 0, false},
+		{"5;w=0", 0, 0, false},
+		{"5;w=-3", 0, 0, false},
+		{"5;w=604801", 0, 0, false},
+		{"5;w=" + strings.Repeat("9", 80), 0, 0, false},
+	} {
+		n, w, ok := parseQuota(tc.in)
+		if n != tc.n || w != tc.window || ok != tc.ok {
+			t.Errorf("parseQuota(%q) = %d, %s, %v; want %d, %s, %v", tc.in, n, w, ok, tc.n, tc.window, tc.ok)
+		}
+	}
+}
+
+func TestCheckPulls(t *testing.T) {
+	c, host := server(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Ratelimit-Remaining", "5;w=21600")
+		w.Header().Set("Content-Type", string(MediaOCIManifest))
+		w.Header().Set("Docker-Content-Digest", "sha256:"+strings.Repeat("f", 64))
+		io.WriteString(w, `{"schemaVersion":2}`)
+	})
+	repo, _ := c.Repo(context.Background(), host, "ns/app", false)
+	if err := repo.CheckPulls(100); err != nil {
+		t.Fatalf("no quota known yet: %v", err)
+	}
+	if _, err := repo.HeadManifest(context.Background(), "a"); err != nil {
+		t.Fatal(err)
+	}
+	// 5 left (a HEAD's answer says so, and costs nothing), no reserve: 5 fit.
+	if err := repo.CheckPulls(5); err != nil {
+		t.Errorf("5 pulls of 5: %v", err)
+	}
+	var pl *PullLimitError
+	if err := repo.CheckPulls(6); !errors.As(err, &pl) || pl.ResetBy.IsZero() || !strings.Contains(err.Error(), "the window resets by") {
+		t.Errorf("6 pulls of 5: %v", err)
+	}
+}

@@ -30,6 +30,12 @@ type HostStatus struct {
 	// Limit is the last ratelimit-limit; -1 unknown.
 	Limit  int
 	Window time.Duration
+	// ResetBy is when the window resets at the latest (zero: unknown).
+	ResetBy time.Time
+	// Pulls counts the manifest GETs sent to the host (Docker Hub's pulls).
+	Pulls int64
+	// Reserve is the pulls kept for people (--hub-reserve).
+	Reserve int
 }
 
 // Hosts returns the status of every host the client has sent requests to,
@@ -45,11 +51,25 @@ func (c *Client) Hosts() []HostStatus {
 	out := make([]HostStatus, 0, len(hosts))
 	for name, h := range hosts {
 		h.mu.Lock()
-		st := HostStatus{Host: name, Remaining: h.remaining, Limit: h.quotaLimit, Window: h.window}
+		st := HostStatus{Host: name, Remaining: h.remaining, Limit: h.quotaLimit, Window: h.window, Pulls: h.pulls, Reserve: h.policy.PullReserve}
+		if h.window > 0 && !h.quotaAt.IsZero() {
+			st.ResetBy = h.quotaAt.Add(h.window)
+		}
 		h.mu.Unlock()
 		st.Pace = h.pace.current()
 		out = append(out, st)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Host < out[j].Host })
 	return out
+}
+
+// CheckPulls returns a *PullLimitError (permanent) when the repository's
+// registry reported a pull quota (Docker Hub's ratelimit-remaining) too low
+// for n more manifest GETs on top of those in flight and the reserve; nil
+// when they fit or no quota is known. The engine asks it before reading an
+// index's children, so that a quota running out stops an image before it
+// starts, not halfway through.
+func (r *Repo) CheckPulls(n int) error {
+	host := r.h.reg.RegistryStr()
+	return r.c.limits.get(host).checkPulls(host, n)
 }

@@ -58,10 +58,14 @@ func (rt *retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 			r.Body = body
 		}
 		h := rt.hosts.get(r.URL.Host)
-		if err := h.quotaExhausted(r.URL.Host, r); err != nil {
+		pull, err := h.takePull(r.URL.Host, r)
+		if err != nil {
 			return nil, err
 		}
 		if err := h.acquire(ctx); err != nil {
+			if pull {
+				h.endPull()
+			}
 			return nil, err
 		}
 		start := time.Now()
@@ -85,6 +89,9 @@ func (rt *retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		// body is consumed: a copy within one registry holds a GET body
 		// open while it PUTs, and must not wait for itself.
 		h.release(resp, wait)
+		if pull {
+			h.endPull() // the answer's quota headers count it now
+		}
 		transient := false
 		if err != nil {
 			transient = ctx.Err() == nil && IsTransientNetwork(err)

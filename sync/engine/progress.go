@@ -226,7 +226,7 @@ func (e *Engine) resolve(ctx context.Context, units []*unit) {
 			}
 			d := e.decide(ctx, u)
 			u.decided = d
-			if len(d.targets) > 0 {
+			if len(d.targets) > 0 && e.checkQuota(d.src) == nil { // else the copy stops it (checkQuota)
 				e.measure(ctx, u, d.src, d.src.raw, d.src.desc.MediaType, d.targets)
 			}
 			emit(Progress{Kind: ProgressResolved, Image: u.src.String()})

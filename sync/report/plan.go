@@ -62,7 +62,10 @@ type Plan struct {
 	SkippedRules []SkippedRule `json:"skippedRules,omitempty"`
 	// SkippedImages are the cluster's images --from-cluster left out.
 	SkippedImages []SkippedImage `json:"skippedImages,omitempty"`
-	Summary       PlanSummary    `json:"summary"`
+	// PullQuota lists the registries that reported a pull quota (Docker
+	// Hub): what is left and the pulls a sync of this plan needs.
+	PullQuota []PullQuota `json:"pullQuota,omitempty"`
+	Summary   PlanSummary `json:"summary"`
 }
 
 // NewPlan turns dry-run results into a plan, sorted by source then destination.
@@ -200,6 +203,7 @@ func (p Plan) WriteTable(w io.Writer) error {
 	}
 	fmt.Fprintf(&b, "\n%d to copy, %d to update, %d in sync, %d filtered, %d %s%s; %s to upload\n",
 		s.Copy, s.Update, s.Skip, s.Filtered, s.Error, errs, waiting, Bytes(s.Bytes))
+	writePlanQuota(&b, p.PullQuota)
 	_, err := io.WriteString(w, b.String())
 	return err
 }
