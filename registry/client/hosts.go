@@ -44,7 +44,11 @@ func (e *PullLimitError) Error() string {
 	if !e.ResetBy.IsZero() {
 		reset = "the window resets by " + e.ResetBy.UTC().Format("2006-01-02 15:04 UTC") + " at the latest: run again then"
 	}
-	return fmt.Sprintf("pull limit of %s reached (%d pulls left%s, %d kept in reserve): stopping instead of burning failures; %s, or log in (docker login) for a higher limit", e.Host, e.Remaining, w, e.Reserve, reset)
+	pulls := "pulls"
+	if e.Remaining == 1 {
+		pulls = "pull"
+	}
+	return fmt.Sprintf("pull limit of %s reached (%d %s left%s, %d kept in reserve): stopping instead of burning failures; %s, or log in (docker login) for a higher limit", e.Host, e.Remaining, pulls, w, e.Reserve, reset)
 }
 
 // hostState is the run's view of one host: how many requests it takes at

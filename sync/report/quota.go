@@ -34,10 +34,14 @@ func NewPullQuota(registry string, remaining, limit int, window time.Duration, r
 
 func (q PullQuota) left() string {
 	s := fmt.Sprintf("%d", q.Remaining)
-	if q.Limit > 0 {
-		s += fmt.Sprintf(" of %d", q.Limit)
+	switch {
+	case q.Limit > 0:
+		s += fmt.Sprintf(" of %d pulls left", q.Limit)
+	case q.Remaining == 1:
+		s += " pull left"
+	default:
+		s += " pulls left"
 	}
-	s += " pulls left"
 	if q.Window != "" {
 		s += " in its " + q.Window + " window"
 	}
