@@ -175,6 +175,9 @@ const (
 	maxQuota       = 1_000_000
 	maxQuotaWindow = 7 * 24 * time.Hour
 	maxQuotaHeader = 64
+	// quotaReorder is how long a lower ratelimit-remaining wins over a
+	// higher one that arrives after it.
+	quotaReorder = time.Second
 )
 
 // parseQuota reads one of Docker Hub's quota headers, "76;w=21600": a
@@ -205,7 +208,13 @@ func parseQuota(v string) (n int, window time.Duration, ok bool) {
 // ("76;w=21600"); invalid values are ignored. Called with h.mu held.
 func (h *hostState) readQuota(hdr http.Header) {
 	if n, w, ok := parseQuota(hdr.Get("Ratelimit-Remaining")); ok {
-		h.remaining, h.quotaAt = n, time.Now()
+		now := time.Now()
+		// Answers to parallel GETs arrive in any order: a higher count
+		// within a second is an older answer, not pulls given back.
+		if h.remaining >= 0 && n > h.remaining && now.Sub(h.quotaAt) < quotaReorder {
+			n = h.remaining
+		}
+		h.remaining, h.quotaAt = n, now
 		if w > 0 {
 			h.window = w
 		}
