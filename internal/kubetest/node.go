@@ -137,7 +137,10 @@ syncFrequency: 5s
 fileCheckFrequency: 5s
 nodeStatusUpdateFrequency: 2s
 registerNode: true
-`, sock, kubeletPort, filepath.Join(dir, "pod-logs"))
+# No iptables chains on the host (KUBE-FIREWALL and the canaries).
+makeIPTablesUtilChains: false
+volumePluginDir: %[4]q
+`, sock, kubeletPort, filepath.Join(dir, "pod-logs"), filepath.Join(dir, "volume-plugins"))
 	for name, b := range map[string]string{"containerd.toml": cfg.String(), "cni/10-kubetest.conflist": cni, "kubelet.yaml": kcfg} {
 		if err := os.WriteFile(filepath.Join(dir, name), []byte(b), 0o600); err != nil {
 			t.Fatal(err)
@@ -211,6 +214,24 @@ func (c *Cluster) cleanupNode(t testing.TB, dir, sock, runc string) {
 	for _, pid := range shimPIDs(sock) {
 		_ = syscall.Kill(pid, syscall.SIGKILL)
 	}
+	// The device manager's socket has a fixed place; its directories go if they are empty.
+	_ = os.Remove("/var/lib/kubelet/device-plugins/kubelet.sock")
+	_ = os.Remove("/var/lib/kubelet/device-plugins")
+	_ = os.Remove("/var/lib/kubelet")
+	// The kubelet's log links (podLogsDir does not move them) and containerd's shim sockets: the
+	// directories go when this node left them empty (symlinks into the node's directory are this
+	// node's).
+	if links, err := os.ReadDir("/var/log/containers"); err == nil {
+		for _, l := range links {
+			p := filepath.Join("/var/log/containers", l.Name())
+			if target, err := os.Readlink(p); err == nil && strings.HasPrefix(target, dir+"/") {
+				_ = os.Remove(p)
+			}
+		}
+	}
+	_ = os.Remove("/var/log/containers")
+	_ = os.Remove("/run/containerd/s")
+	_ = os.Remove("/run/containerd")
 	for i := 0; i < 3; i++ {
 		mounts := mountsUnder(dir)
 		if len(mounts) == 0 {
