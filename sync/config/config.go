@@ -174,7 +174,8 @@ func (c *Config) loadLegacy(f Flags, ropt rules.Options) error {
 			return err
 		}
 		if !l.IsMap() {
-			return fmt.Errorf("%s: the config file must be a map with auth: and images:", f.Config)
+			// Worded as image-syncer users know the keys (ending in "images:").
+			return errors.New(f.Config + ": the config file must be a map with auth: and images:")
 		}
 		if f.SkipInvalid {
 			errs = append(errs, l.nonRuleDuplicates()...)
