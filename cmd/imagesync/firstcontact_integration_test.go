@@ -175,6 +175,10 @@ func TestUnreachableSaysWhatWasTried(t *testing.T) {
 	if strings.Contains(r.stderr, "plain HTTP") {
 		t.Error("a loopback address is told plain HTTP is not used for it")
 	}
+	// Warnings in the plain style of the other lines, not slog's time=… level=WARN.
+	if !regexp.MustCompile(`(?m)^warning: will retry: source=`+regexp.QuoteMeta(closed)+`/a/b:1 destination=\S+ attempt=1 after=\S+ error="registry `).MatchString(r.stderr) || strings.Contains(r.stderr, "level=") {
+		t.Error("the retry warning is not a plain \"warning: will retry: …\" line")
+	}
 
 	const nx = "no-such-registry.invalid"
 	if _, err := net.DefaultResolver.LookupHost(t.Context(), nx); !isNotFound(err) {

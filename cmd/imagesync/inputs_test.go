@@ -42,7 +42,7 @@ func TestEmptyRuleFile(t *testing.T) {
 		images := writeFile(t, dir, name, content)
 		for _, cmd := range [][]string{{"sync"}, {"plan"}, {"verify"}} {
 			r := runCLI(t, nil, append(cmd, "--images", images)...)
-			if r.code != exitUsage || !strings.Contains(r.stderr, "no rules") || !strings.Contains(r.stderr, "level=WARN") || !strings.Contains(r.stderr, name) {
+			if r.code != exitUsage || !strings.Contains(r.stderr, "no rules") || !strings.Contains(r.stderr, "warning: the rule file holds no rules") || !strings.Contains(r.stderr, name) {
 				t.Errorf("%s on %q: exit %d, want %d with a warning naming the file", cmd[0], content, r.code, exitUsage)
 			}
 		}

@@ -110,8 +110,8 @@ func (w *watcher) exitCode(t *testing.T, limit time.Duration) (int, time.Duratio
 
 var (
 	summaryRE   = regexp.MustCompile(`(?m)^(interrupted: )?\d+ copied, \d+ skipped`)
-	nextRunRE   = regexp.MustCompile(`msg="next run"`)
-	keptRulesRE = regexp.MustCompile(`msg="the config could not be read again: this run keeps the last good rules".*every.*must be a duration`)
+	nextRunRE   = regexp.MustCompile(`(?m)^next run: `)
+	keptRulesRE = regexp.MustCompile(`(?m)^error: the config could not be read again: this run keeps the last good rules: .*every.*must be a duration`)
 )
 
 // watchConfig is a config file copying every tag of lib/app.
