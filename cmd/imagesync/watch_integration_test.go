@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/imagesync/imagesync/internal/faultproxy"
 	"github.com/imagesync/imagesync/internal/registrytest"
 )
 
@@ -181,5 +183,47 @@ func TestWatchMode(t *testing.T) {
 	}
 	if strings.Contains(w.stderr(), "press Ctrl-C again") {
 		t.Errorf("SIGTERM between runs printed the Ctrl-C message of a run in progress")
+	}
+}
+
+// TestWatchModeSIGTERMDuringRun: a signal during a run of watch mode acts
+// as Ctrl-C does in a one-off run: the run stops, says so, no next run is
+// waited for, exit 130.
+func TestWatchModeSIGTERMDuringRun(t *testing.T) {
+	if testing.Short() {
+		t.Skip("integration")
+	}
+	src, dst := pair(t, registrytest.Distribution3, registrytest.Options{})
+	src.PushRandomImage(t, "lib/app", "1", linuxAmd64, 1, 4096, true, 2550)
+	blobAsked := make(chan struct{}, 1)
+	front := faultproxy.Scripted(t, src.Host, func(w http.ResponseWriter, r *http.Request, forward http.Handler) {
+		if r.Method == http.MethodGet && strings.Contains(r.URL.Path, "/blobs/") {
+			select {
+			case blobAsked <- struct{}{}:
+			default:
+			}
+			select { // a slow source: the run is in progress for a while
+			case <-time.After(20 * time.Second):
+			case <-r.Context().Done():
+				return
+			}
+		}
+		forward.ServeHTTP(w, r)
+	})
+	home := t.TempDir()
+	cfg := writeFile(t, home, "imagesync.yaml", fmt.Sprintf("sync:\n  - from: %s/lib/app\n    to: %s/lib/app\n", front.Host, dst.Host))
+	w := startWatcher(t, home, "sync", "-f", cfg, "--every", "2s", "--no-progress")
+	select {
+	case <-blobAsked:
+	case <-time.After(time.Minute):
+		t.Fatal("the run never read a blob")
+	}
+	if err := w.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	code, _ := w.exitCode(t, 30*time.Second)
+	out := w.stderr()
+	if code != exitInterrupted || !strings.Contains(out, "press Ctrl-C again") || !strings.Contains(out, "interrupted: ") || nextRunRE.MatchString(out) {
+		t.Errorf("SIGTERM during a run: exit %d; want %d, the Ctrl-C notice, an interrupted summary and no next run", code, exitInterrupted)
 	}
 }
