@@ -10,7 +10,7 @@ import (
 // to every rule that does not set its own (in a config file, they replace
 // its defaults:).
 type Selection struct {
-	Refs []string `arg:"" optional:"" name:"image" help:"One-off copy without a file: SRC DST [DST…] (SRC as a rule key: repo, repo:tag, repo:t1,t2, repo@digest)."`
+	Refs []string `arg:"" optional:"" name:"image" help:"One-off copy without a file: SRC DST [DST…] (SRC as a rule key: repo, repo:tag, repo:t1,t2, repo@digest; REGISTRY/team/* or REGISTRY/** for every repository the catalog lists)."`
 
 	Include       []string      `placeholder:"REGEX" sep:"none" help:"Keep only tags in which one of these regular expressions matches (anchor with ^ and $; repeatable)."`
 	Exclude       []string      `placeholder:"REGEX" sep:"none" help:"Drop tags in which one of these regular expressions matches (anchor with ^ and $; repeatable)."`
