@@ -7,6 +7,7 @@
 package kube
 
 import (
+	"errors"
 	"fmt"
 
 	"k8s.io/client-go/rest"
@@ -38,6 +39,10 @@ func (a Access) Config() (*rest.Config, string, error) {
 	}
 	cc := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, overrides)
 	cfg, err := cc.ClientConfig()
+	if clientcmd.IsEmptyConfig(err) {
+		// client-go would say "try setting KUBERNETES_MASTER", a variable it no longer reads
+		return nil, "", errors.New("no Kubernetes cluster configured: give --kubeconfig FILE (or --server URL), set KUBECONFIG, or write ~/.kube/config (in a pod, its service account is used)")
+	}
 	if err != nil {
 		return nil, "", fmt.Errorf("kubernetes client configuration: %w", err)
 	}

@@ -8,7 +8,7 @@ import (
 // ConvertCmd is `imagesync convert`: image-syncer files → the native config file.
 type ConvertCmd struct {
 	Images string `type:"path" placeholder:"FILE" help:"image-syncer rule file (.json, .yaml, .yml)."`
-	Auth   string `type:"path" placeholder:"FILE" help:"image-syncer auth file: referenced from the output (auth-file:), its secrets are not copied."`
+	Auth   string `placeholder:"FILE" help:"image-syncer auth file: referenced from the output as given (auth-file:, relative to the config file), its secrets are not copied."`
 	Config string `type:"path" placeholder:"FILE" help:"image-syncer's legacy file with auth: and images: (instead of --images and --auth)."`
 }
 

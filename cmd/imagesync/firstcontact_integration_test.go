@@ -301,3 +301,43 @@ func TestCommandHelpLayout(t *testing.T) {
 		t.Errorf("version --help lists --version:\n%s", r.stdout)
 	}
 }
+
+// status (and job --apply, --from-cluster) without any kubeconfig: one
+// clean line saying what to give, not client-go's KUBERNETES_MASTER.
+func TestStatusWithoutKubeconfig(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the binary")
+	}
+	dir := t.TempDir()
+	for _, argv0 := range []string{"imagesync", "kubectl-imagesync"} {
+		r := runBinary(t, dir, argv0, []string{"KUBERNETES_SERVICE_HOST="}, "status", "nightly")
+		name := strings.ReplaceAll(argv0, "-", " ")
+		want := name + ": no Kubernetes cluster configured: give --kubeconfig FILE (or --server URL), set KUBECONFIG, or write ~/.kube/config (in a pod, its service account is used)\n"
+		if r.code != exitUsage || r.stderr != want || strings.Contains(r.stderr, "KUBERNETES_MASTER") {
+			t.Errorf("%s status without a kubeconfig: exit %d\n got %q\nwant %q", argv0, r.code, r.stderr, want)
+		}
+	}
+}
+
+// convert writes auth-file: as given, so the converted file next to the
+// auth file keeps working wherever the folder goes.
+func TestConvertWritesAuthFileAsGiven(t *testing.T) {
+	src, dst := pair(t, registrytest.Distribution2, registrytest.Options{})
+	digest, _ := src.PushRandomImage(t, "org/app", "1.0", linuxAmd64, 1, 512, false, 5)
+	dir := t.TempDir()
+	writeFile(t, dir, "images.yaml", src.Host+"/org/app:1.0: "+dst.Host+"/org/app\n")
+	writeFile(t, dir, "auth.yaml", dst.Host+":\n  username: robot\n  password: s3cret\n")
+	r := runBinary(t, dir, "imagesync", nil, "convert", "--images", "images.yaml", "--auth", "auth.yaml")
+	if r.code != exitOK || !regexp.MustCompile(`(?m)^auth-file: auth\.yaml$`).MatchString(r.stdout) || strings.Contains(r.stdout, dir) {
+		t.Fatalf("convert: exit %d, want auth-file: auth.yaml as given", r.code)
+	}
+	moved := filepath.Join(t.TempDir(), "moved")
+	if err := os.Rename(dir, moved); err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, moved, "imagesync.yaml", r.stdout)
+	if r := runBinary(t, t.TempDir(), "imagesync", nil, "sync", "-f", filepath.Join(moved, "imagesync.yaml")); r.code != exitOK {
+		t.Fatalf("sync -f of the converted file, moved: exit %d", r.code)
+	}
+	assertDigest(t, dst, "org/app", "1.0", digest)
+}

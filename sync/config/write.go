@@ -91,7 +91,7 @@ func (f *NativeFile) WriteFile(path string) error {
 // file. Each source and destination is kept as written ($VAR included), so
 // the result means what the image-syncer files mean; the files are checked
 // the way sync reads them first (nothing broken is converted), and the auth
-// file is referred to by its absolute path, never copied.
+// file is referred to as given on the command line, never copied.
 func Convert(images, auth, legacy string, opt rules.Options) (*NativeFile, error) {
 	var imagesNode *cfgfile.Node
 	switch {
@@ -128,11 +128,7 @@ func Convert(images, auth, legacy string, opt rules.Options) (*NativeFile, error
 		if _, err := LoadAuthOrLegacy(auth, opt.LookupEnv); err != nil {
 			return nil, err
 		}
-		abs, err := filepath.Abs(auth)
-		if err != nil {
-			return nil, fmt.Errorf("--auth: %v", err)
-		}
-		f.AuthFile = abs
+		f.AuthFile = auth // as given (issue #23): a config file resolves it relative to itself
 	}
 	if imagesNode != nil && imagesNode.Kind == cfgfile.Map {
 		for _, kv := range imagesNode.Map {
