@@ -287,13 +287,12 @@ func (e *Engine) Sync(ctx context.Context, jobs []rules.Job, pre []JobResult) *R
 	}
 
 	units := e.groupUnits(jobs)
-	queue := make(chan *unit, len(units))
+	q := &unitQueue{e: e, ctx: ctx, record: record, units: make(chan *unit, len(units))}
 	for _, u := range units {
-		queue <- u
+		q.units <- u
 	}
-	var pending sync.WaitGroup
-	pending.Add(len(units))
-	go func() { pending.Wait(); close(queue) }()
+	q.pending.Add(len(units))
+	go func() { q.pending.Wait(); close(q.units) }()
 	if !e.opt.DryRun {
 		// Every unit is resolved before the first upload, with or without
 		// a display: the decisions and manifests are kept for the copy.
@@ -304,67 +303,13 @@ func (e *Engine) Sync(ctx context.Context, jobs []rules.Job, pre []JobResult) *R
 		e.work = newWorkTracker(emit)
 		e.resolve(ctx, units)
 	}
-	finish := func(u *unit) {
-		u.decided = nil
-		e.work.release(u)
-		if e.work != nil {
-			e.work.emit(Progress{Kind: ProgressFinished, Image: u.src.String()})
-		}
-		pending.Done()
-	}
-
 	var workers sync.WaitGroup
 	for range min(e.opt.Concurrency*unitsPerSlot, max(len(units), 1)) {
-		workers.Add(1)
-		go func() {
-			defer workers.Done()
-			for u := range queue {
-				if ctx.Err() != nil || closed(e.opt.Stop) {
-					err := ErrInterrupted
-					if !closed(e.opt.Stop) {
-						err = fmt.Errorf("not started: %w", context.Cause(ctx))
-					}
-					for _, j := range u.jobs {
-						record(JobResult{Job: j, Action: Failed, Err: err, Attempts: u.attempts, NotStarted: true})
-					}
-					finish(u)
-					continue
-				}
-				u.attempts++
-				wait := JobBackoff(u.attempts)
-				if e.work != nil {
-					e.work.emit(Progress{Kind: ProgressStarted, Image: u.src.String()})
-				}
-				var retry []rules.Job
-				for _, r := range e.runUnit(withUnit(ctx, u), u) {
-					r = e.stopped(r)
-					if r.Action == Failed && !client.IsPermanent(r.Err) && u.attempts <= e.opt.Retries && ctx.Err() == nil && !closed(e.opt.Stop) {
-						e.log.Warn("will retry", "source", r.Job.Source.String(), "destination", r.Job.Destination.String(), "attempt", u.attempts, "after", wait.Round(time.Millisecond).String(), "error", r.Err)
-						retry = append(retry, r.Job)
-						continue
-					}
-					record(r)
-				}
-				if len(retry) > 0 {
-					u.jobs = retry
-					// Back on the queue after an exponential, jittered wait
-					// (capacity is len(units), one slot per unit); an
-					// interrupted run puts it back at once to report it.
-					go func(wait time.Duration) {
-						t := time.NewTimer(wait)
-						defer t.Stop()
-						select {
-						case <-t.C:
-						case <-ctx.Done():
-						case <-e.opt.Stop:
-						}
-						queue <- u
-					}(wait)
-					continue
-				}
-				finish(u)
+		workers.Go(func() {
+			for u := range q.units {
+				q.run(u)
 			}
-		}()
+		})
 	}
 	workers.Wait()
 	e.finishLayouts(res)
@@ -374,6 +319,74 @@ func (e *Engine) Sync(ctx context.Context, jobs []rules.Job, pre []JobResult) *R
 
 	e.summarize(parent, res, start)
 	return res
+}
+
+// unitQueue is one Sync's queue of units: workers take a unit, run it, and
+// record its results or put it back for a retry.
+type unitQueue struct {
+	e       *Engine
+	ctx     context.Context
+	record  func(JobResult)
+	units   chan *unit // capacity len(units): one slot per unit
+	pending sync.WaitGroup
+}
+
+// run runs one unit taken from the queue (or reports it not started).
+func (q *unitQueue) run(u *unit) {
+	e, ctx := q.e, q.ctx
+	if ctx.Err() != nil || closed(e.opt.Stop) {
+		err := ErrInterrupted
+		if !closed(e.opt.Stop) {
+			err = fmt.Errorf("not started: %w", context.Cause(ctx))
+		}
+		for _, j := range u.jobs {
+			q.record(JobResult{Job: j, Action: Failed, Err: err, Attempts: u.attempts, NotStarted: true})
+		}
+		q.finish(u)
+		return
+	}
+	u.attempts++
+	wait := JobBackoff(u.attempts)
+	if e.work != nil {
+		e.work.emit(Progress{Kind: ProgressStarted, Image: u.src.String()})
+	}
+	var retry []rules.Job
+	for _, r := range e.runUnit(withUnit(ctx, u), u) {
+		r = e.stopped(r)
+		if r.Action == Failed && !client.IsPermanent(r.Err) && u.attempts <= e.opt.Retries && ctx.Err() == nil && !closed(e.opt.Stop) {
+			e.log.Warn("will retry", "source", r.Job.Source.String(), "destination", r.Job.Destination.String(), "attempt", u.attempts, "after", wait.Round(time.Millisecond).String(), "error", r.Err)
+			retry = append(retry, r.Job)
+			continue
+		}
+		q.record(r)
+	}
+	if len(retry) == 0 {
+		q.finish(u)
+		return
+	}
+	u.jobs = retry
+	// Back on the queue after an exponential, jittered wait; an interrupted
+	// run puts it back at once to report it.
+	go func() {
+		t := time.NewTimer(wait)
+		defer t.Stop()
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+		case <-e.opt.Stop:
+		}
+		q.units <- u
+	}()
+}
+
+// finish is called once a unit has every result.
+func (q *unitQueue) finish(u *unit) {
+	u.decided = nil
+	q.e.work.release(u)
+	if q.e.work != nil {
+		q.e.work.emit(Progress{Kind: ProgressFinished, Image: u.src.String()})
+	}
+	q.pending.Done()
 }
 
 // summarize counts the results of a run into its Summary.

@@ -70,81 +70,109 @@ func fallbackTag(digest string) string { return strings.Replace(digest, ":", "-"
 // known, when not nil, is the set of referrer tags the repository's tag
 // listing holds: tags not in it are not asked for.
 func (e *Engine) referrersOf(ctx context.Context, repo Store, subject string, wants *rules.Referrers, known map[string]bool) ([]referrer, error) {
-	var out []referrer
-	raw, err := repo.Referrers(ctx, subject)
-	if errors.Is(err, client.ErrNoReferrersAPI) && known != nil && !known[fallbackTag(subject)] {
-		raw, err = nil, nil
-	} else if errors.Is(err, client.ErrNoReferrersAPI) {
-		// HEAD first: free on Docker Hub's pull quota, and most images have no referrers.
-		var d oci.Descriptor
-		if d, err = repo.HeadManifest(ctx, fallbackTag(subject)); err == nil {
-			raw, _, err = repo.GetManifest(ctx, d.Digest)
-		}
-		if oci.IsNotFound(err) {
-			raw, err = nil, nil
-		}
-	}
+	raw, err := referrerList(ctx, repo, subject, known)
 	if err != nil {
 		return nil, fmt.Errorf("referrers of %s: %w", subject, err)
 	}
+	var out []referrer
 	if raw != nil {
-		var idx referrerIndex
-		if err := json.Unmarshal(raw, &idx); err != nil {
-			return nil, oci.Permanent(fmt.Errorf("referrers of %s: not an index: %w", subject, err))
-		}
-		seen := map[string]bool{}
-		for _, m := range idx.Manifests {
-			if err := ctx.Err(); err != nil {
-				return nil, context.Cause(ctx)
-			}
-			var d oci.Entry
-			if err := json.Unmarshal(m, &d); err != nil || !oci.ValidDigest(d.Digest) {
-				e.log.Warn("ignoring an invalid referrer descriptor", "repository", repo.String(), "subject", subject)
-				continue
-			}
-			if seen[d.Digest] {
-				continue
-			}
-			if len(seen) == maxReferrersPerSubject {
-				e.log.Warn("more referrers than followed for one subject: the rest are left out", "repository", repo.String(), "subject", subject, "followed", maxReferrersPerSubject, "listed", len(idx.Manifests))
-				break
-			}
-			seen[d.Digest] = true
-			body, desc, err := repo.GetManifest(ctx, d.Digest) // checks the digest
-			if oci.IsNotFound(err) {
-				e.log.Warn("referrer listed but missing", "repository", repo.String(), "subject", subject, "referrer", d.Digest)
-				continue
-			}
-			if err != nil {
-				return nil, fmt.Errorf("referrer %s of %s: %w", d.Digest, subject, err)
-			}
-			var m2 struct {
-				ArtifactType string `json:"artifactType"`
-				Config       struct {
-					MediaType string `json:"mediaType"`
-				} `json:"config"`
-				Subject *struct {
-					Digest string `json:"digest"`
-				} `json:"subject"`
-			}
-			if err := json.Unmarshal(body, &m2); err != nil || m2.Subject == nil || m2.Subject.Digest != subject {
-				e.log.Warn("ignoring a referrer whose subject is not the image", "repository", repo.String(), "subject", subject, "referrer", d.Digest)
-				continue
-			}
-			at := m2.ArtifactType
-			if at == "" {
-				at = m2.Config.MediaType
-			}
-			if !wants.Wants(at) {
-				continue
-			}
-			mt := desc.MediaType
-			if d.MediaType != "" {
-				mt = d.MediaType
-			}
-			out = append(out, referrer{desc: d, artifactType: at, raw: body, mediaType: mt})
+		if out, err = e.listedReferrers(ctx, repo, subject, raw, wants); err != nil {
+			return nil, err
 		}
 	}
+	cosign, err := cosignReferrers(ctx, repo, subject, wants, known)
+	return append(out, cosign...), err
+}
+
+// referrerList returns the index of subject's referrers: the referrers
+// API's answer, else the fallback tag's index; nil when there is none.
+func referrerList(ctx context.Context, repo Store, subject string, known map[string]bool) ([]byte, error) {
+	raw, err := repo.Referrers(ctx, subject)
+	if !errors.Is(err, client.ErrNoReferrersAPI) {
+		return raw, err
+	}
+	if known != nil && !known[fallbackTag(subject)] {
+		return nil, nil
+	}
+	// HEAD first: free on Docker Hub's pull quota, and most images have no referrers.
+	d, err := repo.HeadManifest(ctx, fallbackTag(subject))
+	if err == nil {
+		raw, _, err = repo.GetManifest(ctx, d.Digest)
+	}
+	if oci.IsNotFound(err) {
+		return nil, nil
+	}
+	return raw, err
+}
+
+// listedReferrers reads the referrers an index lists (at most
+// maxReferrersPerSubject), each by digest, keeping those whose subject is
+// subject and whose artifact type is wanted.
+func (e *Engine) listedReferrers(ctx context.Context, repo Store, subject string, raw []byte, wants *rules.Referrers) ([]referrer, error) {
+	var idx referrerIndex
+	if err := json.Unmarshal(raw, &idx); err != nil {
+		return nil, oci.Permanent(fmt.Errorf("referrers of %s: not an index: %w", subject, err))
+	}
+	var out []referrer
+	seen := map[string]bool{}
+	for _, m := range idx.Manifests {
+		if err := ctx.Err(); err != nil {
+			return nil, context.Cause(ctx)
+		}
+		var d oci.Entry
+		if err := json.Unmarshal(m, &d); err != nil || !oci.ValidDigest(d.Digest) {
+			e.log.Warn("ignoring an invalid referrer descriptor", "repository", repo.String(), "subject", subject)
+			continue
+		}
+		if seen[d.Digest] {
+			continue
+		}
+		if len(seen) == maxReferrersPerSubject {
+			e.log.Warn("more referrers than followed for one subject: the rest are left out", "repository", repo.String(), "subject", subject, "followed", maxReferrersPerSubject, "listed", len(idx.Manifests))
+			break
+		}
+		seen[d.Digest] = true
+		body, desc, err := repo.GetManifest(ctx, d.Digest) // checks the digest
+		if oci.IsNotFound(err) {
+			e.log.Warn("referrer listed but missing", "repository", repo.String(), "subject", subject, "referrer", d.Digest)
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("referrer %s of %s: %w", d.Digest, subject, err)
+		}
+		var m2 struct {
+			ArtifactType string `json:"artifactType"`
+			Config       struct {
+				MediaType string `json:"mediaType"`
+			} `json:"config"`
+			Subject *struct {
+				Digest string `json:"digest"`
+			} `json:"subject"`
+		}
+		if err := json.Unmarshal(body, &m2); err != nil || m2.Subject == nil || m2.Subject.Digest != subject {
+			e.log.Warn("ignoring a referrer whose subject is not the image", "repository", repo.String(), "subject", subject, "referrer", d.Digest)
+			continue
+		}
+		at := m2.ArtifactType
+		if at == "" {
+			at = m2.Config.MediaType
+		}
+		if !wants.Wants(at) {
+			continue
+		}
+		mt := desc.MediaType
+		if d.MediaType != "" {
+			mt = d.MediaType
+		}
+		out = append(out, referrer{desc: d, artifactType: at, raw: body, mediaType: mt})
+	}
+	return out, nil
+}
+
+// cosignReferrers reads cosign's tags of subject (sha256-<hex>.sig, .att,
+// .sbom) that are wanted and, when the tags were listed, present.
+func cosignReferrers(ctx context.Context, repo Store, subject string, wants *rules.Referrers, known map[string]bool) ([]referrer, error) {
+	var out []referrer
 	for _, c := range cosignSuffixes {
 		if !wants.Wants(c.artifactType) {
 			continue
@@ -158,11 +186,11 @@ func (e *Engine) referrersOf(ctx context.Context, repo Store, subject string, wa
 			continue
 		}
 		if err != nil {
-			return nil, fmt.Errorf("cosign tag %s: %w", tag, err)
+			return out, fmt.Errorf("cosign tag %s: %w", tag, err)
 		}
 		body, desc, err := repo.GetManifest(ctx, d.Digest)
 		if err != nil {
-			return nil, fmt.Errorf("cosign tag %s: %w", tag, err)
+			return out, fmt.Errorf("cosign tag %s: %w", tag, err)
 		}
 		out = append(out, referrer{desc: oci.Entry{MediaType: desc.MediaType, Digest: desc.Digest, Size: desc.Size}, artifactType: c.artifactType, tag: tag, raw: body, mediaType: desc.MediaType})
 	}
