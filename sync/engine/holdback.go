@@ -33,7 +33,7 @@ func (e *Engine) holdBack(u *unit, d *decision) (pending int) {
 		if !recorded {
 			// plan's read-only ledger records nothing: a digest it has not
 			// seen is as new as now.
-			since, _ = e.opt.Ledger.RecordSeen(u.src.String(), d.srcDigest)
+			since = e.belief.seenSince(u.src.String(), d.srcDigest)
 			recorded = true
 		}
 		left := age - time.Since(since)
@@ -46,6 +46,15 @@ func (e *Engine) holdBack(u *unit, d *decision) (pending int) {
 		r.Err = fmt.Errorf("held back by min-age %s: at this digest for %s, %s left", age, time.Since(since).Round(time.Second), r.Wait)
 	}
 	return pending
+}
+
+// seenSince is since when the ledger has seen the source reference at
+// digest, now when it had not (recorded then, except read-only for plan).
+// It is a fact about the source, believed even with --refresh or --force:
+// forgetting it would hold back everything again.
+func (b belief) seenSince(src, digest string) time.Time {
+	since, _ := b.l.RecordSeen(src, digest) // a nil ledger answers now
+	return since
 }
 
 func minAge(j rules.Job) time.Duration {
