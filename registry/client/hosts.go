@@ -70,6 +70,7 @@ type hostState struct {
 	window      time.Duration
 	quotaAt     time.Time // when remaining was last read
 	pulling     int       // manifest GETs in flight (not yet in remaining)
+	reserved    int       // pulls set aside by ReservePulls, not spent yet
 	pulls       int64     // manifest GETs sent
 }
 
@@ -257,16 +258,20 @@ func (h *hostState) quotaExhausted(host string, req *http.Request) error {
 }
 
 // takePull admits a manifest GET: refused when the pulls left, less those
-// in flight, are down to the reserve (so that parallel GETs cannot overshoot
-// it); admitted ones must be given back with endPull. ok is false for a
-// request that is not a pull.
+// in flight and those reserved (ReservePulls), are down to the reserve (so
+// that parallel GETs cannot overshoot it); a GET made under a reservation
+// of this host spends it instead. Admitted ones must be given back with
+// endPull. ok is false for a request that is not a pull.
 func (h *hostState) takePull(host string, req *http.Request) (ok bool, err error) {
 	if !isPull(req) {
 		return false, nil
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if h.remaining >= 0 && h.remaining-h.pulling <= h.policy.PullReserve {
+	if res, _ := req.Context().Value(reservationKey{}).(*pullReservation); res != nil && res.h == h && res.left > 0 {
+		res.left--
+		h.reserved--
+	} else if h.remaining >= 0 && h.remaining-h.pulling-h.reserved <= h.policy.PullReserve {
 		return false, h.limitError(host)
 	}
 	h.pulling++
@@ -282,15 +287,35 @@ func (h *hostState) endPull() {
 	h.mu.Unlock()
 }
 
-// checkPulls returns a PullLimitError when n more pulls would eat into the
-// reserve (a quota is known and too low), nil otherwise.
-func (h *hostState) checkPulls(host string, n int) error {
+// pullReservation is pulls set aside for one image's manifests.
+type pullReservation struct {
+	h    *hostState
+	left int // guarded by h.mu
+}
+
+type reservationKey struct{}
+
+// reservePulls sets n pulls aside, or returns a PullLimitError when they
+// would eat into the reserve (a quota is known and too low). The returned
+// release gives back what was not spent.
+func (h *hostState) reservePulls(ctx context.Context, host string, n int) (context.Context, func(), error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if h.remaining >= 0 && h.remaining-h.pulling-n < h.policy.PullReserve {
-		return h.limitError(host)
+	if h.remaining < 0 || n <= 0 {
+		return ctx, func() {}, nil // no quota known: nothing to set aside
 	}
-	return nil
+	if h.remaining-h.pulling-h.reserved-n < h.policy.PullReserve {
+		return ctx, func() {}, h.limitError(host)
+	}
+	res := &pullReservation{h: h, left: n}
+	h.reserved += n
+	release := func() {
+		h.mu.Lock()
+		h.reserved -= res.left
+		res.left = 0
+		h.mu.Unlock()
+	}
+	return context.WithValue(ctx, reservationKey{}, res), release, nil
 }
 
 // idleConn fails a read or write that makes no progress for timeout: any

@@ -3,6 +3,7 @@ package client
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -293,26 +294,53 @@ func TestParseQuota(t *testing.T) {
 	}
 }
 
-func TestCheckPulls(t *testing.T) {
+func TestReservePulls(t *testing.T) {
+	var gets atomic.Int32
 	c, host := server(t, func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Ratelimit-Remaining", "5;w=21600")
+		left := 5 - gets.Load()
+		if r.Method == http.MethodGet {
+			left = 5 - gets.Add(1)
+		}
+		w.Header().Set("Ratelimit-Remaining", fmt.Sprintf("%d;w=21600", left))
 		w.Header().Set("Content-Type", string(MediaOCIManifest))
 		w.Header().Set("Docker-Content-Digest", "sha256:"+strings.Repeat("f", 64))
 		io.WriteString(w, `{"schemaVersion":2}`)
 	})
-	repo, _ := c.Repo(context.Background(), host, "ns/app", false)
-	if err := repo.CheckPulls(100); err != nil {
+	ctx := context.Background()
+	repo, _ := c.Repo(ctx, host, "ns/app", false)
+	if _, release, err := repo.ReservePulls(ctx, 100); err != nil {
 		t.Fatalf("no quota known yet: %v", err)
+	} else {
+		release()
 	}
-	if _, err := repo.HeadManifest(context.Background(), "a"); err != nil {
+	if _, err := repo.HeadManifest(ctx, "a"); err != nil { // its answer says 5 left, and it costs nothing
 		t.Fatal(err)
 	}
-	// 5 left (a HEAD's answer says so, and costs nothing), no reserve: 5 fit.
-	if err := repo.CheckPulls(5); err != nil {
-		t.Errorf("5 pulls of 5: %v", err)
+	// 5 left, no reserve: 4 set aside leave 1 for everybody else.
+	rctx, release, err := repo.ReservePulls(ctx, 4)
+	if err != nil {
+		t.Fatalf("4 pulls of 5: %v", err)
 	}
 	var pl *PullLimitError
-	if err := repo.CheckPulls(6); !errors.As(err, &pl) || pl.ResetBy.IsZero() || !strings.Contains(err.Error(), "the window resets by") {
-		t.Errorf("6 pulls of 5: %v", err)
+	if _, _, err := repo.ReservePulls(ctx, 2); !errors.As(err, &pl) || pl.ResetBy.IsZero() || !strings.Contains(err.Error(), "the window resets by") {
+		t.Errorf("2 more pulls with 4 of 5 set aside: %v", err)
+	}
+	if _, _, err := repo.GetManifest(ctx, "a"); err != nil {
+		t.Fatalf("the pull not set aside: %v", err)
+	}
+	if _, _, err := repo.GetManifest(ctx, "a"); !errors.As(err, &pl) {
+		t.Fatalf("a GET that would take a pull set aside: %v", err)
+	}
+	for range 4 { // the reservation's GETs spend it
+		if _, _, err := repo.GetManifest(rctx, "a"); err != nil {
+			t.Fatalf("a GET under the reservation: %v", err)
+		}
+	}
+	release()
+	if _, _, err := repo.ReservePulls(ctx, 1); !errors.As(err, &pl) || pl.Remaining != 0 {
+		t.Errorf("nothing left: %v", err)
+	}
+	if gets.Load() != 5 {
+		t.Errorf("%d GETs sent, want 5", gets.Load())
 	}
 }

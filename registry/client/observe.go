@@ -1,6 +1,7 @@
 package client
 
 import (
+	"context"
 	"sort"
 	"time"
 )
@@ -63,13 +64,16 @@ func (c *Client) Hosts() []HostStatus {
 	return out
 }
 
-// CheckPulls returns a *PullLimitError (permanent) when the repository's
-// registry reported a pull quota (Docker Hub's ratelimit-remaining) too low
-// for n more manifest GETs on top of those in flight and the reserve; nil
-// when they fit or no quota is known. The engine asks it before reading an
-// index's children, so that a quota running out stops an image before it
-// starts, not halfway through.
-func (r *Repo) CheckPulls(n int) error {
+// ReservePulls sets n manifest GETs aside for one image when the
+// repository's registry reported a pull quota (Docker Hub's
+// ratelimit-remaining): the GETs made with the returned context spend them,
+// every other GET to that registry leaves them alone. It returns a
+// *PullLimitError (permanent) when they would eat into the reserve, so that
+// an image the quota cannot pay for is not started (the engine asks before
+// reading an index's children: a quota running out stops an image before
+// it starts, not halfway through). release gives back what was not spent.
+// Without a known quota it does nothing.
+func (r *Repo) ReservePulls(ctx context.Context, n int) (context.Context, func(), error) {
 	host := r.h.reg.RegistryStr()
-	return r.c.limits.get(host).checkPulls(host, n)
+	return r.c.limits.get(host).reservePulls(ctx, host, n)
 }

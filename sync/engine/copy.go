@@ -90,12 +90,14 @@ func (e *Engine) syncUnit(ctx context.Context, u *unit) []JobResult {
 		return d.results
 	}
 	results, targets, owners, src, entry, srcDigest := d.results, d.targets, d.owners, d.src, d.entry, d.srcDigest
-	if err := e.checkQuota(src); err != nil {
+	ctx, release, err := e.reserveChildren(ctx, src)
+	if err != nil {
 		for _, t := range targets {
 			results[owners[t]].Action, results[owners[t]].Err = Failed, err
 		}
 		return results
 	}
+	defer release()
 	e.copyManifest(ctx, src, src.raw, src.desc.MediaType, targets)
 	for _, t := range targets {
 		i := owners[t]

@@ -226,8 +226,13 @@ func (e *Engine) resolve(ctx context.Context, units []*unit) {
 			}
 			d := e.decide(ctx, u)
 			u.decided = d
-			if len(d.targets) > 0 && e.checkQuota(d.src) == nil { // else the copy stops it (checkQuota)
-				e.measure(ctx, u, d.src, d.src.raw, d.src.desc.MediaType, d.targets)
+			if len(d.targets) > 0 {
+				// Children that do not fit the pull quota are not read
+				// ahead: the copy stops the image (reserveChildren).
+				if mctx, release, err := e.reserveChildren(ctx, d.src); err == nil {
+					defer release()
+					e.measure(mctx, u, d.src, d.src.raw, d.src.desc.MediaType, d.targets)
+				}
 			}
 			emit(Progress{Kind: ProgressResolved, Image: u.src.String()})
 		}()

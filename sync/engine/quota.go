@@ -1,12 +1,17 @@
 package engine
 
-import "github.com/imagesync/imagesync/oci"
+import (
+	"context"
 
-// pullChecker is a source that counts manifest reads against a pull quota
-// (a registry that sends Docker Hub's ratelimit headers): CheckPulls says
-// whether n more fit above the reserve.
-type pullChecker interface {
-	CheckPulls(n int) error
+	"github.com/imagesync/imagesync/oci"
+)
+
+// pullReserver is a source that counts manifest reads against a pull quota
+// (a registry that sends Docker Hub's ratelimit headers): ReservePulls sets
+// n aside for the reads made with the context it returns, or fails when
+// they do not fit above the reserve.
+type pullReserver interface {
+	ReservePulls(ctx context.Context, n int) (context.Context, func(), error)
 }
 
 // childPulls is how many child manifests of the source index a copy still
@@ -35,18 +40,21 @@ func (s *source) childPulls() int {
 	return n
 }
 
-// checkQuota stops a copy before it reads an index's children when the
-// source's pull quota cannot pay for them: nothing is written, and the
-// quota is kept for the images that fit (the error says when the window
-// resets). Plans are not stopped: they show the pulls a sync needs.
-func (e *Engine) checkQuota(src *source) error {
-	q, ok := src.repo.(pullChecker)
+// reserveChildren sets aside the pulls an index's children need before any
+// of them is read, so that a quota running out stops the image before it
+// starts instead of halfway (nothing of it is written, and the quota is
+// kept for the images that fit; the error says when the window resets).
+// The reads made with the returned context spend the reservation; release
+// gives back the rest. Plans are not stopped: they show the pulls a sync
+// needs.
+func (e *Engine) reserveChildren(ctx context.Context, src *source) (context.Context, func(), error) {
+	q, ok := src.repo.(pullReserver)
 	if !ok || e.opt.DryRun {
-		return nil
+		return ctx, func() {}, nil
 	}
 	n := src.childPulls()
 	if n == 0 {
-		return nil
+		return ctx, func() {}, nil
 	}
-	return q.CheckPulls(n)
+	return q.ReservePulls(ctx, n)
 }
