@@ -16,7 +16,7 @@ import (
 // pass unchanged, in order. A catalog that cannot be listed fails the
 // rule (one failed result per destination); names the catalog lists that
 // are not valid repository names are reported (a warning, and a failed
-// result when the pattern would select them) and never sent anywhere.
+// result when they lie below the rule's prefix) and never sent anywhere.
 func (e *Engine) discover(ctx context.Context, rs []rules.Rule) ([]rules.Rule, []JobResult, rules.ErrorList) {
 	found := false
 	for i := range rs {
