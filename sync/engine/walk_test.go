@@ -5,7 +5,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -13,6 +17,7 @@ import (
 
 	"github.com/imagesync/imagesync/oci"
 	"github.com/imagesync/imagesync/registry/client"
+	"github.com/imagesync/imagesync/sync/ledger"
 	"github.com/imagesync/imagesync/sync/rules"
 )
 
@@ -183,5 +188,49 @@ func TestWalkCancelled(t *testing.T) {
 	}
 	if len(failed) == 0 {
 		t.Error("no failure reported")
+	}
+}
+
+// A verify cut short by Ctrl-C reports the check as not done and marks
+// nothing in the ledger for repair (a cancelled request is no damage).
+func TestVerifyStoppedMarksNothing(t *testing.T) {
+	var block atomic.Bool
+	stop := make(chan struct{})
+	var once sync.Once
+	src := newFake(t, nil)
+	dst := newFake(t, func(w http.ResponseWriter, r *http.Request) bool {
+		if block.Load() && r.Method == http.MethodHead && strings.Contains(r.URL.Path, "/blobs/") {
+			once.Do(func() { close(stop) })
+			<-r.Context().Done()
+			return true
+		}
+		return false
+	})
+	pushIndex(t, src.Host+"/ns/app:v1")
+	l, err := ledger.Open(filepath.Join(t.TempDir(), "ledger.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	j := job(src.Host, "ns/app", dst.Host, "mirror/app", "v1")
+	if res := newEngine(t, Options{Ledger: l}).Sync(context.Background(), []rules.Job{j}, nil); res.Summary.Copied != 1 {
+		t.Fatalf("seeding: %+v", res.Summary)
+	}
+	block.Store(true)
+	done := make(chan []VerifyResult)
+	go func() {
+		done <- newEngine(t, Options{Ledger: l, Stop: stop}).Verify(context.Background(), []rules.Job{j}, VerifyOptions{})
+	}()
+	var out []VerifyResult
+	select {
+	case out = <-done:
+	case <-time.After(20 * time.Second):
+		t.Fatal("verify did not stop")
+	}
+	if !slices.Equal(kinds(out[0]), []string{ProblemError}) || !strings.Contains(out[0].Problems[0].Detail, "not checked") {
+		t.Errorf("stopped verify: %+v", out[0])
+	}
+	if l.NeedsRepair(ledgerKey(j, "")) {
+		t.Error("a stopped check marked the destination for repair")
 	}
 }
