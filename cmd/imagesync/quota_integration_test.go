@@ -110,7 +110,7 @@ func TestDockerHubPullQuota(t *testing.T) {
 
 	// sync with 6 pulls left, 1 kept in reserve: 5 pulls for 8 needed.
 	q.set(6)
-	r = runCLI(t, nil, "--images", images, "--no-ledger", "--hub-reserve", "1", "--retries", "0")
+	r = runCLI(t, nil, "--images", images, "--no-ledger", "--hub-reserve", "1", "--retries", "0", "-o", "json")
 	if r.code != exitSomeFail {
 		t.Errorf("sync: exit %d, want %d", r.code, exitSomeFail)
 	}
@@ -141,6 +141,13 @@ func TestDockerHubPullQuota(t *testing.T) {
 		if !strings.Contains(r.stderr, s) {
 			t.Errorf("sync's output lacks %q", s)
 		}
+	}
+	var rep report.SyncReport
+	if err := json.Unmarshal([]byte(r.stdout), &rep); err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.PullQuota) != 1 || rep.PullQuota[0].Remaining != q.remaining || rep.PullQuota[0].Pulls != int64(q.gets) || rep.PullQuota[0].Reserve != 1 {
+		t.Errorf("sync -o json: pull quota %+v; the front: %d left after %d GETs", rep.PullQuota, q.remaining, q.gets)
 	}
 	if q.heads == 0 || q.remaining != 6-q.gets || q.remaining < 1 {
 		t.Errorf("the front has %d left after %d GETs and %d HEADs", q.remaining, q.gets, q.heads)

@@ -82,11 +82,13 @@ func (c *SyncCmd) once(rc *runContext, s *session, svc *service) (*engine.Result
 		summaryOut = io.MultiWriter(rc.stderr, s.out)
 	}
 	report.Summary(credentials.NewRedactor(summaryOut, s.keychain.Secrets), res.Summary)
-	report.WriteRunQuota(credentials.NewRedactor(summaryOut, s.keychain.Secrets), pullQuotas(s.client, pulls))
+	quotas := pullQuotas(s.client, pulls)
+	report.WriteRunQuota(credentials.NewRedactor(summaryOut, s.keychain.Secrets), quotas)
 
 	if c.Output == "json" {
 		rep := report.NewSyncReport(res)
 		rep.SkippedRules = report.SkippedRules(s.skipped)
+		rep.PullQuota = quotas
 		rep.SkippedImages = s.skippedImages()
 		rep.Summary.SkippedImages = len(rep.SkippedImages)
 		if err := rep.WriteJSON(rc.stdout); err != nil {

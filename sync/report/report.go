@@ -209,7 +209,10 @@ type SyncReport struct {
 	SkippedRules []SkippedRule `json:"skippedRules,omitempty"`
 	// SkippedImages are the cluster's images --from-cluster left out.
 	SkippedImages []SkippedImage `json:"skippedImages,omitempty"`
-	Summary       struct {
+	// PullQuota lists the registries that reported a pull quota (Docker
+	// Hub): what is left and what this run pulled.
+	PullQuota []PullQuota `json:"pullQuota,omitempty"`
+	Summary   struct {
 		Copied        int     `json:"copied"`
 		Skipped       int     `json:"skipped"`
 		Filtered      int     `json:"filtered"`
