@@ -1,8 +1,11 @@
 package main
 
 import (
+	"cmp"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 
@@ -20,9 +23,18 @@ const (
 
 // Values offered for flags whose values are well known.
 var knownValues = map[string][]string{
-	"os":   {"linux", "windows", "darwin", "freebsd"},
-	"arch": {"amd64", "arm64", "arm", "arm:v7", "arm:v6", "386", "ppc64le", "s390x", "riscv64"},
+	"os":       {"linux", "windows", "darwin", "freebsd"},
+	"arch":     {"amd64", "arm64", "arm", "arm:v7", "arm:v6", "386", "ppc64le", "s390x", "riscv64"},
+	"platform": {"linux/amd64", "linux/arm64", "linux/arm/v7", "linux/arm/v6", "linux/386", "linux/ppc64le", "linux/s390x", "linux/riscv64", "windows/amd64"},
 }
+
+// listValued are the flags that take comma-separated lists of known values:
+// the value after the last comma is completed.
+var listValued = map[string]bool{"os": true, "arch": true, "platform": true}
+
+// ruleFileFlags take a rule, auth or config file: .yaml, .yml or .json
+// (not ledger.db.lock and the like), and folders to go into.
+var ruleFileFlags = map[string]bool{"images": true, "auth": true, "config": true, "file": true}
 
 // writeCompletions answers a completion request in cobra's format: one
 // candidate per line, then ":<directive>". words are the arguments after
@@ -97,10 +109,37 @@ func complete(app *kong.Application, words []string) ([]string, int) {
 	}
 	for _, c := range node.Children { // subcommands (`ledger export`), at the root or below
 		if c.Type == kong.CommandNode && !c.Hidden && strings.HasPrefix(c.Name, partial) {
-			out = append(out, c.Name)
+			out = append(out, c.Name+"\t"+commandBlurb(c)) // cobra's "candidate<TAB>description"
 		}
 	}
 	return out, directiveNoFile
+}
+
+// commandBlurbs are the descriptions shells show beside the commands (zsh
+// and fish, as for docker's own commands).
+var commandBlurbs = map[string]string{
+	"sync":       "Copy images (the default command)",
+	"plan":       "Show what sync would do, writing nothing",
+	"verify":     "Check that the destinations hold the images",
+	"convert":    "Print the config file equal to image-syncer's files",
+	"job":        "Print or apply a sharded Kubernetes Job",
+	"status":     "Add up the results of a Kubernetes job's shards",
+	"ledger":     "Look into the digest ledger",
+	"version":    "Print the version",
+	"completion": "Print a shell completion script",
+}
+
+// commandBlurb is a command's description for completion: its own line,
+// else its help up to the first colon or full stop.
+func commandBlurb(c *kong.Node) string {
+	if b := commandBlurbs[c.Name]; b != "" && c.Parent != nil && c.Parent.Parent == nil {
+		return b
+	}
+	h := c.Help
+	if i := strings.IndexAny(h, ":.("); i > 0 {
+		h = h[:i]
+	}
+	return strings.TrimSpace(h)
 }
 
 // flagsOf returns the flags usable at node: its own and its parents'; at
@@ -143,6 +182,19 @@ func takesValue(f *kong.Flag, word string) bool { return !f.IsBool() && !strings
 
 func flagValues(f *kong.Flag, partial string) ([]string, int) {
 	var vals []string
+	if listValued[f.Name] {
+		if i := strings.LastIndex(partial, ","); i >= 0 {
+			head := partial[:i+1]
+			out, d := flagValues(&kong.Flag{Value: &kong.Value{Name: f.Name}}, partial[i+1:])
+			for j := range out {
+				out[j] = head + out[j]
+			}
+			return out, d
+		}
+	}
+	if ruleFileFlags[f.Name] {
+		return configFiles(partial)
+	}
 	switch {
 	case f.Enum != "":
 		vals = f.EnumSlice()
@@ -158,6 +210,41 @@ func flagValues(f *kong.Flag, partial string) ([]string, int) {
 		if strings.HasPrefix(v, partial) {
 			out = append(out, v)
 		}
+	}
+	return out, directiveNoFile
+}
+
+// configFiles lists the .yaml, .yml and .json files and the folders whose
+// path starts with partial (hidden ones only when asked for).
+func configFiles(partial string) ([]string, int) {
+	dir, base := filepath.Split(partial)
+	entries, err := os.ReadDir(cmp.Or(dir, "."))
+	if err != nil {
+		return nil, directiveNoFile
+	}
+	var out []string
+	dirs := false
+	for _, e := range entries {
+		name := e.Name()
+		if !strings.HasPrefix(name, base) || (strings.HasPrefix(name, ".") && !strings.HasPrefix(base, ".")) {
+			continue
+		}
+		isDir := e.IsDir()
+		if e.Type()&os.ModeSymlink != 0 {
+			if st, err := os.Stat(filepath.Join(cmp.Or(dir, "."), name)); err == nil {
+				isDir = st.IsDir()
+			}
+		}
+		switch ext := strings.ToLower(filepath.Ext(name)); {
+		case isDir:
+			out, dirs = append(out, dir+name+"/"), true
+		case ext == ".yaml" || ext == ".yml" || ext == ".json":
+			out = append(out, dir+name)
+		}
+	}
+	sort.Strings(out)
+	if dirs {
+		return out, directiveNoFile | directiveNoSpace // a folder: go on typing in it
 	}
 	return out, directiveNoFile
 }
@@ -211,6 +298,9 @@ _@PROG@_complete() {
     if [ ${#COMPREPLY[@]} -eq 0 ] && [ $((directive & 4)) -ne 0 ]; then
         compopt +o default 2>/dev/null # nothing, not even file names
     fi
+    if [ $((directive & 2)) -ne 0 ]; then
+        compopt -o nospace 2>/dev/null # a folder: go on typing in it
+    fi
 }
 complete -o default -F _@PROG@_complete @PROG@
 `
@@ -226,10 +316,23 @@ _@PROG@() {
     lines=("${(@f)out}")
     directive=${lines[-1]#:}
     cands=("${(@)lines[1,-2]}")
-    cands=("${(@)cands%%$'\t'*}")
     cands=(${cands:#})
     if (( ${#cands} )); then
-        compadd -Q -- "${cands[@]}"
+        local -a descs plain
+        local c
+        for c in "${cands[@]}"; do # "candidate<TAB>description": commands
+            if [[ $c == *$'\t'* ]]; then
+                descs+=("${${c%%$'\t'*}//:/\\:}:${c#*$'\t'}")
+            else
+                plain+=("$c")
+            fi
+        done
+        (( ${#descs} )) && _describe -t commands command descs
+        if (( ${#plain} && (directive & 2) != 0 )); then
+            compadd -Q -S '' -- "${plain[@]}" # a folder: go on typing in it
+        elif (( ${#plain} )); then
+            compadd -Q -- "${plain[@]}"
+        fi
     elif (( (directive & 4) == 0 )); then
         _files
     else

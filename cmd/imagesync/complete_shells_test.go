@@ -89,6 +89,7 @@ func TestShellCompletionInTmux(t *testing.T) {
 			}
 			writeFile(t, work, "images.yaml", "a: b\n")
 			writeFile(t, work, "zz-other.txt", "")
+			writeFile(t, work, "images.yaml.lock", "")
 			script := runCLI(t, nil, "completion", shell).stdout
 			var start string
 			switch shell {
@@ -131,6 +132,17 @@ func TestShellCompletionInTmux(t *testing.T) {
 					return strings.HasSuffix(last, "--arch arm:v") && !strings.Contains(sc, "images.yaml")
 				}, "values after a colon"},
 				{"imagesync --images ima", 1, func(_, last string) bool { return strings.HasSuffix(last, "--images images.yaml") }, "file names"},
+				{"imagesync --images ", 2, func(sc, last string) bool {
+					return (strings.Contains(sc, "images.yaml") || strings.HasSuffix(last, "images.yaml")) && !strings.Contains(sc, ".lock") && !strings.Contains(sc, "zz-other")
+				}, "rule files only (no .lock)"},
+				{"imagesync --platform linux/arm", 2, func(sc, _ string) bool {
+					return strings.Contains(sc, "linux/arm/v7") && strings.Contains(sc, "linux/arm64")
+				}, "--platform values"},
+			}
+			if shell != "bash" { // zsh and fish show what each command does, as for docker's own
+				cases = append(cases, tabCase{"imagesync ", 2, func(sc, _ string) bool {
+					return strings.Contains(sc, "Show what sync would do") && strings.Contains(sc, "Look into the digest ledger")
+				}, "command descriptions"})
 			}
 			for _, c := range cases {
 				s.cmd("send-keys", "-l", c.typed)

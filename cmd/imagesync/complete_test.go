@@ -3,6 +3,7 @@ package main
 import (
 	"os"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -22,7 +23,9 @@ func TestComplete(t *testing.T) {
 		{[]string{"--output-images-format", "y"}, []string{"yaml", ":4"}},
 		{[]string{"--arch", "arm"}, []string{"arm64", "arm", "arm:v7", "arm:v6", ":4"}},
 		{[]string{"--os=l"}, []string{"--os=linux", ":4"}},
-		{[]string{"--images", ""}, []string{":0"}},                   // a file name: the shell's own completion
+		{[]string{"--platform", "linux/arm"}, []string{"linux/arm64", "linux/arm/v7", "linux/arm/v6", ":4"}},
+		{[]string{"plan", "--platform=linux/amd64,linux/a"}, []string{"--platform=linux/amd64,linux/amd64", "--platform=linux/amd64,linux/arm64", "--platform=linux/amd64,linux/arm/v7", "--platform=linux/amd64,linux/arm/v6", ":4"}},
+		{[]string{"--arch", "amd64,arm:"}, []string{"amd64,arm:v7", "amd64,arm:v6", ":4"}},
 		{[]string{"sync", "--images", "x.yaml", ""}, []string{":4"}}, // nothing positional
 		{[]string{"completion", "--h"}, []string{"--help", ":4"}},
 		{[]string{"verify", "--d"}, []string{"--debug", "--deep", "--default-namespace", "--docker-config", ":4"}},
@@ -36,9 +39,31 @@ func TestComplete(t *testing.T) {
 			t.Errorf("complete %q = %q, want %q", tc.words, got, tc.want)
 		}
 	}
+	// Commands come with their descriptions (zsh and fish show them).
+	if r := runCLI(t, nil, "__complete", "ledger", ""); r.stdout != "export\tPrint everything the ledger knows as JSON lines, sorted\nstats\tCount what the ledger holds\n:4\n" {
+		t.Errorf("ledger <TAB>: %q", r.stdout)
+	}
+	// A rule, auth or config file: .yaml, .yml, .json and folders, not the
+	// ledger's lock file or other files.
+	dir := t.TempDir()
+	for _, f := range []string{"images.yaml", "auth.yml", "cfg.json", "ledger.db.lock", "notes.txt", ".hidden.yaml"} {
+		writeFile(t, dir, f, "")
+	}
+	if err := os.Mkdir(filepath.Join(dir, "sub"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	for _, flag := range []string{"--images", "--auth", "-f"} {
+		want := []string{dir + "/auth.yml", dir + "/cfg.json", dir + "/images.yaml", dir + "/sub/", ":6"}
+		if got := completions(t, "imagesync", flag, dir+"/"); !slices.Equal(got, want) {
+			t.Errorf("%s %s/<TAB> = %q, want %q", flag, dir, got, want)
+		}
+	}
+	if got := completions(t, "imagesync", "--images", dir+"/i"); !slices.Equal(got, []string{dir + "/images.yaml", ":4"}) {
+		t.Errorf("--images %s/i<TAB> = %q", dir, got)
+	}
 	// The kubectl completion helper takes the words without __complete.
 	var out, errb strings.Builder
-	if code := run(t.Context(), []string{"/x/kubectl_complete-imagesync", "pl"}, env{lookup: func(string) (string, bool) { return "", false }}, &out, &errb); code != 0 || out.String() != "plan\n:4\n" {
+	if code := run(t.Context(), []string{"/x/kubectl_complete-imagesync", "pl"}, env{lookup: func(string) (string, bool) { return "", false }}, &out, &errb); code != 0 || out.String() != "plan\tShow what sync would do, writing nothing\n:4\n" {
 		t.Errorf("kubectl_complete-imagesync pl: %d %q", code, out.String())
 	}
 	// The Docker CLI sends `__complete sync …`.

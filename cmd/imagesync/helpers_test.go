@@ -165,7 +165,11 @@ func completions(t *testing.T, argv0 string, words ...string) []string {
 	if r.code != 0 {
 		t.Fatalf("exit %d", r.code)
 	}
-	return strings.Split(strings.TrimSpace(r.stdout), "\n")
+	out := strings.Split(strings.TrimSpace(r.stdout), "\n")
+	for i, c := range out {
+		out[i], _, _ = strings.Cut(c, "\t") // the candidate, not its description
+	}
+	return out
 }
 
 func netListen() (net.Listener, error) { return net.Listen("tcp", "127.0.0.1:0") }
