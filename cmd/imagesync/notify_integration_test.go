@@ -94,7 +94,7 @@ func TestNotifyEachRun(t *testing.T) {
 	w := startWatcher(t, home, "sync", "--auth", auth, "--images", images, "--every", "2s", "--no-progress", "--retries", "0",
 		"--notify", recv.URL+"/hook?token=hook-t0ken")
 
-	events := sink.wait(t, 2)
+	sink.wait(t, 2)
 	w.waitCount(t, nextRunRE, 2)
 	if err := w.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
@@ -109,7 +109,7 @@ func TestNotifyEachRun(t *testing.T) {
 	for _, p := range sink.problems {
 		t.Error(p)
 	}
-	events = sink.events
+	events := sink.events
 	if len(events) < 2 {
 		t.Fatalf("%d events", len(events))
 	}
