@@ -126,81 +126,104 @@ func (e *Engine) syncUnit(ctx context.Context, u *unit) []JobResult {
 // bytes that would move instead.
 func (e *Engine) copyManifest(ctx context.Context, src *source, raw []byte, mediaType types.MediaType, targets []*target) {
 	root := manifest{digest: oci.Digest(raw), mediaType: mediaType, raw: raw}
-	var mu sync.Mutex
-	need := map[string][]*target{root.digest: targets} // per manifest: the targets that lack it
-	needOf := func(digest string) ([]*target, bool) {
-		mu.Lock()
-		defer mu.Unlock()
-		ts, ok := need[digest]
-		return alive(ts), ok
-	}
+	c := &treeCopy{e: e, src: src, root: root.digest, targets: targets, need: map[string][]*target{root.digest: targets}}
 	walkTree(ctx, src, root, walker{
 		parallel: true, // children in parallel; the index after all of them
-		enter: func(ctx context.Context, c oci.Entry) bool {
-			var ts []*target
-			for _, t := range alive(targets) {
-				if !t.force && e.blobs.hasManifest(t.repo, c.Digest) {
-					continue
-				}
-				if !t.force && t.exists { // a destination whose tag was missing lacks the children too: PUT them without asking
-					d, err := t.repo.HeadManifest(ctx, c.Digest)
-					if err == nil && d.Digest == c.Digest {
-						e.blobs.manifestPresent(t.repo, c.Digest)
-						continue
-					}
-					if err != nil && !oci.IsNotFound(err) {
-						t.fail(fmt.Errorf("child %s: %w", c.Digest, err))
-						continue
-					}
-				}
-				ts = append(ts, t)
-			}
-			mu.Lock()
-			need[c.Digest] = ts
-			mu.Unlock()
-			return len(ts) > 0
-		},
-		visit: func(ctx context.Context, m manifest, blobs []oci.Blob) {
-			ts, _ := needOf(m.digest)
-			if len(ts) == 0 {
-				return
-			}
-			if !m.mediaType.IsIndex() {
-				if e.opt.DryRun {
-					e.planBlobs(ctx, src.repo, blobs, ts)
-					return
-				}
-				e.copyBlobs(ctx, src.repo, blobs, ts)
-			}
-			if e.opt.DryRun {
-				return
-			}
-			var wg sync.WaitGroup
-			for _, t := range alive(ts) {
-				ref := m.digest // a child is PUT by digest
-				if m.digest == root.digest {
-					ref = t.ref
-				}
-				wg.Go(func() {
-					if err := t.repo.PutManifest(ctx, ref, m.mediaType, m.raw); err != nil {
-						t.fail(wrapChild(m.digest, root.digest, err))
-						return
-					}
-					e.blobs.manifestPresent(t.repo, m.digest)
-				})
-			}
-			wg.Wait()
-		},
-		fail: func(digest string, err error) {
-			ts, ok := needOf(digest)
-			if !ok {
-				ts = alive(targets)
-			}
-			for _, t := range ts {
-				t.fail(wrapChild(digest, root.digest, err))
-			}
-		},
+		enter:    c.enter,
+		visit:    c.visit,
+		fail:     c.fail,
 	})
+}
+
+// treeCopy is one copyManifest: per manifest of the tree, the targets
+// that lack it.
+type treeCopy struct {
+	e       *Engine
+	src     *source
+	root    string
+	targets []*target
+
+	mu   sync.Mutex
+	need map[string][]*target
+}
+
+func (c *treeCopy) needOf(digest string) ([]*target, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	ts, ok := c.need[digest]
+	return alive(ts), ok
+}
+
+// enter finds the targets that lack a child (false: none does).
+func (c *treeCopy) enter(ctx context.Context, child oci.Entry) bool {
+	var ts []*target
+	for _, t := range alive(c.targets) {
+		if !t.force && c.e.blobs.hasManifest(t.repo, child.Digest) {
+			continue
+		}
+		if !t.force && t.exists { // a destination whose tag was missing lacks the children too: PUT them without asking
+			d, err := t.repo.HeadManifest(ctx, child.Digest)
+			if err == nil && d.Digest == child.Digest {
+				c.e.blobs.manifestPresent(t.repo, child.Digest)
+				continue
+			}
+			if err != nil && !oci.IsNotFound(err) {
+				t.fail(fmt.Errorf("child %s: %w", child.Digest, err))
+				continue
+			}
+		}
+		ts = append(ts, t)
+	}
+	c.mu.Lock()
+	c.need[child.Digest] = ts
+	c.mu.Unlock()
+	return len(ts) > 0
+}
+
+// visit copies an image's blobs (dry: counts them), then PUTs the manifest
+// (a child by digest, the root under each target's reference).
+func (c *treeCopy) visit(ctx context.Context, m manifest, blobs []oci.Blob) {
+	e := c.e
+	ts, _ := c.needOf(m.digest)
+	if len(ts) == 0 {
+		return
+	}
+	if !m.mediaType.IsIndex() {
+		if e.opt.DryRun {
+			e.planBlobs(ctx, c.src.repo, blobs, ts)
+			return
+		}
+		e.copyBlobs(ctx, c.src.repo, blobs, ts)
+	}
+	if e.opt.DryRun {
+		return
+	}
+	var wg sync.WaitGroup
+	for _, t := range alive(ts) {
+		ref := m.digest // a child is PUT by digest
+		if m.digest == c.root {
+			ref = t.ref
+		}
+		wg.Go(func() {
+			if err := t.repo.PutManifest(ctx, ref, m.mediaType, m.raw); err != nil {
+				t.fail(wrapChild(m.digest, c.root, err))
+				return
+			}
+			e.blobs.manifestPresent(t.repo, m.digest)
+		})
+	}
+	wg.Wait()
+}
+
+// fail fails the targets of a manifest that could not be walked.
+func (c *treeCopy) fail(digest string, err error) {
+	ts, ok := c.needOf(digest)
+	if !ok {
+		ts = alive(c.targets)
+	}
+	for _, t := range ts {
+		t.fail(wrapChild(digest, c.root, err))
+	}
 }
 
 // wrapChild says which child an error concerns (not for the root).
