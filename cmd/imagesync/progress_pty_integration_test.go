@@ -186,7 +186,8 @@ func TestProgressBarUnderPTY(t *testing.T) {
 	if abs(early.pct-10) > 8 || abs(half.pct-50) > 15 {
 		t.Fatalf("no frame near 10%% or 50%% (closest %d%%, %d%%):\n%q", early.pct, half.pct, out)
 	}
-	inFlight := regexp.MustCompile(`^  127\.0\.0\.1:\d+/lib/app\d:1  \d+(\.\d)? [KM]iB/\d+(\.\d)? [KM]iB$`)
+	// SRC → DST, each side keeping its end on this 60-column terminal.
+	inFlight := regexp.MustCompile(`^  \S*/lib/app(\d):1 → \S*/mirror/app(\d):1  \d+(\.\d)? [KM]iB/\d+(\.\d)? [KM]iB$`)
 	seen := false
 	for _, l := range half.screen {
 		seen = seen || inFlight.MatchString(l)

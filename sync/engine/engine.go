@@ -348,7 +348,11 @@ func (q *unitQueue) run(u *unit) {
 	u.attempts++
 	wait := JobBackoff(u.attempts)
 	if e.work != nil {
-		e.work.emit(Progress{Kind: ProgressStarted, Image: u.src.String()})
+		dsts := make([]string, len(u.jobs))
+		for i, j := range u.jobs {
+			dsts[i] = j.Destination.String()
+		}
+		e.work.emit(Progress{Kind: ProgressStarted, Image: u.src.String(), Destinations: dsts})
 	}
 	var retry []rules.Job
 	for _, r := range e.runUnit(withUnit(ctx, u), u) {

@@ -37,11 +37,13 @@ const (
 // the sum of the Done fields; each blob counts once per destination
 // registry, under the image that first needed it.
 type Progress struct {
-	Kind   ProgressKind
-	Image  string // the source reference
-	Work   int64
-	Done   int64
-	Images int // ProgressResolving: how many source references
+	Kind  ProgressKind
+	Image string // the source reference
+	// Destinations: ProgressStarted: where Image is being copied to.
+	Destinations []string
+	Work         int64
+	Done         int64
+	Images       int // ProgressResolving: how many source references
 }
 
 // imageKey carries the unit being copied in a context, so that blob uploads

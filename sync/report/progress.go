@@ -3,10 +3,12 @@ package report
 import (
 	"fmt"
 	"io"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/schollz/progressbar/v3"
 
@@ -59,8 +61,39 @@ type Progress struct {
 
 type imageBytes struct {
 	name       string
+	dsts       []string // where it goes (two destinations of one source told apart)
 	work, done int64
 	started    time.Time
+}
+
+// row is "SRC → DST" (", DST2" or " (+N more)" for more), in at most
+// room columns: each side keeps its end (the repository and tag).
+func (im *imageBytes) row(room int) string {
+	if len(im.dsts) == 0 {
+		return tail(im.name, room)
+	}
+	dst := im.dsts[0]
+	switch n := len(im.dsts); {
+	case n == 2:
+		dst += ", " + im.dsts[1]
+	case n > 2:
+		dst += fmt.Sprintf(" (+%d more)", n-1)
+	}
+	s := im.name + " → " + dst
+	if utf8.RuneCountInString(s) <= room || room <= 8 {
+		return s
+	}
+	half := (room - 3) / 2
+	return tail(im.name, half) + " → " + tail(dst, room-3-half)
+}
+
+// tail keeps the end of s in n columns, with "…" for what is cut.
+func tail(s string, n int) string {
+	r := []rune(s)
+	if len(r) <= n || n < 2 {
+		return s
+	}
+	return "…" + string(r[len(r)-n+1:])
 }
 
 type sample struct {
@@ -154,6 +187,11 @@ func (p *Progress) Event(ev engine.Progress) {
 		p.ready = true
 	case engine.ProgressStarted:
 		im := p.image(ev.Image)
+		for _, d := range ev.Destinations {
+			if !slices.Contains(im.dsts, d) {
+				im.dsts = append(im.dsts, d)
+			}
+		}
 		if _, ok := p.inflight[ev.Image]; !ok {
 			im.started = p.now()
 			p.inflight[ev.Image] = im
@@ -294,13 +332,9 @@ func (p *Progress) block() []string {
 		if im.work > 0 {
 			bytes = fmt.Sprintf("%s/%s", Bytes(im.done), Bytes(im.work))
 		}
-		// On a narrow terminal the name gives way (its start first), not
-		// the bytes.
-		name := []rune(im.name)
-		if room := p.c.Width() - 1 - 4 - len(bytes); len(name) > room && room > 8 {
-			name = append([]rune("…"), name[len(name)-room+1:]...)
-		}
-		lines = append(lines, fmt.Sprintf("  %s  %s", string(name), bytes))
+		// On a narrow terminal the names give way (their starts first),
+		// not the bytes.
+		lines = append(lines, fmt.Sprintf("  %s  %s", im.row(p.c.Width()-1-4-len(bytes)), bytes))
 	}
 	if !p.ready {
 		lines = append(lines, fmt.Sprintf("resolving %d/%d source images: %s to upload so far", p.resolved, p.units, Bytes(p.work)))

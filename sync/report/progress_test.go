@@ -217,3 +217,30 @@ func TestProgressQuiet(t *testing.T) {
 		t.Errorf("quiet output: %q", s)
 	}
 }
+
+// The rows in flight say where each image goes: two destinations of one
+// source are told apart, and on a narrow terminal each side keeps its end.
+func TestProgressRowsShowDestinations(t *testing.T) {
+	for _, tc := range []struct {
+		width int
+		dsts  []string
+		want  string
+	}{
+		{100, []string{"dst.io/m/a:1"}, "  src.io/ns/a:1 → dst.io/m/a:1  0 B/100 B"},
+		{100, []string{"dst.io/m/a:1", "dst2.io/m/a:1"}, "  src.io/ns/a:1 → dst.io/m/a:1, dst2.io/m/a:1  0 B/100 B"},
+		{100, []string{"d/1", "d/2", "d/3"}, "  src.io/ns/a:1 → d/1 (+2 more)  0 B/100 B"},
+		{36, []string{"dst.io/mirror/a:1"}, "  …o/ns/a:1 → …irror/a:1  0 B/100 B"},
+	} {
+		c := NewConsole(io.Discard, true, func() int { return tc.width })
+		p := NewProgress(c, 1, ProgressOptions{Bar: true})
+		resolved(p)
+		p.Event(engine.Progress{Kind: engine.ProgressStarted, Image: "src.io/ns/a:1", Destinations: tc.dsts})
+		p.mu.Lock()
+		block := p.block()
+		p.mu.Unlock()
+		p.Finish()
+		if block[1] != tc.want || utf8.RuneCountInString(block[1]) > tc.width-1 {
+			t.Errorf("width %d, %v: %q, want %q", tc.width, tc.dsts, block[1], tc.want)
+		}
+	}
+}
