@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"golang.org/x/time/rate"
 
@@ -185,6 +186,16 @@ func TestProgressBarUnderPTY(t *testing.T) {
 	}
 	if abs(early.pct-10) > 8 || abs(half.pct-50) > 15 {
 		t.Fatalf("no frame near 10%% or 50%% (closest %d%%, %d%%):\n%q", early.pct, half.pct, out)
+	}
+	// Early on, the ETA is unknown or plausible: the source sends at most
+	// 3 MiB/s, so 90% of ~4.5 MiB cannot be left for less than a second
+	// (issue #23: it read 100ms at 5%).
+	for _, l := range early.screen {
+		if m := regexp.MustCompile(` ETA (\S+)$`).FindStringSubmatch(l); m != nil && m[1] != "?" {
+			if d, err := time.ParseDuration(m[1]); err != nil || d < 500*time.Millisecond {
+				t.Errorf("early ETA %s at %d%%:\n%s", m[1], early.pct, strings.Join(early.screen, "\n"))
+			}
+		}
 	}
 	// SRC → DST, each side keeping its end on this 60-column terminal.
 	inFlight := regexp.MustCompile(`^  \S*/lib/app(\d):1 → \S*/mirror/app(\d):1  \d+(\.\d)? [KM]iB/\d+(\.\d)? [KM]iB$`)

@@ -50,7 +50,9 @@ type Progress struct {
 	inflight   map[string]*imageBytes
 	byImage    map[string]*imageBytes
 	start      time.Time
-	samples    []sample // recent (time, uploaded) for the rate
+	readyAt    time.Time // when every source was resolved
+	firstByte  time.Time // when the first byte was uploaded
+	samples    []sample  // recent (time, uploaded) for the rate
 	bar        *progressbar.ProgressBar
 	barWidth   int
 	lastDraw   time.Time
@@ -184,7 +186,7 @@ func (p *Progress) Event(ev engine.Progress) {
 	case engine.ProgressResolved:
 		p.resolved++
 	case engine.ProgressReady:
-		p.ready = true
+		p.ready, p.readyAt = true, p.now()
 	case engine.ProgressStarted:
 		im := p.image(ev.Image)
 		for _, d := range ev.Destinations {
@@ -205,6 +207,9 @@ func (p *Progress) Event(ev engine.Progress) {
 		p.work += ev.Work
 		p.uploaded += ev.Done
 		if ev.Done != 0 {
+			if p.firstByte.IsZero() {
+				p.firstByte = p.now()
+			}
 			p.sample()
 		}
 	}
@@ -254,17 +259,27 @@ func (p *Progress) rate() float64 {
 	return float64(last.n-first.n) / dt
 }
 
-// eta is the time left at the current rate ("?" while unknown).
+// eta is the time left ("?" while unknown): the bytes left at the recent
+// rate, measured over a second at least (the first bursts fill buffers,
+// not the network), and no less than the images left at the pace images
+// have finished (what requests cost — manifests, a --rate — is in it).
 func (p *Progress) eta() string {
 	left := p.work - p.uploaded
-	if left <= 0 {
+	var d time.Duration
+	if left > 0 {
+		r := p.rate()
+		if r <= 0 || !p.ready || p.firstByte.IsZero() || p.now().Sub(p.firstByte) < time.Second {
+			return "?"
+		}
+		d = time.Duration(float64(left) / r * float64(time.Second))
+	}
+	if p.ready && p.done > 0 && p.images > p.done {
+		per := p.now().Sub(p.readyAt) / time.Duration(p.done)
+		d = max(d, per*time.Duration(p.images-p.done))
+	}
+	if d <= 0 {
 		return "0s"
 	}
-	r := p.rate()
-	if r <= 0 || !p.ready {
-		return "?"
-	}
-	d := time.Duration(float64(left) / r * float64(time.Second))
 	if d > time.Minute {
 		d = d.Round(time.Second)
 	} else {

@@ -244,3 +244,32 @@ func TestProgressRowsShowDestinations(t *testing.T) {
 		}
 	}
 }
+
+// The ETA is "?" until a second of uploads was measured (the first bursts
+// fill buffers), and never less than the images left at the pace images
+// finish (a --rate or slow manifests cost time no byte shows).
+func TestProgressETA(t *testing.T) {
+	c := NewConsole(io.Discard, true, func() int { return 100 })
+	p := NewProgress(c, 3, ProgressOptions{Bar: true})
+	defer p.Finish()
+	clock := time.Now()
+	p.now = func() time.Time { return clock }
+	resolved(p) // 400 bytes to upload
+	p.Event(engine.Progress{Kind: engine.ProgressStarted, Image: "src.io/ns/a:1"})
+	eta := func() string { p.mu.Lock(); defer p.mu.Unlock(); return p.eta() }
+	p.Event(engine.Progress{Kind: engine.ProgressBytes, Image: "src.io/ns/a:1", Done: 20})
+	clock = clock.Add(100 * time.Millisecond)
+	p.Event(engine.Progress{Kind: engine.ProgressBytes, Image: "src.io/ns/a:1", Done: 20}) // 400 B/s over 100 ms
+	if got := eta(); got != "?" {
+		t.Errorf("ETA after 100 ms of uploads: %s, want ?", got)
+	}
+	for range 4 {
+		clock = clock.Add(time.Second)
+		p.Event(engine.Progress{Kind: engine.ProgressBytes, Image: "src.io/ns/a:1", Done: 90})
+	}
+	// Every byte done at 4 s, one image of three finished: two more at 4 s each.
+	p.Result(engine.JobResult{Action: engine.Copied})
+	if got := eta(); got != "8.2s" {
+		t.Errorf("ETA with the bytes done and 2 of 3 images left: %s, want 8.2s", got)
+	}
+}
