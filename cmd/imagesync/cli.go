@@ -95,6 +95,7 @@ type runContext struct {
 	dockerConfigDir string
 	personality     plugin.Personality
 	console         *report.Console // stderr, shared by logs and the progress display
+	stdoutCols      func() int      // the width of stdout when it is a terminal, else 0
 	// explicit holds the long names of the flags given on the command line
 	// (a config file's defaults yield to them).
 	explicit map[string]bool
@@ -144,7 +145,7 @@ func run(ctx context.Context, args []string, e env, stdout, stderr io.Writer) (c
 	// (auth files, docker config, helpers, tokens) is scrubbed from all of
 	// it, and no URL is printed with its query string.
 	secrets := &credentials.SecretSet{}
-	terminal := stderr
+	terminal, rawStdout := stderr, stdout
 	stdout, stderr = credentials.NewRedactor(stdout, secrets), credentials.NewRedactor(stderr, secrets)
 	p := plugin.Personality{Kind: plugin.Standalone, Name: "imagesync"}
 	if len(args) > 0 {
@@ -268,7 +269,7 @@ func run(ctx context.Context, args []string, e env, stdout, stderr io.Writer) (c
 			explicit[pe.Flag.Name] = true
 		}
 	}
-	err = kctx.Run(&runContext{ctx: ctx, env: e, stdout: stdout, stderr: stderr, secrets: secrets, global: &cli.Globals, dockerConfigDir: dockerConfigDir, personality: p, console: console, explicit: explicit, waiting: &waiting})
+	err = kctx.Run(&runContext{ctx: ctx, env: e, stdout: stdout, stderr: stderr, secrets: secrets, global: &cli.Globals, dockerConfigDir: dockerConfigDir, personality: p, console: console, explicit: explicit, waiting: &waiting, stdoutCols: terminalCols(rawStdout)})
 	close(ran)
 	<-noticed
 	console.Close()

@@ -8,7 +8,7 @@ import (
 // PlanCmd is `imagesync plan`: the engine stopped after its decisions.
 type PlanCmd struct {
 	Inputs
-	Output           string `short:"o" enum:"table,json" default:"table" help:"Output: ${enum}."`
+	Output           string `short:"o" enum:"table,wide,json" default:"table" help:"Output: ${enum} (table fits the terminal, short digests; wide: whole references and digests)."`
 	DetailedExitcode bool   `name:"detailed-exitcode" help:"Exit 0 when nothing is to do, 4 when a sync would copy or update something."`
 
 	TrustLedger
@@ -43,7 +43,7 @@ func (c *PlanCmd) Run(rc *runContext) error {
 	if c.Output == "json" {
 		err = p.WriteJSON(rc.stdout)
 	} else {
-		err = p.WriteTable(rc.stdout)
+		err = p.WriteTableFit(rc.stdout, rc.cols(), c.Output == "wide")
 	}
 	if err != nil {
 		return err

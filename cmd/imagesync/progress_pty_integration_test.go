@@ -14,6 +14,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"golang.org/x/time/rate"
 
@@ -237,5 +238,47 @@ func TestProgressBarUnderPTY(t *testing.T) {
 	out, code = underPTY(t, 60, "dumb", home, "--images", imagesFile, "--no-ledger", "--proc", "2")
 	if code != 0 || strings.Contains(out, "\x1b") || strings.Contains(strings.ReplaceAll(out, "\r\n", "\n"), "\r") || strings.Count(out, "skipped ") != images {
 		t.Errorf("TERM=dumb: exit %d, %q", code, out)
+	}
+}
+
+// plan on an 80-column terminal (issue #23): every table row fits, the
+// references keep their ends, digests are short; -o wide prints them whole.
+func TestPlanTableFitsTheTerminal(t *testing.T) {
+	t.Parallel()
+	src, dst := pair(t, registrytest.Distribution2, registrytest.Options{})
+	var rules strings.Builder
+	digests := map[string]string{}
+	for i := range 3 {
+		repo := fmt.Sprintf("a-rather-long-team-name/and-a-long-application-name-%d", i)
+		digests[repo], _ = src.PushRandomImage(t, repo, "1.0.0", linuxAmd64, 1, 256, false, int64(40+i))
+		fmt.Fprintf(&rules, "%s/%s:1.0.0: %s/mirror/%s\n", src.Host, repo, dst.Host, repo)
+	}
+	home := t.TempDir()
+	images := writeFile(t, home, "images.yaml", rules.String())
+	out, code := underPTY(t, 80, "xterm", home, "plan", "--images", images, "--no-ledger")
+	if code != 0 {
+		t.Fatalf("plan: exit %d\n%s", code, out)
+	}
+	screen := vtscreen.Render(out, 200) // wider than the table: a row longer than 80 shows as such
+	rows := 0
+	for _, l := range screen {
+		if utf8.RuneCountInString(l) > 80 {
+			t.Errorf("a row of %d columns on an 80-column terminal: %q", utf8.RuneCountInString(l), l)
+		}
+		if strings.HasPrefix(l, "copy ") {
+			rows++
+			if !regexp.MustCompile(`^copy +…\S*-name-\d:1\.0\.0 +…\S*-name-\d:1\.0\.0 +sha256:[0-9a-f]{12} +\d`).MatchString(l) {
+				t.Errorf("row %q: want both references cut at their start, a short digest", l)
+			}
+		}
+	}
+	if rows != 3 {
+		t.Errorf("%d copy rows, want 3:\n%s", rows, strings.Join(screen, "\n"))
+	}
+	out, code = underPTY(t, 80, "xterm", home, "plan", "--images", images, "--no-ledger", "-o", "wide")
+	for repo, d := range digests {
+		if code != 0 || !strings.Contains(out, src.Host+"/"+repo+":1.0.0") || !strings.Contains(out, dst.Host+"/mirror/"+repo+":1.0.0") || !strings.Contains(out, d) {
+			t.Errorf("-o wide: exit %d; want %s whole with its digest %s", code, repo, d)
+		}
 	}
 }

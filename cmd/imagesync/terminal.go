@@ -32,3 +32,27 @@ func newConsole(w, tty io.Writer, e env) *report.Console {
 		return cols
 	})
 }
+
+// terminalCols returns the width of w when it is a terminal (0 otherwise:
+// a pipe or a file takes lines of any length).
+func terminalCols(w io.Writer) func() int {
+	return func() int {
+		f, ok := w.(*os.File)
+		if !ok || !term.IsTerminal(int(f.Fd())) {
+			return 0
+		}
+		cols, _, err := term.GetSize(int(f.Fd()))
+		if err != nil {
+			return 0
+		}
+		return cols
+	}
+}
+
+// cols is the width of the run's stdout when it is a terminal, else 0.
+func (rc *runContext) cols() int {
+	if rc.stdoutCols == nil {
+		return 0
+	}
+	return rc.stdoutCols()
+}

@@ -126,7 +126,17 @@ func (p Plan) WriteJSON(w io.Writer) error {
 // by the names only; a reason (why filtered, the error) goes on its own
 // indented line under its row. No line ends in spaces. The table is built
 // whole and written once: a redacting writer sees every line entire.
-func (p Plan) WriteTable(w io.Writer) error {
+func (p Plan) WriteTable(w io.Writer) error { return p.WriteTableFit(w, 0, false) }
+
+// WriteTableFit prints the table for a terminal of width columns (0: no
+// limit): the references give way (each keeping its end) so that every
+// row fits, as kubectl's tables do; wide prints them whole with full
+// digests (-o wide).
+func (p Plan) WriteTableFit(w io.Writer, width int, wide bool) error {
+	digest := shortDigest
+	if wide {
+		digest = func(d string) string { return d }
+	}
 	rows := [][]string{{"ACTION", "SOURCE", "DESTINATION", "DIGEST", "BYTES"}}
 	for _, j := range p.Jobs {
 		size := ""
@@ -137,13 +147,16 @@ func (p Plan) WriteTable(w io.Writer) error {
 		if j.Immutable {
 			action += " (immutable)"
 		}
-		rows = append(rows, []string{action, j.Source, j.Destination, shortDigest(j.Digest), size})
+		rows = append(rows, []string{action, j.Source, j.Destination, digest(j.Digest), size})
 	}
 	widths := make([]int, len(rows[0]))
 	for _, r := range rows {
 		for i, c := range r {
 			widths[i] = max(widths[i], utf8.RuneCountInString(c))
 		}
+	}
+	if width > 0 && !wide {
+		fitColumns(rows, widths, width, 1, 2)
 	}
 	var b strings.Builder
 	for n, r := range rows {
@@ -165,10 +178,10 @@ func (p Plan) WriteTable(w io.Writer) error {
 		j := p.Jobs[n-1]
 		var notes []string
 		if j.Rewrite {
-			notes = append(notes, fmt.Sprintf("rewrite: the platform filter writes a new index %s (source %s)", shortDigest(j.Digest), shortDigest(j.SourceDigest)))
+			notes = append(notes, fmt.Sprintf("rewrite: the platform filter writes a new index %s (source %s)", digest(j.Digest), digest(j.SourceDigest)))
 		}
 		if j.Subject != "" {
-			notes = append(notes, fmt.Sprintf("referrer (%s) of %s", j.ArtifactType, shortDigest(j.Subject)))
+			notes = append(notes, fmt.Sprintf("referrer (%s) of %s", j.ArtifactType, digest(j.Subject)))
 		}
 		if j.Reason != "" {
 			notes = append(notes, strings.Split(j.Reason, "\n")...)
@@ -339,5 +352,33 @@ func (p *Plan) AddFilters(rs []rules.Rule) {
 			where = fmt.Sprintf("%s:%d %s", r.File, r.Line, r.Key)
 		}
 		p.Filters = append(p.Filters, PlanFilter{Rule: where, Source: r.Source.Registry + "/" + r.Source.Repository, Steps: r.Steps})
+	}
+}
+
+// fitColumns narrows the columns shrink (the references) until a row of
+// widths, two spaces apart, fits in width: the widest first, none below
+// 16 columns; the cells cut keep their ends ("…/mirror/app:1.0").
+func fitColumns(rows [][]string, widths []int, width int, shrink ...int) {
+	total := 2 * (len(widths) - 1)
+	for _, w := range widths {
+		total += w
+	}
+	for total > width {
+		widest := -1
+		for _, i := range shrink {
+			if widths[i] > 16 && (widest < 0 || widths[i] > widths[widest]) {
+				widest = i
+			}
+		}
+		if widest < 0 {
+			break // as narrow as it goes: the terminal wraps the rest
+		}
+		widths[widest]--
+		total--
+	}
+	for _, r := range rows[1:] {
+		for _, i := range shrink {
+			r[i] = tail(r[i], widths[i])
+		}
 	}
 }
