@@ -150,7 +150,7 @@ func waitProm(t *testing.T, base, query string, want float64) {
 	}
 }
 
-var metricsURLRE = regexp.MustCompile(`msg="serving metrics" url=(http://\S+/metrics)`)
+var metricsURLRE = regexp.MustCompile(`(?m)^serving metrics: url=(http://\S+/metrics)`)
 
 // TestMetricsScrapedByPrometheus runs a watch-mode sync with --metrics-addr
 // that a real Prometheus server scrapes: its HTTP API returns the copied
