@@ -87,11 +87,12 @@ func (c *SyncCmd) watch(rc *runContext, s *session, svc *service, every time.Dur
 	}
 }
 
-// wait sleeps d, or returns true as soon as a signal arrives.
+// wait sleeps d, or returns true as soon as a signal arrives. rc.waiting
+// is set meanwhile, and stays set when a signal ended the wait (the notice
+// of an interrupted run must not be printed: the process just ends).
 func (c *SyncCmd) wait(rc *runContext, d time.Duration) bool {
 	if rc.waiting != nil {
 		rc.waiting.Store(true)
-		defer rc.waiting.Store(false)
 	}
 	t := time.NewTimer(d)
 	defer t.Stop()
@@ -99,8 +100,14 @@ func (c *SyncCmd) wait(rc *runContext, d time.Duration) bool {
 	case <-rc.env.interrupt:
 		return true
 	case <-t.C:
-		return rc.env.interrupted()
+		if rc.env.interrupted() {
+			return true
+		}
 	}
+	if rc.waiting != nil {
+		rc.waiting.Store(false)
+	}
+	return false
 }
 
 // reload reads the rule and config files again into the session. Nothing
