@@ -13,7 +13,7 @@ import (
 // make it an ordinary job.
 func (b belief) immutable(j rules.Job, filter string) (ledger.Entry, bool) {
 	if b.l == nil || b.refresh || b.force || j.Rule == nil || len(j.Rule.Immutable) == 0 ||
-		j.Source.Tag == "" || j.Destination.Tag == "" || rules.IsLayout(j.Destination.Registry) || !j.Rule.IsImmutable(j.Source.Tag) {
+		j.Source.Tag == "" || j.Destination.Tag == "" || ownTruthAt(j.Destination.Registry) || !j.Rule.IsImmutable(j.Source.Tag) {
 		return ledger.Entry{}, false
 	}
 	key := ledgerKey(j, "")

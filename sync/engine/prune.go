@@ -56,7 +56,7 @@ func (e *Engine) notePrune(r *rules.Rule, listed int, js []rules.Job) {
 		}
 	}
 	switch {
-	case !r.NeedsTagList() || rules.IsLayout(r.Source.Registry):
+	case !r.NeedsTagList() || ownTruthAt(r.Source.Registry):
 	case listed == 0:
 		e.blockPrune(r) // an empty listing says nothing about what left the source
 	case r.Prune:
@@ -79,7 +79,7 @@ func (e *Engine) pruneAll(ctx context.Context) []JobResult {
 	done := map[string]bool{}
 	for _, r := range e.prune.rules {
 		for _, d := range r.Destinations {
-			if len(d.Tags) > 0 || d.Digest != "" || rules.IsLayout(d.Registry) {
+			if len(d.Tags) > 0 || d.Digest != "" || ownTruthAt(d.Registry) {
 				continue // a rename or a pin owns no repository's tags
 			}
 			dst := rules.Ref{Registry: d.Registry, Repository: d.Repository}
