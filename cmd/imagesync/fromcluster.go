@@ -106,6 +106,12 @@ func (in *Inputs) clusterRules(rc *runContext, ropt rules.Options) ([]rules.Rule
 		}
 		entries = append(entries, e)
 	}
+	// Reported in the order of where they were found, whatever order the API server listed them in.
+	sort.SliceStable(skipped, func(i, j int) bool {
+		a, b := skipped[i], skipped[j]
+		return fmt.Sprint(a.Kind, "\x00", a.Namespace, "\x00", a.Name, "\x00", a.Container.Container, "\x00", a.Image) <
+			fmt.Sprint(b.Kind, "\x00", b.Namespace, "\x00", b.Name, "\x00", b.Container.Container, "\x00", b.Image)
+	})
 	for _, sk := range skipped {
 		warnings = append(warnings, "--from-cluster: skipping "+sk.String())
 	}
