@@ -178,10 +178,16 @@ func Open(path string, opts ...Option) (*Ledger, error) {
 		o(&l.opts)
 	}
 	lock := flock.New(path + ".lock")
-	ctx, cancel := context.WithTimeout(l.opts.context(), migrateWait)
-	defer cancel()
-	ok, err := lock.TryLockContext(ctx, 50*time.Millisecond)
-	if err != nil && !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, context.Canceled) {
+	ok, err := lock.TryLock() // at once, even for a run already interrupted
+	if !ok && err == nil {    // another run creates or migrates it: wait for that
+		ctx, cancel := context.WithTimeout(l.opts.context(), migrateWait)
+		defer cancel()
+		ok, err = lock.TryLockContext(ctx, 50*time.Millisecond)
+		if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
+			err = nil
+		}
+	}
+	if err != nil {
 		return nil, fmt.Errorf("ledger %s: locking: %w", path, err)
 	}
 	if !ok {

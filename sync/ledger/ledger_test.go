@@ -1,6 +1,7 @@
 package ledger
 
 import (
+	"context"
 	"errors"
 	"os"
 	"path/filepath"
@@ -8,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 )
 
 const (
@@ -306,5 +308,28 @@ func TestGuardWithholdsSecrets(t *testing.T) {
 	data, _ := os.ReadFile(path)
 	if strings.Contains(string(data), "hunter22") || strings.Contains(string(data), "***") || !strings.Contains(string(data), "r.io/team/app:1") {
 		t.Fatalf("ledger:\n%s", data)
+	}
+}
+
+// A run interrupted before it opens the ledger (its wait already
+// cancelled) still opens a ledger nobody holds, and records at Close.
+func TestCancelledWaitOpensAFreeLedger(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	path := filepath.Join(t.TempDir(), "ledger.db")
+	l, err := Open(path, WaitForReaders(ctx, time.Minute, nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l.RecordManifest("r.io/ns/a:1", Entry{Digest: d1}); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	r := open(t, path)
+	defer r.Close()
+	if e, ok := r.Manifest("r.io/ns/a:1"); !ok || e.Digest != d1 {
+		t.Errorf("recorded %+v %v", e, ok)
 	}
 }
