@@ -261,8 +261,21 @@ func run(ctx context.Context, args []string, e env, stdout, stderr io.Writer) (c
 		if waiting.Load() {
 			return // watch mode between runs: nothing in flight, it just ends
 		}
-		console.Notice(p.Name + ": interrupted: stopping the transfers in flight (press Ctrl-C again to quit at once)")
+		msg := p.Name + ": interrupted: stopping the transfers in flight (press Ctrl-C again to quit at once)"
+		if cli.Globals.LogFormat == "json" {
+			msg = report.LogLine("WARN", msg, nil)
+		}
+		console.Notice(msg)
 	}()
+	// The last word, in the log's format: with --log-format json every
+	// line on stderr is a JSON object.
+	say := func(err error) {
+		if cli.Globals.LogFormat == "json" {
+			fmt.Fprintln(stderr, report.LogLine("ERROR", p.Name+": "+err.Error(), nil))
+			return
+		}
+		fmt.Fprintf(stderr, "%s: %v\n", p.Name, err)
+	}
 	explicit := map[string]bool{}
 	for _, pe := range kctx.Path {
 		if pe.Flag != nil {
@@ -278,7 +291,7 @@ func run(ctx context.Context, args []string, e env, stdout, stderr io.Writer) (c
 	}
 	if e.interrupted() {
 		if err != nil {
-			fmt.Fprintf(stderr, "%s: %v\n", p.Name, err)
+			say(err)
 		}
 		return exitInterrupted
 	}
@@ -288,11 +301,11 @@ func run(ctx context.Context, args []string, e env, stdout, stderr io.Writer) (c
 	var xe *exitError
 	if errors.As(err, &xe) {
 		if xe.err != nil {
-			fmt.Fprintf(stderr, "%s: %v\n", p.Name, xe.err)
+			say(xe.err)
 		}
 		return xe.code
 	}
-	fmt.Fprintf(stderr, "%s: %v\n", p.Name, err)
+	say(err)
 	return exitAllFailed
 }
 

@@ -341,3 +341,54 @@ func TestConvertWritesAuthFileAsGiven(t *testing.T) {
 	}
 	assertDigest(t, dst, "org/app", "1.0", digest)
 }
+
+// --log-format json: every line on stderr is a JSON object — warnings,
+// per-image lines, the summary and the last word — in one casing.
+func TestLogFormatJSONEveryLine(t *testing.T) {
+	src, dst := pair(t, registrytest.Distribution2, registrytest.Options{})
+	linux := func(a string) registrytest.Platform { return registrytest.Platform{OS: "linux", Arch: a} }
+	app, _ := src.PushRandomImage(t, "org/app", "1.0", linux("amd64"), 1, 1024, false, 1)
+	src.PushRandomImage(t, "org/app", "2.0", linux("arm64"), 1, 1024, false, 2)
+	dir := t.TempDir()
+	images := writeFile(t, dir, "images.yaml", fmt.Sprintf("%[1]s/org/app:1.0: %[2]s/org/app\n%[1]s/org/app:2.0: %[2]s/org/app\n%[1]s/org/app:9.9: %[2]s/org/app\n", src.Host, dst.Host))
+	r := runBinary(t, dir, "imagesync", nil, "sync", "--images", images, "--arch", "amd64", "--retries", "1", "--log-format", "json")
+	if r.code != exitSomeFail {
+		t.Fatalf("exit %d, want %d", r.code, exitSomeFail)
+	}
+	msgs := map[string]int{}
+	actions := map[string]string{}
+	for _, line := range strings.Split(strings.TrimSpace(r.stderr), "\n") {
+		var rec map[string]any
+		if err := json.Unmarshal([]byte(line), &rec); err != nil {
+			t.Errorf("not a JSON line: %q", line)
+			continue
+		}
+		for _, k := range []string{"time", "level", "msg"} {
+			if _, ok := rec[k]; !ok {
+				t.Errorf("line without %q: %q", k, line)
+			}
+		}
+		for k := range rec {
+			if strings.Contains(k, "_") {
+				t.Errorf("key %q is not camelCase: %q", k, line)
+			}
+		}
+		msg, _ := rec["msg"].(string)
+		msgs[msg]++
+		if msg == "job" {
+			actions[rec["destination"].(string)] = rec["action"].(string)
+			if rec["destination"] == dst.Host+"/org/app:1.0" && rec["digest"] != app {
+				t.Errorf("job line without the digest: %q", line)
+			}
+		}
+		if msg == "summary" && (rec["copied"] != 1.0 || rec["filtered"] != 1.0 || rec["failed"] != 1.0) {
+			t.Errorf("summary line: %q", line)
+		}
+	}
+	if actions[dst.Host+"/org/app:1.0"] != "copied" || actions[dst.Host+"/org/app:2.0"] != "filtered" || actions[dst.Host+"/org/app:9.9"] != "failed" {
+		t.Errorf("job lines: %v", actions)
+	}
+	if msgs["summary"] != 1 || msgs["imagesync: 1 of 3 jobs failed"] != 1 {
+		t.Errorf("messages %v: want one summary and the last word", msgs)
+	}
+}

@@ -301,10 +301,12 @@ func homeDir(e env) string {
 func progressOptions(rc *runContext) report.ProgressOptions {
 	live := rc.global.Log == "" && rc.console.Live()
 	_, noColor := rc.env.lookup("NO_COLOR")
+	json := rc.global.LogFormat == "json" // every line a JSON object: no bar, no colors
 	return report.ProgressOptions{
-		Bar:   live && !rc.global.NoProgress,
-		Color: live && !noColor,
+		Bar:   live && !rc.global.NoProgress && !json,
+		Color: live && !noColor && !json,
 		Quiet: rc.global.Quiet,
+		JSON:  json,
 	}
 }
 

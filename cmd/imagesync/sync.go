@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"io"
 	"time"
 
@@ -71,7 +72,11 @@ func (c *SyncCmd) once(rc *runContext, s *session, svc *service) (*engine.Result
 	res := eng.Sync(rc.ctx, jobs, failed)
 	for _, r := range res.Jobs {
 		if r.Late { // reported as done before its archive failed: say why now
-			s.console.Println(report.Line(r))
+			if rc.global.LogFormat == "json" {
+				s.console.Println(report.JobLogLine(r))
+			} else {
+				s.console.Println(report.Line(r))
+			}
 		}
 	}
 	progress.Finish()
@@ -81,9 +86,16 @@ func (c *SyncCmd) once(rc *runContext, s *session, svc *service) (*engine.Result
 	if rc.global.Log != "" {
 		summaryOut = io.MultiWriter(rc.stderr, s.out)
 	}
-	report.Summary(credentials.NewRedactor(summaryOut, s.keychain.Secrets), res.Summary)
 	quotas := pullQuotas(s.client, pulls)
-	report.WriteRunQuota(credentials.NewRedactor(summaryOut, s.keychain.Secrets), quotas)
+	if rc.global.LogFormat == "json" {
+		fmt.Fprintln(credentials.NewRedactor(summaryOut, s.keychain.Secrets), report.SummaryLogLine(res))
+		if len(quotas) > 0 {
+			fmt.Fprintln(credentials.NewRedactor(summaryOut, s.keychain.Secrets), report.LogLine("INFO", "pull quota", map[string]any{"pullQuota": quotas}))
+		}
+	} else {
+		report.Summary(credentials.NewRedactor(summaryOut, s.keychain.Secrets), res.Summary)
+		report.WriteRunQuota(credentials.NewRedactor(summaryOut, s.keychain.Secrets), quotas)
+	}
 
 	if c.Output == "json" {
 		rep := report.NewSyncReport(res)

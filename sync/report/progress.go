@@ -22,6 +22,7 @@ type ProgressOptions struct {
 	Quiet    bool          // only failures and the summary
 	Interval time.Duration // without a bar: a plain progress line this often (0: 10s)
 	MaxLines int           // images in flight shown above the bar (0: 4)
+	JSON     bool          // --log-format json: each line a JSON object (no bar)
 }
 
 // Progress shows a sync as it goes: one line per finished image and, on a
@@ -141,9 +142,12 @@ func (p *Progress) tick(d time.Duration) {
 			return
 		case <-t.C:
 			p.mu.Lock()
-			if p.opt.Bar {
+			switch {
+			case p.opt.Bar:
 				p.draw()
-			} else {
+			case p.opt.JSON:
+				p.c.Println(p.jsonLocked())
+			default:
 				p.c.Println("progress: " + p.plainLocked())
 			}
 			p.mu.Unlock()
@@ -170,7 +174,10 @@ func (p *Progress) Result(r engine.JobResult) {
 		return
 	}
 	line := Line(r)
-	if p.opt.Color && r.Action == engine.Failed {
+	if p.opt.JSON {
+		line = JobLogLine(r)
+	}
+	if p.opt.Color && r.Action == engine.Failed && !p.opt.JSON {
 		line = "\x1b[31m" + line + "\x1b[0m"
 	}
 	p.c.Println(line)
@@ -305,6 +312,26 @@ func (p *Progress) counts() string {
 		s += fmt.Sprintf(", %d not started", p.notStarted)
 	}
 	return s
+}
+
+// jsonLocked is the progress as a --log-format json line.
+func (p *Progress) jsonLocked() string {
+	f := struct {
+		Done       int    `json:"done"`
+		Images     int    `json:"images"`
+		Failed     int    `json:"failed"`
+		NotStarted int    `json:"notStarted"`
+		Resolving  bool   `json:"resolving,omitempty"`
+		Uploaded   int64  `json:"uploaded"`
+		Work       int64  `json:"work"`
+		Percent    int    `json:"percent"`
+		Rate       int64  `json:"bytesPerSecond"`
+		ETA        string `json:"eta,omitempty"`
+	}{p.done, p.images, p.failed, p.notStarted, !p.ready && p.units > 0, p.uploaded, p.work, p.percent(), int64(p.rate()), ""}
+	if f.Rate > 0 {
+		f.ETA = p.eta()
+	}
+	return LogLine("INFO", "progress", f)
 }
 
 // plainLocked is the one-line progress for logs and dumb terminals.

@@ -1,6 +1,7 @@
 package report
 
 import (
+	"encoding/json"
 	"io"
 	"regexp"
 	"strings"
@@ -271,5 +272,23 @@ func TestProgressETA(t *testing.T) {
 	p.Result(engine.JobResult{Action: engine.Copied})
 	if got := eta(); got != "8.2s" {
 		t.Errorf("ETA with the bytes done and 2 of 3 images left: %s, want 8.2s", got)
+	}
+}
+
+// With --log-format json the periodic progress is a JSON line too.
+func TestProgressJSONLine(t *testing.T) {
+	p := NewProgress(NewConsole(io.Discard, false, nil), 3, ProgressOptions{JSON: true})
+	defer p.Finish()
+	resolved(p)
+	p.Event(engine.Progress{Kind: engine.ProgressBytes, Image: "src.io/ns/a:1", Done: 100})
+	p.mu.Lock()
+	line := p.jsonLocked()
+	p.mu.Unlock()
+	var rec map[string]any
+	if err := json.Unmarshal([]byte(line), &rec); err != nil {
+		t.Fatalf("%q: %v", line, err)
+	}
+	if rec["msg"] != "progress" || rec["level"] != "INFO" || rec["images"] != 3.0 || rec["uploaded"] != 100.0 || rec["work"] != 400.0 || rec["percent"] != 25.0 {
+		t.Errorf("progress line %q", line)
 	}
 }

@@ -231,24 +231,61 @@ type SyncReport struct {
 	} `json:"summary"`
 }
 
+// syncJob is one job of the report (and of a --log-format json line).
+func syncJob(r engine.JobResult) SyncJob {
+	j := SyncJob{Source: r.Job.Source.String(), Destination: r.Job.Destination.String(), Action: string(r.Action), Digest: r.Digest, Bytes: r.Bytes, Retries: max(0, r.Attempts-1), Subject: r.Subject, ArtifactType: r.ArtifactType}
+	if r.SourceDigest != "" && r.Digest != "" && r.SourceDigest != r.Digest && r.Action != engine.Failed {
+		j.Rewrite, j.SourceDigest = true, r.SourceDigest
+	}
+	if r.Err != nil {
+		j.Error = r.Err.Error()
+	}
+	if r.Action == engine.Failed {
+		j.Digest = ""
+	}
+	if r.Action == engine.Waiting { // not an error: why is in the action
+		j.Error, j.Wait = "", r.Wait.String()
+	}
+	return j
+}
+
+// LogLine is one line of --log-format json for what the text format prints
+// as plain lines (a finished job, the progress, the summary): slog's time,
+// level and msg keys, then the fields.
+func LogLine(level, msg string, fields any) string {
+	head, _ := json.Marshal(struct {
+		Time  string `json:"time"`
+		Level string `json:"level"`
+		Msg   string `json:"msg"`
+	}{time.Now().Format(time.RFC3339Nano), level, msg})
+	body, err := json.Marshal(fields)
+	if err != nil || len(body) <= 2 || body[0] != '{' {
+		return string(head)
+	}
+	return string(head[:len(head)-1]) + "," + string(body[1:])
+}
+
+// JobLogLine is a finished job as a --log-format json line.
+func JobLogLine(r engine.JobResult) string {
+	level := "INFO"
+	if r.Action == engine.Failed {
+		level = "ERROR"
+	}
+	return LogLine(level, "job", syncJob(r))
+}
+
+// SummaryLogLine is the summary as a --log-format json line: the fields of
+// -o json's summary.
+func SummaryLogLine(res *engine.Result) string {
+	rep := NewSyncReport(res)
+	return LogLine("INFO", "summary", rep.Summary)
+}
+
 // NewSyncReport collects a finished sync, sorted by source then destination.
 func NewSyncReport(res *engine.Result) SyncReport {
 	rep := SyncReport{Jobs: []SyncJob{}}
 	for _, r := range res.Jobs {
-		j := SyncJob{Source: r.Job.Source.String(), Destination: r.Job.Destination.String(), Action: string(r.Action), Digest: r.Digest, Bytes: r.Bytes, Retries: max(0, r.Attempts-1), Subject: r.Subject, ArtifactType: r.ArtifactType}
-		if r.SourceDigest != "" && r.Digest != "" && r.SourceDigest != r.Digest && r.Action != engine.Failed {
-			j.Rewrite, j.SourceDigest = true, r.SourceDigest
-		}
-		if r.Err != nil {
-			j.Error = r.Err.Error()
-		}
-		if r.Action == engine.Failed {
-			j.Digest = ""
-		}
-		if r.Action == engine.Waiting { // not an error: why is in the action
-			j.Error, j.Wait = "", r.Wait.String()
-		}
-		rep.Jobs = append(rep.Jobs, j)
+		rep.Jobs = append(rep.Jobs, syncJob(r))
 	}
 	sort.SliceStable(rep.Jobs, func(a, b int) bool {
 		if rep.Jobs[a].Source != rep.Jobs[b].Source {
