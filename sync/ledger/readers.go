@@ -89,7 +89,11 @@ func (l *Ledger) openDB(wait time.Duration, final bool) (*bolt.DB, error) {
 		if !errors.Is(err, bolterrors.ErrTimeout) {
 			return nil, fmt.Errorf("ledger %s: %w", l.path, err)
 		}
-		if ctx.Err() != nil || !time.Now().Before(deadline) {
+		// An interrupt ends the wait for other runs, but not before a short
+		// grace: the last batch of an interrupted run is still worth
+		// keeping, and a lookup's lease ends well within it.
+		interrupted := ctx.Err() != nil && time.Since(deadline.Add(-wait)) >= finalGrace
+		if interrupted || !time.Now().Before(deadline) {
 			return nil, lockedError(l.path)
 		}
 		if !waited && final && l.opts.notice != nil {
@@ -98,6 +102,10 @@ func (l *Ledger) openDB(wait time.Duration, final bool) (*bolt.DB, error) {
 		timeout = 250 * time.Millisecond
 	}
 }
+
+// finalGrace is how long the ledger is waited for even after an interrupt:
+// the locks other runs hold for a batch or a creation end well within it.
+const finalGrace = time.Second
 
 func lockedError(path string) error {
 	return fmt.Errorf("%w: %s stayed locked by other runs (another imagesync sync, plan or ledger export): wait for them to finish, or give another --ledger or --no-ledger", ErrLocked, path)
