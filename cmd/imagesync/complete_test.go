@@ -19,7 +19,7 @@ func TestComplete(t *testing.T) {
 		{[]string{"v"}, []string{"verify", "version", ":4"}},
 		{[]string{"--ima"}, []string{"--images", ":4"}},                         // the default command's flags at the root
 		{[]string{"plan", "--detailed"}, []string{"--detailed-exitcode", ":4"}}, // plan's own
-		{[]string{"plan", "-o", ""}, []string{"table", "json", ":4"}},
+		{[]string{"plan", "-o", ""}, []string{"table", "wide", "json", ":4"}},
 		{[]string{"--output-images-format", "y"}, []string{"yaml", ":4"}},
 		{[]string{"--arch", "arm"}, []string{"arm64", "arm", "arm:v7", "arm:v6", ":4"}},
 		{[]string{"--os=l"}, []string{"--os=linux", ":4"}},
