@@ -45,7 +45,10 @@ echo "== gofmt" >&2
 unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './bin/*'))
 if [ -n "$unformatted" ]; then echo "gofmt would change: $unformatted" >&2; exit 1; fi
 echo "== go test -race ./..." >&2
-go test -race -count=1 -timeout 15m ./...
+# -parallel 8: the integration tests that call t.Parallel mostly wait on registries, subprocesses and
+# the network, so more of them in flight than the 2 cores' default of 2 shortens the run (cmd/imagesync:
+# 280 s -> 222 s at 6); the tests that assert a time after a signal stay serial (see their "Serial:" lines).
+go test -race -count=1 -parallel 8 -timeout 15m ./...
 echo "== cross-compile (CGO_ENABLED=0)" >&2
 for target in linux/amd64 linux/arm64 darwin/amd64 darwin/arm64 windows/amd64 windows/arm64; do
 	CGO_ENABLED=0 GOOS="${target%/*}" GOARCH="${target#*/}" go build -o /dev/null ./cmd/imagesync
