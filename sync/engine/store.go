@@ -89,14 +89,18 @@ var (
 type storeScheme struct {
 	open     func(e *Engine, ctx context.Context, location, repository string, push bool) (Store, error)
 	ownTruth bool // its stores are ownTruth
+	// files: its stores are files on this machine (an image layout, or an
+	// archive of one: archive), opened and checked before anything is
+	// copied (openLayouts) and completed when the run ends (finishLayouts).
+	files, archive bool
 }
 
 // schemes are the stores a reference can name, by its scheme (as
 // regclient's scheme table).
 var schemes = map[oci.Scheme]storeScheme{
 	oci.SchemeRegistry: {open: openRegistry},
-	oci.SchemeLayout:   {open: openLayout(false), ownTruth: true},
-	oci.SchemeArchive:  {open: openLayout(true), ownTruth: true},
+	oci.SchemeLayout:   {open: openLayout(false), ownTruth: true, files: true},
+	oci.SchemeArchive:  {open: openLayout(true), ownTruth: true, files: true, archive: true},
 }
 
 func openRegistry(e *Engine, ctx context.Context, host, repository string, push bool) (Store, error) {
@@ -134,6 +138,15 @@ func schemeOf(reg string) (oci.Scheme, string) {
 		}
 	}
 	return oci.SchemeRegistry, reg
+}
+
+// filesAt says where on this machine the stores a reference's registry
+// part names are kept, for the schemes whose stores are files (see
+// storeScheme.files); ok is false for the others.
+func filesAt(registry string) (path string, archive, ok bool) {
+	scheme, location := schemeOf(registry)
+	s := schemes[scheme]
+	return location, s.archive, s.files
 }
 
 // isOwnTruth reports whether a store is the truth about what it holds (see
@@ -213,7 +226,7 @@ func (e *Engine) openLayouts(rs []rules.Rule) (names map[int][]string, bad map[i
 	}
 	for i := range rs {
 		r := &rs[i]
-		if path, archive, ok := rules.LayoutLocation(r.Source.Registry); ok {
+		if path, archive, ok := filesAt(r.Source.Registry); ok {
 			l, err := e.layouts.Open(path, archive, true)
 			if err != nil {
 				fail(i, r, r.Line, err)
@@ -235,7 +248,7 @@ func (e *Engine) openLayouts(rs []rules.Rule) (names map[int][]string, bad map[i
 			}
 		}
 		for _, d := range r.Destinations {
-			if path, archive, ok := rules.LayoutLocation(d.Registry); ok {
+			if path, archive, ok := filesAt(d.Registry); ok {
 				if r.PlatformMode == ModeKeepIndex {
 					// The layout would name an index whose filtered-out
 					// children it does not hold: not a valid layout.
@@ -263,7 +276,7 @@ func (e *Engine) finishLayouts(res *Result) {
 	}
 	for i := range res.Jobs {
 		r := &res.Jobs[i]
-		path, archive, ok := rules.LayoutLocation(r.Job.Destination.Registry)
+		path, archive, ok := filesAt(r.Job.Destination.Registry)
 		if err := errs[path]; ok && archive && err != nil && r.Action != Failed {
 			r.Action, r.Err, r.Late = Failed, fmt.Errorf("copy %s → %s: %w", r.Job.Source, r.Job.Destination, err), true
 		}
