@@ -4,7 +4,6 @@ import (
 	"archive/tar"
 	"bufio"
 	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -139,29 +138,13 @@ func archiveDigests(l *Layout) ([]string, error) {
 		if err != nil {
 			return nil // kept as it is when present (a damaged entry is not fixed here)
 		}
-		var m struct {
-			Manifests []struct{ Digest string } `json:"manifests"`
-			Config    *struct{ Digest string }  `json:"config"`
-			Layers    []struct {
-				Digest string   `json:"digest"`
-				URLs   []string `json:"urls"`
-			} `json:"layers"`
-		}
-		if json.Unmarshal(raw, &m) != nil {
+		children, leaves, err := references(raw)
+		if err != nil {
 			return nil // an entry that is not a manifest: carried as it is
 		}
-		for _, c := range m.Manifests {
-			if err := walk(c.Digest); err != nil {
+		for _, c := range children {
+			if err := walk(c); err != nil {
 				return err
-			}
-		}
-		var leaves []string
-		if m.Config != nil {
-			leaves = append(leaves, m.Config.Digest)
-		}
-		for _, b := range m.Layers {
-			if len(b.URLs) == 0 {
-				leaves = append(leaves, b.Digest)
 			}
 		}
 		for _, d := range leaves {

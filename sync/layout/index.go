@@ -139,3 +139,32 @@ func (x *indexDoc) encode() []byte {
 	_ = enc.Encode(top)
 	return buf.Bytes()
 }
+
+// references lists what a manifest, an index or an image read leniently,
+// points at inside a layout: its child manifests, and its config and the
+// layers it does not fetch from elsewhere (no urls).
+func references(raw []byte) (children, blobs []string, err error) {
+	var m struct {
+		Manifests []struct{ Digest string } `json:"manifests"`
+		Config    *struct{ Digest string }  `json:"config"`
+		Layers    []struct {
+			Digest string   `json:"digest"`
+			URLs   []string `json:"urls"`
+		} `json:"layers"`
+	}
+	if err := json.Unmarshal(raw, &m); err != nil {
+		return nil, nil, err
+	}
+	for _, c := range m.Manifests {
+		children = append(children, c.Digest)
+	}
+	if m.Config != nil {
+		blobs = append(blobs, m.Config.Digest)
+	}
+	for _, b := range m.Layers {
+		if len(b.URLs) == 0 {
+			blobs = append(blobs, b.Digest)
+		}
+	}
+	return children, blobs, nil
+}

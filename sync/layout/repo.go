@@ -96,29 +96,13 @@ func (l *Layout) incomplete(digest string, seen map[string]bool) string {
 	if err != nil {
 		return "manifest " + digest + ": " + err.Error()
 	}
-	var m struct {
-		Manifests []struct{ Digest string } `json:"manifests"`
-		Config    *struct{ Digest string }  `json:"config"`
-		Layers    []struct {
-			Digest string   `json:"digest"`
-			URLs   []string `json:"urls"`
-		} `json:"layers"`
-	}
-	if err := json.Unmarshal(raw, &m); err != nil {
+	children, blobs, err := references(raw)
+	if err != nil {
 		return "manifest " + digest + " is not JSON"
 	}
-	for _, c := range m.Manifests {
-		if why := l.incomplete(c.Digest, seen); why != "" {
+	for _, c := range children {
+		if why := l.incomplete(c, seen); why != "" {
 			return why
-		}
-	}
-	blobs := []string{}
-	if m.Config != nil {
-		blobs = append(blobs, m.Config.Digest)
-	}
-	for _, b := range m.Layers {
-		if len(b.URLs) == 0 {
-			blobs = append(blobs, b.Digest)
 		}
 	}
 	for _, b := range blobs {
