@@ -514,17 +514,21 @@ func snapshot(t *testing.T, root string) map[string]string {
 	return out
 }
 
+// putLayoutBlob stores b in dir's blobs/sha256 and returns its digest.
+func putLayoutBlob(t *testing.T, dir string, b []byte) string {
+	t.Helper()
+	d := registrytest.Digest(b)
+	_ = os.MkdirAll(filepath.Join(dir, "blobs", "sha256"), 0o755)
+	if err := os.WriteFile(filepath.Join(dir, "blobs", "sha256", strings.TrimPrefix(d, "sha256:")), b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
 // handLayout writes an OCI layout by hand with one image named name.
 func handLayout(t *testing.T, dir, name string) string {
 	t.Helper()
-	put := func(b []byte) string {
-		d := registrytest.Digest(b)
-		_ = os.MkdirAll(filepath.Join(dir, "blobs", "sha256"), 0o755)
-		if err := os.WriteFile(filepath.Join(dir, "blobs", "sha256", strings.TrimPrefix(d, "sha256:")), b, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return d
-	}
+	put := func(b []byte) string { return putLayoutBlob(t, dir, b) }
 	cfg := []byte(`{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}`)
 	layer := []byte("not really a tar, but bytes with a digest")
 	m := []byte(fmt.Sprintf(`{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":%q,"size":%d},"layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":%q,"size":%d}]}`,

@@ -161,14 +161,7 @@ func registryDigest(s string) string { return registrytest.Digest([]byte(s)) }
 // layoutImage stores a one-layer image in dir's blobs and returns its index.json entry named name.
 func layoutImage(t *testing.T, dir, name, layer string) (entry, digest string) {
 	t.Helper()
-	put := func(b []byte) string {
-		d := registrytest.Digest(b)
-		_ = os.MkdirAll(filepath.Join(dir, "blobs", "sha256"), 0o755)
-		if err := os.WriteFile(filepath.Join(dir, "blobs", "sha256", strings.TrimPrefix(d, "sha256:")), b, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return d
-	}
+	put := func(b []byte) string { return putLayoutBlob(t, dir, b) }
 	cfg := []byte(`{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}`)
 	m := []byte(fmt.Sprintf(`{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":%q,"size":%d},"layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":%q,"size":%d}]}`,
 		put(cfg), len(cfg), put([]byte(layer)), len(layer)))
