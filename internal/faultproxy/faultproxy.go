@@ -87,6 +87,15 @@ type Plan struct {
 	// Status5xx, if set, is the status of every injected server error
 	// instead of a uniform choice of 500, 502 and 503.
 	Status5xx int
+	// RTT, if positive, is a network's round trip: every request (candidate
+	// or not) is held this long before it is forwarded, and every new
+	// connection this long before its first request is read (its TCP
+	// handshake). It models a far registry, not a fault: it draws nothing.
+	RTT time.Duration
+	// Bandwidth, if positive, shapes the bodies that cross the proxy to
+	// this many bytes per second in each direction (request bodies share
+	// one bucket, response bodies another), as one link would.
+	Bandwidth int64
 	// Only, if set, limits faults to the requests it returns true for.
 	Only func(r *http.Request) bool
 	// Exempt requests are never faulted (e.g. a token endpoint).
@@ -116,8 +125,8 @@ func (p Plan) validate() error {
 	if strings.ContainsAny(p.LimitRetryAfter, "\r\n") {
 		return errors.New("faultproxy: LimitRetryAfter contains a line break")
 	}
-	if p.SlowFirstByte < 0 {
-		return fmt.Errorf("faultproxy: negative SlowFirstByte %v", p.SlowFirstByte)
+	if p.SlowFirstByte < 0 || p.RTT < 0 || p.Bandwidth < 0 {
+		return fmt.Errorf("faultproxy: SlowFirstByte %v, RTT %v, Bandwidth %d: want non-negative", p.SlowFirstByte, p.RTT, p.Bandwidth)
 	}
 	if strings.ContainsAny(p.RetryAfter, "\r\n") {
 		return errors.New("faultproxy: RetryAfter contains a line break")
@@ -166,12 +175,13 @@ type Proxy struct {
 	srv    *http.Server
 	served chan struct{}
 
-	mu      sync.Mutex
-	plan    Plan
-	rng     *rand.Rand
-	limiter *rate.Limiter // nil without Plan.Limit
-	counts  Counts
-	log     []Entry
+	mu       sync.Mutex
+	plan     Plan
+	rng      *rand.Rand
+	limiter  *rate.Limiter // nil without Plan.Limit
+	up, down *rate.Limiter // Plan.Bandwidth's buckets (request, response bodies); nil without it
+	counts   Counts
+	log      []Entry
 
 	// Handlers in flight, for Close to wait for.
 	inflight int
@@ -213,6 +223,7 @@ func New(target string, plan Plan) (*Proxy, error) {
 	u = &url.URL{Scheme: u.Scheme, Host: u.Host, Path: strings.TrimSuffix(u.Path, "/")}
 
 	p := &Proxy{target: u, plan: plan, rng: newRand(plan.Seed), limiter: newLimiter(plan), served: make(chan struct{})}
+	p.up, p.down = newShaper(plan), newShaper(plan)
 	p.tr = http.DefaultTransport.(*http.Transport).Clone()
 	p.tr.Proxy = nil
 	p.tr.DisableCompression = true // never alter bodies or Content-Encoding
@@ -241,6 +252,7 @@ func New(target string, plan Plan) (*Proxy, error) {
 		return nil, fmt.Errorf("faultproxy: listen: %v", err)
 	}
 	p.Host = ln.Addr().String()
+	ln = &farListener{Listener: ln, rtt: func() time.Duration { p.mu.Lock(); defer p.mu.Unlock(); return p.plan.RTT }}
 	p.srv = &http.Server{Handler: http.HandlerFunc(p.serve), ErrorLog: quiet, ReadHeaderTimeout: 30 * time.Second}
 	go func() {
 		defer close(p.served)
@@ -304,6 +316,9 @@ func (p *Proxy) SetPlan(plan Plan) {
 	}
 	if plan.Limit != p.plan.Limit || plan.LimitBurst != p.plan.LimitBurst {
 		p.limiter = newLimiter(plan)
+	}
+	if plan.Bandwidth != p.plan.Bandwidth {
+		p.up, p.down = newShaper(plan), newShaper(plan)
 	}
 	p.plan = plan
 }
@@ -427,6 +442,18 @@ func (p *Proxy) serve(w http.ResponseWriter, r *http.Request) {
 		panic(http.ErrAbortHandler) // closed: drop the connection
 	}
 	defer p.leave()
+	p.mu.Lock()
+	rtt, up, down := p.plan.RTT, p.up, p.down
+	p.mu.Unlock()
+	if !sleep(r.Context(), rtt) {
+		return
+	}
+	if up != nil && r.Body != nil && r.Body != http.NoBody {
+		r.Body = &shapedBody{ReadCloser: r.Body, l: up, ctx: r.Context()}
+	}
+	if down != nil {
+		w = &shapedWriter{ResponseWriter: w, l: down, ctx: r.Context()}
+	}
 	d := p.decide(r)
 	switch d.fault {
 	case FaultTooMany, FaultServerError, FaultLimited:
@@ -452,14 +479,8 @@ func (p *Proxy) serve(w http.ResponseWriter, r *http.Request) {
 		p.rp.ServeHTTP(cw, r)
 		cw.abort() // the response ended before its cut point
 	default:
-		if d.delay > 0 {
-			t := time.NewTimer(d.delay)
-			select {
-			case <-t.C:
-			case <-r.Context().Done():
-				t.Stop()
-				return
-			}
+		if !sleep(r.Context(), d.delay) {
+			return
 		}
 		rw := &statusWriter{ResponseWriter: w, status: func(c int) { p.setStatus(d.index, c) }}
 		p.rp.ServeHTTP(rw, r)
