@@ -64,6 +64,11 @@ func TestRoundTripAndBandwidth(t *testing.T) {
 	if c := checkCounts(t, p); c.Requests != 3 || c.Passed != 3 || hits.Load() != 3 {
 		t.Errorf("counts %+v, backend hits %d: a round trip is not a fault", c, hits.Load())
 	}
+	for _, e := range p.Timeline() {
+		if e.Start.IsZero() || e.Done.Sub(e.Start) < rtt {
+			t.Errorf("%s: start %v, done %v: want a time span of at least the round trip", e, e.Start, e.Done)
+		}
+	}
 	if err := (Plan{RTT: -1}).validate(); err == nil {
 		t.Error("a negative RTT was accepted")
 	}

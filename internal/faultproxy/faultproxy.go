@@ -152,6 +152,14 @@ type Entry struct {
 	Status int
 }
 
+// Timed is an entry on a time axis: Start is when the request reached the
+// proxy (before Plan.RTT's hold), Done when the proxy finished answering it
+// (zero while in flight) — a client's view of its requests.
+type Timed struct {
+	Entry
+	Start, Done time.Time
+}
+
 func (e Entry) String() string {
 	q := ""
 	if e.RawQuery != "" {
@@ -182,6 +190,7 @@ type Proxy struct {
 	up, down *rate.Limiter // Plan.Bandwidth's buckets (request, response bodies); nil without it
 	counts   Counts
 	log      []Entry
+	times    [][2]time.Time // log's start and done
 
 	// Handlers in flight, for Close to wait for.
 	inflight int
@@ -346,7 +355,7 @@ type decision struct {
 	index      int // in p.log
 }
 
-func (p *Proxy) decide(r *http.Request) decision {
+func (p *Proxy) decide(r *http.Request, start time.Time) decision {
 	p.mu.Lock()
 	plan := p.plan
 	p.mu.Unlock()
@@ -408,7 +417,26 @@ func (p *Proxy) decide(r *http.Request) decision {
 	}
 	d.index = len(p.log)
 	p.log = append(p.log, Entry{Method: r.Method, Path: r.URL.Path, RawQuery: r.URL.RawQuery, Fault: d.fault, Status: d.status})
+	p.times = append(p.times, [2]time.Time{start})
 	return d
+}
+
+func (p *Proxy) done(i int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.times[i][1] = time.Now()
+}
+
+// Timeline returns the entries so far with their times, in the order of
+// decisions.
+func (p *Proxy) Timeline() []Timed {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := make([]Timed, len(p.log))
+	for i, e := range p.log {
+		out[i] = Timed{Entry: e, Start: p.times[i][0], Done: p.times[i][1]}
+	}
+	return out
 }
 
 func (p *Proxy) setStatus(i, code int) {
@@ -442,6 +470,7 @@ func (p *Proxy) serve(w http.ResponseWriter, r *http.Request) {
 		panic(http.ErrAbortHandler) // closed: drop the connection
 	}
 	defer p.leave()
+	start := time.Now()
 	p.mu.Lock()
 	rtt, up, down := p.plan.RTT, p.up, p.down
 	p.mu.Unlock()
@@ -454,7 +483,8 @@ func (p *Proxy) serve(w http.ResponseWriter, r *http.Request) {
 	if down != nil {
 		w = &shapedWriter{ResponseWriter: w, l: down, ctx: r.Context()}
 	}
-	d := p.decide(r)
+	d := p.decide(r, start)
+	defer p.done(d.index)
 	switch d.fault {
 	case FaultTooMany, FaultServerError, FaultLimited:
 		// Read the request body first so that the client, still sending
