@@ -248,8 +248,12 @@ func (e *Engine) resolve(ctx context.Context, units []*unit) {
 // Child manifests read here are kept for the copy.
 func (e *Engine) measure(ctx context.Context, u *unit, src *source, raw []byte, mediaType types.MediaType, targets []*target) {
 	root := manifest{digest: oci.Digest(raw), mediaType: mediaType, raw: raw}
+	var mu sync.Mutex
 	need := map[string][]*target{root.digest: targets}
 	walkTree(ctx, src, root, walker{
+		// Children read at once, as the copy does: one round trip for
+		// all of them, not one each.
+		parallel: true,
 		enter: func(ctx context.Context, c oci.Entry) bool {
 			var ts []*target
 			for _, t := range targets {
@@ -257,12 +261,17 @@ func (e *Engine) measure(ctx context.Context, u *unit, src *source, raw []byte, 
 					ts = append(ts, t)
 				}
 			}
+			mu.Lock()
 			need[c.Digest] = ts
+			mu.Unlock()
 			return len(ts) > 0
 		},
 		visit: func(ctx context.Context, m manifest, blobs []oci.Blob) {
+			mu.Lock()
+			ts := need[m.digest]
+			mu.Unlock()
 			for _, b := range blobs {
-				for _, t := range need[m.digest] {
+				for _, t := range ts {
 					if e.blobs.has(t.repo, b.Digest) || e.mountSource(src.repo, t.repo, b.Digest) != "" {
 						continue
 					}
