@@ -1,0 +1,45 @@
+package registrytest
+
+import (
+	"io"
+	"net/http"
+	"testing"
+)
+
+// PushBlobReader uploads size bytes read from body (POST + one streamed
+// monolithic PUT) to Direct under digest, which the caller computed: for
+// blobs too large to hold in memory.
+func (r *Registry) PushBlobReader(t testing.TB, repo, digest string, size int64, body io.Reader) {
+	t.Helper()
+	resp, b := r.do(t, http.MethodPost, "/v2/"+repo+"/blobs/uploads/", nil, nil)
+	r.expect(t, resp, b, http.StatusAccepted)
+	loc, err := resp.Request.URL.Parse(resp.Header.Get("Location"))
+	if err != nil || resp.Header.Get("Location") == "" {
+		t.Fatalf("registrytest: upload Location %q: %v", resp.Header.Get("Location"), err)
+	}
+	q := loc.Query()
+	q.Set("digest", digest)
+	loc.RawQuery = q.Encode()
+	req, err := http.NewRequest(http.MethodPut, loc.String(), io.LimitReader(body, size))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.ContentLength = size
+	req.Header.Set("Content-Type", "application/octet-stream")
+	if r.user != "" {
+		req.SetBasicAuth(r.user, r.pass)
+	}
+	if r.tokens != nil {
+		req.Header.Set("Authorization", "Bearer "+r.tokens.seedToken(req.URL.Path))
+	}
+	put, err := r.client.Do(req)
+	if err != nil {
+		t.Fatalf("registrytest: PUT %s: %v", loc.Path, err)
+	}
+	defer put.Body.Close()
+	pb, _ := io.ReadAll(io.LimitReader(put.Body, 64<<10))
+	r.expect(t, put, pb, http.StatusCreated)
+	if got := put.Header.Get("Docker-Content-Digest"); got != "" && got != digest {
+		t.Fatalf("registrytest: pushed blob %s but registry says %s", digest, got)
+	}
+}
