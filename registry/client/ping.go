@@ -57,8 +57,28 @@ func pingHost(ctx context.Context, rt http.RoundTripper, host string, insecure b
 	schemes := Schemes(host, insecure)
 	perr := &pingError{httpsOnly: len(schemes) == 1}
 	pctx := ctx
-	for _, scheme := range schemes {
-		ch, err := pingOnce(pctx, rt, scheme, host, timeout)
+	// With a plain HTTP fallback, both pings go out at once (a ping carries
+	// no credentials): HTTPS still wins when it answers, and a plain
+	// registry costs one round trip, not a failed handshake and then one.
+	var fallback chan pingResult
+	if len(schemes) == 2 {
+		fctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		fallback = make(chan pingResult, 1)
+		go func() {
+			ch, err := pingOnce(fctx, rt, schemes[1], host, timeout)
+			fallback <- pingResult{ch, err}
+		}()
+	}
+	for i, scheme := range schemes {
+		var ch *transport.Challenge
+		var err error
+		if i == 1 && fallback != nil {
+			r := <-fallback
+			ch, err = r.ch, r.err
+		} else {
+			ch, err = pingOnce(pctx, rt, scheme, host, timeout)
+		}
 		if err == nil {
 			return ch, scheme, nil
 		}
@@ -75,6 +95,11 @@ func pingHost(ctx context.Context, rt http.RoundTripper, host string, insecure b
 		}
 	}
 	return nil, "", perr
+}
+
+type pingResult struct {
+	ch  *transport.Challenge
+	err error
 }
 
 // pingError says what a failed ping tried, as crane does: each URL with
