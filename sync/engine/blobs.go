@@ -34,11 +34,16 @@ func (x *transfer) copyBlob(ctx context.Context, src Store, b oci.Blob, targets 
 	var slots []*uploadSlot
 	var owners, waiters []*target
 	var flights []*flight
+	var pre *prefetch
+	early := len(alive(targets)) == 1 // one destination: its check may send the GET along
 	for _, t := range targets {
 		if t.failed() || ctx.Err() != nil {
 			continue
 		}
-		p, err := x.prepareBlob(ctx, src, b, t.repo, true, !t.exists)
+		p, err := x.prepareBlob(ctx, src, b, t.repo, true, !t.exists, early)
+		if p.pre != nil {
+			pre = p.pre
+		}
 		switch {
 		case err != nil:
 			t.fail(fmt.Errorf("blob %s: %w", b.Digest, err))
@@ -53,7 +58,7 @@ func (x *transfer) copyBlob(ctx context.Context, src Store, b oci.Blob, targets 
 		}
 	}
 	if len(slots) > 0 {
-		x.upload(ctx, src, b, slots)
+		x.upload(ctx, src, b, slots, pre)
 		for i, s := range slots {
 			x.blobs.land(s.dst, b.Digest, flights[i], s.err)
 			if s.err == nil {
@@ -107,6 +112,9 @@ type blobPrep struct {
 	location string  // an upload session the registry already opened (a declined mount)
 	flight   *flight // the registry-wide upload this destination leads or waits for
 	leader   bool
+	// pre is the source GET sent with the check (it holds a transfer
+	// slot); only for a leader that uploads.
+	pre *prefetch
 }
 
 // prepareBlob checks what the run and the ledger know, then (first only)
@@ -115,13 +123,16 @@ type blobPrep struct {
 // destination (its tag was missing: its blobs likely are too) on a registry
 // whose mounts answer for present blobs, the question and the mount are one
 // POST (see checkBlob).
-func (x *transfer) prepareBlob(ctx context.Context, src Store, b oci.Blob, dst Store, first, fresh bool) (blobPrep, error) {
+//
+// early lets the check send the source GET along when a transfer slot is
+// free at once (see checkBlob).
+func (x *transfer) prepareBlob(ctx context.Context, src Store, b oci.Blob, dst Store, first, fresh, early bool) (blobPrep, error) {
 	if x.blobs.has(dst, b.Digest) {
 		x.work.present(blobKey(dst, b.Digest))
 		return blobPrep{done: true}, nil
 	}
 	if r, ok := dst.(uploadChecker); ok && fresh && x.blobs.mountState(dst) == mountsWork {
-		return x.checkBlob(ctx, src, b, dst, r)
+		return x.checkBlob(ctx, src, b, dst, r, early)
 	}
 	if first {
 		ok, err := dst.HeadBlob(ctx, b.Digest)
@@ -157,7 +168,7 @@ func (x *transfer) prepareBlob(ctx context.Context, src Store, b oci.Blob, dst S
 // mounts from where it landed. It returns the bytes it uploaded.
 func (x *transfer) ensureBlob(ctx context.Context, src Store, b oci.Blob, dst Store, fresh bool) (int64, error) {
 	for round := 0; ; round++ {
-		p, err := x.prepareBlob(ctx, src, b, dst, round == 0, fresh)
+		p, err := x.prepareBlob(ctx, src, b, dst, round == 0, fresh, true)
 		if err != nil || p.done {
 			return 0, err
 		}
@@ -171,10 +182,17 @@ func (x *transfer) ensureBlob(ctx context.Context, src Store, b oci.Blob, dst St
 			if p.flight.err == nil && p.flight.repo == dst.Path() {
 				return 0, nil
 			}
-			continue // mount from the repository it landed in, or take over
+			if _, registry := dst.(uploadChecker); registry && p.flight.err == nil {
+				// It landed in another repository: mount it from there
+				// at once, without claiming the blob again (a claim held
+				// through every other job's mount check made waiters of
+				// them all, and after three rounds they uploaded it).
+				return x.mountLanded(ctx, src, b, dst, p.flight.repo)
+			}
+			continue // it failed there: lead, or wait for the next try
 		}
 		slot := &uploadSlot{dst: dst, location: p.location}
-		x.upload(ctx, src, b, []*uploadSlot{slot})
+		x.upload(ctx, src, b, []*uploadSlot{slot}, p.pre)
 		if p.leader {
 			x.blobs.land(dst, b.Digest, p.flight, slot.err)
 		} else if slot.err == nil {
@@ -187,24 +205,82 @@ func (x *transfer) ensureBlob(ctx context.Context, src Store, b oci.Blob, dst St
 	}
 }
 
+// mountLanded makes dst hold a blob another job just uploaded to the
+// repository from of the same registry: a mount, or, when the registry
+// declines it, an upload into the session the declined mount opened.
+func (x *transfer) mountLanded(ctx context.Context, src Store, b oci.Blob, dst Store, from string) (int64, error) {
+	for {
+		if x.blobs.has(dst, b.Digest) { // another job of this repository got it meanwhile
+			x.work.present(blobKey(dst, b.Digest))
+			return 0, nil
+		}
+		f, leader := x.blobs.claimRepo(dst, b.Digest)
+		if leader {
+			n, err := x.mountInto(ctx, src, b, dst, from)
+			x.blobs.landRepo(dst, b.Digest, f, err)
+			return n, err
+		}
+		select { // another job of this repository mounts it: one mount each
+		case <-f.done:
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		}
+		if f.err != nil {
+			return 0, f.err
+		}
+	}
+}
+
+func (x *transfer) mountInto(ctx context.Context, src Store, b oci.Blob, dst Store, from string) (int64, error) {
+	loc, mounted, err := dst.StartUpload(ctx, b.Digest, from)
+	if err != nil {
+		return 0, err
+	}
+	if mounted {
+		x.noteMounted(dst, b.Digest, b.Size, from)
+		return 0, nil
+	}
+	slot := &uploadSlot{dst: dst, location: loc}
+	x.upload(ctx, src, b, []*uploadSlot{slot}, nil)
+	return slot.n, slot.err
+}
+
 // checkBlob claims the registry-wide upload of the blob, then asks with one
 // POST carrying a mount — from a repository known to hold the blob, or from
 // dst itself — which answers "present" (201) or opens the upload session
 // (202): no HEAD. Only for hosts where probeMounts saw a mount of a present
 // blob answered 201; a host that then declines a mount from a repository
 // that holds the blob gets HEADs from then on.
-func (x *transfer) checkBlob(ctx context.Context, src Store, b oci.Blob, dst Store, check uploadChecker) (blobPrep, error) {
+//
+// With early, a blob no repository of dst's registry is known to hold (no
+// mount source: it most likely has to be uploaded) is also asked of the
+// source at once, GET beside the POST, when a transfer slot is free: the
+// upload then starts one round trip sooner. A blob the POST finds present
+// costs that GET (its body unread).
+func (x *transfer) checkBlob(ctx context.Context, src Store, b oci.Blob, dst Store, check uploadChecker, early bool) (blobPrep, error) {
 	var p blobPrep
 	if p.flight, p.leader = x.blobs.claim(dst, b.Digest); !p.leader {
 		return p, nil // another job uploads it to this registry: wait, then mount
 	}
 	from := x.mountSource(src, dst, b.Digest)
+	if early && from == "" && x.sem.tryAcquire() {
+		p.pre = startPrefetch(ctx, src, b.Digest)
+	}
+	unfetch := func() {
+		if p.pre != nil {
+			p.pre.discard()
+			x.sem.release(0)
+			p.pre = nil
+		}
+	}
 	loc, mounted, err := check.CheckUpload(ctx, b.Digest, from)
 	if err != nil {
+		unfetch()
 		x.blobs.land(dst, b.Digest, p.flight, err)
 		return blobPrep{}, err
 	}
 	if mounted {
+		unfetch()
 		x.blobs.land(dst, b.Digest, p.flight, nil)
 		x.noteMounted(dst, b.Digest, b.Size, from) // from "": it was there already
 		return blobPrep{done: true}, nil

@@ -95,6 +95,9 @@ type Result struct {
 // Options configure an Engine.
 type Options struct {
 	Concurrency int  // concurrent images and blob transfers (--proc)
+	// MaxTransfers, when above Concurrency, makes the number of blob
+	// transfers learned (see gate): from Concurrency up to MaxTransfers.
+	MaxTransfers int
 	Retries     int  // extra attempts for a failed job (--retries)
 	Force       bool // push manifests even when the destination matches
 	Filter      Filter
@@ -219,6 +222,13 @@ func New(c *client.Client, opt Options) *Engine {
 	e.blobs = newBlobTracker(e.knowledge)
 	if c != nil {
 		e.requests0, e.retries0 = c.Stats.Requests.Load(), c.Stats.Retries.Load()
+	}
+	if opt.MaxTransfers > opt.Concurrency {
+		var strain func() (int64, int64)
+		if c != nil {
+			strain = func() (int64, int64) { return c.Stats.Retries.Load(), c.Stats.Requests.Load() }
+		}
+		e.sem.adapt(opt.Concurrency, max(1, opt.Concurrency/4), opt.MaxTransfers, strain, log)
 	}
 	return e
 }

@@ -49,7 +49,7 @@ func TestFanOutOneReadManyRegistries(t *testing.T) {
 	for _, d := range dsts {
 		slots = append(slots, &uploadSlot{dst: d.repo(t, e, "mirror/app")})
 	}
-	e.upload(context.Background(), src.repo(t, e, "ns/src"), b, slots)
+	e.upload(context.Background(), src.repo(t, e, "ns/src"), b, slots, nil)
 
 	for i, d := range dsts[:2] {
 		if slots[i].err != nil || slots[i].n != b.Size {
@@ -93,7 +93,7 @@ func TestFanOutCorruptSourceCommitsNothing(t *testing.T) {
 	for _, d := range dsts {
 		slots = append(slots, &uploadSlot{dst: d.repo(t, e, "mirror/app")})
 	}
-	e.upload(context.Background(), src.repo(t, e, "ns/src"), b, slots)
+	e.upload(context.Background(), src.repo(t, e, "ns/src"), b, slots, nil)
 	for i, s := range slots {
 		if !errors.Is(s.err, errDigestMismatch) || !client.IsPermanent(s.err) {
 			t.Errorf("destination %d: %v, want a permanent digest mismatch", i, s.err)

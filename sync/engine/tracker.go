@@ -98,6 +98,32 @@ func (b *blobTracker) claim(r Store, digest string) (f *flight, leader bool) {
 	return f, true
 }
 
+// claimRepo makes the caller the one to mount digest into the repository
+// r (one mount per repository, however many of its jobs need the blob), or
+// returns the mount already under way. Settle it with landRepo.
+func (b *blobTracker) claimRepo(r Store, digest string) (f *flight, leader bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	k := "repo " + r.String() + "@" + digest
+	if f, ok := b.flights[k]; ok {
+		return f, false
+	}
+	f = &flight{done: make(chan struct{}), repo: r.Path()}
+	b.flights[k] = f
+	return f, true
+}
+
+func (b *blobTracker) landRepo(r Store, digest string, f *flight, err error) {
+	if err == nil {
+		b.add(r, digest)
+	}
+	b.mu.Lock()
+	delete(b.flights, "repo "+r.String()+"@"+digest)
+	b.mu.Unlock()
+	f.err = err
+	close(f.done)
+}
+
 func (b *blobTracker) land(r Store, digest string, f *flight, err error) {
 	if err == nil {
 		b.add(r, digest)

@@ -15,7 +15,7 @@ import (
 // manifest facts, nothing deeper.
 type transfer struct {
 	blobs       *blobTracker
-	sem         chan struct{} // bounds blob transfers across images (--proc)
+	sem         *gate // bounds blob transfers across images (--proc, or learned)
 	concurrency int           // blobs of one image copied at once
 	log         *slog.Logger
 	work        *workTracker // progress accounting; nil for a dry run
@@ -28,5 +28,5 @@ type transfer struct {
 }
 
 func newTransfer(blobs *blobTracker, concurrency int, log *slog.Logger) *transfer {
-	return &transfer{blobs: blobs, sem: make(chan struct{}, concurrency), concurrency: concurrency, log: log}
+	return &transfer{blobs: blobs, sem: newGate(concurrency), concurrency: concurrency, log: log}
 }

@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"fmt"
+	"io"
 	"sync/atomic"
 
 	"github.com/imagesync/imagesync/oci"
@@ -23,17 +24,23 @@ type uploadSlot struct {
 // read of the source: no disk, no whole-blob buffer, the digest checked as it
 // streams so a corrupt read never completes a PUT. Slots that fail
 // transiently restart together from a fresh read (three attempts in all).
-func (x *transfer) upload(ctx context.Context, src Store, b oci.Blob, slots []*uploadSlot) {
-	select {
-	case x.sem <- struct{}{}:
-	case <-ctx.Done():
-		for _, s := range slots {
-			s.err = ctx.Err()
-			s.dst.CancelUpload(ctx, s.location)
+func (x *transfer) upload(ctx context.Context, src Store, b oci.Blob, slots []*uploadSlot, pre *prefetch) {
+	if pre == nil {
+		if err := x.sem.acquire(ctx); err != nil {
+			for _, s := range slots {
+				s.err = err
+				s.dst.CancelUpload(ctx, s.location)
+			}
+			return
 		}
-		return
 	}
-	defer func() { <-x.sem }()
+	var moved int64
+	defer func() { x.sem.release(moved) }()
+	defer func() {
+		for _, s := range slots {
+			moved += s.n
+		}
+	}()
 	for _, s := range slots {
 		s.image = x.work.uploading(ctx, blobKey(s.dst, b.Digest), b.Size)
 	}
@@ -45,7 +52,8 @@ func (x *transfer) upload(ctx context.Context, src Store, b oci.Blob, slots []*u
 				s.location = ""
 			}
 		}
-		x.uploadOnce(ctx, src, b, pending)
+		x.uploadOnce(ctx, src, b, pending, pre)
+		pre = nil // a later attempt reads afresh
 		var again []*uploadSlot
 		for _, s := range pending {
 			if s.err != nil { // its bytes were not uploaded after all
@@ -66,7 +74,12 @@ func (x *transfer) upload(ctx context.Context, src Store, b oci.Blob, slots []*u
 
 // uploadOnce is one attempt: open the sessions, one GET, and one PUT per
 // destination fed from it (through a pipe each when there are several).
-func (x *transfer) uploadOnce(ctx context.Context, src Store, b oci.Blob, slots []*uploadSlot) {
+// The GET goes out with the session POSTs, not after them (pre: it went out
+// even earlier, with the blob's check): one round trip, not two.
+func (x *transfer) uploadOnce(ctx context.Context, src Store, b oci.Blob, slots []*uploadSlot, pre *prefetch) {
+	if pre == nil {
+		pre = startPrefetch(ctx, src, b.Digest)
+	}
 	var live []*uploadSlot
 	for _, s := range slots {
 		s.err, s.n = nil, 0
@@ -81,6 +94,7 @@ func (x *transfer) uploadOnce(ctx context.Context, src Store, b oci.Blob, slots 
 		live = append(live, s)
 	}
 	if len(live) == 0 {
+		pre.discard()
 		return
 	}
 	failAll := func(err error) {
@@ -90,7 +104,7 @@ func (x *transfer) uploadOnce(ctx context.Context, src Store, b oci.Blob, slots 
 			s.location = ""
 		}
 	}
-	rc, size, err := src.GetBlob(ctx, b.Digest)
+	rc, size, err := pre.wait()
 	if err != nil {
 		failAll(fmt.Errorf("reading from %s: %w", src, err))
 		return
@@ -133,4 +147,38 @@ func (x *transfer) uploadOnce(ctx context.Context, src Store, b oci.Blob, slots 
 		return
 	}
 	fanOut(ctx, vr, b.Digest, size, live)
+}
+
+// prefetch is a source blob GET sent ahead of the moment its body is
+// read: with the upload session's POST, or with the blob's check.
+type prefetch struct {
+	done chan struct{}
+	rc   io.ReadCloser
+	size int64
+	err  error
+}
+
+func startPrefetch(ctx context.Context, src Store, digest string) *prefetch {
+	p := &prefetch{done: make(chan struct{})}
+	go func() {
+		defer close(p.done)
+		p.rc, p.size, p.err = src.GetBlob(ctx, digest)
+	}()
+	return p
+}
+
+// wait returns the GET's answer.
+func (p *prefetch) wait() (io.ReadCloser, int64, error) {
+	<-p.done
+	return p.rc, p.size, p.err
+}
+
+// discard abandons the GET (its body unread).
+func (p *prefetch) discard() {
+	if p == nil {
+		return
+	}
+	if rc, _, err := p.wait(); err == nil {
+		rc.Close()
+	}
 }
