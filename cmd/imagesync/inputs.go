@@ -23,11 +23,12 @@ import (
 // credentials, how hard, and the ledger.
 type Inputs struct {
 	readOnlyLedger bool // plan: look the ledger up, write nothing
+	procGiven      bool // --proc on the command line or in the file's defaults: a hard cap
 
 	Auth    string `type:"path" placeholder:"FILE" help:"Auth file (.json, .yaml, .yml): registry[/namespace] → {username, password, insecure}."`
 	Images  string `type:"path" placeholder:"FILE" help:"Rule file (.json, .yaml, .yml): source → destination(s). Required unless --config."`
 	Config  string `type:"path" placeholder:"FILE" help:"image-syncer's legacy file with top-level auth: and images:; --auth and --images are then ignored."`
-	Proc    int    `short:"p" default:"5" help:"Blob transfers in flight at once; up to 4×N images are decided and copied at once."`
+	Proc    int    `short:"p" default:"5" help:"Blob transfers in flight at once, a hard cap when given; by default the run starts at 8 and learns how many the link takes (up to --max-conns). Up to 4×N images are decided and copied at once."`
 	Retries int    `short:"r" default:"2" help:"Extra attempts for a job that failed transiently."`
 
 	File string `short:"f" name:"file" type:"path" placeholder:"FILE" help:"imagesync config file (.yaml, .yml, .json): defaults, registries and sync entries with tag, platform and referrer filters."`
@@ -226,9 +227,18 @@ func (in *Inputs) open(rc *runContext) (*session, error) {
 	return s, nil
 }
 
+// autoTransfers is where the learned number of blob transfers starts
+// without --proc.
+const autoTransfers = 8
+
 // engine builds the engine for this session.
 func (s *session) engine(in *Inputs, opt engine.Options) *engine.Engine {
 	opt.Concurrency = in.Proc
+	if !in.procGiven {
+		// Learn the transfers the link takes: more while the bytes moved
+		// rise, fewer on retries (429s, 5xx, resets), within --max-conns.
+		opt.Concurrency, opt.MaxTransfers = max(in.Proc, autoTransfers), max(in.MaxConns, autoTransfers)
+	}
 	opt.Retries = in.Retries
 	opt.Filter = s.filter
 	opt.Logger = s.log
@@ -267,6 +277,7 @@ func (in *Inputs) load(rc *runContext, s *session) (warnings []string, skipped r
 	s.rules = cfg.Rules
 	s.hosts = cfg.Hosts
 	in.Proc, in.Retries, in.MaxConns, in.Rate = cfg.Run.Proc, cfg.Run.Retries, cfg.Run.MaxConns, cfg.Run.Rate
+	in.procGiven = cfg.Run.ProcGiven
 	return cfg.Warnings, cfg.Skipped, nil
 }
 

@@ -26,6 +26,10 @@ import (
 type Run struct {
 	Proc, Retries, MaxConns int
 	Rate                    float64
+	// ProcGiven: Proc came from the command line or a file's defaults:
+	// the user's hard cap on blob transfers. Otherwise the run learns how
+	// many the link takes (starting at Proc, up to MaxConns).
+	ProcGiven bool
 }
 
 // Filters are the filter flags: they apply to every rule that does not set
@@ -123,6 +127,7 @@ var ErrNothingToDo = errors.New("no rules: give --images FILE (or --config FILE)
 // back together.
 func Load(f Flags) (*Config, error) {
 	c := &Config{Run: f.Run, explicit: f.Explicit}
+	c.Run.ProcGiven = c.Run.ProcGiven || f.Explicit["proc"]
 	ropt := f.rulesOptions()
 	if f.SkipInvalid {
 		c.SetAside = &rules.SetAside{}

@@ -130,7 +130,7 @@ sync:
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := (Run{Proc: 7, Retries: 2, MaxConns: 3, Rate: 0}); c.Run != want {
+	if want := (Run{Proc: 7, Retries: 2, MaxConns: 3, Rate: 0, ProcGiven: true}); c.Run != want { // proc from the file: the user's cap
 		t.Errorf("run %+v, want %+v", c.Run, want)
 	}
 	if h := c.Hosts["127.0.0.1:1"]; h.Rate != 2 || h.MaxConns != 1 {
@@ -159,5 +159,34 @@ sync:
 	f.Auth = other
 	if c, err = Load(f); err != nil || !strings.Contains(strings.Join(c.Warnings, "\n"), "auth-file is replaced by --auth "+other) {
 		t.Errorf("--auth over auth-file: %v, warnings %q", err, c.Warnings)
+	}
+}
+
+// TestProcGiven: --proc on the command line or proc: in a file's defaults
+// is the user's cap on blob transfers; otherwise the run learns them.
+func TestProcGiven(t *testing.T) {
+	dir := t.TempDir()
+	withProc := write(t, dir, "with.yaml", "defaults: {proc: 3}\nsync:\n  - {from: 127.0.0.1:1/a/b:1, to: 127.0.0.1:1/c/d}\n")
+	without := write(t, dir, "without.yaml", "sync:\n  - {from: 127.0.0.1:1/a/b:1, to: 127.0.0.1:1/c/d}\n")
+	for _, tc := range []struct {
+		name     string
+		file     string
+		explicit bool
+		want     bool
+	}{
+		{"defaulted", without, false, false},
+		{"flag", without, true, true},
+		{"file defaults", withProc, false, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := Flags{File: tc.file, Run: Run{Proc: 5, Retries: 2, MaxConns: 32}, Explicit: map[string]bool{"proc": tc.explicit}, LookupEnv: noEnv}
+			c, err := Load(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c.Run.ProcGiven != tc.want {
+				t.Errorf("ProcGiven %v, want %v (run %+v)", c.Run.ProcGiven, tc.want, c.Run)
+			}
+		})
 	}
 }

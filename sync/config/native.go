@@ -72,7 +72,7 @@ func (c *Config) loadNative(f Flags, ropt rules.Options) error {
 	// Run settings: a flag given on the command line beats the file's defaults.
 	d := cfg.Defaults
 	if d.Proc != nil && !f.Explicit["proc"] {
-		c.Run.Proc = *d.Proc
+		c.Run.Proc, c.Run.ProcGiven = *d.Proc, true
 	}
 	if d.Retries != nil && !f.Explicit["retries"] {
 		c.Run.Retries = *d.Retries
