@@ -42,6 +42,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/imagesync/imagesync/internal/faultproxy"
 	"github.com/imagesync/imagesync/internal/registrytest"
 )
 
@@ -96,7 +97,10 @@ type env struct {
 	bin     string // the tool's binary
 	src     *registrytest.Registry
 	dst     *registrytest.Registry
+	srcHost string // where the tool reads: src.Host, or a far proxy in front of it
 	dstHost string // where the tool writes: dst.Host, or a proxy in front of it
+	net     netCond
+	far     [2]*faultproxy.Proxy // the far proxies in front of src and dst (nil on loopback)
 	imgs    []image
 	environ []string
 	rss     atomic.Int64 // peak RSS of the tool's processes in this run, bytes
@@ -164,14 +168,18 @@ func imagesyncTool(name, bin string) tool {
 			var b strings.Builder
 			repos, tags := repoTags(e.imgs)
 			for _, r := range repos {
-				fmt.Fprintf(&b, "%s/%s/%s:%s: %s/%s/%s\n", e.src.Host, srcNS, r, strings.Join(tags[r], ","), e.dstHost, dstNS, r)
+				fmt.Fprintf(&b, "%s/%s/%s:%s: %s/%s/%s\n", e.srcHost, srcNS, r, strings.Join(tags[r], ","), e.dstHost, dstNS, r)
 			}
 			e.write("images.yaml", b.String())
 			return nil
 		},
 		run: func(e *env, extra ...string) error {
 			args := []string{"sync", "--images", filepath.Join(e.dir, "images.yaml"),
-				"--ledger", filepath.Join(e.dir, "ledger.db"), "--proc", fmt.Sprint(parallelism)}
+				"--ledger", filepath.Join(e.dir, "ledger.db")}
+			if !learnsTransfers(e.bin) {
+				// A build without learned transfers gets the others' 8.
+				args = append(args, "--proc", fmt.Sprint(parallelism))
+			}
 			return e.exec(e.bin, append(args, extra...)...)
 		},
 	}
@@ -187,7 +195,7 @@ var tools = []tool{
 			p := struct {
 				Src, Dst string
 				Images   []img
-			}{Src: e.src.Host, Dst: e.dstHost}
+			}{Src: e.srcHost, Dst: e.dstHost}
 			for _, im := range e.imgs {
 				p.Images = append(p.Images, img{srcNS + "/" + im.repo, dstNS + "/" + im.repo, im.tag})
 			}
@@ -206,11 +214,11 @@ var tools = []tool{
 		name: fmt.Sprintf("regsync (parallel %d)", parallelism), bin: "regsync", heavy: true, noop: true,
 		setup: func(e *env) error {
 			var b strings.Builder
-			fmt.Fprintf(&b, "version: 1\ncreds:\n  - registry: %q\n    tls: disabled\n  - registry: %q\n    tls: disabled\n", e.src.Host, e.dstHost)
+			fmt.Fprintf(&b, "version: 1\ncreds:\n  - registry: %q\n    tls: disabled\n  - registry: %q\n    tls: disabled\n", e.srcHost, e.dstHost)
 			fmt.Fprintf(&b, "defaults:\n  parallel: %d\n  skipDockerConfig: true\nsync:\n", parallelism)
 			for _, im := range e.imgs {
 				fmt.Fprintf(&b, "  - source: %s/%s/%s:%s\n    target: %s/%s/%s:%s\n    type: image\n",
-					e.src.Host, srcNS, im.repo, im.tag, e.dstHost, dstNS, im.repo, im.tag)
+					e.srcHost, srcNS, im.repo, im.tag, e.dstHost, dstNS, im.repo, im.tag)
 			}
 			e.write("regsync.yaml", b.String())
 			return nil
@@ -231,7 +239,7 @@ var tools = []tool{
 				wg.Go(func() {
 					for im := range jobs {
 						errs <- e.exec(e.bin, "copy", "--insecure",
-							fmt.Sprintf("%s/%s/%s:%s", e.src.Host, srcNS, im.repo, im.tag),
+							fmt.Sprintf("%s/%s/%s:%s", e.srcHost, srcNS, im.repo, im.tag),
 							fmt.Sprintf("%s/%s/%s:%s", e.dstHost, dstNS, im.repo, im.tag))
 					}
 				})
@@ -259,7 +267,7 @@ var tools = []tool{
 		setup: func(e *env) error {
 			var b strings.Builder
 			repos, tags := repoTags(e.imgs)
-			fmt.Fprintf(&b, "%s:\n  tls-verify: false\n  images:\n", e.src.Host)
+			fmt.Fprintf(&b, "%s:\n  tls-verify: false\n  images:\n", e.srcHost)
 			for _, r := range repos {
 				fmt.Fprintf(&b, "    %s/%s: [%s]\n", srcNS, r, strings.Join(tags[r], ", "))
 			}
@@ -277,11 +285,11 @@ var tools = []tool{
 	{
 		name: fmt.Sprintf("image-syncer --proc %d", parallelism), bin: "image-syncer", noop: true,
 		setup: func(e *env) error {
-			auth := map[string]map[string]bool{e.src.Host: {"insecure": true}, e.dstHost: {"insecure": true}}
+			auth := map[string]map[string]bool{e.srcHost: {"insecure": true}, e.dstHost: {"insecure": true}}
 			images := map[string]string{}
 			repos, tags := repoTags(e.imgs)
 			for _, r := range repos {
-				images[fmt.Sprintf("%s/%s/%s:%s", e.src.Host, srcNS, r, strings.Join(tags[r], ","))] =
+				images[fmt.Sprintf("%s/%s/%s:%s", e.srcHost, srcNS, r, strings.Join(tags[r], ","))] =
 					fmt.Sprintf("%s/%s/%s", e.dstHost, dstNS, r)
 			}
 			for name, v := range map[string]any{"auth.json": auth, "images.json": images} {
@@ -492,8 +500,8 @@ func version(bin string) string {
 
 // newEnv makes a run's work folder and private environment, with a fresh
 // destination registry.
-func newEnv(t *testing.T, bin string, src *registrytest.Registry, imgs []image) *env {
-	e := &env{t: t, dir: t.TempDir(), bin: bin, src: src, imgs: imgs}
+func newEnv(t *testing.T, bin string, src *registrytest.Registry, imgs []image, n netCond) *env {
+	e := &env{t: t, dir: t.TempDir(), bin: bin, src: src, imgs: imgs, net: n}
 	home := filepath.Join(e.dir, "home")
 	if err := os.MkdirAll(filepath.Join(home, ".docker"), 0o700); err != nil {
 		t.Fatal(err)
@@ -503,7 +511,14 @@ func newEnv(t *testing.T, bin string, src *registrytest.Registry, imgs []image) 
 		"XDG_CONFIG_HOME="+filepath.Join(home, ".config"), "XDG_CACHE_HOME="+filepath.Join(home, ".cache"),
 		"IMAGESYNC_LEDGER=", "NO_COLOR=1")
 	e.dst = registrytest.Start(t, registryKind(), registrytest.Options{})
-	e.dstHost = e.dst.Host
+	e.srcHost, e.dstHost = src.Host, e.dst.Host
+	if n.far() {
+		// Each run its own far proxies: its connections start cold, as a
+		// new process's do.
+		plan := faultproxy.Plan{RTT: n.rtt, Bandwidth: n.bandwidth}
+		e.far[0], e.far[1] = faultproxy.Start(t, src.Host, plan), faultproxy.Start(t, e.dst.Host, plan)
+		e.srcHost, e.dstHost = e.far[0].Host, e.far[1].Host
+	}
 	return e
 }
 
@@ -551,6 +566,11 @@ func runWatched(cmd *exec.Cmd) (int64, int64, error) {
 	return peak.Load(), anon.Load(), err
 }
 
+// learnsTransfers reports whether bin learns its blob transfers when
+// --proc is not given (it starts at 8, as the others run, and may go on
+// to more: that is the point of it).
+func learnsTransfers(bin string) bool { return hasFlag(bin, "learns how many") }
+
 // hasFlag reports whether `bin sync --help` mentions flag.
 func hasFlag(bin, flag string) bool {
 	out, _ := exec.Command(bin, "sync", "--help").CombinedOutput()
@@ -597,7 +617,7 @@ func TestBench(t *testing.T) {
 	sources := map[string]*registrytest.Registry{}
 	imgsOf := map[string][]image{}
 	for _, w := range workloads {
-		if !selected(w.name) && !(w.name == "W1" && selected("limit")) {
+		if !selected(w.name) && !(w.name == "W1" && selected("limit")) && !(w.wan && (selected("wan") || selected("trace"))) {
 			continue
 		}
 		src := registrytest.Start(t, registryKind(), registrytest.Options{})
@@ -607,35 +627,48 @@ func TestBench(t *testing.T) {
 		sources[w.name], imgsOf[w.name] = src, imgs
 	}
 	for _, w := range workloads {
-		if !selected(w.name) {
+		nets := []netCond{}
+		if selected(w.name) {
+			nets = append(nets, netCond{})
+		}
+		if w.wan && selected("wan") {
+			nets = append(nets, wanConds(t, w)...)
+		}
+		if len(nets) == 0 {
 			continue
 		}
 		rep.workloads = append(rep.workloads, w)
-		for round := range rounds() {
-			for _, tl := range avail {
-				if w.heavy && !tl.heavy {
-					continue
-				}
-				t.Run(fmt.Sprintf("%s/round%d/%s", w.name, round+1, filepath.Base(tl.bin)), func(t *testing.T) {
-					e := newEnv(t, tl.bin, sources[w.name], imgsOf[w.name])
-					e.peer = !strings.HasPrefix(tl.name, "imagesync") && tl.name != "floor"
-					if tl.setup != nil {
-						if err := tl.setup(e); err != nil {
-							t.Fatal(err)
+		for _, n := range nets {
+			for round := range rounds() {
+				for _, tl := range avail {
+					if w.heavy && !tl.heavy {
+						continue
+					}
+					t.Run(fmt.Sprintf("%s%s/round%d/%s", w.name, n.id(), round+1, filepath.Base(tl.bin)), func(t *testing.T) {
+						e := newEnv(t, tl.bin, sources[w.name], imgsOf[w.name], n)
+						e.peer = !strings.HasPrefix(tl.name, "imagesync") && tl.name != "floor"
+						if tl.setup != nil {
+							if err := tl.setup(e); err != nil {
+								t.Fatal(err)
+							}
 						}
-					}
-					run := func(extra ...string) func() error { return func() error { return tl.run(e, extra...) } }
-					rep.add(w.name+" full", tl.name, measure(e, w.name+" full / "+tl.name, run(), true))
-					if !w.noop || !tl.noop {
-						return
-					}
-					rep.add(w.name+" no-op", tl.name, repeated(func() sample { return measure(e, w.name+" no-op / "+tl.name, run(), false) }))
-					if strings.HasPrefix(tl.name, "imagesync") && hasFlag(tl.bin, "--trust-ledger") {
-						rep.add(w.name+" no-op", tl.name+" --trust-ledger", repeated(func() sample { return measure(e, w.name+" no-op trusting / "+tl.name, run("--trust-ledger"), false) }))
-					}
-				})
+						run := func(extra ...string) func() error { return func() error { return tl.run(e, extra...) } }
+						full, noop := w.name+" full"+n.label(), w.name+" no-op"+n.label()
+						rep.add(full, tl.name, measure(e, full+" / "+tl.name, run(), true))
+						if !w.noop || !tl.noop {
+							return
+						}
+						rep.add(noop, tl.name, repeated(func() sample { return measure(e, noop+" / "+tl.name, run(), false) }))
+						if strings.HasPrefix(tl.name, "imagesync") && hasFlag(tl.bin, "--trust-ledger") {
+							rep.add(noop, tl.name+" --trust-ledger", repeated(func() sample { return measure(e, noop+" trusting / "+tl.name, run("--trust-ledger"), false) }))
+						}
+					})
+				}
 			}
 		}
+	}
+	if selected("trace") {
+		runTrace(t, rep, avail, sources["W1"], imgsOf["W1"])
 	}
 	if selected("limit") {
 		runLimit(t, rep, avail, sources["W1"], imgsOf["W1"])

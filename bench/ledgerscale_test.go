@@ -106,7 +106,7 @@ func runLedgerScale(t *testing.T, rep *report, bin string) {
 		b := newBuilder(t, src, 4)
 		var all, one strings.Builder
 		start := time.Now()
-		e := newEnv(t, bin, src, nil)
+		e := newEnv(t, bin, src, nil, netCond{})
 		for r := range repos {
 			repo := fmt.Sprintf("%s/lr%d", srcNS, r)
 			raw := b.image(repo, nil, []int{1 << 10}, "amd64", repo)

@@ -50,7 +50,7 @@ func runLimit(t *testing.T, rep *report, avail []tool, src *registrytest.Registr
 				continue // another imagesync build (the base) once: it is slow here
 			}
 			t.Run(fmt.Sprintf("limit/round%d/%s", round+1, filepath.Base(tl.bin)), func(t *testing.T) {
-				e := newEnv(t, tl.bin, src, imgs)
+				e := newEnv(t, tl.bin, src, imgs, netCond{})
 				fp := faultproxy.Start(t, e.dst.Host, faultproxy.Plan{Seed: int64(round + 1), Limit: limitRate,
 					Rate5xx: 0.03, Status5xx: 503, RateReset: 0.03})
 				e.dstHost = fp.Host

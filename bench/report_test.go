@@ -40,6 +40,7 @@ type report struct {
 	limits  map[string][]limitSample // tool → runs behind the limiter
 	ltools  []string
 	ledger  *ledgerResult
+	traces  []trace
 }
 
 func newReport(kind registrytest.Kind) *report {
@@ -348,6 +349,11 @@ func (r *report) body(w io.Writer, root string) {
 	if r.ledger != nil {
 		r.ledger.table(w)
 		fmt.Fprintln(w)
+	}
+	if len(r.traces) > 0 {
+		fmt.Fprintln(w, "One image's requests on a time axis, as the far proxies saw them (a row from the request's arrival to the end of its answer; `src`/`dst`: the registry):")
+		fmt.Fprintln(w)
+		r.traceText(w)
 	}
 	fmt.Fprintln(w, "Issue #12's targets, as this run measured them:")
 	fmt.Fprintln(w)

@@ -21,6 +21,7 @@ type workload struct {
 	seed  func(t testing.TB, src *registrytest.Registry) []image
 	heavy bool // only imagesync, regsync and the floor (crane's one process per image is too slow)
 	noop  bool // also measure a no-op re-run
+	wan   bool // also run across a far link (BENCH_ONLY=wan)
 }
 
 var workloads = []workload{
@@ -29,11 +30,13 @@ var workloads = []workload{
 		desc: "60 images in 10 repositories: 40 single-platform, 20 two-platform indexes; every image has a 1 MiB base layer shared by all and 3 × 256 KiB own layers",
 		seed: seedW1,
 		noop: true,
+		wan:  true,
 	},
 	{
 		name: "W2",
 		desc: "4 images of 3 × 32 MiB layers",
 		seed: seedW2,
+		wan:  true,
 	},
 	{
 		name:  "W3",
