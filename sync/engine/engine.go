@@ -94,13 +94,13 @@ type Result struct {
 
 // Options configure an Engine.
 type Options struct {
-	Concurrency int  // concurrent images and blob transfers (--proc)
+	Concurrency int // concurrent images and blob transfers (--proc)
 	// MaxTransfers, when above Concurrency, makes the number of blob
 	// transfers learned (see gate): from Concurrency up to MaxTransfers.
 	MaxTransfers int
-	Retries     int  // extra attempts for a failed job (--retries)
-	Force       bool // push manifests even when the destination matches
-	Filter      Filter
+	Retries      int  // extra attempts for a failed job (--retries)
+	Force        bool // push manifests even when the destination matches
+	Filter       Filter
 	// Ledger, when set, records every finished manifest and blob. Blobs it
 	// knows skip their HEAD and feed cross-repository mounts; a destination
 	// manifest it knows at the source's digest is still confirmed with one

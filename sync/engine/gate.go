@@ -29,13 +29,13 @@ type gate struct {
 	// learning (adaptive only)
 	now        func() time.Time
 	strain     func() (retries, requests int64) // the client's so far; nil: none seen
-	start      time.Time    // of the window
-	bytes      int64        // moved in the window
-	done       int          // transfers ended in the window
-	full       bool         // someone waited in the window: the limit bound
-	lastRate   float64      // bytes per second of the previous window
-	lastStrain [2]int64     // retries, requests at the previous window's end
-	settled    bool         // out of slow start (see learn)
+	start      time.Time                        // of the window
+	bytes      int64                            // moved in the window
+	done       int                              // transfers ended in the window
+	full       bool                             // someone waited in the window: the limit bound
+	lastRate   float64                          // bytes per second of the previous window
+	lastStrain [2]int64                         // retries, requests at the previous window's end
+	settled    bool                             // out of slow start (see learn)
 	peak       int
 	log        *slog.Logger
 }

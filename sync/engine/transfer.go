@@ -16,7 +16,7 @@ import (
 type transfer struct {
 	blobs       *blobTracker
 	sem         *gate // bounds blob transfers across images (--proc, or learned)
-	concurrency int           // blobs of one image copied at once
+	concurrency int   // blobs of one image copied at once
 	log         *slog.Logger
 	work        *workTracker // progress accounting; nil for a dry run
 
