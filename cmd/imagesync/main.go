@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"syscall"
 
 	"github.com/imagesync/imagesync/plugin"
@@ -35,5 +36,28 @@ func main() {
 		fmt.Fprintf(os.Stderr, "\n%s: interrupted again: quitting\n", plugin.Detect(os.Args[0]).Name)
 		os.Exit(exitInterrupted)
 	}()
-	os.Exit(run(context.Background(), os.Args, env{lookup: os.LookupEnv, interrupt: interrupt}, os.Stdout, os.Stderr))
+	stop := startProfile(os.Getenv("IMAGESYNC_CPUPROFILE"))
+	code := run(context.Background(), os.Args, env{lookup: os.LookupEnv, interrupt: interrupt}, os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+// startProfile writes a CPU profile of the run to path (for maintainers:
+// `go tool pprof`, see docs/benchmarks.md); "" profiles nothing.
+func startProfile(path string) (stop func()) {
+	if path == "" {
+		return func() {}
+	}
+	f, err := os.Create(path)
+	if err == nil {
+		err = pprof.StartCPUProfile(f)
+	}
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "IMAGESYNC_CPUPROFILE: %v\n", err)
+		return func() {}
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		f.Close()
+	}
 }

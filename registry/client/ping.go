@@ -66,7 +66,10 @@ func pingHost(ctx context.Context, rt http.RoundTripper, host string, insecure b
 		defer cancel()
 		fallback = make(chan pingResult, 1)
 		go func() {
-			ch, err := pingOnce(fctx, rt, schemes[1], host, timeout)
+			// One try: a registry that is up answers at once; the retries
+			// (as before, and only after HTTPS failed other than at its
+			// dial) come below.
+			ch, err := pingOnce(withoutRetries(fctx), rt, schemes[1], host, timeout)
 			fallback <- pingResult{ch, err}
 		}()
 	}
@@ -76,6 +79,9 @@ func pingHost(ctx context.Context, rt http.RoundTripper, host string, insecure b
 		if i == 1 && fallback != nil {
 			r := <-fallback
 			ch, err = r.ch, r.err
+			if err != nil && pctx == ctx && ctx.Err() == nil && !isNoSuchHost(err) {
+				ch, err = pingOnce(pctx, rt, scheme, host, timeout) // with its retries, as before
+			}
 		} else {
 			ch, err = pingOnce(pctx, rt, scheme, host, timeout)
 		}
