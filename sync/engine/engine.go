@@ -81,6 +81,8 @@ type Summary struct {
 	Bytes                             int64 // blob bytes uploaded
 	BlobsUploaded, BlobsMounted       int64
 	BytesMounted                      int64 // bytes of the blobs mounted (not uploaded)
+	ReadsResumed                      int64 // source blob reads cut midway and resumed from the byte reached
+	BytesReread                       int64 // source bytes read again to resume (a registry that ignored Range)
 	Requests, Retries                 int64
 	Duration                          time.Duration
 	Interrupted                       bool // Ctrl-C (Options.Stop) or a cancelled context
@@ -442,6 +444,7 @@ func (e *Engine) summarize(ctx context.Context, res *Result, start time.Time) {
 	s.BlobsUploaded = e.uploaded.Load()
 	s.BlobsMounted = e.mounted.Load()
 	s.BytesMounted = e.mountedBytes.Load()
+	s.ReadsResumed, s.BytesReread = e.readsResumed.Load(), e.bytesReread.Load()
 	s.Requests = e.c.Stats.Requests.Load() - e.requests0
 	s.Retries = e.c.Stats.Retries.Load() - e.retries0
 	s.Duration = time.Since(start)

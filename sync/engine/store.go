@@ -75,11 +75,22 @@ type (
 	// credentialNamer: a store that says where the credentials it used
 	// came from, for a denied request.
 	credentialNamer interface{ CredentialSource() string }
+	// blobRanger: a store that can open a blob from an offset (a
+	// registry, by a Range request it checks), so that a read cut midway
+	// resumes from the byte it reached (resumingReader) instead of every
+	// upload fed from it starting over. from is where the returned bytes
+	// start: offset, or 0 when the store sent the whole blob again (a
+	// registry that ignores Range). An image layout reads a local file and
+	// does not need it.
+	blobRanger interface {
+		GetBlobFrom(ctx context.Context, digest string, offset, size int64) (rc io.ReadCloser, from int64, err error)
+	}
 )
 
 var (
 	_ uploadChecker   = (*client.Repo)(nil)
 	_ credentialNamer = (*client.Repo)(nil)
+	_ blobRanger      = (*client.Repo)(nil)
 	_ ownTruth        = (*layout.Repo)(nil)
 	_ referrerIndexer = (*layout.Repo)(nil)
 )

@@ -25,6 +25,8 @@ type transfer struct {
 	uploaded, mounted atomic.Int64 // blobs
 	mountedBytes      atomic.Int64 // bytes mounted
 	bytes             atomic.Int64 // bytes uploaded
+	readsResumed      atomic.Int64 // source reads cut midway and resumed (resumingReader)
+	bytesReread       atomic.Int64 // bytes read again to resume (a source that ignored Range)
 }
 
 func newTransfer(blobs *blobTracker, concurrency int, log *slog.Logger) *transfer {

@@ -109,7 +109,7 @@ func (x *transfer) uploadOnce(ctx context.Context, src Store, b oci.Blob, slots 
 		failAll(fmt.Errorf("reading from %s: %w", src, err))
 		return
 	}
-	defer rc.Close()
+	defer func() { rc.Close() }()
 	if size >= 0 && b.Size > 0 && size != b.Size {
 		failAll(oci.Permanent(fmt.Errorf("source sent %d bytes, the manifest says %d", size, b.Size)))
 		return
@@ -117,6 +117,12 @@ func (x *transfer) uploadOnce(ctx context.Context, src Store, b oci.Blob, slots 
 	if size < 0 {
 		size = b.Size
 	}
+	// A read cut midway resumes from the byte it reached (resumingReader).
+	rc = newResumingReader(ctx, src, b.Digest, size, rc, func(offset, reread int64) {
+		x.readsResumed.Add(1)
+		x.bytesReread.Add(reread)
+		x.log.Debug("resuming a cut blob read", "digest", b.Digest, "from", src.String(), "offset", offset, "reread", reread)
+	})
 	vr, err := newVerifier(rc, b.Digest, size)
 	if err != nil {
 		failAll(err)

@@ -226,6 +226,8 @@ type SyncReport struct {
 		BlobsMounted  int64   `json:"blobsMounted"`
 		Requests      int64   `json:"requests"`
 		Retries       int64   `json:"retries"`
+		ReadsResumed  int64   `json:"readsResumed,omitempty"` // source blob reads cut and resumed from the byte reached
+		BytesReread   int64   `json:"bytesReread,omitempty"`  // source bytes read again to resume them (a registry that ignored Range)
 		Seconds       float64 `json:"seconds"`
 		SkippedImages int     `json:"skippedImages,omitempty"` // --from-cluster
 	} `json:"summary"`
@@ -298,6 +300,7 @@ func NewSyncReport(res *engine.Result) SyncReport {
 	rs.Copied, rs.Skipped, rs.Filtered, rs.Failed = s.Copied, s.Skipped, s.Filtered, s.Failed
 	rs.NotStarted, rs.Interrupted, rs.Waiting, rs.Deleted = s.NotStarted, s.Interrupted, s.Waiting, s.Deleted
 	rs.Bytes, rs.BlobsUploaded, rs.BlobsMounted, rs.Requests, rs.Retries = s.Bytes, s.BlobsUploaded, s.BlobsMounted, s.Requests, s.Retries
+	rs.ReadsResumed, rs.BytesReread = s.ReadsResumed, s.BytesReread
 	rs.Seconds = s.Duration.Seconds()
 	return rep
 }
