@@ -24,7 +24,7 @@ type gate struct {
 	min, max int
 	adaptive bool
 	inflight int
-	wake     chan struct{} // closed and replaced when a slot frees or the limit grows
+	waiters  []chan struct{} // in arrival order; closed when handed a slot
 
 	// learning (adaptive only)
 	now        func() time.Time
@@ -48,7 +48,7 @@ const (
 
 func newGate(limit int) *gate {
 	limit = max(limit, 1)
-	return &gate{limit: limit, min: limit, max: limit, peak: limit, wake: make(chan struct{}), now: time.Now}
+	return &gate{limit: limit, min: limit, max: limit, peak: limit, now: time.Now}
 }
 
 // adapt makes the limit learned, starting at start, within [lo, hi]; strain
@@ -65,40 +65,64 @@ func (g *gate) adapt(start, lo, hi int, strain func() (int64, int64), log *slog.
 	}
 }
 
-// acquire waits for a slot.
+// acquire waits for a slot. Waiters are served in turn, one per free slot
+// (a release wakes one, not all: hundreds of blobs may be waiting).
 func (g *gate) acquire(ctx context.Context) error {
-	for {
-		g.mu.Lock()
-		if g.inflight < g.limit {
-			g.inflight++
-			if g.start.IsZero() {
-				g.start = g.now()
-			}
-			g.mu.Unlock()
-			return nil
-		}
-		g.full = true
-		wake := g.wake
+	g.mu.Lock()
+	if g.inflight < g.limit && len(g.waiters) == 0 {
+		g.take()
 		g.mu.Unlock()
-		select {
-		case <-wake:
-		case <-ctx.Done():
-			return ctx.Err()
+		return nil
+	}
+	g.full = true
+	ch := make(chan struct{})
+	g.waiters = append(g.waiters, ch)
+	g.mu.Unlock()
+	select {
+	case <-ch:
+		return nil
+	case <-ctx.Done():
+		g.mu.Lock()
+		defer g.mu.Unlock()
+		for i, w := range g.waiters {
+			if w == ch {
+				g.waiters = append(g.waiters[:i], g.waiters[i+1:]...)
+				return ctx.Err()
+			}
 		}
+		// handed a slot as the context ended: give it on
+		g.inflight--
+		g.handOff()
+		return ctx.Err()
 	}
 }
 
-// tryAcquire takes a slot if one is free at once.
-func (g *gate) tryAcquire() bool {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	if g.inflight >= g.limit {
-		return false
-	}
+// take counts a slot taken; g.mu held.
+func (g *gate) take() {
 	g.inflight++
 	if g.start.IsZero() {
 		g.start = g.now()
 	}
+}
+
+// handOff gives free slots to the first waiters; g.mu held.
+func (g *gate) handOff() {
+	for g.inflight < g.limit && len(g.waiters) > 0 {
+		ch := g.waiters[0]
+		g.waiters = g.waiters[1:]
+		g.take()
+		close(ch)
+	}
+}
+
+// tryAcquire takes a slot if one is free at once (and nobody waits).
+func (g *gate) tryAcquire() bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.inflight >= g.limit || len(g.waiters) > 0 {
+		return false
+	}
+	g.take()
 	return true
 }
 
@@ -112,8 +136,7 @@ func (g *gate) release(n int64) {
 		g.done++
 		g.learn()
 	}
-	close(g.wake)
-	g.wake = make(chan struct{})
+	g.handOff()
 }
 
 // learn closes a window once it is long enough and moves the limit.
