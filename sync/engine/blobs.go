@@ -269,7 +269,7 @@ func (x *transfer) checkBlob(ctx context.Context, src Store, b oci.Blob, dst Sto
 	unfetch := func() {
 		if p.pre != nil {
 			p.pre.discard()
-			x.sem.release(0)
+			x.sem.release()
 			p.pre = nil
 		}
 	}

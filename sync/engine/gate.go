@@ -40,11 +40,8 @@ type gate struct {
 	log        *slog.Logger
 }
 
-// Learning windows: at least this long and this many transfers.
-const (
-	gateWindow     = 500 * time.Millisecond
-	gateWindowDone = 4
-)
+// gateWindow is the shortest learning window.
+const gateWindow = 500 * time.Millisecond
 
 func newGate(limit int) *gate {
 	limit = max(limit, 1)
@@ -126,16 +123,28 @@ func (g *gate) tryAcquire() bool {
 	return true
 }
 
-// release frees a slot; n is the bytes the transfer moved.
-func (g *gate) release(n int64) {
+// release frees a slot.
+func (g *gate) release() {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	g.inflight--
 	if g.adaptive {
-		g.bytes += n
 		g.done++
 		g.learn()
 	}
+	g.handOff()
+}
+
+// moved counts n bytes read by a transfer: the gate learns from the bytes
+// as they move, not only when a transfer ends (a few large blobs end late).
+func (g *gate) moved(n int64) {
+	if !g.adaptive { // set before the first transfer, never changed after
+		return
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.bytes += n
+	g.learn()
 	g.handOff()
 }
 
@@ -143,7 +152,7 @@ func (g *gate) release(n int64) {
 func (g *gate) learn() {
 	now := g.now()
 	elapsed := now.Sub(g.start)
-	if elapsed < gateWindow || g.done < gateWindowDone {
+	if elapsed < gateWindow || g.bytes == 0 {
 		return
 	}
 	rate := float64(g.bytes) / elapsed.Seconds()

@@ -43,9 +43,9 @@ func (l *fakeLink) window(t *testing.T, capacity int, retried int64) {
 	l.retries += retried
 	l.requests += 100
 	l.now = l.now.Add(gateWindow)
-	per := int64(min(limit, capacity)) << 20 / int64(limit) // bytes per transfer this window
+	l.g.moved(int64(min(limit, capacity)) << 20) // the bytes the link moved this window
 	for range limit {
-		l.g.release(per)
+		l.g.release()
 	}
 }
 
@@ -95,7 +95,8 @@ func TestGateFixed(t *testing.T) {
 		t.Fatal("a slot past --proc")
 	}
 	for range 3 {
-		g.release(1 << 30)
+		g.moved(1 << 30)
+		g.release()
 	}
 	if n, peak := g.limits(); n != 3 || peak != 3 {
 		t.Fatalf("fixed gate moved: %d (peak %d)", n, peak)

@@ -34,13 +34,7 @@ func (x *transfer) upload(ctx context.Context, src Store, b oci.Blob, slots []*u
 			return
 		}
 	}
-	var moved int64
-	defer func() { x.sem.release(moved) }()
-	defer func() {
-		for _, s := range slots {
-			moved += s.n
-		}
-	}()
+	defer x.sem.release()
 	for _, s := range slots {
 		s.image = x.work.uploading(ctx, blobKey(s.dst, b.Digest), b.Size)
 	}
@@ -131,16 +125,15 @@ func (x *transfer) uploadOnce(ctx context.Context, src Store, b oci.Blob, slots 
 	if x.opt.OnPlanned != nil {
 		x.opt.OnPlanned(b.Size * int64(len(live)))
 	}
-	if x.opt.OnBytes != nil || x.work != nil {
-		copies := int64(len(live))
-		vr.progress = func(n int64) {
-			if x.opt.OnBytes != nil {
-				x.opt.OnBytes(n * copies)
-			}
-			for _, s := range live {
-				s.sent.Add(n)
-				x.work.bytes(s.image, n)
-			}
+	copies := int64(len(live))
+	vr.progress = func(n int64) {
+		x.sem.moved(n) // what the gate learns its limit from, as the bytes move
+		if x.opt.OnBytes != nil {
+			x.opt.OnBytes(n * copies)
+		}
+		for _, s := range live {
+			s.sent.Add(n)
+			x.work.bytes(s.image, n)
 		}
 	}
 	if len(live) == 1 {
