@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"golang.org/x/sync/errgroup"
@@ -145,23 +146,42 @@ func (x *transfer) prepareBlob(ctx context.Context, src Store, b oci.Blob, dst S
 			return blobPrep{done: true}, nil
 		}
 	}
-	from := x.mountSource(src, dst, b.Digest)
 	var p blobPrep
-	if from != "" {
-		loc, mounted, err := dst.StartUpload(ctx, b.Digest, from)
-		if err != nil {
-			return blobPrep{}, err
+	if from := x.mountSource(src, dst, b.Digest); from != "" {
+		// One mount per repository: the other jobs of dst wait for it.
+		f, leader := x.blobs.claimRepo(dst, b.Digest)
+		if !leader {
+			select {
+			case <-f.done:
+			case <-ctx.Done():
+				return blobPrep{}, ctx.Err()
+			}
+			if f.err == nil {
+				x.work.present(blobKey(dst, b.Digest))
+				return blobPrep{done: true}, nil
+			}
+		} else {
+			loc, mounted, err := dst.StartUpload(ctx, b.Digest, from)
+			switch {
+			case err != nil:
+				x.blobs.landRepo(dst, b.Digest, f, err)
+				return blobPrep{}, err
+			case mounted:
+				x.blobs.landRepo(dst, b.Digest, f, nil)
+				x.noteMounted(dst, b.Digest, b.Size, from)
+				return blobPrep{done: true}, nil
+			}
+			x.blobs.landRepo(dst, b.Digest, f, errMountDeclined)
+			p.location = loc // the registry declined the mount and opened an upload
 		}
-		if mounted {
-			x.blobs.add(dst, b.Digest)
-			x.noteMounted(dst, b.Digest, b.Size, from)
-			return blobPrep{done: true}, nil
-		}
-		p.location = loc // the registry declined the mount and opened an upload
 	}
 	p.flight, p.leader = x.blobs.claim(dst, b.Digest)
 	return p, nil
 }
+
+// errMountDeclined tells the jobs waiting on a repository's mount that it
+// did not happen: they go on without it.
+var errMountDeclined = errors.New("the registry declined the mount")
 
 // ensureBlob makes the blob present in one destination: see prepareBlob;
 // when another job is uploading it to the same registry, it waits and then

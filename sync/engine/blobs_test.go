@@ -43,8 +43,19 @@ func TestEnsureBlob(t *testing.T) {
 		if got, _ := dst.Blobs.get("mirror/app", b.Digest); err != nil || n != b.Size || !bytes.Equal(got, content) {
 			t.Fatalf("%d bytes, %v; destination holds %d bytes", n, err, len(got))
 		}
-		if _, leading := e.blobs.claim(dst.repo(t, e, "other/app"), b.Digest); !leading {
-			t.Error("the finished upload is still in flight")
+		// landed, it stays claimed: a later job of another repository
+		// mounts from where it landed instead of uploading it again
+		f, leading := e.blobs.claim(dst.repo(t, e, "other/app"), b.Digest)
+		if leading {
+			t.Fatal("a blob that landed was claimed to be uploaded again")
+		}
+		select {
+		case <-f.done:
+		default:
+			t.Fatal("the landed flight is not done")
+		}
+		if f.err != nil || f.repo != "mirror/app" {
+			t.Errorf("landed flight: repo %q, error %v", f.repo, f.err)
 		}
 	})
 

@@ -12,7 +12,7 @@ type blobTracker struct {
 	past func(Store) reuseKnowledge
 
 	mu      sync.Mutex
-	flights map[string]*flight    // host+digest → upload in progress
+	flights map[string]*flight    // host+digest → upload in progress or landed
 	mounts  map[string]mountState // host → whether a mount POST also answers "present"
 }
 
@@ -124,12 +124,19 @@ func (b *blobTracker) landRepo(r Store, digest string, f *flight, err error) {
 	close(f.done)
 }
 
+// land ends a flight. A blob that landed stays claimed for the rest of the
+// run: a job that asked the destination before it landed, and claims it
+// after, waits on the landed flight (and mounts from where it landed)
+// instead of uploading it a second time. A failed flight is dropped: the
+// next job leads a new one.
 func (b *blobTracker) land(r Store, digest string, f *flight, err error) {
 	if err == nil {
 		b.add(r, digest)
 	}
 	b.mu.Lock()
-	delete(b.flights, blobKey(r, digest))
+	if err != nil {
+		delete(b.flights, blobKey(r, digest))
+	}
 	b.mu.Unlock()
 	f.err = err
 	close(f.done)
