@@ -13,7 +13,7 @@ import (
 // record is one line of the JSON-lines form: what older versions wrote as
 // the ledger itself, and what `imagesync ledger export` writes.
 type record struct {
-	T string `json:"t"` // "h" header, "m" manifest, "b" blobs, "x" invalidate, "s" source seen, "d" deleted (--prune)
+	T string `json:"t"` // "h" header, "m" manifest, "b" blobs, "x" invalidate, "s" source seen, "d" deleted (--prune), "u" upload session (never exported)
 	// header
 	V       int    `json:"v,omitempty"`
 	Created string `json:"created,omitempty"`
@@ -28,6 +28,9 @@ type record struct {
 	Repo    string   `json:"repo,omitempty"` // registry/repo
 	Digests []string `json:"d,omitempty"`
 	Ref     string   `json:"ref,omitempty"` // with "x": this reference needs repair
+	// upload session ("u", with Repo and Digest): none (deleted) without Loc
+	Loc string `json:"loc,omitempty"`
+	Off int64  `json:"off,omitempty"`
 }
 
 // readJSONL streams the records of a JSON-lines ledger to apply, in order,

@@ -19,6 +19,7 @@ type layer struct {
 	dropped   map[string]bool                       // repos invalidated in this layer
 	seen      map[string]Seen                       // source ref → first seen at its digest (--min-age)
 	gone      map[string]bool                       // dst refs deleted (--prune) in this layer
+	uploads   map[string]Upload                     // repo 0 digest → open upload session (no Loc: dropped)
 }
 
 func newLayer() *layer {
@@ -30,6 +31,7 @@ func newLayer() *layer {
 		dropped:   map[string]bool{},
 		seen:      map[string]Seen{},
 		gone:      map[string]bool{},
+		uploads:   map[string]Upload{},
 	}
 }
 
@@ -62,6 +64,8 @@ func (ly *layer) apply(r record) {
 		}
 	case "s":
 		ly.seen[r.Src] = seenOf(r)
+	case "u":
+		ly.uploads[uploadKey(r.Repo, r.Digest)] = Upload{Loc: r.Loc, Off: r.Off}
 	case "d":
 		delete(ly.manifests, r.Dst)
 		ly.gone[r.Dst] = true

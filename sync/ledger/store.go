@@ -127,6 +127,8 @@ func applyTx(tx *bolt.Tx, r record) error {
 	switch r.T {
 	case "s":
 		return putSeen(tx, r)
+	case "u":
+		return putUpload(tx, r)
 	case "d":
 		return deleteManifestTx(tx, r.Dst)
 	case "m":
