@@ -10,12 +10,34 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+
+	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 )
 
 // ErrUploadGone says the registry no longer has an upload session, or will
 // not resume it (distribution 2.8 cancels a session whose stored size is not
 // the offset its location was issued for): the upload starts afresh.
 var ErrUploadGone = errors.New("the upload session is gone")
+
+// IsSessionTrouble reports a registry's answer to a PATCH or the closing PUT
+// of an upload whose bytes were verified that speaks of the session rather
+// than of the request's right to be made: the session is unknown or invalid,
+// the range is not where the registry stands (it may still be writing what a
+// cut request sent), the chunk is too large, or the content the session
+// holds does not match the digest (a resume went wrong). Ask the session
+// where it stands, or start afresh, rather than fail.
+func IsSessionTrouble(err error) bool {
+	var e *Error
+	if !errors.As(err, &e) {
+		return false
+	}
+	switch e.Status {
+	case http.StatusRequestedRangeNotSatisfiable, http.StatusRequestEntityTooLarge:
+		return true
+	}
+	return e.HasCode(transport.BlobUploadInvalidErrorCode, transport.BlobUploadUnknownErrorCode, "RANGE_INVALID",
+		transport.DigestInvalidErrorCode, transport.SizeInvalidErrorCode)
+}
 
 // resumeChunkSize is the size of one PATCH of a resumable upload (see
 // PutUploadAt), unless the host refused a chunk as too large.

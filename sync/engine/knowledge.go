@@ -28,6 +28,11 @@ type reuseKnowledge interface {
 	recordImage(key string, ent ledger.Entry)
 	// forget drops what is known of r after the registry contradicted it.
 	forget(r Store)
+	// uploadSession, keepSession and dropSession are the open upload
+	// session of a large blob into r that a run left (see uploadResumable).
+	uploadSession(r Store, digest string) (ledger.Upload, bool)
+	keepSession(r Store, digest string, u ledger.Upload)
+	dropSession(r Store, digest string)
 }
 
 // noKnowledge knows nothing and keeps nothing.
@@ -40,6 +45,11 @@ func (noKnowledge) addBlob(Store, string)              {}
 func (noKnowledge) addManifest(Store, string)          {}
 func (noKnowledge) recordImage(string, ledger.Entry)   {}
 func (noKnowledge) forget(Store)                       {}
+func (noKnowledge) uploadSession(Store, string) (ledger.Upload, bool) {
+	return ledger.Upload{}, false
+}
+func (noKnowledge) keepSession(Store, string, ledger.Upload) {}
+func (noKnowledge) dropSession(Store, string)                {}
 
 var _ reuseKnowledge = noKnowledge{}
 
@@ -101,6 +111,27 @@ func (k ledgerKnowledge) forget(r Store) {
 	}
 }
 
+// uploadSession is read even when the ledger's content is not believed
+// (--refresh): the registry confirms a session before it is used.
+func (k ledgerKnowledge) uploadSession(r Store, digest string) (ledger.Upload, bool) {
+	if !k.write {
+		return ledger.Upload{}, false
+	}
+	return k.l.UploadSession(r.String(), digest)
+}
+
+func (k ledgerKnowledge) keepSession(r Store, digest string, u ledger.Upload) {
+	if k.write {
+		_ = k.l.RecordUploadSession(r.String(), digest, u)
+	}
+}
+
+func (k ledgerKnowledge) dropSession(r Store, digest string) {
+	if k.write {
+		_ = k.l.ForgetUploadSession(r.String(), digest)
+	}
+}
+
 // memoryKnowledge is what this run saw: per registry host and digest the
 // repositories holding a blob, and the manifests known present.
 type memoryKnowledge struct {
@@ -155,6 +186,12 @@ func (m *memoryKnowledge) addManifest(r Store, digest string) {
 
 func (m *memoryKnowledge) recordImage(string, ledger.Entry) {}
 
+func (m *memoryKnowledge) uploadSession(Store, string) (ledger.Upload, bool) {
+	return ledger.Upload{}, false
+}
+func (m *memoryKnowledge) keepSession(Store, string, ledger.Upload) {}
+func (m *memoryKnowledge) dropSession(Store, string)                {}
+
 func (m *memoryKnowledge) forget(r Store) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -191,3 +228,8 @@ func (k layered) addBlob(r Store, d string)                { k.mem.addBlob(r, d)
 func (k layered) addManifest(r Store, d string)            { k.mem.addManifest(r, d); k.past.addManifest(r, d) }
 func (k layered) recordImage(key string, ent ledger.Entry) { k.past.recordImage(key, ent) }
 func (k layered) forget(r Store)                           { k.mem.forget(r); k.past.forget(r) }
+func (k layered) uploadSession(r Store, d string) (ledger.Upload, bool) {
+	return k.past.uploadSession(r, d)
+}
+func (k layered) keepSession(r Store, d string, u ledger.Upload) { k.past.keepSession(r, d, u) }
+func (k layered) dropSession(r Store, d string)                  { k.past.dropSession(r, d) }
