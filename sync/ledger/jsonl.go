@@ -31,6 +31,7 @@ type record struct {
 	// upload session ("u", with Repo and Digest): none (deleted) without Loc
 	Loc string `json:"loc,omitempty"`
 	Off int64  `json:"off,omitempty"`
+	HS  []byte `json:"hs,omitempty"` // the hash state after Off bytes
 }
 
 // readJSONL streams the records of a JSON-lines ledger to apply, in order,

@@ -65,7 +65,7 @@ func (ly *layer) apply(r record) {
 	case "s":
 		ly.seen[r.Src] = seenOf(r)
 	case "u":
-		ly.uploads[uploadKey(r.Repo, r.Digest)] = Upload{Loc: r.Loc, Off: r.Off}
+		ly.uploads[uploadKey(r.Repo, r.Digest)] = Upload{Loc: r.Loc, Off: r.Off, Hash: r.HS}
 	case "d":
 		delete(ly.manifests, r.Dst)
 		ly.gone[r.Dst] = true

@@ -18,10 +18,10 @@
 // The ledger is a hint, never the truth: entries a registry contradicts are
 // invalidated and the work is redone. It holds references and digests,
 // and, for a large blob whose upload a run left unfinished, the upload
-// session's location on the destination registry, without its query, and
-// its offset (a session on another host, or whose location carries
-// signature-like parameters, is never recorded; see Upload) — never
-// credentials. Sessions are not exported.
+// session's location on the destination registry, without its query, its
+// offset and the blob's hash state there (a session on another host, or
+// whose location carries signature-like parameters, is never recorded;
+// see Upload) — never credentials. Sessions are not exported.
 package ledger
 
 import (

@@ -9,7 +9,7 @@ import (
 // bucketUploads holds the upload sessions of large blobs that were still
 // open when last recorded, so that a run that was killed can resume one
 // where the registry still has it: destination repository 0 digest → JSON
-// {"loc","off","time"}. It is created on the first session recorded; a
+// {"loc","off","hs","time"}. It is created on the first session recorded; a
 // ledger without it knows none. The session's location is an address of the
 // destination registry itself, without query (see Upload.Loc); it is never
 // exported or printed.
@@ -24,6 +24,11 @@ type Upload struct {
 	Loc string
 	// Off is how many bytes of the blob the registry had acknowledged.
 	Off int64
+	// Hash is the blob's hash state after its first Off bytes (the
+	// marshalled sha256/sha512 state: a digest of bytes the registry
+	// holds, no secret), so that a resume can read the source from Off
+	// and still check the whole digest; empty when not known.
+	Hash []byte
 }
 
 func uploadKey(repo, digest string) string { return repo + "\x00" + digest }
@@ -52,7 +57,7 @@ func (l *Ledger) UploadSession(repo, digest string) (Upload, bool) {
 		if v := b.Get([]byte(key)); v == nil || json.Unmarshal(v, &r) != nil {
 			return
 		}
-		u = Upload{Loc: r.Loc, Off: r.Off}
+		u = Upload{Loc: r.Loc, Off: r.Off, Hash: r.HS}
 	})
 	return u, u.Loc != "" && u.Off >= 0
 }
@@ -64,7 +69,7 @@ func (l *Ledger) RecordUploadSession(repo, digest string, u Upload) error {
 	if l == nil || l.readOnly || u.Loc == "" {
 		return nil
 	}
-	return l.record(record{T: "u", Repo: repo, Digest: digest, Loc: u.Loc, Off: u.Off, Time: now()})
+	return l.record(record{T: "u", Repo: repo, Digest: digest, Loc: u.Loc, Off: u.Off, HS: u.Hash, Time: now()})
 }
 
 // ForgetUploadSession drops the recorded upload session of digest into repo
@@ -92,7 +97,7 @@ func putUpload(tx *bolt.Tx, r record) error {
 	if err != nil {
 		return err
 	}
-	v, err := json.Marshal(record{T: "u", Loc: r.Loc, Off: r.Off, Time: r.Time})
+	v, err := json.Marshal(record{T: "u", Loc: r.Loc, Off: r.Off, HS: r.HS, Time: r.Time})
 	if err != nil {
 		return err
 	}

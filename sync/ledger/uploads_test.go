@@ -23,7 +23,7 @@ func TestUploadSessions(t *testing.T) {
 		t.Fatal("a session before any was recorded")
 	}
 	for _, off := range []int64{0, 16 << 20, 32 << 20} {
-		if err := l.RecordUploadSession(repo, d, Upload{Loc: loc, Off: off}); err != nil {
+		if err := l.RecordUploadSession(repo, d, Upload{Loc: loc, Off: off, Hash: []byte{1, 2, byte(off >> 24)}}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -43,7 +43,7 @@ func TestUploadSessions(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if u, ok := l.UploadSession(repo, d); !ok || u.Loc != loc || u.Off != 32<<20 {
+	if u, ok := l.UploadSession(repo, d); !ok || u.Loc != loc || u.Off != 32<<20 || string(u.Hash) != "\x01\x02\x02" {
 		t.Fatalf("reopened: %+v %v", u, ok)
 	}
 	var out bytes.Buffer
