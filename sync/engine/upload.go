@@ -40,7 +40,7 @@ func (x *transfer) upload(ctx context.Context, src Store, b oci.Blob, slots []*u
 	}
 	if ru, ok := resumable(b, slots); ok {
 		s := slots[0]
-		x.uploadResumable(ctx, src, b, s, ru)
+		x.uploadResumable(ctx, src, b, s, ru, pre)
 		if s.err != nil {
 			x.work.bytes(s.image, -s.sent.Swap(0))
 			return
