@@ -249,6 +249,29 @@ func (r *report) targets(w io.Writer) {
 			ts = append(ts, target{"peak RSS, W2 `--proc 8`", "≤ regsync's", fmt.Sprintf("%s vs %s (anonymous: %s vs %s)", mib(a.rss), mib(b.rss), mib(a.anon), mib(b.anon)), yes(a.rss <= b.rss)})
 		}
 	}
+	// issue #27's: across a far link, and CPU on loopback
+	for _, n := range []string{" @50 ms"} {
+		a, ok := r.row(key{"W1 full" + n, "imagesync"})
+		if !ok {
+			continue
+		}
+		if f, ok := r.row(key{"W1 full" + n, "floor"}); ok && f.dur > 0 {
+			q := a.dur.Seconds() / f.dur.Seconds()
+			ts = append(ts, target{"W1 full" + n, "≤ 1.0 × the floor", fmt.Sprintf("%.2f× (%.2f s vs %.2f s)", q, a.dur.Seconds(), f.dur.Seconds()), yes(q <= 1.0)})
+		}
+		if c, ok := r.row(key{"W1 full" + n, fmt.Sprintf("crane (%d jobs)", parallelism)}); ok && c.dur > 0 {
+			q := a.dur.Seconds() / c.dur.Seconds()
+			ts = append(ts, target{"W1 full" + n, "≤ 0.6 × crane", fmt.Sprintf("%.2f× (%.2f s vs %.2f s)", q, a.dur.Seconds(), c.dur.Seconds()), yes(q <= 0.6)})
+		}
+		vs("W1 no-op"+n, "imagesync", 0.30, "W1 no-op"+n+", checked", "≤ 0.30 × regsync")
+	}
+	if a, ok := r.row(key{"W1 full", "imagesync"}); ok {
+		if f, ok := r.row(key{"W1 full", "floor"}); ok && f.cpu > 0 {
+			q := a.cpu.Seconds() / f.cpu.Seconds()
+			ts = append(ts, target{"W1 full, CPU", "≤ 1.5 × the floor's", fmt.Sprintf("%.2f× (%.2f s vs %.2f s)", q, a.cpu.Seconds(), f.cpu.Seconds()), yes(q <= 1.5)})
+		}
+	}
+	vs("W1 no-op", "imagesync", 1.0, "W1 no-op, checked (issue #27)", "≤ 1.0 × regsync")
 	if ss := r.limits["imagesync"]; len(ss) > 0 {
 		q := pick(ss, func(s limitSample) float64 { return s.ratio() })
 		ts = append(ts, target{"behind a 100 req/s limiter (W1)", "≤ 1.5 × the limit's own time", fmt.Sprintf("%.2f×", q), yes(q <= 1.5)})
@@ -328,7 +351,7 @@ func (r *report) print(w io.Writer) {
 
 // body is the generated part of docs/benchmarks.md.
 func (r *report) body(w io.Writer, root string) {
-	fmt.Fprintf(w, "Run of %s (commit %s), %s registries on loopback (%s), `--proc %d` and its equivalents, median of %d interleaved rounds (a no-op: of its 5 runs in each round, the median).\n\n",
+	fmt.Fprintf(w, "Run of %s (commit %s), %s registries on loopback (%s), `--proc %d` and its equivalents (imagesync: its default, which starts at 8 and learns how many transfers the link takes), median of %d interleaved rounds (a no-op: of its 5 runs in each round, the median). A scenario marked \"@N ms\" runs across a far link: every registry behind its own proxy that holds each request N ms and each new connection N ms more (its handshake); \"M Mbit/s\" also shapes the bodies to that bandwidth in each direction.\n\n",
 		r.start.UTC().Format("2006-01-02 15:04 MST"), commit(root), r.kind, machine(), parallelism, rounds())
 	fmt.Fprintln(w, "Workloads:")
 	for _, wl := range r.workloads {
@@ -355,7 +378,7 @@ func (r *report) body(w io.Writer, root string) {
 		fmt.Fprintln(w)
 		r.traceText(w)
 	}
-	fmt.Fprintln(w, "Issue #12's targets, as this run measured them:")
+	fmt.Fprintln(w, "Issues #12's and #27's targets, as this run measured them:")
 	fmt.Fprintln(w)
 	r.targets(w)
 	fmt.Fprintln(w)
