@@ -249,6 +249,7 @@ func (x *transfer) sendFrom(ctx context.Context, src Store, b oci.Blob, s *uploa
 		}
 	}
 	vr.progress = func(n int64) {
+		x.sem.moved(n) // what the gate learns its limit from, as the bytes move
 		a.sent += n
 		if over := vr.n - *reported; over > 0 {
 			*reported = vr.n
