@@ -321,3 +321,36 @@ func layerReads(layer string) *faultproxy.Cutter {
 		return r.Method == http.MethodGet && strings.HasSuffix(r.URL.Path, "/blobs/"+layer)
 	}}
 }
+
+// A registry that refuses chunked uploads (405 to PATCH) gets a large blob
+// in one PUT, with one warning: the resumable path steps aside for the run.
+func TestChunksRefusedLargeBlobGoesInOnePut(t *testing.T) {
+	t.Parallel()
+	forEachKind(t, func(t *testing.T, kind registrytest.Kind) {
+		t.Parallel()
+		src, dst := pair(t, kind, registrytest.Options{})
+		digest, layer := bigImage(t, src, "lib/big", "1", 20<<20, 13)
+		front := faultproxy.Scripted(t, dst.Host, func(w http.ResponseWriter, r *http.Request, forward http.Handler) {
+			if r.Method == http.MethodPatch {
+				w.WriteHeader(http.StatusMethodNotAllowed)
+				_, _ = io.WriteString(w, `{"errors":[{"code":"UNSUPPORTED","message":"chunked uploads are not supported"}]}`)
+				return
+			}
+			forward.ServeHTTP(w, r)
+		})
+		r := runCLI(t, nil, "--no-ledger", src.Host+"/lib/big:1", front.Host+"/mirror/big:1")
+		if r.code != 0 {
+			t.Fatalf("exit %d", r.code)
+		}
+		if n := strings.Count(r.stderr, "refused a chunked upload"); n != 1 {
+			t.Errorf("%d warnings about refused chunks, want 1", n)
+		}
+		if n := front.Count(http.MethodPatch, "/blobs/uploads/"); n != 1 {
+			t.Errorf("%d PATCHes, want the one refused", n)
+		}
+		assertDigest(t, dst, "mirror/big", "1", digest)
+		if got := blobHash(t, dst, "mirror/big", layer); got != layer {
+			t.Errorf("the destination's layer hashes to %s, want %s", got, layer)
+		}
+	})
+}

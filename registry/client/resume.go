@@ -39,6 +39,22 @@ func IsSessionTrouble(err error) bool {
 		transport.DigestInvalidErrorCode, transport.SizeInvalidErrorCode)
 }
 
+// RefusesChunks reports an answer to an upload's PATCH that refuses the
+// form of a chunked upload rather than its content (400, 405, 415 or 501
+// without a session, digest or size error): the blob goes in one PUT
+// instead.
+func RefusesChunks(err error) bool {
+	var e *Error
+	if !errors.As(err, &e) || e.Method != http.MethodPatch || IsSessionTrouble(err) {
+		return false
+	}
+	switch e.Status {
+	case http.StatusBadRequest, http.StatusMethodNotAllowed, http.StatusUnsupportedMediaType, http.StatusNotImplemented:
+		return true
+	}
+	return false
+}
+
 // resumeChunkSize is the size of one PATCH of a resumable upload (see
 // PutUploadAt), unless the host refused a chunk as too large.
 var resumeChunkSize int64 = 16 << 20

@@ -257,3 +257,34 @@ func TestPutUploadAtResumes(t *testing.T) {
 		t.Fatalf("longer source: %v, closed %q", err, s2.closed)
 	}
 }
+
+func TestSessionTroubleAndRefusedChunks(t *testing.T) {
+	e := func(method string, status int, codes ...string) error {
+		return fmt.Errorf("wrapped: %w", &Error{Method: method, Status: status, Codes: codes})
+	}
+	for _, tc := range []struct {
+		err             error
+		trouble, refuse bool
+	}{
+		{e("PATCH", 416), true, false},
+		{e("PATCH", 400, "RANGE_INVALID"), true, false},
+		{e("PATCH", 404, "BLOB_UPLOAD_UNKNOWN"), true, false},
+		{e("PATCH", 404, "BLOB_UPLOAD_INVALID"), true, false},
+		{e("PUT", 400, "DIGEST_INVALID"), true, false},
+		{e("PATCH", 413), true, false},
+		{e("PATCH", 405), false, true},
+		{e("PATCH", 501), false, true},
+		{e("PATCH", 400, "UNSUPPORTED"), false, true},
+		{e("PUT", 405), false, false}, // a PUT's refusal is not of chunks
+		{e("PATCH", 401), false, false},
+		{e("PATCH", 403, "DENIED"), false, false},
+		{errors.New("connection reset"), false, false},
+	} {
+		if got := IsSessionTrouble(tc.err); got != tc.trouble {
+			t.Errorf("IsSessionTrouble(%v) = %v", tc.err, got)
+		}
+		if got := RefusesChunks(tc.err); got != tc.refuse {
+			t.Errorf("RefusesChunks(%v) = %v", tc.err, got)
+		}
+	}
+}

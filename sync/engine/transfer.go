@@ -2,6 +2,7 @@ package engine
 
 import (
 	"log/slog"
+	"sync"
 	"sync/atomic"
 )
 
@@ -26,6 +27,7 @@ type transfer struct {
 	mountedBytes      atomic.Int64 // bytes mounted
 	bytes             atomic.Int64 // bytes uploaded
 	readsResumed      atomic.Int64 // source reads cut midway and resumed (resumingReader)
+	noChunks          sync.Map     // host → true: it refused a chunked upload (uploadResumable)
 	bytesReread       atomic.Int64 // bytes read again to resume (a source that ignored Range)
 }
 

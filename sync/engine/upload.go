@@ -38,17 +38,19 @@ func (x *transfer) upload(ctx context.Context, src Store, b oci.Blob, slots []*u
 	for _, s := range slots {
 		s.image = x.work.uploading(ctx, blobKey(s.dst, b.Digest), b.Size)
 	}
-	if ru, ok := resumable(b, slots); ok {
-		s := slots[0]
-		x.uploadResumable(ctx, src, b, s, ru, pre)
-		if s.err != nil {
-			x.work.bytes(s.image, -s.sent.Swap(0))
+	if ru, ok := x.resumable(b, slots); ok {
+		if x.uploadResumable(ctx, src, b, slots[0], ru, pre) {
+			s := slots[0]
+			if s.err != nil {
+				x.work.bytes(s.image, -s.sent.Swap(0))
+				return
+			}
+			x.uploaded.Add(1)
+			x.bytes.Add(s.n)
+			x.work.uploaded(blobKey(s.dst, b.Digest))
 			return
 		}
-		x.uploaded.Add(1)
-		x.bytes.Add(s.n)
-		x.work.uploaded(blobKey(s.dst, b.Digest))
-		return
+		pre = nil // used up: the upload below reads afresh
 	}
 	pending := slots
 	for attempt := 0; attempt < 3 && len(pending) > 0; attempt++ {

@@ -18,6 +18,10 @@ import (
 // registry did not keep.
 var largeBlob int64 = 16 << 20
 
+// resumeChunk bounds what the first PATCH of a resumable upload sends
+// (client.PutUploadAt's chunk size): a refusal within it is of the form.
+const resumeChunk = 16 << 20
+
 // resumableUploader: a store whose upload sessions can be asked where they
 // stand and continued from an offset (a registry).
 type resumableUploader interface {
@@ -29,9 +33,13 @@ type resumableUploader interface {
 var _ resumableUploader = (*client.Repo)(nil)
 
 // resumable returns the resumable uploader for a blob going to the slots,
-// when its upload is one: a large blob, one destination, a registry.
-func resumable(b oci.Blob, slots []*uploadSlot) (resumableUploader, bool) {
+// when its upload is one: a large blob, one destination, a registry that
+// did not refuse a chunked upload in this run.
+func (x *transfer) resumable(b oci.Blob, slots []*uploadSlot) (resumableUploader, bool) {
 	if len(slots) != 1 || b.Size < largeBlob {
+		return nil, false
+	}
+	if _, refused := x.noChunks.Load(slots[0].dst.Host()); refused {
 		return nil, false
 	}
 	r, ok := slots[0].dst.(resumableUploader)
@@ -59,8 +67,12 @@ type hashMark struct {
 // chunk's end where it can be read from an offset (the hash state there is
 // kept, in memory and in the ledger), else from the start, and the bytes up
 // to the offset are hashed: the digest is checked as for any upload. An
-// interrupted run leaves its session open for the next one.
-func (x *transfer) uploadResumable(ctx context.Context, src Store, b oci.Blob, s *uploadSlot, ru resumableUploader, pre *prefetch) {
+// interrupted run leaves its session open for the next one. A registry
+// that refuses the first PATCH as such (client.RefusesChunks) gets this
+// blob, and the run's later ones, in one PUT: uploadResumable then returns
+// false, having cancelled its session (pre is used up), and upload goes
+// on as for a small blob.
+func (x *transfer) uploadResumable(ctx context.Context, src Store, b oci.Blob, s *uploadSlot, ru resumableUploader, pre *prefetch) (handled bool) {
 	know := x.blobs.know(s.dst)
 	var off int64
 	var mark hashMark
@@ -81,7 +93,7 @@ func (x *transfer) uploadResumable(ctx context.Context, src Store, b oci.Blob, s
 				if ctx.Err() != nil {
 					pre.discard()
 					s.err = ctx.Err()
-					return
+					return true
 				}
 			}
 		}
@@ -103,7 +115,7 @@ func (x *transfer) uploadResumable(ctx context.Context, src Store, b oci.Blob, s
 			if err != nil {
 				pre.discard()
 				s.err = err
-				return
+				return true
 			}
 			s.location, off = loc, 0
 			if kept, ok := ru.KeepableSession(loc); ok {
@@ -120,13 +132,22 @@ func (x *transfer) uploadResumable(ctx context.Context, src Store, b oci.Blob, s
 		if a.err == nil {
 			s.err = nil
 			know.dropSession(s.dst, b.Digest)
-			return
+			return true
 		}
 		err := a.err
 		s.location = a.loc
 		if ctx.Err() != nil {
 			s.err = err // the session stays open (and in the ledger) for the next run
-			return
+			return true
+		}
+		if off == 0 && a.reached <= resumeChunk && client.RefusesChunks(err) {
+			if _, seen := x.noChunks.LoadOrStore(s.dst.Host(), true); !seen {
+				x.log.Warn("the registry refused a chunked upload: large blobs go in one PUT from now on (not resumable)", "registry", s.dst.Host(), "answer", err.Error())
+			}
+			abandon()
+			x.work.bytes(s.image, -s.sent.Swap(0))
+			s.n, s.err = 0, nil
+			return false
 		}
 		if a.restored && errors.Is(err, errDigestMismatch) {
 			// The hash state resumed from does not lead to the digest (a
@@ -136,14 +157,14 @@ func (x *transfer) uploadResumable(ctx context.Context, src Store, b oci.Blob, s
 			off = 0
 			if failures++; failures >= 3 {
 				s.err = err
-				return
+				return true
 			}
 			continue
 		}
 		if (client.IsPermanent(err) || oci.IsPermanent(err)) && !client.IsSessionTrouble(err) {
 			abandon()
 			s.err = err
-			return
+			return true
 		}
 		next, n, serr := ru.UploadStatus(ctx, a.loc, a.reached)
 		if serr != nil {
@@ -164,7 +185,7 @@ func (x *transfer) uploadResumable(ctx context.Context, src Store, b oci.Blob, s
 		if failures >= 3 {
 			abandon()
 			s.err = err
-			return
+			return true
 		}
 	}
 }
