@@ -82,7 +82,11 @@ func TestUploadResumesInSession(t *testing.T) {
 			src, dst := pair(t, tc.kind, registrytest.Options{})
 			digest, layer := bigImage(t, src, "lib/big", "1", size, 7)
 			cut := faultproxy.StartBreaker(t, dst.Host)
-			cut.CutAt(size*55/100, tc.before)
+			at := size * 55 / 100 // midway through the second 32 MiB chunk
+			if tc.before {
+				at = size * 40 / 100 // the cut comes at the second chunk's start
+			}
+			cut.CutAt(int64(at), tc.before)
 			read := layerReads(layer)
 			front := faultproxy.Scripted(t, src.Host, read.Script)
 			r := runCLI(t, nil, "--no-ledger", front.Host+"/lib/big:1", cut.Host+"/mirror/big:1")
@@ -98,8 +102,11 @@ func TestUploadResumesInSession(t *testing.T) {
 				t.Errorf("the destination received %.3f× the blob, want %.2f–%.2f", sent, tc.minSent, tc.maxSent)
 			}
 			// A resume reads the source from the last acknowledged chunk's
-			// end (a Range read, the hash state kept), not from the start
-			// (which would make at least 1.55×: the first read got past 55%).
+			// end, or the offset the registry reported (a Range read, the
+			// hash state kept), not from the start. (What the source sent
+			// counts what socket buffers took ahead of the reader too: a
+			// resume when distribution 3 answered 416, still writing what
+			// the cut PATCH sent, has made 1.36×.)
 			srcRead := float64(read.Sent()) / size
 			t.Logf("the source sent %.3f× the blob in %d reads: %+v", srcRead, len(read.Log()), read.Log())
 			if tc.maxSent < 2 {
@@ -107,7 +114,7 @@ func TestUploadResumesInSession(t *testing.T) {
 					t.Errorf("the source sent %.3f× the blob, want less than 1.5× (resumed reads from the last chunk)", srcRead)
 				}
 				for i, e := range read.Log() {
-					if i > 0 && (e.Start < 16<<20 || e.Range == "") {
+					if i > 0 && (e.Start < 32<<20 || e.Range == "") {
 						t.Errorf("source read %d started at byte %d (Range %q), want a Range read from a chunk's end", i, e.Start, e.Range)
 					}
 				}
@@ -263,8 +270,11 @@ func TestKilledUploadResumes(t *testing.T) {
 			// stood (its hash state kept), not from the start.
 			srcRead := read.Sent() - firstRead
 			t.Logf("the second run read %.3f× the blob from the source", float64(srcRead)/size)
-			if tc.max < 1 && (srcRead > size-session.Off || len(session.Hash) == 0) && !tc.interrupt {
-				t.Errorf("the second run read %d bytes from the source, want at most %d (from the session's offset; hash state kept: %v)", srcRead, size-session.Off, len(session.Hash) > 0)
+			// (a resume within the run, when distribution 3 answered 416
+			// while it still wrote what the killed run sent, reads again from
+			// the offset it reported: a little more)
+			if tc.max < 1 && (srcRead > size-session.Off+size/20 || len(session.Hash) == 0) && !tc.interrupt {
+				t.Errorf("the second run read %d bytes from the source, want at most %d (from the session's offset; hash state kept: %v)", srcRead, size-session.Off+size/20, len(session.Hash) > 0)
 			}
 			assertDigest(t, dst, "mirror/big", "1", digest)
 			if got := blobHash(t, dst, "mirror/big", layer); got != layer {

@@ -18,10 +18,6 @@ import (
 // registry did not keep.
 var largeBlob int64 = 16 << 20
 
-// resumeChunk bounds what the first PATCH of a resumable upload sends
-// (client.PutUploadAt's chunk size): a refusal within it is of the form.
-const resumeChunk = 16 << 20
-
 // resumableUploader: a store whose upload sessions can be asked where they
 // stand and continued from an offset (a registry).
 type resumableUploader interface {
@@ -140,7 +136,7 @@ func (x *transfer) uploadResumable(ctx context.Context, src Store, b oci.Blob, s
 			s.err = err // the session stays open (and in the ledger) for the next run
 			return true
 		}
-		if off == 0 && a.reached <= resumeChunk && client.RefusesChunks(err) {
+		if off == 0 && client.RefusesChunks(err) {
 			if _, seen := x.noChunks.LoadOrStore(s.dst.Host(), true); !seen {
 				x.log.Warn("the registry refused a chunked upload: large blobs go in one PUT from now on (not resumable)", "registry", s.dst.Host(), "answer", err.Error())
 			}
@@ -268,6 +264,7 @@ func (x *transfer) sendFrom(ctx context.Context, src Store, b oci.Blob, s *uploa
 			a.err = cmpErr(vr.err, fmt.Errorf("reading from %s: %w", src, err))
 			return a
 		}
+		markAt(vr, off, mark) // the registry holds these: a later resume reads from here
 	}
 	vr.progress = func(n int64) {
 		x.sem.moved(n) // what the gate learns its limit from, as the bytes move
@@ -282,13 +279,7 @@ func (x *transfer) sendFrom(ctx context.Context, src Store, b oci.Blob, s *uploa
 		}
 	}
 	acked := func(loc string, n int64) {
-		if vr.n == n { // nothing of the next chunk read yet
-			if m, ok := vr.h.(encoding.BinaryMarshaler); ok {
-				if st, err := m.MarshalBinary(); err == nil {
-					*mark = hashMark{n, st}
-				}
-			}
-		}
+		markAt(vr, n, mark)
 		if kept, ok := ru.KeepableSession(loc); ok {
 			u := ledger.Upload{Loc: kept, Off: n}
 			if mark.off == n {
@@ -303,4 +294,17 @@ func (x *transfer) sendFrom(ctx context.Context, src Store, b oci.Blob, s *uploa
 	}
 	a.loc, a.reached, a.err = loc, max(done, off+a.sent), err
 	return a
+}
+
+// markAt marks the verifier's hash state when it has read exactly off
+// bytes (nothing of the next chunk yet).
+func markAt(vr *verifier, off int64, mark *hashMark) {
+	if vr.n != off {
+		return
+	}
+	if m, ok := vr.h.(encoding.BinaryMarshaler); ok {
+		if st, err := m.MarshalBinary(); err == nil {
+			*mark = hashMark{off, st}
+		}
+	}
 }
