@@ -364,3 +364,60 @@ func TestChunksRefusedLargeBlobGoesInOnePut(t *testing.T) {
 		}
 	})
 }
+
+// A ledger session whose location is not the destination registry's (a
+// ledger file edited, or written by a tool of its own) is never asked: the
+// upload starts afresh, and the other host sees no request (no credentials
+// go there).
+func TestLedgerSessionElsewhereIsNotAsked(t *testing.T) {
+	t.Parallel()
+	src, dst := pair(t, registrytest.Distribution3, registrytest.Options{})
+	elsewhere := faultproxy.Scripted(t, "", func(w http.ResponseWriter, r *http.Request, _ http.Handler) {
+		w.Header().Set("Range", "0-1048575")
+		w.WriteHeader(http.StatusNoContent)
+	})
+	ledgerPath := filepath.Join(t.TempDir(), "ledger.db")
+	for i, loc := range []string{
+		"http://" + elsewhere.Host + "/v2/mirror/big%d/blobs/uploads/u1", // another host
+		"http://" + dst.Host + "/v2/mirror/big%d/blobs/uploads/u1?sig=x", // a query
+	} {
+		repo := fmt.Sprintf("mirror/big%d", i)
+		digest, layer := bigImage(t, src, fmt.Sprintf("lib/big%d", i), "1", 20<<20, uint64(17+i)) // not mountable from the last one
+		l, err := ledger.Open(ledgerPath)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := l.RecordUploadSession(dst.Host+"/"+repo, layer, ledger.Upload{Loc: fmt.Sprintf(loc, i), Off: 1 << 20}); err != nil {
+			t.Fatal(err)
+		}
+		if err := l.Close(); err != nil {
+			t.Fatal(err)
+		}
+		dst.Log.Reset()
+		r := runCLI(t, nil, "--ledger", ledgerPath, src.Host+fmt.Sprintf("/lib/big%d:1", i), dst.Host+"/"+repo+":1")
+		if r.code != 0 {
+			t.Fatalf("exit %d", r.code)
+		}
+		if n := len(elsewhere.Seen()); n != 0 {
+			t.Fatalf("the other host got %d requests", n)
+		}
+		if n := dst.Log.Count(http.MethodGet, "/blobs/uploads/"); n != 0 {
+			t.Fatalf("%d status requests to the registry, want none", n)
+		}
+		if n := dst.Log.Count(http.MethodPatch, "/blobs/uploads/"); n != 1 {
+			t.Fatalf("%d PATCHes, want the one of a fresh upload", n)
+		}
+		assertDigest(t, dst, repo, "1", digest)
+		if got := blobHash(t, dst, repo, layer); got != layer {
+			t.Errorf("the destination's layer hashes to %s, want %s", got, layer)
+		}
+		ro, err := ledger.OpenReadOnly(ledgerPath)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, ok := ro.UploadSession(dst.Host+"/"+repo, layer); ok {
+			t.Error("the run kept the session it did not use")
+		}
+		ro.Close()
+	}
+}

@@ -74,7 +74,12 @@ func (x *transfer) uploadResumable(ctx context.Context, src Store, b oci.Blob, s
 	var mark hashMark
 	if s.location == "" {
 		if u, ok := know.uploadSession(s.dst, b.Digest); ok {
-			loc, n, err := ru.UploadStatus(ctx, u.Loc, b.Size)
+			// The ledger is a file on disk: its location must still be one
+			// this registry's requests may go to (its own host, no query).
+			loc, n, err := "", int64(0), errors.New("the ledger's session location is not the registry's")
+			if kept, ok := ru.KeepableSession(u.Loc); ok && kept == u.Loc {
+				loc, n, err = ru.UploadStatus(ctx, u.Loc, b.Size)
+			}
 			if err == nil {
 				s.location, off = loc, n
 				if u.Off <= n {
