@@ -163,6 +163,16 @@ func TestSessionErrorsHideTheQuery(t *testing.T) {
 	if err == nil || strings.Contains(err.Error(), "SECRET") {
 		t.Fatalf("UploadStatus err = %v, want one without the query", err)
 	}
+	// the monolithic PUT and the chunked fallback too
+	err = repo.PutUpload(context.Background(), loc, Digest(blob), 100, bytes.NewReader(blob))
+	if err == nil || strings.Contains(err.Error(), "SECRET") {
+		t.Fatalf("PutUpload err = %v, want one without the query", err)
+	}
+	repo.h.chunked.Store(true)
+	err = repo.PutUpload(context.Background(), loc, Digest(blob), 100, bytes.NewReader(blob))
+	if err == nil || strings.Contains(err.Error(), "SECRET") {
+		t.Fatalf("chunked PutUpload err = %v, want one without the query", err)
+	}
 }
 
 // resumeServer keeps what each PATCH sent, in order, and closes a session

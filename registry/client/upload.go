@@ -121,7 +121,7 @@ func (r *Repo) putMonolithic(ctx context.Context, location, digest string, size 
 	req.Header.Set("Content-Type", "application/octet-stream")
 	resp, err := r.do(ctx, req)
 	if err != nil {
-		return err
+		return hideQuery(err)
 	}
 	if resp.StatusCode == http.StatusCreated {
 		resp.Body.Close()
@@ -191,7 +191,7 @@ func (r *Repo) putChunked(ctx context.Context, location, digest string, body io.
 	req.Header.Set("Content-Type", "application/octet-stream")
 	resp, err := r.do(ctx, req)
 	if err != nil {
-		return err
+		return hideQuery(err)
 	}
 	if resp.StatusCode != http.StatusCreated {
 		return newError(resp)
@@ -210,7 +210,7 @@ func (r *Repo) patch(ctx context.Context, location string, off int64, part []byt
 	req.Header.Set("Content-Range", fmt.Sprintf("%d-%d", off, off+int64(len(part))-1))
 	resp, err := r.do(ctx, req)
 	if err != nil {
-		return "", err
+		return "", hideQuery(err)
 	}
 	if resp.StatusCode != http.StatusAccepted && resp.StatusCode != http.StatusNoContent {
 		return "", newError(resp)
