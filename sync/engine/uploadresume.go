@@ -168,12 +168,18 @@ func (x *transfer) uploadResumable(ctx context.Context, src Store, b oci.Blob, s
 			return true
 		}
 		next, n, serr := ru.UploadStatus(ctx, a.loc, a.reached)
-		if serr != nil {
+		switch {
+		case serr == nil && n <= off && client.IsSessionTrouble(err):
+			// It refused the bytes at the offset it still reports (a
+			// session of one byte reads "0-0", as an empty one does).
+			serr = fmt.Errorf("the session stands at %d, where it refused the upload", n)
+			fallthrough
+		case serr != nil:
 			x.log.Debug("an upload session broke and cannot be resumed: uploading afresh", "digest", b.Digest, "into", s.dst.String(), "error", err, "status", serr)
 			abandon()
 			off = 0
 			failures++
-		} else {
+		default:
 			x.log.Debug("an upload broke: resuming in the same session", "digest", b.Digest, "into", s.dst.String(), "error", err, "offset", n)
 			if n <= off {
 				failures++ // no progress since the last try
