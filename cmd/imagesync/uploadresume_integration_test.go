@@ -339,7 +339,7 @@ func TestChunksRefusedLargeBlobGoesInOnePut(t *testing.T) {
 	forEachKind(t, func(t *testing.T, kind registrytest.Kind) {
 		t.Parallel()
 		src, dst := pair(t, kind, registrytest.Options{})
-		digest, layer := bigImage(t, src, "lib/big", "1", 20<<20, 13)
+		digest, layer := bigImage(t, src, "lib/big", "1", 65<<20, 13)
 		front := faultproxy.Scripted(t, dst.Host, func(w http.ResponseWriter, r *http.Request, forward http.Handler) {
 			if r.Method == http.MethodPatch {
 				w.WriteHeader(http.StatusMethodNotAllowed)
@@ -382,7 +382,7 @@ func TestLedgerSessionElsewhereIsNotAsked(t *testing.T) {
 		"http://" + dst.Host + "/v2/mirror/big%d/blobs/uploads/u1?sig=x", // a query
 	} {
 		repo := fmt.Sprintf("mirror/big%d", i)
-		digest, layer := bigImage(t, src, fmt.Sprintf("lib/big%d", i), "1", 20<<20, uint64(17+i)) // not mountable from the last one
+		digest, layer := bigImage(t, src, fmt.Sprintf("lib/big%d", i), "1", 65<<20, uint64(17+i)) // not mountable from the last one
 		l, err := ledger.Open(ledgerPath)
 		if err != nil {
 			t.Fatal(err)
@@ -404,8 +404,8 @@ func TestLedgerSessionElsewhereIsNotAsked(t *testing.T) {
 		if n := dst.Log.Count(http.MethodGet, "/blobs/uploads/"); n != 0 {
 			t.Fatalf("%d status requests to the registry, want none", n)
 		}
-		if n := dst.Log.Count(http.MethodPatch, "/blobs/uploads/"); n != 1 {
-			t.Fatalf("%d PATCHes, want the one of a fresh upload", n)
+		if n := dst.Log.Count(http.MethodPatch, "/blobs/uploads/"); n != 3 {
+			t.Fatalf("%d PATCHes, want the three of a fresh upload (65 MiB in 32 MiB chunks)", n)
 		}
 		assertDigest(t, dst, repo, "1", digest)
 		if got := blobHash(t, dst, repo, layer); got != layer {
