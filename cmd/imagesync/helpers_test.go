@@ -753,6 +753,17 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 // maxRSSOf is set where the platform reports a process's peak RSS.
 var maxRSSOf func(*os.ProcessState) int64
 
+// watchRSSOf, where set, follows a running process's own peak RSS in KiB
+// until stop (see watchHWM); 0 where the platform cannot tell.
+var watchRSSOf func(pid int) (stop func() int64)
+
+func watchRSS(pid int) (stop func() int64) {
+	if watchRSSOf == nil {
+		return func() int64 { return 0 }
+	}
+	return watchRSSOf(pid)
+}
+
 func pod(containers ...string) corev1.PodSpec {
 	var s corev1.PodSpec
 	for i, c := range containers {
