@@ -44,6 +44,7 @@ type Client struct {
 	hostPolicy HostPolicy
 	timeout    time.Duration
 	limits     *hostTable // per URL host: concurrency, rate, quota
+	warm       atomic.Int64
 
 	mu     sync.Mutex
 	hosts  map[string]*host

@@ -144,7 +144,7 @@ func (c *Client) newTransport(skipVerify bool, files credentials.TLS) (http.Roun
 	}
 	base := &http.Transport{
 		Proxy:                 http.ProxyFromEnvironment,
-		DialContext:           idleDialer(c.timeout),
+		DialContext:           newWarmDialer(idleDialer(c.timeout), c.warmConns).DialContext,
 		ForceAttemptHTTP2:     true,
 		MaxIdleConns:          200,
 		MaxIdleConnsPerHost:   64,

@@ -299,6 +299,11 @@ func (e *Engine) Sync(ctx context.Context, jobs []rules.Job, pre []JobResult) *R
 	}
 
 	units := e.groupUnits(jobs)
+	if e.c != nil {
+		// Each image's decision sends a request to each host at once: open
+		// the connections for them with the first one (see ExpectParallel).
+		e.c.ExpectParallel(min(len(units), e.opt.Concurrency*unitsPerSlot))
+	}
 	q := &unitQueue{e: e, ctx: ctx, record: record, units: make(chan *unit, len(units))}
 	for _, u := range units {
 		q.units <- u
