@@ -271,6 +271,10 @@ func (e *Engine) groupUnits(jobs []rules.Job) []*unit {
 	return units
 }
 
+// minWarm is how many connections a run opens ahead to each host however
+// few its images: one image's children and blobs go at once.
+const minWarm = 8
+
 // unitsPerSlot is how many images are decided and copied at once per
 // --proc slot: small images are bound by request latency, not bandwidth, so
 // more of them are in flight than blob transfers (e.sem bounds those to
@@ -300,9 +304,10 @@ func (e *Engine) Sync(ctx context.Context, jobs []rules.Job, pre []JobResult) *R
 
 	units := e.groupUnits(jobs)
 	if e.c != nil {
-		// Each image's decision sends a request to each host at once: open
-		// the connections for them with the first one (see ExpectParallel).
-		e.c.ExpectParallel(min(len(units), e.opt.Concurrency*unitsPerSlot))
+		// Each image's decision sends a request to each host at once, and
+		// even one image reads its children and blobs at once: open the
+		// connections for them with the first one (see ExpectParallel).
+		e.c.ExpectParallel(min(max(len(units), minWarm), e.opt.Concurrency*unitsPerSlot))
 	}
 	q := &unitQueue{e: e, ctx: ctx, record: record, units: make(chan *unit, len(units))}
 	for _, u := range units {
