@@ -42,16 +42,9 @@ func (n netCond) label() string {
 	return s
 }
 
-// id names the subtest: "", "@50ms", "@50ms-200Mbit".
+// id names the subtest after the label: "", "@50ms", "@50ms-200Mbit".
 func (n netCond) id() string {
-	if !n.far() {
-		return ""
-	}
-	s := fmt.Sprintf("@%dms", n.rtt.Milliseconds())
-	if n.bandwidth > 0 {
-		s += fmt.Sprintf("-%dMbit", n.bandwidth*8/1e6)
-	}
-	return s
+	return strings.NewReplacer(" ", "", ",", "-", "/s", "").Replace(n.label())
 }
 
 // rtts is BENCH_RTT: round trips for the far scenarios, comma-separated

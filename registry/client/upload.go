@@ -200,30 +200,10 @@ func (r *Repo) putChunked(ctx context.Context, location, digest string, body io.
 	return nil
 }
 
-// patch sends one chunk at offset off and returns the session's next location.
+// patch sends one chunk at offset off and returns the session's next location
+// (patchStream, from memory).
 func (r *Repo) patch(ctx context.Context, location string, off int64, part []byte) (string, error) {
-	req, err := r.newRequest(ctx, http.MethodPatch, location, bytes.NewReader(part))
-	if err != nil {
-		return "", err
-	}
-	req.Header.Set("Content-Type", "application/octet-stream")
-	req.Header.Set("Content-Range", fmt.Sprintf("%d-%d", off, off+int64(len(part))-1))
-	resp, err := r.do(ctx, req)
-	if err != nil {
-		return "", hideQuery(err)
-	}
-	if resp.StatusCode != http.StatusAccepted && resp.StatusCode != http.StatusNoContent {
-		return "", newError(resp)
-	}
-	resp.Body.Close()
-	if l := resp.Header.Get("Location"); l != "" {
-		u, err := resp.Request.URL.Parse(l)
-		if err != nil || (u.Scheme != "https" && u.Scheme != "http") {
-			return "", fmt.Errorf("PATCH %s: upload session without a usable Location", r)
-		}
-		return u.String(), nil
-	}
-	return location, nil
+	return r.patchStream(ctx, location, off, int64(len(part)), bytes.NewReader(part))
 }
 
 // CancelUpload abandons an upload session (DELETE), best effort: it runs
