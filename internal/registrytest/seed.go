@@ -99,6 +99,19 @@ func (r *Registry) expect(t testing.TB, resp *http.Response, body []byte, want .
 func (r *Registry) PushBlob(t testing.TB, repo string, content []byte) string {
 	t.Helper()
 	dgst := Digest(content)
+	hdr := http.Header{"Content-Type": {"application/octet-stream"}}
+	resp, body := r.do(t, http.MethodPut, r.uploadURL(t, repo, dgst), hdr, content)
+	r.expect(t, resp, body, http.StatusCreated)
+	if got := resp.Header.Get("Docker-Content-Digest"); got != "" && got != dgst {
+		t.Fatalf("registrytest: pushed blob %s but registry says %s", dgst, got)
+	}
+	return dgst
+}
+
+// uploadURL opens an upload session in repo and returns the URL that
+// closes it with one PUT of the blob digest.
+func (r *Registry) uploadURL(t testing.TB, repo, digest string) string {
+	t.Helper()
 	resp, body := r.do(t, http.MethodPost, "/v2/"+repo+"/blobs/uploads/", nil, nil)
 	r.expect(t, resp, body, http.StatusAccepted)
 	loc, err := resp.Request.URL.Parse(resp.Header.Get("Location"))
@@ -106,15 +119,9 @@ func (r *Registry) PushBlob(t testing.TB, repo string, content []byte) string {
 		t.Fatalf("registrytest: upload Location %q: %v", resp.Header.Get("Location"), err)
 	}
 	q := loc.Query()
-	q.Set("digest", dgst)
+	q.Set("digest", digest)
 	loc.RawQuery = q.Encode()
-	hdr := http.Header{"Content-Type": {"application/octet-stream"}}
-	resp, body = r.do(t, http.MethodPut, loc.String(), hdr, content)
-	r.expect(t, resp, body, http.StatusCreated)
-	if got := resp.Header.Get("Docker-Content-Digest"); got != "" && got != dgst {
-		t.Fatalf("registrytest: pushed blob %s but registry says %s", dgst, got)
-	}
-	return dgst
+	return loc.String()
 }
 
 // PushManifest PUTs the raw bytes with the media type under ref (tag or

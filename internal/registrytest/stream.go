@@ -11,16 +11,8 @@ import (
 // blobs too large to hold in memory.
 func (r *Registry) PushBlobReader(t testing.TB, repo, digest string, size int64, body io.Reader) {
 	t.Helper()
-	resp, b := r.do(t, http.MethodPost, "/v2/"+repo+"/blobs/uploads/", nil, nil)
-	r.expect(t, resp, b, http.StatusAccepted)
-	loc, err := resp.Request.URL.Parse(resp.Header.Get("Location"))
-	if err != nil || resp.Header.Get("Location") == "" {
-		t.Fatalf("registrytest: upload Location %q: %v", resp.Header.Get("Location"), err)
-	}
-	q := loc.Query()
-	q.Set("digest", digest)
-	loc.RawQuery = q.Encode()
-	req, err := http.NewRequest(http.MethodPut, loc.String(), io.LimitReader(body, size))
+	u := r.uploadURL(t, repo, digest)
+	req, err := http.NewRequest(http.MethodPut, u, io.LimitReader(body, size))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -34,7 +26,7 @@ func (r *Registry) PushBlobReader(t testing.TB, repo, digest string, size int64,
 	}
 	put, err := r.client.Do(req)
 	if err != nil {
-		t.Fatalf("registrytest: PUT %s: %v", loc.Path, err)
+		t.Fatalf("registrytest: PUT %s: %v", req.URL.Path, err)
 	}
 	defer put.Body.Close()
 	pb, _ := io.ReadAll(io.LimitReader(put.Body, 64<<10))
