@@ -344,3 +344,117 @@ func TestReservePulls(t *testing.T) {
 		t.Errorf("%d GETs sent, want 5", gets.Load())
 	}
 }
+
+// A freed slot goes to the first waiter, and only to it; a waiter that
+// gives up leaves the queue; a pause holds the queue until it ends.
+func TestHostSlotsFirstComeFirstServed(t *testing.T) {
+	h := (&hostTable{policy: HostPolicy{MaxConns: 1}}).get("r.io")
+	ctx := context.Background()
+	if err := h.acquire(ctx); err != nil {
+		t.Fatal(err)
+	}
+	queued := func(n int) {
+		t.Helper()
+		for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
+			h.mu.Lock()
+			got := len(h.waiters)
+			h.mu.Unlock()
+			if got == n {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%d waiters queued, want %d", got, n)
+			}
+		}
+	}
+	order := make(chan int, 4)
+	wait := func(ctx context.Context, id int) chan error {
+		done := make(chan error, 1)
+		go func() {
+			err := h.acquire(ctx)
+			if err == nil {
+				order <- id
+			}
+			done <- err
+		}()
+		return done
+	}
+	w1 := wait(ctx, 1)
+	queued(1)
+	cctx, cancel := context.WithCancel(ctx)
+	w2 := wait(cctx, 2)
+	queued(2)
+	w3 := wait(ctx, 3)
+	queued(3)
+	cancel()
+	if err := <-w2; !errors.Is(err, context.Canceled) {
+		t.Fatalf("cancelled waiter: %v", err)
+	}
+	queued(2)
+	select {
+	case id := <-order:
+		t.Fatalf("waiter %d got a slot while the only one was held", id)
+	case <-time.After(20 * time.Millisecond):
+	}
+
+	h.release(nil, 0)
+	if id := <-order; id != 1 {
+		t.Fatalf("first slot went to waiter %d, want 1", id)
+	}
+	<-w1
+	select {
+	case id := <-order:
+		t.Fatalf("one release woke waiter %d too", id)
+	case <-time.After(20 * time.Millisecond):
+	}
+
+	// A pause: the release frees the slot but nobody gets it until the
+	// pause ends.
+	h.mu.Lock()
+	h.pauseUntil(time.Now().Add(150 * time.Millisecond))
+	h.mu.Unlock()
+	released := time.Now()
+	h.release(nil, 0)
+	if id := <-order; id != 3 || time.Since(released) < 100*time.Millisecond {
+		t.Fatalf("waiter %d got the slot %v after a release in a 150 ms pause", id, time.Since(released))
+	}
+	<-w3
+	h.release(nil, 0)
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.inflight != 0 || len(h.waiters) != 0 {
+		t.Fatalf("after every release: %d in flight, %d waiting", h.inflight, len(h.waiters))
+	}
+}
+
+// Many waiters, some giving up at any moment: every slot handed out comes
+// back, and no more than the limit are ever held.
+func TestHostSlotsUnderCancellation(t *testing.T) {
+	h := (&hostTable{policy: HostPolicy{MaxConns: 3}}).get("r.io")
+	var held, most atomic.Int64
+	var wg sync.WaitGroup
+	for i := range 200 {
+		wg.Go(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Duration(i%7)*100*time.Microsecond)
+			defer cancel()
+			if i%2 == 0 {
+				ctx = context.Background()
+			}
+			if h.acquire(ctx) != nil {
+				return
+			}
+			n := held.Add(1)
+			for m := most.Load(); n > m && !most.CompareAndSwap(m, n); m = most.Load() {
+			}
+			time.Sleep(50 * time.Microsecond)
+			held.Add(-1)
+			h.release(nil, 0)
+		})
+	}
+	wg.Wait()
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if most.Load() > 3 || h.inflight != 0 || len(h.waiters) != 0 {
+		t.Fatalf("at most %d held (limit 3); after all: %d in flight, %d waiting", most.Load(), h.inflight, len(h.waiters))
+	}
+}
