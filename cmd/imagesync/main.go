@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"runtime"
 	"runtime/pprof"
 	"syscall"
 
@@ -36,28 +37,46 @@ func main() {
 		fmt.Fprintf(os.Stderr, "\n%s: interrupted again: quitting\n", plugin.Detect(os.Args[0]).Name)
 		os.Exit(exitInterrupted)
 	}()
-	stop := startProfile(os.Getenv("IMAGESYNC_CPUPROFILE"))
+	stop := startProfile(os.Getenv("IMAGESYNC_CPUPROFILE"), os.Getenv("IMAGESYNC_MEMPROFILE"))
 	code := run(context.Background(), os.Args, env{lookup: os.LookupEnv, interrupt: interrupt}, os.Stdout, os.Stderr)
 	stop()
 	os.Exit(code)
 }
 
-// startProfile writes a CPU profile of the run to path (for maintainers:
-// `go tool pprof`, see docs/benchmarks.md); "" profiles nothing.
-func startProfile(path string) (stop func()) {
-	if path == "" {
-		return func() {}
+// startProfile writes a CPU profile of the run to cpuPath and the run's
+// allocations (sampled every 4 KiB) to memPath, for maintainers: `go tool
+// pprof`, see docs/benchmarks.md. "" profiles nothing.
+func startProfile(cpuPath, memPath string) (stop func()) {
+	stopCPU := func() {}
+	if cpuPath != "" {
+		f, err := os.Create(cpuPath)
+		if err == nil {
+			err = pprof.StartCPUProfile(f)
+		}
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "IMAGESYNC_CPUPROFILE: %v\n", err)
+		} else {
+			stopCPU = func() {
+				pprof.StopCPUProfile()
+				f.Close()
+			}
+		}
 	}
-	f, err := os.Create(path)
-	if err == nil {
-		err = pprof.StartCPUProfile(f)
+	if memPath == "" {
+		return stopCPU
 	}
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "IMAGESYNC_CPUPROFILE: %v\n", err)
-		return func() {}
-	}
+	runtime.MemProfileRate = 4096
 	return func() {
-		pprof.StopCPUProfile()
-		f.Close()
+		stopCPU()
+		f, err := os.Create(memPath)
+		if err == nil {
+			err = pprof.Lookup("allocs").WriteTo(f, 0)
+			if cerr := f.Close(); err == nil {
+				err = cerr
+			}
+		}
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "IMAGESYNC_MEMPROFILE: %v\n", err)
+		}
 	}
 }
