@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/time/rate"
@@ -358,18 +359,35 @@ func (h *hostState) reservePulls(ctx context.Context, host string, n int) (conte
 // idleConn fails a read or write that makes no progress for timeout: any
 // traffic in either direction extends both deadlines, so a long upload or
 // download never times out while it moves.
+//
+// The deadlines are pushed at most every timeout/16 (a read or write then
+// fails after 15/16 of timeout without progress at the earliest): setting
+// both on each of the tens of thousands of reads and writes of a sync
+// moved two runtime timers each time.
 type idleConn struct {
 	net.Conn
 	timeout time.Duration
+	pushed  atomic.Int64 // when the deadlines were last pushed, ns since connStart
+}
+
+var connStart = time.Now() // a monotonic origin for idleConn.pushed
+
+func (c *idleConn) touch() {
+	now := int64(time.Since(connStart))
+	if last := c.pushed.Load(); now-last < int64(c.timeout/16) && last != 0 {
+		return
+	}
+	c.pushed.Store(now)
+	_ = c.Conn.SetDeadline(connStart.Add(time.Duration(now) + c.timeout))
 }
 
 func (c *idleConn) Read(p []byte) (int, error) {
-	_ = c.Conn.SetDeadline(time.Now().Add(c.timeout))
+	c.touch()
 	return c.Conn.Read(p)
 }
 
 func (c *idleConn) Write(p []byte) (int, error) {
-	_ = c.Conn.SetDeadline(time.Now().Add(c.timeout))
+	c.touch()
 	return c.Conn.Write(p)
 }
 
