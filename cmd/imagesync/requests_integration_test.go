@@ -11,6 +11,16 @@ import (
 	"github.com/imagesync/imagesync/internal/registrytest"
 )
 
+// tagLists counts the tag lists a front was asked for.
+func tagLists(f *faultproxy.Front) (n int) {
+	for _, e := range f.Seen() {
+		if e.Method == http.MethodGet && strings.HasSuffix(e.Path, "/tags/list") {
+			n++
+		}
+	}
+	return n
+}
+
 // blobRequests counts what a destination front saw on /blobs/ by method.
 func blobRequests(f *faultproxy.Front) (head, post, put, del int) {
 	for _, e := range f.Seen() {
@@ -31,12 +41,12 @@ func blobRequests(f *faultproxy.Front) (head, post, put, del int) {
 	return
 }
 
-// On a registry whose mounts answer for present blobs, a destination whose
-// tag is missing gets each blob with one POST (the mount check) and one
-// PUT: only the blobs copied before the run learned that (one here: --proc
-// 1 copies them one by one) get a HEAD. A registry that ignores mounts is
-// found out by the same probe and gets HEADs, so nothing it holds is sent
-// again.
+// A destination whose tag is missing gets each blob with one POST (the
+// mount check) and one PUT, no HEAD, when its repository was missing (one
+// tag list asks, per repository) or its registry's mounts were seen
+// answering for present blobs (the probe after the first upload). In a
+// repository that exists, on a registry that ignores mounts (the probe
+// finds it out), blobs get HEADs: nothing it holds is sent again.
 func TestOnePOSTPerBlob(t *testing.T) {
 	t.Parallel()
 	forEachKind(t, func(t *testing.T, kind registrytest.Kind) {
@@ -54,10 +64,13 @@ func TestOnePOSTPerBlob(t *testing.T) {
 			}
 			assertDigest(t, dst, "mirror/big", "v1", want)
 			head, post, put, del := blobRequests(front)
-			// the first blob: HEAD, POST, PUT; the probe: one POST (201);
-			// every other blob: POST, PUT.
-			if head != 1 || post != blobs+1 || put != blobs || del != 0 {
-				t.Errorf("destination blob requests: %d HEAD, %d POST, %d PUT, %d DELETE; want 1, %d, %d, 0", head, post, put, del, blobs+1, blobs)
+			// the repository is missing: every blob POST, PUT; the probe
+			// after the first: one POST (201).
+			if head != 0 || post != blobs+1 || put != blobs || del != 0 {
+				t.Errorf("destination blob requests: %d HEAD, %d POST, %d PUT, %d DELETE; want 0, %d, %d, 0", head, post, put, del, blobs+1, blobs)
+			}
+			if n := tagLists(front); n != 1 {
+				t.Errorf("%d tag lists asked, want 1 (is the repository there?)", n)
 			}
 			for d, n := range uploadsPerDigest(dst) {
 				if n != 1 {
@@ -85,10 +98,21 @@ func TestOnePOSTPerBlob(t *testing.T) {
 			}
 			assertDigest(t, dst, "ignored/big", "v1", want)
 			head, post, put, del := blobRequests(front)
-			// every blob: HEAD, POST, PUT; the probe: a POST whose session
-			// is cancelled.
-			if head != blobs || post != blobs+1 || put != blobs || del != 1 {
-				t.Errorf("destination blob requests: %d HEAD, %d POST, %d PUT, %d DELETE; want %d, %d, %d, 1", head, post, put, del, blobs, blobs+1, blobs)
+			// the repository is missing: every blob POST, PUT; the probe:
+			// a POST whose session is cancelled.
+			if head != 0 || post != blobs+1 || put != blobs || del != 1 {
+				t.Errorf("destination blob requests: %d HEAD, %d POST, %d PUT, %d DELETE; want 0, %d, %d, 1", head, post, put, del, blobs+1, blobs)
+			}
+
+			// The repository exists now and holds every blob: a new tag
+			// of the same image asks for each (HEAD) and sends none.
+			if r := runCLI(t, nil, src.Host+"/lib/big:v1", front.Host+"/ignored/big:v2", "--proc", "1", "--no-ledger"); r.code != 0 {
+				t.Fatalf("sync: exit %d", r.code)
+			}
+			assertDigest(t, dst, "ignored/big", "v2", want)
+			head2, post2, put2, del2 := blobRequests(front)
+			if head2-head != blobs || post2 != post || put2 != put || del2 != del {
+				t.Errorf("existing repository: %d HEAD, %d POST, %d PUT, %d DELETE more; want %d, 0, 0, 0", head2-head, post2-post, put2-put, del2-del, blobs)
 			}
 		})
 	})

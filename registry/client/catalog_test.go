@@ -89,3 +89,43 @@ func TestCatalog(t *testing.T) {
 		})
 	}
 }
+
+// A repository is missing only when its tag list answers 404 with
+// NAME_UNKNOWN; every other answer leaves it "not known to be missing".
+func TestRepoMissing(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		status int
+		body   string
+		want   bool
+	}{
+		{"name unknown", 404, `{"errors":[{"code":"NAME_UNKNOWN","message":"repository name not known to registry"}]}`, true},
+		{"404 without a code", 404, `not found`, false},
+		{"another code", 404, `{"errors":[{"code":"MANIFEST_UNKNOWN"}]}`, false},
+		{"code on another status", 400, `{"errors":[{"code":"NAME_UNKNOWN"}]}`, false},
+		{"a tag list", 200, `{"name":"ns/app","tags":["v1"]}`, false},
+		{"an empty tag list", 200, `{"name":"ns/app","tags":[]}`, false},
+		{"denied", 401, `{"errors":[{"code":"UNAUTHORIZED"}]}`, false},
+		{"a huge body", 404, `{"errors":[{"code":"NAME_UNKNOWN"}],"x":"` + strings.Repeat("a", 1<<20) + `"}`, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var asked string
+			c, host := server(t, func(w http.ResponseWriter, r *http.Request) {
+				asked = r.URL.String()
+				w.WriteHeader(tc.status)
+				io.WriteString(w, tc.body)
+			})
+			repo, err := c.Repo(context.Background(), host, "ns/app", false)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := repo.Missing(context.Background())
+			if got != tc.want {
+				t.Errorf("Missing = %v (%v), want %v", got, err, tc.want)
+			}
+			if asked != "/v2/ns/app/tags/list?n=1" {
+				t.Errorf("asked %s", asked)
+			}
+		})
+	}
+}

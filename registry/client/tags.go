@@ -4,8 +4,12 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
 	"net/url"
 	"strings"
+
+	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 )
 
 // Bounds of one tag listing. They are generous (Docker Hub's largest
@@ -124,4 +128,27 @@ func nextLink(base *url.URL, link string) (string, error) {
 		return "", err
 	}
 	return u.String(), nil
+}
+
+// Missing reports whether the registry says the repository does not exist:
+// its tag list answers 404 with NAME_UNKNOWN. Such a repository holds no
+// blob, so a copy into it need not ask for each blob before sending it. Any
+// other answer (a tag list, another error, a 404 without that code) is
+// false: not known to be missing.
+func (r *Repo) Missing(ctx context.Context) (bool, error) {
+	req, err := r.newRequest(ctx, http.MethodGet, "/tags/list?n=1", nil)
+	if err != nil {
+		return false, err
+	}
+	resp, err := r.do(ctx, req)
+	if err != nil {
+		return false, err
+	}
+	if resp.StatusCode == http.StatusOK {
+		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+		resp.Body.Close()
+		return false, nil
+	}
+	e := newError(resp) // reads at most 64 KiB and closes
+	return e.Status == http.StatusNotFound && e.HasCode(transport.NameUnknownErrorCode), nil
 }

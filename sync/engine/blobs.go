@@ -122,8 +122,8 @@ type blobPrep struct {
 // asks the destination, then tries a mount from a repository of the same
 // registry, and finally claims the registry-wide upload. For a fresh
 // destination (its tag was missing: its blobs likely are too) on a registry
-// whose mounts answer for present blobs, the question and the mount are one
-// POST (see checkBlob).
+// whose mounts answer for present blobs, or in a repository that was missing
+// (newRepo), the question and the mount are one POST (see checkBlob).
 //
 // early lets the check send the source GET along when a transfer slot is
 // free at once (see checkBlob).
@@ -132,7 +132,7 @@ func (x *transfer) prepareBlob(ctx context.Context, src Store, b oci.Blob, dst S
 		x.work.present(blobKey(dst, b.Digest))
 		return blobPrep{done: true}, nil
 	}
-	if r, ok := dst.(uploadChecker); ok && fresh && x.blobs.mountState(dst) == mountsWork {
+	if r, ok := dst.(uploadChecker); ok && fresh && (x.blobs.mountState(dst) == mountsWork || x.newRepo(ctx, dst)) {
 		return x.checkBlob(ctx, src, b, dst, r, early)
 	}
 	if first {
@@ -177,6 +177,27 @@ func (x *transfer) prepareBlob(ctx context.Context, src Store, b oci.Blob, dst S
 	}
 	p.flight, p.leader = x.blobs.claim(dst, b.Digest)
 	return p, nil
+}
+
+// newRepo reports whether dst's repository did not exist when the run first
+// asked (once per repository and run, with its first blob): it held no
+// blob then, and every blob this run put there since is known to the run,
+// so its blobs need no HEAD. The mount check (checkBlob) stands for the
+// HEAD and the POST then even on a registry whose mounts were not seen
+// answering for present blobs: a session it opens (202) is what a missed
+// HEAD would have led to. A repository that exists gets HEADs until the
+// probe has seen mounts answer (see probeMounts): a registry that ignores
+// mounts (ECR without blob mounting) is never sent a blob it holds.
+func (x *transfer) newRepo(ctx context.Context, dst Store) bool {
+	f, ok := dst.(repoFinder)
+	if !ok {
+		return false
+	}
+	return x.blobs.repoMissing(dst, func() bool {
+		missing, err := f.Missing(ctx)
+		x.log.Debug("destination repository", "repository", dst.String(), "missing", missing, "error", err)
+		return err == nil && missing
+	})
 }
 
 // errMountDeclined tells the jobs waiting on a repository's mount that it
@@ -269,8 +290,9 @@ func (x *transfer) mountInto(ctx context.Context, src Store, b oci.Blob, dst Sto
 // POST carrying a mount — from a repository known to hold the blob, or from
 // dst itself — which answers "present" (201) or opens the upload session
 // (202): no HEAD. Only for hosts where probeMounts saw a mount of a present
-// blob answered 201; a host that then declines a mount from a repository
-// that holds the blob gets HEADs from then on.
+// blob answered 201 (a host that then declines a mount from a repository
+// that holds the blob gets HEADs from then on), and for repositories that
+// were missing (newRepo), which hold nothing a HEAD could find.
 //
 // With early, a blob no repository of dst's registry is known to hold (no
 // mount source: it most likely has to be uploaded) is also asked of the

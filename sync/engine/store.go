@@ -65,6 +65,12 @@ type (
 	uploadChecker interface {
 		CheckUpload(ctx context.Context, digest, from string) (location string, mounted bool, err error)
 	}
+	// repoFinder: a store that can say a repository does not exist (a
+	// registry, by its tag list): a missing repository holds no blob, so
+	// its blobs are not asked for one by one (see newRepo).
+	repoFinder interface {
+		Missing(ctx context.Context) (bool, error)
+	}
 	// referrerIndexer: a store that lists referrers itself, once they are
 	// stored (an image layout's index.json); others get a fallback tag
 	// index unless they serve the referrers API.
@@ -91,6 +97,7 @@ var (
 	_ uploadChecker   = (*client.Repo)(nil)
 	_ credentialNamer = (*client.Repo)(nil)
 	_ blobRanger      = (*client.Repo)(nil)
+	_ repoFinder      = (*client.Repo)(nil)
 	_ ownTruth        = (*layout.Repo)(nil)
 	_ referrerIndexer = (*layout.Repo)(nil)
 )

@@ -12,8 +12,16 @@ type blobTracker struct {
 	past func(Store) reuseKnowledge
 
 	mu      sync.Mutex
-	flights map[string]*flight    // host+digest → upload in progress or landed
-	mounts  map[string]mountState // host → whether a mount POST also answers "present"
+	flights map[string]*flight     // host+digest → upload in progress or landed
+	mounts  map[string]mountState  // host → whether a mount POST also answers "present"
+	missing map[string]*repoAnswer // repository → whether it was missing when the run first asked
+}
+
+// repoAnswer is a registry's answer, once per run, to whether a
+// repository exists (see newRepo).
+type repoAnswer struct {
+	done    chan struct{}
+	missing bool
 }
 
 type flight struct {
@@ -24,7 +32,7 @@ type flight struct {
 
 // newBlobTracker returns a tracker whose knowledge beyond this run is past.
 func newBlobTracker(past func(Store) reuseKnowledge) *blobTracker {
-	return &blobTracker{mem: newMemoryKnowledge(), past: past, flights: map[string]*flight{}, mounts: map[string]mountState{}}
+	return &blobTracker{mem: newMemoryKnowledge(), past: past, flights: map[string]*flight{}, mounts: map[string]mountState{}, missing: map[string]*repoAnswer{}}
 }
 
 // know is everything known of r: this run's memory over r's other knowledge.
@@ -79,6 +87,24 @@ func (b *blobTracker) startProbe(r Store) bool {
 	}
 	b.mounts[r.Host()] = mountsProbing
 	return true
+}
+
+// repoMissing returns the run's answer to whether r's repository was
+// missing, asking ask once (the other callers wait for its answer).
+func (b *blobTracker) repoMissing(r Store, ask func() bool) bool {
+	b.mu.Lock()
+	a, ok := b.missing[r.String()]
+	if !ok {
+		a = &repoAnswer{done: make(chan struct{})}
+		b.missing[r.String()] = a
+	}
+	b.mu.Unlock()
+	if !ok {
+		a.missing = ask()
+		close(a.done)
+	}
+	<-a.done
+	return a.missing
 }
 
 // forget drops what is known of r after the registry contradicted it.
