@@ -141,6 +141,26 @@ func TestFarLinkOverlap(t *testing.T) {
 			if checked != 4 { // config and three layers
 				t.Errorf("%d uploads checked, want 4", checked)
 			}
+			// The destination repository is asked whether it exists as soon
+			// as its tag is found missing, with the manifest's GET, not a
+			// round trip later, when the first blob is checked.
+			var list, manifest *faultproxy.Timed
+			for _, q := range dstFar.Timeline() {
+				if q.Method == http.MethodGet && strings.HasSuffix(q.Path, "/tags/list") && list == nil {
+					list = &q
+				}
+			}
+			for _, q := range srcFar.Timeline() {
+				if q.Method == http.MethodGet && strings.Contains(q.Path, "/manifests/") && manifest == nil {
+					manifest = &q
+				}
+			}
+			switch {
+			case list == nil || manifest == nil:
+				t.Errorf("no tag list asked (%v) or no manifest read (%v)", list != nil, manifest != nil)
+			case list.Start.Sub(manifest.Start) > plan.RTT*3/4:
+				t.Errorf("the tag list went out %v after the manifest's GET, a round trip being %v", list.Start.Sub(manifest.Start), plan.RTT)
+			}
 		})
 	})
 }

@@ -200,6 +200,15 @@ func (x *transfer) newRepo(ctx context.Context, dst Store) bool {
 	})
 }
 
+// askRepo puts newRepo's question in the background as soon as a
+// destination tag is found missing, so that the answer is in when the
+// blobs are checked, not one round trip after the first of them.
+func (x *transfer) askRepo(ctx context.Context, dst Store) {
+	if _, ok := dst.(repoFinder); ok && !x.blobs.repoAsked(dst) {
+		go x.newRepo(ctx, dst)
+	}
+}
+
 // errMountDeclined tells the jobs waiting on a repository's mount that it
 // did not happen: they go on without it.
 var errMountDeclined = errors.New("the registry declined the mount")

@@ -275,6 +275,9 @@ func (e *Engine) decideDestinations(ctx context.Context, u *unit, d *decision, w
 				continue
 			}
 		}
+		if !t.exists && !t.force && !e.opt.DryRun {
+			e.askRepo(ctx, dst) // its blobs may need no HEAD: know before they start
+		}
 		d.targets = append(d.targets, t)
 		d.owners[t] = i
 	}

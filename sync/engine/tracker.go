@@ -107,6 +107,14 @@ func (b *blobTracker) repoMissing(r Store, ask func() bool) bool {
 	return a.missing
 }
 
+// repoAsked reports whether repoMissing was called for r.
+func (b *blobTracker) repoAsked(r Store) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	_, ok := b.missing[r.String()]
+	return ok
+}
+
 // forget drops what is known of r after the registry contradicted it.
 func (b *blobTracker) forget(r Store) { b.know(r).forget(r) }
 
