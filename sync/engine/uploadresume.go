@@ -75,30 +75,34 @@ func (x *transfer) uploadResumable(ctx context.Context, src Store, b oci.Blob, s
 	know := x.blobs.know(s.dst)
 	var off int64
 	var mark hashMark
-	if s.location == "" {
-		if u, ok := know.uploadSession(s.dst, b.Digest); ok {
-			// The ledger is a file on disk: its location must still be one
-			// this registry's requests may go to (its own host, no query).
-			loc, n, err := "", int64(0), errors.New("the ledger's session location is not the registry's")
-			if kept, ok := ru.KeepableSession(u.Loc); ok && kept == u.Loc {
-				loc, n, err = ru.UploadStatus(ctx, u.Loc, b.Size)
+	// A session an earlier run left wins over one the blob's check just
+	// opened (a missing repository's blobs are checked with a POST that
+	// opens one): that one is cancelled.
+	if u, ok := know.uploadSession(s.dst, b.Digest); ok {
+		// The ledger is a file on disk: its location must still be one
+		// this registry's requests may go to (its own host, no query).
+		loc, n, err := "", int64(0), errors.New("the ledger's session location is not the registry's")
+		if kept, ok := ru.KeepableSession(u.Loc); ok && kept == u.Loc {
+			loc, n, err = ru.UploadStatus(ctx, u.Loc, b.Size)
+		}
+		if err == nil {
+			if s.location != "" && s.location != loc {
+				s.dst.CancelUpload(ctx, s.location)
 			}
-			if err == nil {
-				s.location, off = loc, n
-				if u.Off <= n {
-					mark = hashMark{u.Off, u.Hash}
-				}
-				x.log.Debug("resuming an upload an earlier run left", "digest", b.Digest, "into", s.dst.String(), "offset", n)
-				x.work.bytes(s.image, n)
-				s.sent.Add(n)
-			} else {
-				x.log.Debug("the upload session an earlier run left is gone: uploading afresh", "digest", b.Digest, "into", s.dst.String(), "error", err)
-				know.dropSession(s.dst, b.Digest)
-				if ctx.Err() != nil {
-					pre.discard()
-					s.err = ctx.Err()
-					return true
-				}
+			s.location, off = loc, n
+			if u.Off <= n {
+				mark = hashMark{u.Off, u.Hash}
+			}
+			x.log.Debug("resuming an upload an earlier run left", "digest", b.Digest, "into", s.dst.String(), "offset", n)
+			x.work.bytes(s.image, n)
+			s.sent.Add(n)
+		} else {
+			x.log.Debug("the upload session an earlier run left is gone: uploading afresh", "digest", b.Digest, "into", s.dst.String(), "error", err)
+			know.dropSession(s.dst, b.Digest)
+			if ctx.Err() != nil {
+				pre.discard()
+				s.err = ctx.Err()
+				return true
 			}
 		}
 	}
