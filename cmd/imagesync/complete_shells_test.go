@@ -63,7 +63,9 @@ func promptLine(screen string) string {
 // Completion driven for real: bash, zsh and fish run interactively in
 // tmux with the script imagesync prints, and Tab is pressed.
 func TestShellCompletionInTmux(t *testing.T) {
-	// Serial: waits for shell prompts in tmux with fixed timeouts.
+	// Serial: waits for shell prompts in tmux with fixed timeouts. The three
+	// shells run beside each other (each its own tmux server): 44 s one
+	// after the other.
 	if testing.Short() {
 		t.Skip("drives real shells")
 	}
@@ -73,6 +75,7 @@ func TestShellCompletionInTmux(t *testing.T) {
 	}
 	for _, shell := range []string{"bash", "zsh", "fish"} {
 		t.Run(shell, func(t *testing.T) {
+			t.Parallel()
 			sh, err := exec.LookPath(shell)
 			if err != nil {
 				t.Skipf("%s not found (scripts/test-deps.sh installs it)", shell)

@@ -88,6 +88,7 @@ func checkResumedReads(t *testing.T, c *faultproxy.Cutter, size int64, cuts []in
 // each cut resumes with a Range request from the byte reached, into the
 // same upload (one PUT), and the image lands with its digests.
 func TestResumeCutSourceRead(t *testing.T) {
+	t.Parallel()
 	forEachKind(t, func(t *testing.T, kind registrytest.Kind) {
 		src, dst := pair(t, kind, registrytest.Options{})
 		const size = resumeBlobSize
@@ -121,6 +122,7 @@ func TestResumeCutSourceRead(t *testing.T) {
 // One read of the source feeds two destination registries; it is cut
 // midway, resumed once, and both uploads complete from it (one PUT each).
 func TestResumeCutFanOut(t *testing.T) {
+	t.Parallel()
 	forEachKind(t, func(t *testing.T, kind registrytest.Kind) {
 		src, dst1 := pair(t, kind, registrytest.Options{})
 		dst2 := registrytest.Start(t, kind, registrytest.Options{})
