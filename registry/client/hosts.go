@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"golang.org/x/time/rate"
+
+	"github.com/imagesync/imagesync/internal/fifo"
 )
 
 // HostPolicy bounds what one registry host receives.
@@ -66,11 +68,10 @@ type hostState struct {
 	limit       float64
 	inflight    int
 	pausedUntil time.Time
-	// waiters wait for a slot, first come first served: a freed slot is
-	// handed to the first by a send on its channel (one per waiter,
-	// buffered). Waking them all on each release, as this once did, made
-	// W1 wake ~20,000 goroutines for 1,500 requests.
-	waiters    []chan struct{}
+	// waiters wait for a slot, first come first served. Waking them all
+	// on each release, as this once did, made W1 wake ~20,000 goroutines
+	// for 1,500 requests.
+	waiters    fifo.Waiters
 	remaining  int // ratelimit-remaining, -1 unknown
 	quotaLimit int // ratelimit-limit, -1 unknown
 	window     time.Duration
@@ -79,6 +80,9 @@ type hostState struct {
 	reserved   int       // pulls set aside by ReservePulls, not spent yet
 	pulls      int64     // manifest GETs sent
 }
+
+// defaultMaxConns bounds a host's requests in flight without --max-conns.
+const defaultMaxConns = 32
 
 type hostTable struct {
 	policy HostPolicy
@@ -104,7 +108,7 @@ func (t *hostTable) get(host string) *hostState {
 	p.Hosts = nil
 	conns := p.MaxConns
 	if conns <= 0 {
-		conns = 32
+		conns = defaultMaxConns
 	}
 	h := &hostState{policy: p, limit: float64(conns), remaining: -1, quotaLimit: -1}
 	h.policy.MaxConns = conns
@@ -130,48 +134,25 @@ func (h *hostState) acquire(ctx context.Context) error {
 		return err
 	}
 	h.mu.Lock()
-	if len(h.waiters) == 0 && h.inflight < max(1, int(h.limit)) && !time.Now().Before(h.pausedUntil) {
+	if h.waiters.Len() == 0 && h.free() {
 		h.inflight++
 		h.mu.Unlock()
 		return nil
 	}
-	granted := make(chan struct{}, 1)
-	h.waiters = append(h.waiters, granted)
-	h.mu.Unlock()
-	select {
-	case <-granted:
-		return nil
-	case <-ctx.Done():
-		h.mu.Lock()
-		defer h.mu.Unlock()
-		if !h.dropWaiter(granted) { // the slot came meanwhile: pass it on
-			h.inflight--
-			h.grant()
-		}
-		return ctx.Err()
-	}
+	return h.waiters.Wait(ctx, &h.mu, func() { h.inflight--; h.grant() })
+}
+
+// free reports whether a slot may be handed out now (h.mu held).
+func (h *hostState) free() bool {
+	return h.inflight < max(1, int(h.limit)) && !time.Now().Before(h.pausedUntil)
 }
 
 // grant hands free slots to the first waiters (h.mu held).
 func (h *hostState) grant() {
-	for len(h.waiters) > 0 && h.inflight < max(1, int(h.limit)) && !time.Now().Before(h.pausedUntil) {
+	for h.waiters.Len() > 0 && h.free() {
 		h.inflight++
-		h.waiters[0] <- struct{}{}
-		h.waiters[0] = nil
-		h.waiters = h.waiters[1:]
+		h.waiters.Grant()
 	}
-}
-
-// dropWaiter takes a waiter out of the queue; false if it is not there (it
-// was granted a slot).
-func (h *hostState) dropWaiter(w chan struct{}) bool {
-	for i, c := range h.waiters {
-		if c == w {
-			h.waiters = append(h.waiters[:i], h.waiters[i+1:]...)
-			return true
-		}
-	}
-	return false
 }
 
 // pauseUntil stops handing out slots until then (h.mu held); the waiters

@@ -357,7 +357,7 @@ func TestHostSlotsFirstComeFirstServed(t *testing.T) {
 		t.Helper()
 		for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
 			h.mu.Lock()
-			got := len(h.waiters)
+			got := h.waiters.Len()
 			h.mu.Unlock()
 			if got == n {
 				return
@@ -422,8 +422,8 @@ func TestHostSlotsFirstComeFirstServed(t *testing.T) {
 	h.release(nil, 0)
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if h.inflight != 0 || len(h.waiters) != 0 {
-		t.Fatalf("after every release: %d in flight, %d waiting", h.inflight, len(h.waiters))
+	if h.inflight != 0 || h.waiters.Len() != 0 {
+		t.Fatalf("after every release: %d in flight, %d waiting", h.inflight, h.waiters.Len())
 	}
 }
 
@@ -454,7 +454,7 @@ func TestHostSlotsUnderCancellation(t *testing.T) {
 	wg.Wait()
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if most.Load() > 3 || h.inflight != 0 || len(h.waiters) != 0 {
-		t.Fatalf("at most %d held (limit 3); after all: %d in flight, %d waiting", most.Load(), h.inflight, len(h.waiters))
+	if most.Load() > 3 || h.inflight != 0 || h.waiters.Len() != 0 {
+		t.Fatalf("at most %d held (limit 3); after all: %d in flight, %d waiting", most.Load(), h.inflight, h.waiters.Len())
 	}
 }

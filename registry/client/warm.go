@@ -103,10 +103,9 @@ func (c *Client) ExpectParallel(n int) {
 
 func (c *Client) warmConns() int {
 	n := int(c.warm.Load())
-	if m := c.hostPolicy.MaxConns; m > 0 {
-		n = min(n, m)
-	} else {
-		n = min(n, 32)
+	m := c.hostPolicy.MaxConns
+	if m <= 0 {
+		m = defaultMaxConns
 	}
-	return n
+	return min(n, m)
 }

@@ -5,6 +5,8 @@ import (
 	"log/slog"
 	"sync"
 	"time"
+
+	"github.com/imagesync/imagesync/internal/fifo"
 )
 
 // gate bounds the blob transfers in flight. Its limit is fixed (--proc
@@ -24,7 +26,7 @@ type gate struct {
 	min, max int
 	adaptive bool
 	inflight int
-	waiters  []chan struct{} // in arrival order; closed when handed a slot
+	waiters  fifo.Waiters
 
 	// learning (adaptive only)
 	now        func() time.Time
@@ -66,32 +68,13 @@ func (g *gate) adapt(start, lo, hi int, strain func() (int64, int64), log *slog.
 // (a release wakes one, not all: hundreds of blobs may be waiting).
 func (g *gate) acquire(ctx context.Context) error {
 	g.mu.Lock()
-	if g.inflight < g.limit && len(g.waiters) == 0 {
+	if g.inflight < g.limit && g.waiters.Len() == 0 {
 		g.take()
 		g.mu.Unlock()
 		return nil
 	}
 	g.full = true
-	ch := make(chan struct{})
-	g.waiters = append(g.waiters, ch)
-	g.mu.Unlock()
-	select {
-	case <-ch:
-		return nil
-	case <-ctx.Done():
-		g.mu.Lock()
-		defer g.mu.Unlock()
-		for i, w := range g.waiters {
-			if w == ch {
-				g.waiters = append(g.waiters[:i], g.waiters[i+1:]...)
-				return ctx.Err()
-			}
-		}
-		// handed a slot as the context ended: give it on
-		g.inflight--
-		g.handOff()
-		return ctx.Err()
-	}
+	return g.waiters.Wait(ctx, &g.mu, func() { g.inflight--; g.handOff() })
 }
 
 // take counts a slot taken; g.mu held.
@@ -104,11 +87,9 @@ func (g *gate) take() {
 
 // handOff gives free slots to the first waiters; g.mu held.
 func (g *gate) handOff() {
-	for g.inflight < g.limit && len(g.waiters) > 0 {
-		ch := g.waiters[0]
-		g.waiters = g.waiters[1:]
+	for g.inflight < g.limit && g.waiters.Len() > 0 {
 		g.take()
-		close(ch)
+		g.waiters.Grant()
 	}
 }
 
@@ -116,7 +97,7 @@ func (g *gate) handOff() {
 func (g *gate) tryAcquire() bool {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	if g.inflight >= g.limit || len(g.waiters) > 0 {
+	if g.inflight >= g.limit || g.waiters.Len() > 0 {
 		return false
 	}
 	g.take()
