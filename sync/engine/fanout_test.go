@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -169,6 +170,39 @@ func TestVerifierRejects(t *testing.T) {
 	vr, _ = newVerifier(bytes.NewReader(content), d, -1)
 	if got, err := readAll(vr); err != nil || got != "hello" {
 		t.Fatalf("good blob of unknown size: %q, %v", got, err)
+	}
+}
+
+// The HTTP transport reads a request body once more after its
+// Content-Length, and may do it after the registry has answered: that read
+// must find the verifier finished and change nothing the uploader reads
+// (under -race, a write there is reported).
+func TestVerifierFinishesAtItsSize(t *testing.T) {
+	content := []byte("hello, world")
+	vr, err := newVerifier(io.NopCloser(bytes.NewReader(content)), client.Digest(content), int64(len(content)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := io.ReadAll(io.LimitReader(vr, int64(len(content))))
+	if err != nil || string(got) != string(content) {
+		t.Fatalf("read %q, %v", got, err)
+	}
+	if !vr.done || vr.err != nil {
+		t.Fatalf("after the blob's size: done %v, err %v; want finished", vr.done, vr.err)
+	}
+	drained := make(chan error)
+	go func() {
+		n, err := vr.Read(make([]byte, 8))
+		if n != 0 {
+			err = fmt.Errorf("%d bytes after the end", n)
+		}
+		drained <- err
+	}()
+	if vr.n != int64(len(content)) || vr.err != nil { // read while the drain runs
+		t.Errorf("n %d, err %v", vr.n, vr.err)
+	}
+	if err := <-drained; err != io.EOF {
+		t.Errorf("the read after the end: %v, want EOF", err)
 	}
 }
 

@@ -23,6 +23,7 @@ type verifier struct {
 	size     int64
 	n        int64
 	err      error
+	done     bool // the whole blob was read and matched
 	progress func(int64)
 }
 
@@ -41,6 +42,13 @@ func newVerifier(r io.Reader, digest string, size int64) (*verifier, error) {
 var errDigestMismatch = errors.New("digest mismatch")
 
 func (v *verifier) Read(p []byte) (int, error) {
+	if v.done {
+		// Finished at the manifest's size. The HTTP transport reads a body
+		// once more after its Content-Length, and may do so after the
+		// registry has answered and the caller has read n and err: this read
+		// must not write them.
+		return 0, io.EOF
+	}
 	n, err := v.r.Read(p)
 	v.h.Write(p[:n])
 	v.n += int64(n)
@@ -50,6 +58,17 @@ func (v *verifier) Read(p []byte) (int, error) {
 	if v.size >= 0 && v.n > v.size {
 		v.err = oci.Permanent(fmt.Errorf("source sent more than %d bytes", v.size))
 		return n, v.err
+	}
+	if v.size >= 0 && v.n == v.size && err == nil {
+		// All the bytes the manifest names are here: one more read says
+		// whether the source has more; a source that breaks now has still
+		// sent the whole blob, which the digest decides.
+		var one [1]byte
+		if k, _ := io.ReadAtLeast(v.r, one[:], 1); k > 0 {
+			v.err = oci.Permanent(fmt.Errorf("source sent more than %d bytes", v.size))
+			return n, v.err
+		}
+		err = io.EOF
 	}
 	if err == io.EOF {
 		got := v.alg + ":" + hex.EncodeToString(v.h.Sum(nil))
@@ -61,6 +80,7 @@ func (v *verifier) Read(p []byte) (int, error) {
 			v.err = fmt.Errorf("source blob ended after %d of %d bytes", v.n, v.size)
 			return n, v.err
 		}
+		v.done = true
 	} else if err != nil {
 		v.err = err
 	}
