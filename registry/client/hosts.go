@@ -374,9 +374,10 @@ func (c *idleConn) Write(p []byte) (int, error) {
 }
 
 // ReadFrom sends a request body (net/http hands it over whole, after the
-// headers) in writes of up to copyChunk: io.Copy's 32 KiB, smaller than the
-// 64 KiB read buffer of the connection the body comes from, made that
-// buffer copy every byte once more and doubled the system calls.
+// headers) in writes of up to copyChunk, read with the same buffer: a
+// source body's bufio.Reader passes a read that large straight to its
+// connection, so the bytes are copied once (io.Copy's 32 KiB pieces made
+// twice the system calls), and the transport's own buffers stay small.
 func (c *idleConn) ReadFrom(r io.Reader) (int64, error) {
 	buf := copyBufs.Get().(*[]byte)
 	defer copyBufs.Put(buf)
