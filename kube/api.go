@@ -2,6 +2,7 @@ package kube
 
 import (
 	"context"
+	"sync"
 
 	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
@@ -18,15 +19,17 @@ import (
 // scheme knows only the four API groups imagesync uses. client-go's typed
 // clientset would link every API group of Kubernetes (and its OpenAPI and
 // apply configurations) into all three personalities: about 30 MB of binary.
-var scheme = runtime.NewScheme()
-
-func init() {
+// It is built on first use, not in an init: every run of the binary (a
+// sync's no-op included) would pay its ~0.5 ms.
+var scheme = sync.OnceValue(func() *runtime.Scheme {
+	s := runtime.NewScheme()
 	for _, add := range []func(*runtime.Scheme) error{corev1.AddToScheme, appsv1.AddToScheme, batchv1.AddToScheme, rbacv1.AddToScheme} {
-		if err := add(scheme); err != nil {
+		if err := add(s); err != nil {
 			panic(err)
 		}
 	}
-}
+	return s
+})
 
 // api is a REST client per API group, JSON on the wire.
 type api struct {
@@ -48,7 +51,7 @@ func newAPI(cfg *rest.Config) (*api, error) {
 		}
 		c.ContentType = runtime.ContentTypeJSON
 		c.AcceptContentTypes = runtime.ContentTypeJSON
-		c.NegotiatedSerializer = serializer.NewCodecFactory(scheme).WithoutConversion()
+		c.NegotiatedSerializer = serializer.NewCodecFactory(scheme()).WithoutConversion()
 		rc, err := rest.RESTClientFor(c)
 		if err != nil {
 			return nil, err

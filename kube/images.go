@@ -7,12 +7,14 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"sync"
 
 	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/client-go/rest"
 
+	"github.com/imagesync/imagesync/oci"
 	"github.com/imagesync/imagesync/registry/dockerhub"
 )
 
@@ -180,7 +182,7 @@ func (c *collector) spec(where Container, s *corev1.PodSpec) {
 
 // repoDigest matches the repository digest in an imageID:
 // "docker-pullable://nginx@sha256:…", "docker.io/library/nginx@sha256:…".
-var repoDigest = regexp.MustCompile(`^(?:[a-z-]+://)?([^@]+)@(sha256:[0-9a-f]{64})$`)
+var repoDigest = lazyRegexp(`^(?:[a-z-]+://)?([^@]+)@(sha256:[0-9a-f]{64})$`)
 
 // status learns the digests a pod's container runtime resolved tags to.
 func (c *collector) status(p *corev1.Pod) {
@@ -203,7 +205,7 @@ func (c *collector) status(p *corev1.Pod) {
 		if !ok {
 			continue
 		}
-		m := repoDigest.FindStringSubmatch(st.ImageID)
+		m := repoDigest().FindStringSubmatch(st.ImageID)
 		if m == nil {
 			continue // an image (config) ID, not a repository digest
 		}
@@ -269,7 +271,7 @@ func ParseImage(ref string) (Image, error) {
 	if i := strings.IndexByte(s, '@'); i >= 0 {
 		img.Digest = s[i+1:]
 		s = s[:i]
-		if !regexp.MustCompile(`^sha256:[0-9a-f]{64}$`).MatchString(img.Digest) {
+		if !strings.HasPrefix(img.Digest, "sha256:") || !oci.ValidDigest(img.Digest) {
 			return img, fmt.Errorf("image %q: bad digest", ref)
 		}
 	}
@@ -289,20 +291,24 @@ func ParseImage(ref string) (Image, error) {
 		img.Tag = "latest"
 	}
 	switch {
-	case !registryRe.MatchString(img.Registry):
+	case !registryRe().MatchString(img.Registry):
 		return img, fmt.Errorf("bad registry %q", img.Registry)
-	case !repositoryRe.MatchString(img.Repository):
+	case !oci.ValidRepository(img.Repository):
 		return img, fmt.Errorf("bad repository %q (lower-case path components of letters and digits, separated by . _ __ or -)", img.Repository)
-	case img.Tag != "" && !tagRe.MatchString(img.Tag):
+	case img.Tag != "" && !oci.ValidTag(img.Tag):
 		return img, fmt.Errorf("bad tag %q", img.Tag)
 	}
 	return img, nil
 }
 
 // The reference grammar (distribution/reference) that image names from a
-// cluster must follow before they become rules and mirror paths.
-var (
-	registryRe   = regexp.MustCompile(`^(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*(?::[0-9]{1,5})?$`)
-	repositoryRe = regexp.MustCompile(`^[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*)*$`)
-	tagRe        = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$`)
-)
+// cluster must follow before they become rules and mirror paths: the
+// registry here; the repository and tag are oci's.
+var registryRe = lazyRegexp(`^(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*(?::[0-9]{1,5})?$`)
+
+// lazyRegexp compiles expr on first use: compiled in an init, the
+// patterns of every package cost each run of the binary, a no-op's
+// included, before its first request.
+func lazyRegexp(expr string) func() *regexp.Regexp {
+	return sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(expr) })
+}

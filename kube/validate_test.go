@@ -23,6 +23,9 @@ func TestParseImageGrammar(t *testing.T) {
 		{"x.io/a\nb:1", "bad repository"},
 		{"bad_host.io:x/a:1", "bad"},
 		{"x.io/a@sha256:short", "bad digest"},
+		{"x.io/a@sha256:" + strings.Repeat("A", 64), "bad digest"},
+		{"x.io/a@sha512:" + strings.Repeat("a", 128), "bad digest"}, // a runtime resolves to sha256
+		{"x.io/" + strings.Repeat("a", 256) + ":1", "bad repository"},
 	} {
 		_, err := ParseImage(tc.ref)
 		switch {

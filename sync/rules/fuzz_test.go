@@ -1,6 +1,7 @@
 package rules
 
 import (
+	"regexp"
 	"strings"
 	"testing"
 
@@ -91,10 +92,14 @@ func validRepository(t *testing.T, what, reg, repo string) {
 	}
 }
 
+// tagGrammar is the distribution spec's tag grammar, written as its
+// regular expression: the oracle for oci.ValidTag, which parsing uses.
+var tagGrammar = regexp.MustCompile(`^[\w][\w.-]{0,127}$`)
+
 func validTags(t *testing.T, what string, tags []string) {
 	t.Helper()
 	for _, tag := range tags {
-		if !tagRE.MatchString(tag) {
+		if !tagGrammar.MatchString(tag) {
 			t.Fatalf("%s: invalid tag %q", what, tag)
 		}
 	}

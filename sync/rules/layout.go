@@ -92,7 +92,7 @@ func ParseLayoutName(name string) (Ref, error) {
 	if name == "" {
 		return Ref{}, errors.New("empty name")
 	}
-	if !strings.ContainsAny(name, "/:@") && tagRE.MatchString(name) {
+	if !strings.ContainsAny(name, "/:@") && oci.ValidTag(name) {
 		return Ref{Tag: name}, nil
 	}
 	n, tags, digest, err := splitRef(name)

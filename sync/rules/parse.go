@@ -6,6 +6,7 @@ import (
 	"regexp"
 	"strings"
 
+	"github.com/imagesync/imagesync/oci"
 	"github.com/imagesync/imagesync/registry/dockerhub"
 )
 
@@ -15,9 +16,11 @@ var (
 	// A registry host (lower-cased first): DNS name or IPv4, or a bracketed
 	// IPv6 address, with an optional port.
 	domainRE = regexp.MustCompile(`^(?:(?:[a-z0-9]|[a-z0-9][a-z0-9-]*[a-z0-9])(?:\.(?:[a-z0-9]|[a-z0-9][a-z0-9-]*[a-z0-9]))*|\[[0-9a-f:.]+\])(?::[0-9]+)?$`)
-	tagRE    = regexp.MustCompile(`^[\w][\w.-]{0,127}$`)
-	hexRE    = regexp.MustCompile(`^[0-9a-f]+$`)
 )
+
+// Tags and digests are checked by oci.ValidTag and oci.ValidDigest: the
+// same grammar, without compiling a 128-fold repetition into a regexp at
+// every start of the binary.
 
 // digestHexLen lists the supported digest algorithms and their hex lengths.
 var digestHexLen = map[string]int{"sha256": 64, "sha512": 128}
@@ -163,7 +166,7 @@ func parseTags(list string) ([]string, error) {
 		if p == "" {
 			return nil, fmt.Errorf("empty item %d in tag list %q", i+1, list)
 		}
-		if !tagRE.MatchString(p) {
+		if !oci.ValidTag(p) {
 			return nil, fmt.Errorf("invalid tag %q (tags are 1-128 of [A-Za-z0-9_.-], not starting with '.' or '-')", p)
 		}
 		tags = append(tags, p)
@@ -183,7 +186,7 @@ func checkDigest(d string) error {
 	if !known {
 		return fmt.Errorf("invalid digest %q: unsupported algorithm %q (use sha256 or sha512)", d, algo)
 	}
-	if len(hex) != n || !hexRE.MatchString(hex) {
+	if len(hex) != n || !oci.ValidDigest(d) {
 		return fmt.Errorf("invalid digest %q: %s needs %d lowercase hex digits", d, algo, n)
 	}
 	return nil

@@ -7,6 +7,8 @@ import (
 	"strings"
 
 	"github.com/Masterminds/semver/v3"
+
+	"github.com/imagesync/imagesync/oci"
 )
 
 // TagFilter selects among the tags a rule's source lists (or names). The
@@ -148,13 +150,21 @@ func nonNil(s []string) []string {
 	return s
 }
 
-// referrerTagRE matches the tags that stand for referrers rather than
-// images: the OCI referrers tag schema (sha256-<hex>) and cosign's
-// signature, attestation and SBOM tags (sha256-<hex>.sig, .att, .sbom).
-var referrerTagRE = regexp.MustCompile(`^sha256-[0-9a-f]{64}(?:\.(?:sig|att|sbom))?$`)
-
-// IsReferrerTag reports whether tag is a referrers fallback tag or a cosign tag.
-func IsReferrerTag(tag string) bool { return referrerTagRE.MatchString(tag) }
+// IsReferrerTag reports whether tag is a referrers fallback tag or a cosign
+// tag: the tags that stand for referrers rather than images, the OCI
+// referrers tag schema (sha256-<hex>) and cosign's signature, attestation
+// and SBOM tags (sha256-<hex>.sig, .att, .sbom).
+func IsReferrerTag(tag string) bool {
+	rest, ok := strings.CutPrefix(tag, "sha256-")
+	if !ok || len(rest) < 64 || !oci.ValidDigest("sha256:"+rest[:64]) {
+		return false
+	}
+	switch rest[64:] {
+	case "", ".sig", ".att", ".sbom":
+		return true
+	}
+	return false
+}
 
 // partition splits tags into those keep accepts and the others, in order.
 func partition(tags []string, keep func(string) bool) (kept, removed []string) {

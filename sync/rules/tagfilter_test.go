@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"regexp"
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -65,9 +66,16 @@ func TestTagFilter(t *testing.T) {
 
 func TestReferrerTags(t *testing.T) {
 	h := "sha256-" + "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
-	for tag, want := range map[string]bool{h: true, h + ".sig": true, h + ".att": true, h + ".sbom": true, h + ".x": false, "sha256-abc": false, "1.0": false} {
-		if IsReferrerTag(tag) != want {
-			t.Errorf("IsReferrerTag(%q) = %v", tag, !want)
+	// The grammar, as the regular expression it was first written as.
+	grammar := regexp.MustCompile(`^sha256-[0-9a-f]{64}(?:\.(?:sig|att|sbom))?$`)
+	for tag, want := range map[string]bool{
+		h: true, h + ".sig": true, h + ".att": true, h + ".sbom": true,
+		h + ".x": false, h + ".sig.sig": false, h + "0": false, h + "0.sig": false, h[:70] + ".sig": false,
+		strings.ToUpper(h): false, "sha256-" + strings.ToUpper(h[7:]): false, "sha512-" + h[7:]: false,
+		"sha256-abc": false, "sha256-": false, "1.0": false, "": false, h + ".": false, h + "sig": false,
+	} {
+		if IsReferrerTag(tag) != want || grammar.MatchString(tag) != want {
+			t.Errorf("IsReferrerTag(%q) = %v, the grammar says %v; want %v", tag, IsReferrerTag(tag), grammar.MatchString(tag), want)
 		}
 	}
 	r := Rule{Source: Source{Registry: "r.io", Repository: "a/b", Kind: AllTags}, Destinations: []Destination{{Registry: "d.io", Repository: "a/b"}}, Referrers: &Referrers{}}
