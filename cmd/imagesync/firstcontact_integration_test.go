@@ -204,6 +204,7 @@ func isNotFound(err error) bool {
 // one JSON casing; the sync line says when a platform filter rewrote the
 // index; no "1 errors" or "every one of 1 jobs".
 func TestOutputReadsAsOneProgram(t *testing.T) {
+	t.Parallel()
 	src, dst := pair(t, registrytest.Distribution2, registrytest.Options{})
 	linux := func(a string) registrytest.Platform { return registrytest.Platform{OS: "linux", Arch: a} }
 	app, _ := src.PushRandomImage(t, "org/app", "1.0", linux("amd64"), 1, 1024, false, 1)
@@ -271,6 +272,7 @@ func TestOutputReadsAsOneProgram(t *testing.T) {
 // command's own flags first, a short block of global flags, the examples
 // (a one-off copy among them) and exit codes last.
 func TestCommandHelpLayout(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("runs the binary")
 	}
@@ -322,6 +324,7 @@ func TestStatusWithoutKubeconfig(t *testing.T) {
 // convert writes auth-file: as given, so the converted file next to the
 // auth file keeps working wherever the folder goes.
 func TestConvertWritesAuthFileAsGiven(t *testing.T) {
+	t.Parallel()
 	src, dst := pair(t, registrytest.Distribution2, registrytest.Options{})
 	digest, _ := src.PushRandomImage(t, "org/app", "1.0", linuxAmd64, 1, 512, false, 5)
 	dir := t.TempDir()
@@ -345,6 +348,7 @@ func TestConvertWritesAuthFileAsGiven(t *testing.T) {
 // --log-format json: every line on stderr is a JSON object — warnings,
 // per-image lines, the summary and the last word — in one casing.
 func TestLogFormatJSONEveryLine(t *testing.T) {
+	t.Parallel()
 	src, dst := pair(t, registrytest.Distribution2, registrytest.Options{})
 	linux := func(a string) registrytest.Platform { return registrytest.Platform{OS: "linux", Arch: a} }
 	app, _ := src.PushRandomImage(t, "org/app", "1.0", linux("amd64"), 1, 1024, false, 1)

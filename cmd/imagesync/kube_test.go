@@ -32,10 +32,15 @@ func TestNamespaceFlagPerPersonality(t *testing.T) {
 		if tc.argv0 == "docker-sync" {
 			args = append([]string{"sync"}, args...) // docker runs the plugin with its name first
 		}
-		r := runAs(t, tc.argv0, nil, args...)
-		if r.code == exitUsage || !strings.Contains(r.stdout, `"destination": "`+tc.want+`"`) {
-			t.Errorf("%s %v: exit %d, want destination %s in\n%s%s", tc.argv0, tc.args, r.code, tc.want, r.stdout, r.stderr)
-		}
+		// In parallel: each plan spends its ~2 s waiting on the unreachable
+		// registries' retried pings.
+		t.Run(tc.argv0+" "+strings.Join(tc.args, " "), func(t *testing.T) {
+			t.Parallel()
+			r := runAs(t, tc.argv0, nil, args...)
+			if r.code == exitUsage || !strings.Contains(r.stdout, `"destination": "`+tc.want+`"`) {
+				t.Errorf("%s %v: exit %d, want destination %s in\n%s%s", tc.argv0, tc.args, r.code, tc.want, r.stdout, r.stderr)
+			}
+		})
 	}
 	// Completion offers each name where it applies (kubectl runs kubectl_complete-imagesync).
 	if got := completions(t, "/x/kubectl-imagesync", "plan", "--names"); strings.Join(got, " ") != "--namespace :4" {

@@ -77,6 +77,7 @@ func (s *eventSink) wait(t *testing.T, n int) []notify.Event {
 // same event), with the run's counts and failed images, and never the
 // password of the auth file.
 func TestNotifyEachRun(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("integration")
 	}

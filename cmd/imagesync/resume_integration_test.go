@@ -126,7 +126,11 @@ func TestResumeCutFanOut(t *testing.T) {
 	forEachKind(t, func(t *testing.T, kind registrytest.Kind) {
 		src, dst1 := pair(t, kind, registrytest.Options{})
 		dst2 := registrytest.Start(t, kind, registrytest.Options{})
-		const size = resumeBlobSize
+		// 64 MiB: the cut and the fan-out are what this test is about
+		// (TestResumeCutSourceRead measures a 256 MiB blob's three cuts);
+		// four 256 MiB uploads through this race-instrumented process made
+		// it one of make test's slowest.
+		const size = 64 << 20
 		want, layer := pushBigImage(t, src, "lib/big", size)
 		cuts := []int64{size / 2}
 		cutter, front := layerCutter(t, src, layer, cuts...)

@@ -148,27 +148,34 @@ func TestKilledUploadResumes(t *testing.T) {
 	if testing.Short() {
 		t.Skip("integration test")
 	}
-	const size = 256 << 20
 	bin := imagetest.Binary(t, t.TempDir(), runtime.GOARCH)
+	// The 256 MiB case is the measure the issue asked for; the others take
+	// 80 MiB, past largeBlob's 64 MiB and into the third 32 MiB chunk at
+	// 60%: every byte crosses two proxies in this (race-instrumented) test
+	// process, and five blobs of 256 MiB made this the last test to finish
+	// in make test (174 s beside the others, 31 s alone).
+	const big, small = 256 << 20, 80 << 20
 	for _, tc := range []struct {
 		name      string
 		kind      registrytest.Kind
+		size      int
 		interrupt bool    // Ctrl-C (SIGINT) instead of SIGKILL: the session is left open
 		gone      bool    // the session is deleted at the registry before the second run
 		badHash   bool    // the ledger's hash state is altered before the second run
 		min, max  float64 // bytes the second run sends, in blobs
 	}{
-		{name: "resumes", kind: registrytest.Distribution3, max: 0.45},
-		{name: "interrupted resumes", kind: registrytest.Distribution3, interrupt: true, max: 0.45},
-		{name: "session gone", kind: registrytest.Distribution3, gone: true, min: 1, max: 1.1},
+		{name: "resumes", kind: registrytest.Distribution3, size: big, max: 0.45},
+		{name: "interrupted resumes", kind: registrytest.Distribution3, size: small, interrupt: true, max: 0.45},
+		{name: "session gone", kind: registrytest.Distribution3, size: small, gone: true, min: 1, max: 1.1},
 		// the resumed attempt's digest check fails at the end: a fresh upload
-		{name: "hash state wrong", kind: registrytest.Distribution3, badHash: true, min: 1, max: 1.5},
-		{name: "session refused", kind: registrytest.Distribution2, min: 1, max: 1.1},
+		{name: "hash state wrong", kind: registrytest.Distribution3, size: small, badHash: true, min: 1, max: 1.5},
+		{name: "session refused", kind: registrytest.Distribution2, size: small, min: 1, max: 1.1},
 	} {
 		t.Run(string(tc.kind)+"/"+tc.name, func(t *testing.T) {
 			t.Parallel()
+			size := int64(tc.size)
 			src, dst := pair(t, tc.kind, registrytest.Options{})
-			digest, layer := bigImage(t, src, "lib/big", "1", size, 11)
+			digest, layer := bigImage(t, src, "lib/big", "1", tc.size, 11)
 			cut := faultproxy.StartBreaker(t, dst.Host)
 			read := layerReads(layer)
 			front := faultproxy.Scripted(t, src.Host, read.Script)
@@ -237,7 +244,7 @@ func TestKilledUploadResumes(t *testing.T) {
 				}
 			}
 			first, firstRead := cut.Forwarded(), read.Sent()
-			t.Logf("killed after %.3f× the blob reached the destination (ledger: offset %d)", float64(first)/size, session.Off)
+			t.Logf("killed after %.3f× the blob reached the destination (ledger: offset %d)", float64(first)/float64(size), session.Off)
 			if first < size/2 || first >= size {
 				t.Fatalf("killed after %d bytes: not mid-upload", first)
 			}
@@ -261,7 +268,7 @@ func TestKilledUploadResumes(t *testing.T) {
 			if err := cmd.Run(); err != nil {
 				t.Fatalf("second run: %v\n%s", err, stderr2.String())
 			}
-			again := float64(cut.Forwarded()-first) / size
+			again := float64(cut.Forwarded()-first) / float64(size)
 			t.Logf("the second run sent %.3f× the blob", again)
 			if again < tc.min || again > tc.max {
 				t.Errorf("the second run sent %.3f× the blob, want %.2f–%.2f", again, tc.min, tc.max)
@@ -269,7 +276,7 @@ func TestKilledUploadResumes(t *testing.T) {
 			// Resumed, the source is read from where the ledger's session
 			// stood (its hash state kept), not from the start.
 			srcRead := read.Sent() - firstRead
-			t.Logf("the second run read %.3f× the blob from the source", float64(srcRead)/size)
+			t.Logf("the second run read %.3f× the blob from the source", float64(srcRead)/float64(size))
 			// (a resume within the run, when distribution 3 answered 416
 			// while it still wrote what the killed run sent, reads again from
 			// the offset it reported: a little more)
