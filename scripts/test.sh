@@ -54,3 +54,7 @@ for target in linux/amd64 linux/arm64 darwin/amd64 darwin/arm64 windows/amd64 wi
 	CGO_ENABLED=0 GOOS="${target%/*}" GOARCH="${target#*/}" go build -o /dev/null ./cmd/imagesync
 	echo "   $target ok" >&2
 done
+echo "== go vet for windows and darwin (the tests compile there too)" >&2
+for goos in windows darwin; do
+	CGO_ENABLED=0 GOOS="$goos" go vet ./...
+done

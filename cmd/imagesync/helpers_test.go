@@ -329,6 +329,33 @@ func httpServer(t *testing.T, h http.Handler) string {
 	return ln.Addr().String()
 }
 
+// slowWriter writes a response at the limiter's rate, 16 KiB at a time.
+type slowWriter struct {
+	http.ResponseWriter
+	ctx context.Context
+	lim *rate.Limiter
+}
+
+func (s *slowWriter) Write(p []byte) (int, error) {
+	n := 0
+	for len(p) > 0 {
+		c := min(len(p), 16<<10)
+		if err := s.lim.WaitN(s.ctx, c); err != nil {
+			return n, err
+		}
+		m, err := s.ResponseWriter.Write(p[:c])
+		n += m
+		if err != nil {
+			return n, err
+		}
+		if f, ok := s.ResponseWriter.(http.Flusher); ok {
+			f.Flush()
+		}
+		p = p[c:]
+	}
+	return n, nil
+}
+
 // throttled puts a reverse proxy in front of host that sends blob bodies at
 // bytesPerSec in all (a slow source), so a run lasts long enough to watch.
 func throttled(t *testing.T, host string, bytesPerSec int) string {

@@ -3,9 +3,7 @@
 package main
 
 import (
-	"context"
 	"fmt"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,39 +14,11 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"golang.org/x/time/rate"
-
 	"github.com/imagesync/imagesync/internal/registrytest"
 	"github.com/imagesync/imagesync/internal/vtscreen"
 )
 
 func abs(n int) int { return max(n, -n) }
-
-type slowWriter struct {
-	http.ResponseWriter
-	ctx context.Context
-	lim *rate.Limiter
-}
-
-func (s *slowWriter) Write(p []byte) (int, error) {
-	n := 0
-	for len(p) > 0 {
-		c := min(len(p), 16<<10)
-		if err := s.lim.WaitN(s.ctx, c); err != nil {
-			return n, err
-		}
-		m, err := s.ResponseWriter.Write(p[:c])
-		n += m
-		if err != nil {
-			return n, err
-		}
-		if f, ok := s.ResponseWriter.(http.Flusher); ok {
-			f.Flush()
-		}
-		p = p[c:]
-	}
-	return n, nil
-}
 
 // frame is the screen after one redraw of the progress display.
 type frame struct {
