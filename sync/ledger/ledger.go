@@ -75,6 +75,7 @@ type Ledger struct {
 	writing   atomic.Bool // a batch is waiting for or holding the file
 	viewMu    sync.Mutex
 	viewDB    *bolt.DB // read-only handle kept by view for viewLease
+	viewTx    *bolt.Tx // its read transaction, for the same lease
 	viewTimer *time.Timer
 
 	mu       sync.Mutex

@@ -63,6 +63,61 @@ func TestRoundTrip(t *testing.T) {
 
 // A JSON-lines ledger killed mid-write: the torn last line is skipped with
 // a warning and everything before it migrated; the old file is kept.
+// A blob the file already knows, landing again in a later run (RecordBlobs
+// does not read the file for it), is written again and stays one fact;
+// one that run invalidated is known again.
+func TestKnownBlobRecordedAgain(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "ledger.db")
+	l := open(t, path)
+	if err := l.RecordBlobs("r.io/ns/a", []string{d1, d2}); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	l = open(t, path)
+	if err := l.RecordBlobs("r.io/ns/a", []string{d1}); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	ro, err := OpenReadOnly(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := ro.Stats()
+	ro.Close()
+	if err != nil || st.BlobFacts != 2 {
+		t.Errorf("stats %+v, %v: want 2 blob facts after recording a known one again", st, err)
+	}
+	l = open(t, path)
+	if err := l.Invalidate("r.io/ns/a", ""); err != nil {
+		t.Fatal(err)
+	}
+	if l.HasBlob("r.io/ns/a", d2) {
+		t.Error("a blob of an invalidated repository is still known")
+	}
+	if err := l.RecordBlobs("r.io/ns/a", []string{d2}); err != nil {
+		t.Fatal(err)
+	}
+	if !l.HasBlob("r.io/ns/a", d2) || l.HasBlob("r.io/ns/a", d1) {
+		t.Error("after invalidating and recording d2: want d2 known, d1 not")
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	l = open(t, path)
+	defer l.Close()
+	st, err = l.Stats()
+	if err != nil || st.BlobFacts != 1 || st.Repositories != 1 {
+		t.Errorf("stats %+v, %v: want the one blob fact recorded after the invalidation", st, err)
+	}
+	if !l.HasBlob("r.io/ns/a", d2) || l.HasBlob("r.io/ns/a", d1) {
+		t.Error("reopened: want d2 known, d1 not")
+	}
+}
+
 func TestTornLastLine(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "ledger.jsonl")
 	content := `{"t":"h","v":1}

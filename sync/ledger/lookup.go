@@ -72,17 +72,32 @@ func (l *Ledger) HasBlob(repo, digest string) bool {
 }
 
 func (l *Ledger) hasBlob(repo, digest string) bool {
-	for _, ly := range l.layers() {
-		if ly.blobs[repo][digest] {
-			return true
-		}
-		if ly.dropped[repo] {
-			return false
-		}
+	if known, settled := l.blobInMemory(repo, digest); settled {
+		return known
 	}
 	var v bool
 	l.view(func(tx *bolt.Tx) { v = hasBlobTx(tx, repo, digest) })
 	return v
+}
+
+// knownThisRun reports whether the in-memory layers hold the blob in repo.
+func (l *Ledger) knownThisRun(repo, digest string) bool {
+	known, _ := l.blobInMemory(repo, digest)
+	return known
+}
+
+// blobInMemory looks for the blob in the in-memory layers, newest first:
+// settled is false when they say nothing (the file then does).
+func (l *Ledger) blobInMemory(repo, digest string) (known, settled bool) {
+	for _, ly := range l.layers() {
+		if ly.blobs[repo][digest] {
+			return true, true
+		}
+		if ly.dropped[repo] {
+			return false, true
+		}
+	}
+	return false, false
 }
 
 // ReposWithBlob returns the repositories ("registry/repository") of registry
