@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -273,5 +274,46 @@ func TestTokenOncePerScopeAndRenewed(t *testing.T) {
 	}
 	if n := tokens.Load(); n != 2 {
 		t.Fatalf("%d token requests after expiry, want 2 (renewed once)", n)
+	}
+}
+
+// Every request carries the configured User-Agent once, the ping's, the
+// API's and a retried one's alike (it is set where a request is made).
+func TestUserAgent(t *testing.T) {
+	var mu sync.Mutex
+	var agents []string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		agents = append(agents, strings.Join(r.Header.Values("User-Agent"), "|"))
+		n := len(agents)
+		mu.Unlock()
+		if r.URL.Path == "/v2/" {
+			return
+		}
+		if n == 2 {
+			w.WriteHeader(http.StatusServiceUnavailable) // retried
+			return
+		}
+		w.Header().Set("Docker-Content-Digest", "sha256:"+strings.Repeat("a", 64))
+		w.Header().Set("Content-Type", string(MediaOCIIndex))
+	}))
+	t.Cleanup(srv.Close)
+	c := New(&credentials.Chain{}, WithRetryPolicy(fastRetries), WithUserAgent("imagesync/test"))
+	repo, err := c.Repo(context.Background(), strings.TrimPrefix(srv.URL, "http://"), "ns/app", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := repo.HeadManifest(context.Background(), "v1"); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(agents) < 3 {
+		t.Fatalf("%d requests, want the ping, a refused HEAD and its retry", len(agents))
+	}
+	for i, a := range agents {
+		if a != "imagesync/test" {
+			t.Errorf("request %d: User-Agent %q", i+1, a)
+		}
 	}
 }

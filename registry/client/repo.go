@@ -38,7 +38,13 @@ func (r *Repo) newRequest(ctx context.Context, method, path string, body io.Read
 	if !strings.HasPrefix(path, "http://") && !strings.HasPrefix(path, "https://") {
 		u = r.h.scheme + "://" + r.h.reg.RegistryStr() + "/v2/" + r.Name + path
 	}
-	return http.NewRequestWithContext(ctx, method, u, body)
+	req, err := http.NewRequestWithContext(ctx, method, u, body)
+	if err == nil {
+		// Set here, the transport's userAgent need not clone the request
+		// (every request of a run was copied whole for this one header).
+		req.Header.Set("User-Agent", r.c.userAgent)
+	}
+	return req, err
 }
 
 // client returns an HTTP client authenticated for the scopes. Repos listed in
@@ -67,7 +73,10 @@ func (r *Repo) do(ctx context.Context, req *http.Request, alsoPull ...string) (*
 	if err != nil {
 		return nil, err
 	}
-	return hc.Do(req.WithContext(ctx))
+	if req.Context() != ctx {
+		req = req.WithContext(ctx)
+	}
+	return hc.Do(req)
 }
 
 // Digest returns the sha256 digest of b (oci.Digest).
