@@ -343,9 +343,10 @@ func layerReads(layer string) *faultproxy.Cutter {
 // in one PUT, with one warning: the resumable path steps aside for the run.
 func TestChunksRefusedLargeBlobGoesInOnePut(t *testing.T) {
 	t.Parallel()
-	forEachKind(t, func(t *testing.T, kind registrytest.Kind) {
-		t.Parallel()
-		src, dst := pair(t, kind, registrytest.Options{})
+	// One registry kind: the refusal is the front's, and a 65 MiB blob
+	// through this race-instrumented process is not cheap.
+	t.Run(string(registrytest.Distribution3), func(t *testing.T) {
+		src, dst := pair(t, registrytest.Distribution3, registrytest.Options{})
 		digest, layer := bigImage(t, src, "lib/big", "1", 65<<20, 13)
 		front := faultproxy.Scripted(t, dst.Host, func(w http.ResponseWriter, r *http.Request, forward http.Handler) {
 			if r.Method == http.MethodPatch {
