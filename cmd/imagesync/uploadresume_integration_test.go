@@ -166,10 +166,14 @@ func TestKilledUploadResumes(t *testing.T) {
 	}{
 		{name: "resumes", kind: registrytest.Distribution3, size: big, max: 0.45},
 		{name: "interrupted resumes", kind: registrytest.Distribution3, size: small, interrupt: true, max: 0.45},
-		{name: "session gone", kind: registrytest.Distribution3, size: small, gone: true, min: 1, max: 1.1},
+		// A fresh upload, plus what the refused or missing session's resume
+		// pushed into the socket buffers before the answer: a few MiB
+		// whatever the blob's size (1.14× once of 80 MiB), far from the
+		// blob sent twice.
+		{name: "session gone", kind: registrytest.Distribution3, size: small, gone: true, min: 1, max: 1.25},
 		// the resumed attempt's digest check fails at the end: a fresh upload
 		{name: "hash state wrong", kind: registrytest.Distribution3, size: small, badHash: true, min: 1, max: 1.5},
-		{name: "session refused", kind: registrytest.Distribution2, size: small, min: 1, max: 1.1},
+		{name: "session refused", kind: registrytest.Distribution2, size: small, min: 1, max: 1.25},
 	} {
 		t.Run(string(tc.kind)+"/"+tc.name, func(t *testing.T) {
 			t.Parallel()
