@@ -80,12 +80,6 @@ func (l *Ledger) hasBlob(repo, digest string) bool {
 	return v
 }
 
-// knownThisRun reports whether the in-memory layers hold the blob in repo.
-func (l *Ledger) knownThisRun(repo, digest string) bool {
-	known, _ := l.blobInMemory(repo, digest)
-	return known
-}
-
 // blobInMemory looks for the blob in the in-memory layers, newest first:
 // settled is false when they say nothing (the file then does).
 func (l *Ledger) blobInMemory(repo, digest string) (known, settled bool) {

@@ -30,7 +30,7 @@ func (l *Ledger) RecordBlobs(repo string, digests []string) error {
 		// run, almost always one the ledger did not know (it would have
 		// been skipped), and writing a known one again changes nothing (a
 		// W1 sync saved a read transaction per uploaded blob).
-		if !l.knownThisRun(repo, d) {
+		if known, _ := l.blobInMemory(repo, d); !known {
 			fresh = append(fresh, d)
 		}
 	}
